@@ -1,0 +1,271 @@
+//! What the server answers: one complete request in, one response written out.
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::SystemTime;
+
+use crate::config::{Config, HandlerKind};
+use crate::error::StartError;
+use crate::files::mime::MimeTable;
+use crate::files::path::normalize;
+use crate::files::{self, FileSite, Refusal, Sink};
+use crate::http::date::format_http_date;
+use crate::http::error::HttpError;
+use crate::http::request::{Head, HeadLimits, Request, MAX_HEADERS};
+use crate::http::response::{bodiless, reason, HeadWriter, Response};
+use crate::output::FileBody;
+use crate::routes::{matches, Decision, Route, Routes};
+
+/// A registered HTTP action handler.
+pub(crate) type ActionFn = Box<dyn FnMut(&Request<'_>) -> Response>;
+
+struct Action {
+    prefix: String,
+    handler: ActionFn,
+}
+
+/// The `Date` header value, formatted once per second.
+#[derive(Debug)]
+pub(crate) struct DateCache {
+    secs: u64,
+    text: String,
+}
+
+impl DateCache {
+    fn new() -> Self {
+        let mut d = DateCache {
+            secs: u64::MAX,
+            text: String::new(),
+        };
+        d.update(SystemTime::now());
+        d
+    }
+
+    /// Reformats when the second has changed.
+    pub fn update(&mut self, now: SystemTime) {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs != self.secs {
+            self.secs = secs;
+            self.text = format_http_date(now);
+        }
+    }
+}
+
+/// How the connection goes on after a response.
+#[derive(Debug)]
+pub(crate) struct Handled {
+    pub file: Option<FileBody>,
+    pub close: bool,
+}
+
+/// Configuration, routes and handlers: everything a response depends on.
+pub(crate) struct App {
+    pub config: Config,
+    pub limits: HeadLimits,
+    routes: Routes,
+    mime: MimeTable,
+    actions: Vec<Action>,
+    pub date: DateCache,
+}
+
+impl App {
+    pub fn new(config: Config) -> Result<App, StartError> {
+        let routes = Routes::new(&config)?;
+        let limits = HeadLimits {
+            header: config.limits.header,
+            headers: config.limits.headers.min(MAX_HEADERS),
+            uri: config.limits.uri,
+            body: config.limits.body,
+        };
+        Ok(App {
+            mime: MimeTable::new(&config.mime),
+            config,
+            limits,
+            routes,
+            actions: Vec::new(),
+            date: DateCache::new(),
+        })
+    }
+
+    /// Registers an action handler for a path prefix (`/api/` or an exact `/api/status`).
+    pub fn add_action(&mut self, prefix: &str, handler: ActionFn) {
+        self.actions.push(Action {
+            prefix: prefix.to_string(),
+            handler,
+        });
+        // Longest prefix first, so the most specific handler wins.
+        self.actions
+            .sort_by_key(|a| std::cmp::Reverse(a.prefix.len()));
+    }
+
+    /// Answers one complete request into `out`.
+    pub fn handle(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        peer: SocketAddr,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        if head.path == "*" {
+            // OPTIONS * asks about the server as a whole.
+            let mut w = HeadWriter::start(out, 200, &self.date.text, &self.config.headers);
+            w.header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+            w.finish(Some(0), close);
+            return Handled { file: None, close };
+        }
+        let Ok((relative, trailing)) = normalize(head.path) else {
+            return self.status_page(out, 400, close, None);
+        };
+        let routed = routing_path(&relative, trailing);
+        match self.routes.decide(&routed) {
+            Decision::Redirect { status, location } => {
+                let mut w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
+                w.header("Location", location);
+                w.finish(Some(0), close);
+                Handled { file: None, close }
+            }
+            Decision::NotFound => self.status_page(out, 404, close, None),
+            Decision::Route(route) if !route.allows(head.method) => {
+                let allow = route.allow_header();
+                self.status_page(out, 405, close, Some(("Allow", &allow)))
+            }
+            Decision::Route(route) => match route.config.handler {
+                HandlerKind::File => self.serve_file(route, head, out, close),
+                HandlerKind::Action => self.run_action(&routed, head, body, peer, out, close),
+            },
+        }
+    }
+
+    fn serve_file(
+        &self,
+        route: &Route,
+        head: &Head<'_>,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        let Some(root) = route.root.as_deref() else {
+            return self.status_page(out, 500, close, None);
+        };
+        let site = FileSite {
+            root,
+            index: &self.config.index,
+            mime: &self.mime,
+            route: &route.config,
+        };
+        let mut sink = Sink {
+            out,
+            file: None,
+            date: &self.date.text,
+            extra: &self.config.headers,
+            close,
+        };
+        match files::serve(&site, head, &mut sink) {
+            Ok(()) => Handled {
+                file: sink.file,
+                close: sink.close,
+            },
+            Err(Refusal::Status(status)) => self.status_page(out, status, close, None),
+        }
+    }
+
+    fn run_action(
+        &mut self,
+        routed: &str,
+        head: &Head<'_>,
+        body: &[u8],
+        peer: SocketAddr,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        let Some(action) = self.actions.iter_mut().find(|a| matches(&a.prefix, routed)) else {
+            return self.status_page(out, 404, close, None);
+        };
+        let request = Request::new(head, body, peer);
+        // A panicking handler costs its own request (500, connection closed), never the server.
+        match catch_unwind(AssertUnwindSafe(|| (action.handler)(&request))) {
+            Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
+            Err(_) => self.status_page(out, 500, true, None),
+        }
+    }
+
+    /// Writes a handler's response.
+    fn write_response(
+        &self,
+        r: &Response,
+        head_only: bool,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        let status = if (100..=999).contains(&r.status()) && r.status() != 101 {
+            r.status()
+        } else {
+            500
+        };
+        let mut w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
+        w.handler_headers(r.headers());
+        if bodiless(status) {
+            w.finish(None, close);
+        } else {
+            w.finish(Some(r.body().len() as u64), close);
+            if !head_only {
+                out.extend_from_slice(r.body());
+            }
+        }
+        Handled { file: None, close }
+    }
+
+    /// Writes the answer to a refused request; the connection closes after it.
+    pub fn refuse(&self, err: HttpError, out: &mut Vec<u8>) {
+        let detail = err.to_string();
+        self.write_status_page(out, err.status(), true, None, &detail);
+    }
+
+    /// A short text page for an error status.
+    fn status_page(
+        &self,
+        out: &mut Vec<u8>,
+        status: u16,
+        close: bool,
+        header: Option<(&str, &str)>,
+    ) -> Handled {
+        self.write_status_page(out, status, close, header, "");
+        Handled { file: None, close }
+    }
+
+    fn write_status_page(
+        &self,
+        out: &mut Vec<u8>,
+        status: u16,
+        close: bool,
+        header: Option<(&str, &str)>,
+        detail: &str,
+    ) {
+        let body = if detail.is_empty() {
+            format!("{status} {}\n", reason(status))
+        } else {
+            format!("{status} {}: {detail}\n", reason(status))
+        };
+        let mut w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
+        w.header("Content-Type", "text/plain; charset=utf-8");
+        if let Some((name, value)) = header {
+            w.header(name, value);
+        }
+        w.finish(Some(body.len() as u64), close);
+        out.extend_from_slice(body.as_bytes());
+    }
+}
+
+/// The path routes are matched against: decoded and normalised, so `/%61pi/` and
+/// `/x/../api/` reach the same route as `/api/`.
+fn routing_path(relative: &str, trailing: bool) -> String {
+    let mut p = String::with_capacity(relative.len() + 2);
+    p.push('/');
+    p.push_str(relative);
+    if trailing && !relative.is_empty() {
+        p.push('/');
+    }
+    p
+}

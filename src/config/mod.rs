@@ -1,0 +1,697 @@
+//! The server's configuration, read from a `web.json5` with EmbedThis Ioto's
+//! keys and value syntax, or built in code.
+//!
+//! Every key is optional; [`Config::default`] documents each default. Sizes
+//! accept `1024`, `'10K'`, `'1MB'`, `'2GB'` or `'unlimited'`; durations accept
+//! seconds or `'500 ms'`, `'5 secs'`, `'10 mins'`, `'1 hr'`, `'never'`.
+//! Unknown keys and wrong types are errors that name the key.
+
+mod read;
+pub mod units;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use read::{fail, Obj};
+use units::parse_listen;
+
+/// Everything the server needs to know, with Ioto's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Addresses to listen on (`listen`). Default: `['http://127.0.0.1:8080']`.
+    pub listen: Vec<SocketAddr>,
+    /// The folder file routes serve (`documents`). Default: `./site`.
+    pub documents: PathBuf,
+    /// The file served for a path ending in `/` (`index`). Default: `index.html`.
+    pub index: String,
+    /// Headers added to every response (`headers`). Default: none.
+    pub headers: Vec<(String, String)>,
+    /// Extra MIME types by extension, merged over the built-in table (`mime`).
+    pub mime: Vec<(String, String)>,
+    /// Time limits (`timeouts`).
+    pub timeouts: Timeouts,
+    /// Size and count limits (`limits`).
+    pub limits: Limits,
+    /// The routing table (`routes`), first match wins. Default: one file route for everything.
+    pub routes: Vec<RouteConfig>,
+    /// Exact-path redirects checked before the routes (`redirect`).
+    pub redirects: Vec<Redirect>,
+}
+
+/// Time limits; `None` means never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To receive a whole request head, from its first byte (`parse`, default 5 secs).
+    pub parse: Option<Duration>,
+    /// An idle connection is closed after this (`inactivity`, default 5 mins).
+    pub inactivity: Option<Duration>,
+    /// To receive a whole request, head and body (`request`, default 5 mins).
+    pub request: Option<Duration>,
+}
+
+/// Size and count limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections; beyond it clients are answered 503 (`connections`, default 100).
+    pub connections: usize,
+    /// Bytes in one request head; beyond it 431 (`header`, default 10K).
+    pub header: usize,
+    /// Header lines in one request; beyond it 431 (`headers`, default 64, at most 256).
+    pub headers: usize,
+    /// Bytes in the request target; beyond it 414 (`uri`, default 4K).
+    pub uri: usize,
+    /// Bytes in a request body; beyond it 413 (`body`, default 100K).
+    pub body: u64,
+    /// Requests on one keep-alive connection (`requests`, default 1000).
+    pub requests: u64,
+    /// Bytes in one WebSocket frame payload (`maxFrame`, default 100K).
+    pub max_frame: u64,
+    /// Bytes in one WebSocket message (`maxMessage`, default 1MB).
+    pub max_message: u64,
+}
+
+/// What answers on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandlerKind {
+    /// The static file handler (`'file'`).
+    File,
+    /// Handlers registered in code (`'action'`).
+    Action,
+}
+
+/// One entry of `routes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// `match`: a prefix when it ends in `/`, else an exact path; `''` matches every path.
+    pub pattern: String,
+    /// `handler`: `'file'` (the default) or `'action'`.
+    pub handler: HandlerKind,
+    /// `methods`: the methods allowed; `None` means GET and HEAD on file
+    /// routes and any method on action routes.
+    pub methods: Option<Vec<String>>,
+    /// `documents`: this route's folder instead of the global one.
+    pub documents: Option<PathBuf>,
+    /// `redirect`: answer every match with this redirect instead.
+    pub redirect: Option<RouteRedirect>,
+    /// `compressed`: serve `file.br` / `file.gz` to clients that accept them.
+    pub compressed: bool,
+    /// `cache.maxAge`: sent as `Cache-Control: max-age=…`.
+    pub cache_max_age: Option<Duration>,
+}
+
+/// A route's `redirect`: `'/new'` (302) or `{ status: 301, to: '/new' }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRedirect {
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    /// The `Location`.
+    pub to: String,
+}
+
+/// One entry of the top-level `redirect` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// 301, 302, 303, 307 or 308 (default 301).
+    pub status: u16,
+    /// The exact path to redirect.
+    pub from: String,
+    /// The `Location`.
+    pub to: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            documents: PathBuf::from("./site"),
+            index: "index.html".to_string(),
+            headers: Vec::new(),
+            mime: Vec::new(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            routes: vec![RouteConfig::files("")],
+            redirects: Vec::new(),
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            parse: Some(Duration::from_secs(5)),
+            inactivity: Some(Duration::from_secs(300)),
+            request: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections: 100,
+            header: 10 * 1024,
+            headers: 64,
+            uri: 4 * 1024,
+            body: 100 * 1024,
+            requests: 1000,
+            max_frame: 100 * 1024,
+            max_message: 1024 * 1024,
+        }
+    }
+}
+
+impl RouteConfig {
+    /// A file route for `pattern` with every option at its default.
+    pub fn files(pattern: &str) -> RouteConfig {
+        RouteConfig {
+            pattern: pattern.to_string(),
+            handler: HandlerKind::File,
+            methods: None,
+            documents: None,
+            redirect: None,
+            compressed: false,
+            cache_max_age: None,
+        }
+    }
+}
+
+/// Why a configuration could not be used. Prints as one line.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The text is not valid json5.
+    Syntax {
+        /// The file, if the text came from one.
+        path: Option<PathBuf>,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key is unknown or its value is wrong.
+    Invalid {
+        /// The file, if the text came from one.
+        path: Option<PathBuf>,
+        /// The key's path, such as `web.limits.maxFrame`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| format!("{}: ", p.display()))
+                .unwrap_or_default()
+        };
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            ConfigError::Syntax { path, message } => write!(f, "{}{message}", file(path)),
+            ConfigError::Invalid { path, key, message } => {
+                write!(f, "{}{key}: {message}", file(path))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a `web.json5` file. Relative paths inside it are relative to its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses json5 text (`{ web: { … } }`); relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let root: Value = json5::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: None,
+            message: e.to_string(),
+        })?;
+        from_root(&root, base).map_err(|e| ConfigError::Invalid {
+            path: None,
+            key: e.key,
+            message: e.message,
+        })
+    }
+}
+
+impl ConfigError {
+    fn in_file(self, file: &Path) -> ConfigError {
+        let file = Some(file.to_path_buf());
+        match self {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: file,
+                message,
+            },
+            ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
+                path: file,
+                key,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+const WEB_KEYS: &[&str] = &[
+    "listen",
+    "documents",
+    "index",
+    "headers",
+    "mime",
+    "timeouts",
+    "limits",
+    "routes",
+    "redirect",
+];
+
+fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
+    let top = Obj::new("", root, &["web"])?;
+    let mut config = Config {
+        documents: base.join("site"),
+        ..Config::default()
+    };
+    let Some((path, web)) = top.get("web") else {
+        return Ok(config);
+    };
+    let web = Obj::new(&path, web, WEB_KEYS)?;
+    if let Some(list) = web.strings("listen")? {
+        if list.is_empty() {
+            return fail(&web.path_of("listen"), "needs at least one address");
+        }
+        config.listen = list
+            .iter()
+            .map(|l| parse_listen(l).or_else(|m| fail(&web.path_of("listen"), m)))
+            .collect::<read::Result<_>>()?;
+    }
+    if let Some(dir) = web.string("documents")? {
+        config.documents = base.join(dir);
+    }
+    if let Some(index) = web.string("index")? {
+        if index.is_empty() || index.contains('/') {
+            return fail(&web.path_of("index"), "must be a file name");
+        }
+        config.index = index;
+    }
+    if let Some(headers) = web.string_map("headers")? {
+        for (name, value) in &headers {
+            if !crate::http::response::header_is_safe(name, value) {
+                return fail(
+                    &web.path_of("headers"),
+                    format!("{name:?} is not a valid header"),
+                );
+            }
+        }
+        config.headers = headers;
+    }
+    if let Some(mime) = web.string_map("mime")? {
+        for (ext, kind) in &mime {
+            if !crate::http::response::header_is_safe("Content-Type", kind) {
+                return fail(
+                    &web.path_of("mime"),
+                    format!("{ext:?}: {kind:?} is not a valid type"),
+                );
+            }
+        }
+        config.mime = mime;
+    }
+    if let Some((path, v)) = web.get("timeouts") {
+        config.timeouts = timeouts(&path, v)?;
+    }
+    if let Some((path, v)) = web.get("limits") {
+        config.limits = limits(&path, v)?;
+    }
+    if let Some(list) = web.list("routes")? {
+        config.routes = list
+            .iter()
+            .map(|(path, v)| route(path, v, base))
+            .collect::<read::Result<_>>()?;
+    }
+    if let Some(list) = web.list("redirect")? {
+        config.redirects = list
+            .iter()
+            .map(|(path, v)| redirect(path, v))
+            .collect::<read::Result<_>>()?;
+    }
+    Ok(config)
+}
+
+fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
+    let o = Obj::new(path, v, &["parse", "inactivity", "request"])?;
+    let d = Timeouts::default();
+    Ok(Timeouts {
+        parse: o.duration("parse")?.unwrap_or(d.parse),
+        inactivity: o.duration("inactivity")?.unwrap_or(d.inactivity),
+        request: o.duration("request")?.unwrap_or(d.request),
+    })
+}
+
+fn limits(path: &str, v: &Value) -> read::Result<Limits> {
+    let o = Obj::new(
+        path,
+        v,
+        &[
+            "connections",
+            "header",
+            "headers",
+            "uri",
+            "body",
+            "requests",
+            "maxFrame",
+            "maxMessage",
+        ],
+    )?;
+    let d = Limits::default();
+    let l = Limits {
+        connections: o.size_usize("connections")?.unwrap_or(d.connections),
+        header: o.size_usize("header")?.unwrap_or(d.header),
+        headers: o.size_usize("headers")?.unwrap_or(d.headers),
+        uri: o.size_usize("uri")?.unwrap_or(d.uri),
+        body: o.size("body")?.unwrap_or(d.body),
+        requests: o.size("requests")?.unwrap_or(d.requests),
+        max_frame: o.size("maxFrame")?.unwrap_or(d.max_frame),
+        max_message: o.size("maxMessage")?.unwrap_or(d.max_message),
+    };
+    let positive = [
+        ("connections", l.connections as u64),
+        ("header", l.header as u64),
+        ("headers", l.headers as u64),
+        ("uri", l.uri as u64),
+        ("requests", l.requests),
+        ("maxFrame", l.max_frame),
+        ("maxMessage", l.max_message),
+    ];
+    if let Some((key, _)) = positive.iter().find(|(_, n)| *n == 0) {
+        return fail(&o.path_of(key), "must be at least 1");
+    }
+    if l.header < 64 {
+        return fail(
+            &o.path_of("header"),
+            "must be at least 64 bytes to hold a request line",
+        );
+    }
+    Ok(l)
+}
+
+const ROUTE_KEYS: &[&str] = &[
+    "match",
+    "handler",
+    "methods",
+    "documents",
+    "redirect",
+    "compressed",
+    "cache",
+];
+
+fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
+    let o = Obj::new(path, v, ROUTE_KEYS)?;
+    let pattern = o.string("match")?.unwrap_or_default();
+    if !(pattern.is_empty() || pattern.starts_with('/')) {
+        return fail(&o.path_of("match"), "must be '' or start with '/'");
+    }
+    let handler = match o.string("handler")?.as_deref() {
+        None | Some("file") => HandlerKind::File,
+        Some("action") => HandlerKind::Action,
+        Some(other) => {
+            return fail(
+                &o.path_of("handler"),
+                format!("{other:?} is not 'file' or 'action'"),
+            )
+        }
+    };
+    let methods = o.strings("methods")?;
+    if let Some(list) = &methods {
+        if let Some(bad) = list
+            .iter()
+            .find(|m| !crate::http::request::METHODS.contains(&m.as_str()))
+        {
+            return fail(
+                &o.path_of("methods"),
+                format!("{bad:?} is not a method this server implements"),
+            );
+        }
+    }
+    let redirect = match o.get("redirect") {
+        None => None,
+        Some((_, Value::String(to))) => Some(RouteRedirect {
+            status: 302,
+            to: to.clone(),
+        }),
+        Some((p, v)) => {
+            let r = Obj::new(&p, v, &["status", "to"])?;
+            Some(RouteRedirect {
+                status: redirect_status(&r, 302)?,
+                to: r
+                    .string("to")?
+                    .map_or_else(|| fail(&r.path_of("to"), "is required"), Ok)?,
+            })
+        }
+    };
+    let cache_max_age = match o.get("cache") {
+        None => None,
+        Some((p, v)) => Obj::new(&p, v, &["maxAge"])?.duration("maxAge")?.flatten(),
+    };
+    Ok(RouteConfig {
+        pattern,
+        handler,
+        methods,
+        documents: o.string("documents")?.map(|d| base.join(d)),
+        redirect,
+        compressed: o.boolean("compressed")?.unwrap_or(false),
+        cache_max_age,
+    })
+}
+
+fn redirect(path: &str, v: &Value) -> read::Result<Redirect> {
+    let o = Obj::new(path, v, &["status", "from", "to"])?;
+    let required = |key: &str| {
+        o.string(key)?
+            .map_or_else(|| fail(&o.path_of(key), "is required"), Ok)
+    };
+    let from = required("from")?;
+    if !from.starts_with('/') {
+        return fail(&o.path_of("from"), "must start with '/'");
+    }
+    Ok(Redirect {
+        status: redirect_status(&o, 301)?,
+        from,
+        to: required("to")?,
+    })
+}
+
+fn redirect_status(o: &Obj<'_>, default: u16) -> read::Result<u16> {
+    match o.size("status")? {
+        None => Ok(default),
+        Some(s @ (301 | 302 | 303 | 307 | 308)) => Ok(s as u16),
+        Some(s) => fail(
+            &o.path_of("status"),
+            format!("{s} is not a redirect status (301, 302, 303, 307, 308)"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/srv/device")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_config_is_the_default_with_paths_from_the_base() {
+        let c = parse("{}").unwrap();
+        assert_eq!(c.documents, Path::new("/srv/device/site"));
+        assert_eq!(c.listen, Config::default().listen);
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.routes, vec![RouteConfig::files("")]);
+    }
+
+    #[test]
+    fn the_shipped_web_json5_parses() {
+        let text = include_str!("../../web.json5");
+        let c = parse(text).unwrap();
+        assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(c.timeouts.parse, Some(Duration::from_secs(5)));
+        assert!(c.routes.iter().any(|r| r.handler == HandlerKind::Action));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = parse(
+            "{ web: {
+                listen: ['http://:8080', 'http://[::1]:9000'],
+                documents: 'www', index: 'home.html',
+                headers: { 'X-A': '1' }, mime: { md: 'text/markdown' },
+                timeouts: { parse: '500 ms', inactivity: 'never', request: 60 },
+                limits: { connections: 7, header: '2K', headers: 9, uri: '1K', body: '1MB',
+                          requests: 5, maxFrame: '64K', maxMessage: 'unlimited' },
+                routes: [
+                    { match: '/api/', handler: 'action', methods: ['GET', 'POST'] },
+                    { match: '/old/', redirect: { status: 308, to: '/new/' } },
+                    { match: '/moved', redirect: '/there' },
+                    { match: '', handler: 'file', documents: 'other', compressed: true, cache: { maxAge: '1 hr' } },
+                ],
+                redirect: [ { from: '/home', to: '/' } ],
+            } }",
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.documents, Path::new("/srv/device/www"));
+        assert_eq!(c.index, "home.html");
+        assert_eq!(c.headers, vec![("X-A".into(), "1".into())]);
+        assert_eq!(c.mime, vec![("md".into(), "text/markdown".into())]);
+        assert_eq!(c.timeouts.parse, Some(Duration::from_millis(500)));
+        assert_eq!(c.timeouts.inactivity, None);
+        assert_eq!(c.timeouts.request, Some(Duration::from_secs(60)));
+        assert_eq!(c.limits.connections, 7);
+        assert_eq!(c.limits.header, 2048);
+        assert_eq!(c.limits.max_message, u64::MAX);
+        assert_eq!(c.routes[0].methods, Some(vec!["GET".into(), "POST".into()]));
+        assert_eq!(
+            c.routes[1].redirect,
+            Some(RouteRedirect {
+                status: 308,
+                to: "/new/".into()
+            })
+        );
+        assert_eq!(
+            c.routes[2].redirect,
+            Some(RouteRedirect {
+                status: 302,
+                to: "/there".into()
+            })
+        );
+        assert_eq!(
+            c.routes[3].documents,
+            Some(PathBuf::from("/srv/device/other"))
+        );
+        assert!(c.routes[3].compressed);
+        assert_eq!(c.routes[3].cache_max_age, Some(Duration::from_secs(3600)));
+        assert_eq!(c.redirects[0].status, 301);
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let cases = [
+            (
+                "{ web: { limits: { maxFrme: '1K' } } }",
+                "web.limits.maxFrme: unknown key; did you mean maxFrame?",
+            ),
+            (
+                "{ web: { listn: [] } }",
+                "web.listn: unknown key; did you mean listen?",
+            ),
+            ("{ wbe: {} }", "wbe: unknown key; did you mean web?"),
+            (
+                "{ web: { limits: { body: '10Q' } } }",
+                "web.limits.body: \"10Q\": unknown size unit",
+            ),
+            (
+                "{ web: { limits: { body: true } } }",
+                "web.limits.body: expected a size",
+            ),
+            (
+                "{ web: { limits: { connections: 0 } } }",
+                "web.limits.connections: must be at least 1",
+            ),
+            (
+                "{ web: { timeouts: { parse: 'soon' } } }",
+                "web.timeouts.parse: \"soon\" is not a duration",
+            ),
+            (
+                "{ web: { listen: ['https://:443'] } }",
+                "web.listen: \"https://:443\": https is not supported",
+            ),
+            (
+                "{ web: { routes: [ { match: 'x' } ] } }",
+                "web.routes[0].match: must be '' or start with '/'",
+            ),
+            (
+                "{ web: { routes: [ {}, { handler: 'cgi' } ] } }",
+                "web.routes[1].handler: \"cgi\" is not",
+            ),
+            (
+                "{ web: { routes: [ { methods: ['get'] } ] } }",
+                "web.routes[0].methods: \"get\" is not a method",
+            ),
+            (
+                "{ web: { routes: [ { cache: { maxage: 1 } } ] } }",
+                "web.routes[0].cache.maxage: unknown key; did you mean maxAge?",
+            ),
+            (
+                "{ web: { redirect: [ { from: '/a', to: '/b', status: 200 } ] } }",
+                "web.redirect[0].status: 200 is not a redirect status",
+            ),
+            (
+                "{ web: { redirect: [ { from: '/a' } ] } }",
+                "web.redirect[0].to: is required",
+            ),
+            (
+                "{ web: { headers: { 'X-A': 'a\\nb' } } }",
+                "web.headers: \"X-A\" is not a valid header",
+            ),
+            ("{ web: [] }", "web: expected an object, found a list"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.starts_with(want),
+                "{text}\n  got:  {err}\n  want: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_files_are_named() {
+        assert!(parse("{ web: { listen: [ }").is_err());
+        let dir = std::env::temp_dir().join(format!("wisp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("web.json5");
+        std::fs::write(&file, "{ web: { documents: 'pub', limits: { bdy: 1 } } }").unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: web.limits.bdy: unknown key; did you mean body?",
+                file.display()
+            )
+        );
+        std::fs::write(&file, "{ web: { documents: 'pub' } }").unwrap();
+        assert_eq!(Config::load(&file).unwrap().documents, dir.join("pub"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = Config::load(Path::new("/nonexistent/web.json5"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot read /nonexistent/web.json5: "),
+            "{err}"
+        );
+    }
+}

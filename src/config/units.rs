@@ -1,0 +1,209 @@
+//! Ioto's value syntax: sizes (`'100K'`), durations (`'5 secs'`, `'never'`) and listen URLs.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Parses a size: a whole number of bytes or a string such as `'10K'`, `'1 MB'`,
+/// `'2GB'` (binary multiples) or `'unlimited'` (→ `u64::MAX`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if is_unlimited(t) {
+        return Ok(u64::MAX);
+    }
+    let (number, unit) = split_number(t);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 1024, '10K', '1MB' or 'unlimited')"))?;
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" | "byte" | "bytes" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown size unit {unit:?} (use K, MB or GB)"
+            ))
+        }
+    };
+    n.checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Parses a duration: seconds as a number, or a string such as `'500 ms'`,
+/// `'5 secs'`, `'10 mins'`, `'1 hr'`, `'2 days'`. `'never'`, `'infinite'` and
+/// `'unlimited'` mean no limit (`None`).
+pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
+    let t = text.trim();
+    if is_unlimited(t) {
+        return Ok(None);
+    }
+    let (number, unit) = split_number(t);
+    let n: u64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration (try 30, '5 secs', '10 mins' or 'never')")
+    })?;
+    let millis_per: u64 = match unit.to_ascii_lowercase().as_str() {
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1,
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown time unit {unit:?} (use ms, secs, mins, hrs or days)"
+            ))
+        }
+    };
+    n.checked_mul(millis_per)
+        .map(|ms| Some(Duration::from_millis(ms)))
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+fn is_unlimited(t: &str) -> bool {
+    ["unlimited", "never", "infinite", "forever"]
+        .iter()
+        .any(|w| t.eq_ignore_ascii_case(w))
+}
+
+/// Splits `"10 K"` into `("10", "K")`.
+fn split_number(t: &str) -> (&str, &str) {
+    let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    (&t[..end], t[end..].trim())
+}
+
+/// Parses a listen address: `'http://:8080'` (every IPv4 interface),
+/// `'http://127.0.0.1:9000'`, `'http://[::1]:8080'`, `'http://localhost:80'`,
+/// or the same without the scheme (`'127.0.0.1:0'`, `':8080'`, `'8080'`).
+/// A missing port means 80.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    let rest = match t.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
+            return Err(format!(
+                "{text:?}: https is not supported; put a TLS proxy in front"
+            ))
+        }
+        Some((scheme, _)) => return Err(format!("{text:?}: unknown scheme {scheme:?}")),
+        None => t,
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let bad = || {
+        format!("{text:?} is not a listen address (try 'http://:8080' or 'http://127.0.0.1:8080')")
+    };
+    if rest.is_empty() || rest.contains('/') {
+        return Err(bad());
+    }
+    if let Ok(port) = rest.parse::<u16>() {
+        return Ok(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() || !p.is_empty() => {
+            // "[::1]" alone has colons but no port.
+            if h.starts_with('[') && !h.ends_with(']') {
+                (rest, "80")
+            } else {
+                (h, p)
+            }
+        }
+        _ => (rest, "80"),
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = match host {
+        "" | "*" => Ipv4Addr::UNSPECIFIED.into(),
+        h if h.eq_ignore_ascii_case("localhost") => Ipv4Addr::LOCALHOST.into(),
+        h => h.parse().map_err(|_| bad())?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let cases = [
+            ("1024", 1024),
+            ("10K", 10 << 10),
+            ("10k", 10 << 10),
+            ("100KB", 100 << 10),
+            ("1MB", 1 << 20),
+            ("1 MB", 1 << 20),
+            ("2GB", 2 << 30),
+            ("unlimited", u64::MAX),
+            ("0", 0),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            "K",
+            "10X",
+            "-1",
+            "1.5MB",
+            "99999999999999999999",
+            "18014398509481984G",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let s = |n| Some(Duration::from_secs(n));
+        let cases = [
+            ("30", s(30)),
+            ("500 ms", Some(Duration::from_millis(500))),
+            ("500ms", Some(Duration::from_millis(500))),
+            ("5 secs", s(5)),
+            ("1 sec", s(1)),
+            ("10 mins", s(600)),
+            ("1 hr", s(3600)),
+            ("2 hours", s(7200)),
+            ("1 day", s(86_400)),
+            ("never", None),
+            ("infinite", None),
+            ("Never", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "soon", "5 fortnights", "-5 secs", "1.5 secs"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let cases = [
+            ("http://:8080", "0.0.0.0:8080"),
+            ("http://127.0.0.1:9000", "127.0.0.1:9000"),
+            ("http://[::1]:8080", "[::1]:8080"),
+            ("http://[::1]", "[::1]:80"),
+            ("HTTP://localhost:81/", "127.0.0.1:81"),
+            ("http://10.0.0.1", "10.0.0.1:80"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            (":8080", "0.0.0.0:8080"),
+            ("8080", "0.0.0.0:8080"),
+            ("http://*:80", "0.0.0.0:80"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_listen(text), Ok(want.parse().unwrap()), "{text}");
+        }
+        for bad in [
+            "https://:443",
+            "ftp://:21",
+            "http://host.example:80",
+            "http://:99999",
+            "http://:80/path",
+            "",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! One client connection: bytes in, requests parsed, responses queued, timeouts.
+//!
+//! A connection owns no buffer while it is idle: input is parsed straight out
+//! of the reactor's shared read buffer and only an incomplete tail is kept;
+//! output is written from the shared scratch buffer and only what the socket
+//! refuses is kept (see `output.rs`).
+
+use std::io::{self, Read};
+use std::mem;
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::app::App;
+use crate::config::Timeouts;
+use crate::http::body::BodyDecoder;
+use crate::http::error::HttpError;
+use crate::http::request::{header_storage, parse_head, Framing, Head};
+use crate::output::{Flushed, Output};
+use crate::timer::Deadline;
+
+/// Output queued beyond this stops parsing pipelined requests and reading the socket.
+const HIGH_WATER: usize = 64 * 1024;
+/// How long a refused connection may take to read our answer before we drop it.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The shared, per-loop state a connection works with.
+pub(crate) struct Ctx<'a> {
+    pub app: &'a mut App,
+    /// Responses are composed here and written from here.
+    pub scratch: &'a mut Vec<u8>,
+    pub now: Instant,
+}
+
+/// Whether the reactor keeps the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    Keep,
+    Close,
+}
+
+/// A request whose body is still arriving.
+#[derive(Debug)]
+struct PendingBody {
+    head: Vec<u8>,
+    decoder: BodyDecoder,
+    body: Vec<u8>,
+    started: Instant,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for a request head; `started` is when its first byte arrived.
+    Head { started: Option<Instant> },
+    /// Receiving a request body.
+    Body(Box<PendingBody>),
+    /// The last response is queued: discard input, close once it is written.
+    /// `until` bounds how long a refused client gets to read it.
+    Closing { until: Option<Instant> },
+    /// Our side is shut; read and discard until the client closes too, so
+    /// unread input does not turn into a reset that destroys our answer.
+    Lingering { until: Instant },
+}
+
+/// One accepted connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Unique for the life of the process; tells a reused slab slot apart.
+    pub serial: u64,
+    pub deadline: Deadline,
+    /// False for a connection accepted over the limit only to be answered 503.
+    pub counted: bool,
+    input: Vec<u8>,
+    output: Output,
+    phase: Phase,
+    /// Last read or write progress.
+    since: Instant,
+    served: u64,
+    read_closed: bool,
+    read_paused: bool,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr, serial: u64, now: Instant) -> Conn {
+        Conn {
+            stream,
+            peer,
+            serial,
+            deadline: Deadline::default(),
+            counted: true,
+            input: Vec::new(),
+            output: Output::default(),
+            phase: Phase::Head { started: None },
+            since: now,
+            served: 0,
+            read_closed: false,
+            read_paused: false,
+        }
+    }
+
+    /// A connection over `limits.connections`: it gets a 503 and nothing else.
+    pub fn turned_away(
+        stream: TcpStream,
+        peer: SocketAddr,
+        serial: u64,
+        ctx: &mut Ctx<'_>,
+    ) -> Conn {
+        let mut conn = Conn::new(stream, peer, serial, ctx.now);
+        conn.counted = false;
+        conn.refuse(ctx, HttpError::Busy);
+        conn
+    }
+
+    /// Handles a readiness event.
+    pub fn ready(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        read_buf: &mut [u8],
+        readable: bool,
+        read_closed: bool,
+    ) -> io::Result<Next> {
+        if readable || read_closed || self.read_paused {
+            self.read_all(ctx, read_buf, read_closed)?;
+        }
+        self.flush(ctx, read_buf)
+    }
+
+    /// Writes what is queued; when it all went out, resumes paused input and
+    /// decides whether the connection is finished.
+    fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+        loop {
+            let flushed = self.output.flush(&mut self.stream, ctx.scratch)?;
+            if self.output.progressed {
+                self.since = ctx.now;
+            }
+            if flushed == Flushed::Blocked {
+                return Ok(Next::Keep);
+            }
+            if !self.read_paused {
+                break;
+            }
+            // Output drained below the mark: parse what was held back, then read on.
+            self.read_paused = false;
+            self.process_held(ctx);
+            self.read_all(ctx, read_buf, false)?;
+        }
+        self.after_output(ctx.now)
+    }
+
+    /// Decides what an idle output means in each phase.
+    fn after_output(&mut self, now: Instant) -> io::Result<Next> {
+        match self.phase {
+            Phase::Closing { .. } => {
+                if self.read_closed {
+                    return Ok(Next::Close);
+                }
+                // Ignore errors: the peer may already be gone, which is what we want.
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.input = Vec::new();
+                self.phase = Phase::Lingering {
+                    until: now + LINGER,
+                };
+                Ok(Next::Keep)
+            }
+            _ if self.read_closed => Ok(Next::Close),
+            _ => Ok(Next::Keep),
+        }
+    }
+
+    /// Reads until the socket is drained, output backs up, or the peer closed.
+    fn read_all(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        read_buf: &mut [u8],
+        hint_closed: bool,
+    ) -> io::Result<()> {
+        loop {
+            if self.paused() {
+                self.read_paused = true;
+                return Ok(());
+            }
+            match self.stream.read(read_buf) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.since = ctx.now;
+                    self.take_bytes(ctx, &mut read_buf[..n]);
+                    // A short read means the socket is drained: edge-triggered
+                    // polling reports the next arrival, so skip the extra read
+                    // that would only say WouldBlock. A pending EOF was flagged
+                    // in the event, so keep reading then to see it.
+                    if n < read_buf.len() && !hint_closed {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// True while queued output is too large to accept more requests.
+    fn paused(&self) -> bool {
+        self.output.streaming() || self.output.backlog() > HIGH_WATER
+    }
+
+    /// Processes freshly read bytes, keeping only an unprocessed tail.
+    fn take_bytes(&mut self, ctx: &mut Ctx<'_>, fresh: &mut [u8]) {
+        if self.input.is_empty() {
+            let used = self.process(ctx, fresh);
+            if used < fresh.len() {
+                self.input.extend_from_slice(&fresh[used..]);
+            }
+        } else {
+            self.input.extend_from_slice(fresh);
+            self.process_held(ctx);
+        }
+    }
+
+    /// Processes the bytes held from earlier reads.
+    fn process_held(&mut self, ctx: &mut Ctx<'_>) {
+        if self.input.is_empty() {
+            return;
+        }
+        let mut held = mem::take(&mut self.input);
+        let used = self.process(ctx, &mut held);
+        held.drain(..used);
+        if !held.is_empty() {
+            self.input = held;
+        }
+    }
+
+    /// Runs the protocol over `data`; returns how many bytes were used.
+    fn process(&mut self, ctx: &mut Ctx<'_>, data: &mut [u8]) -> usize {
+        let mut pos = 0;
+        while pos < data.len() && !self.paused() {
+            let rest = &data[pos..];
+            let used = match self.phase {
+                Phase::Head { .. } => self.on_head_bytes(ctx, rest),
+                Phase::Body(_) => self.on_body_bytes(ctx, rest),
+                Phase::Closing { .. } | Phase::Lingering { .. } => rest.len(),
+            };
+            if used == 0 {
+                break;
+            }
+            pos += used;
+        }
+        pos
+    }
+
+    fn on_head_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &[u8]) -> usize {
+        if let Phase::Head {
+            started: started @ None,
+        } = &mut self.phase
+        {
+            *started = Some(ctx.now);
+        }
+        let limits = ctx.app.limits;
+        let mut storage = header_storage();
+        let head = match parse_head(buf, &mut storage, &limits) {
+            Ok(Some(head)) => head,
+            Ok(None) => return 0,
+            Err(e) => {
+                self.refuse(ctx, e);
+                return buf.len();
+            }
+        };
+        let started = match self.phase {
+            Phase::Head { started } => started.unwrap_or(ctx.now),
+            _ => ctx.now,
+        };
+        match head.framing {
+            Framing::None => {
+                self.respond(ctx, &head, &[]);
+                head.len
+            }
+            // The whole body is here already: answer from the read buffer, no copy.
+            Framing::Length(n) if (buf.len() - head.len) as u64 >= n => {
+                let end = head.len + n as usize;
+                self.respond(ctx, &head, &buf[head.len..end]);
+                end
+            }
+            framing => {
+                if head.expect_continue {
+                    self.output
+                        .target(ctx.scratch)
+                        .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                self.phase = Phase::Body(Box::new(PendingBody {
+                    head: buf[..head.len].to_vec(),
+                    decoder: BodyDecoder::new(framing),
+                    body: Vec::new(),
+                    started,
+                }));
+                head.len
+            }
+        }
+    }
+
+    fn on_body_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &[u8]) -> usize {
+        let Phase::Body(pending) = &mut self.phase else {
+            return 0;
+        };
+        let progress = match pending
+            .decoder
+            .decode(buf, &mut pending.body, ctx.app.limits.body)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.refuse(ctx, e);
+                return buf.len();
+            }
+        };
+        if progress.done {
+            let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started: None })
+            else {
+                return progress.consumed;
+            };
+            let limits = ctx.app.limits;
+            let mut storage = header_storage();
+            // The head parsed before; parsing it again from its copy is cheaper than owning it.
+            match parse_head(&pending.head, &mut storage, &limits) {
+                Ok(Some(head)) => self.respond(ctx, &head, &pending.body),
+                _ => self.refuse(ctx, HttpError::Malformed),
+            }
+        }
+        progress.consumed
+    }
+
+    /// Answers a complete request and moves to the next phase.
+    fn respond(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>, body: &[u8]) {
+        self.served += 1;
+        let close = !head.keep_alive || self.served >= ctx.app.config.limits.requests;
+        let out = self.output.target(ctx.scratch);
+        let handled = ctx.app.handle(head, body, self.peer, out, close);
+        if let Some(file) = handled.file {
+            self.output.set_file(file);
+        }
+        self.phase = if handled.close {
+            Phase::Closing { until: None }
+        } else {
+            Phase::Head { started: None }
+        };
+    }
+
+    /// Queues an error answer and stops reading requests.
+    fn refuse(&mut self, ctx: &mut Ctx<'_>, err: HttpError) {
+        ctx.app.refuse(err, self.output.target(ctx.scratch));
+        self.phase = Phase::Closing {
+            until: Some(ctx.now + LINGER),
+        };
+    }
+
+    /// When this connection next needs attention.
+    pub fn due(&self, t: &Timeouts) -> Option<Instant> {
+        let stall = || add(self.since, t.inactivity);
+        match &self.phase {
+            Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
+            _ if !self.output.is_idle() => stall(),
+            Phase::Head { started: None } | Phase::Closing { until: None } => stall(),
+            Phase::Head { started: Some(s) } => earliest(add(*s, t.parse), add(*s, t.request)),
+            Phase::Body(p) => add(p.started, t.request),
+        }
+    }
+
+    /// Acts on a passed deadline.
+    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+        let receiving = matches!(
+            self.phase,
+            Phase::Head { started: Some(_) } | Phase::Body(_)
+        );
+        if receiving && self.output.is_idle() {
+            // Slowloris or a stalled upload: say so, then close.
+            self.refuse(ctx, HttpError::Timeout);
+            return self.flush(ctx, read_buf);
+        }
+        Ok(Next::Close)
+    }
+}
+
+fn add(t: Instant, d: Option<Duration>) -> Option<Instant> {
+    d.and_then(|d| t.checked_add(d))
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,71 @@
+//! Errors that stop the server from starting.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+
+/// Why the server could not start. Each prints as one line for the operator.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// A listen address could not be bound.
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A documents folder does not exist or cannot be read.
+    Documents {
+        /// The folder asked for.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The event loop could not be created.
+    Io(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Bind { addr, source } => {
+                write!(f, "cannot listen on {addr}: {}", plain(source))
+            }
+            StartError::Documents { path, source } => {
+                write!(f, "documents folder {}: {}", path.display(), plain(source))
+            }
+            StartError::Io(e) => write!(f, "cannot start the event loop: {}", plain(e)),
+        }
+    }
+}
+
+/// The OS message without Rust's " (os error N)" suffix.
+fn plain(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_lowercase(),
+        None => text,
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Config(e) => Some(e),
+            StartError::Bind { source, .. } | StartError::Documents { source, .. } => Some(source),
+            StartError::Io(e) => Some(e),
+        }
+    }
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::Config(e)
+    }
+}

@@ -1,0 +1,307 @@
+//! The static file handler: a confined path, validators, ranges and precompressed variants.
+
+pub(crate) mod mime;
+pub(crate) mod path;
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::config::RouteConfig;
+use crate::http::conditional::{file_etag, if_range_holds, none_match, not_modified_since};
+use crate::http::date::format_http_date;
+use crate::http::encoding::{choose_encoding, Encoding};
+use crate::http::range::{parse_range, ByteRange, Multipart, RangeRequest};
+use crate::http::request::Head;
+use crate::http::response::HeadWriter;
+use crate::output::{FileBody, Segment};
+use mime::MimeTable;
+use path::{normalize, resolve, PathError, Resolved};
+
+/// Files up to this size are read whole into the response; larger ones stream.
+pub(crate) const INLINE_LIMIT: u64 = 64 * 1024;
+/// The most ranges one request may ask for before the Range header is ignored.
+const MAX_RANGES: usize = 16;
+
+/// What the file handler needs besides the request.
+pub(crate) struct FileSite<'a> {
+    /// The canonical documents folder of the route.
+    pub root: &'a Path,
+    pub index: &'a str,
+    pub mime: &'a MimeTable,
+    pub route: &'a RouteConfig,
+}
+
+/// Where a response goes: the head and small bodies into `out`, a large body into `file`.
+pub(crate) struct Sink<'o> {
+    pub out: &'o mut Vec<u8>,
+    pub file: Option<FileBody>,
+    pub date: &'o str,
+    pub extra: &'o [(String, String)],
+    pub close: bool,
+}
+
+/// An error response the caller writes in its generic form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Status(u16),
+}
+
+/// Serves a GET or HEAD for a file route.
+pub(crate) fn serve(
+    site: &FileSite<'_>,
+    head: &Head<'_>,
+    sink: &mut Sink<'_>,
+) -> Result<(), Refusal> {
+    let (relative, trailing_slash) = normalize(head.path).map_err(refusal)?;
+    let found = resolve(site.root, &relative).map_err(refusal)?;
+    if found.is_dir {
+        if !trailing_slash {
+            return redirect_to_slash(head, sink);
+        }
+        let index = join(&relative, site.index);
+        let found = resolve(site.root, &index).map_err(refusal)?;
+        if found.is_dir {
+            return Err(Refusal::Status(404));
+        }
+        return serve_file(site, head, &index, found, sink);
+    }
+    if trailing_slash {
+        return Err(Refusal::Status(404));
+    }
+    serve_file(site, head, &relative, found, sink)
+}
+
+fn refusal(e: PathError) -> Refusal {
+    Refusal::Status(match e {
+        PathError::BadRequest => 400,
+        PathError::NotFound => 404,
+        PathError::Forbidden => 403,
+    })
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// A directory asked for without its slash: 301 to `path/`, keeping the query.
+fn redirect_to_slash(head: &Head<'_>, sink: &mut Sink<'_>) -> Result<(), Refusal> {
+    // One leading slash only: `//host` in a Location is another site (open redirect).
+    let path = head.path.trim_start_matches('/');
+    let mut location = String::with_capacity(path.len() + head.query.len() + 3);
+    location.push('/');
+    location.push_str(path);
+    location.push('/');
+    if !head.query.is_empty() {
+        location.push('?');
+        location.push_str(head.query);
+    }
+    let mut w = HeadWriter::start(sink.out, 301, sink.date, sink.extra);
+    w.header("Location", &location);
+    w.finish(Some(0), sink.close);
+    Ok(())
+}
+
+/// The representation chosen for a request: the file or one of its precompressed siblings.
+struct Chosen {
+    file: Resolved,
+    encoding: Encoding,
+}
+
+fn serve_file(
+    site: &FileSite<'_>,
+    head: &Head<'_>,
+    relative: &str,
+    found: Resolved,
+    sink: &mut Sink<'_>,
+) -> Result<(), Refusal> {
+    let content_type = site.mime.for_path(relative);
+    let chosen = choose_variant(site, head, relative, found);
+    let meta = &chosen.file.metadata;
+    let size = meta.len();
+    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let etag = file_etag(meta.ino(), size, mtime);
+    let last_modified = format_http_date(mtime);
+
+    let validators = Validators {
+        etag: &etag,
+        last_modified: &last_modified,
+        encoding: chosen.encoding,
+        compressed_route: site.route.compressed,
+        max_age: site.route.cache_max_age.map(|d| d.as_secs()),
+    };
+    if not_modified(head, &etag, mtime) {
+        let mut w = HeadWriter::start(sink.out, 304, sink.date, sink.extra);
+        validators.write(&mut w);
+        w.finish(None, sink.close);
+        return Ok(());
+    }
+    let ranges = match head.header("range") {
+        Some(range) if head.method == "GET" && range_allowed(head, &etag, mtime) => {
+            parse_range(range, size, MAX_RANGES)
+        }
+        _ => RangeRequest::Full,
+    };
+    let file = File::open(&chosen.file.path).map_err(|_| Refusal::Status(403))?;
+    let send_body = head.method != "HEAD";
+    // Where this response starts, so a failed read can take its head back.
+    let mark = sink.out.len();
+    match ranges {
+        RangeRequest::Full => {
+            let mut w = HeadWriter::start(sink.out, 200, sink.date, sink.extra);
+            w.header("Content-Type", content_type);
+            validators.write(&mut w);
+            w.finish(Some(size), sink.close);
+            if send_body {
+                let whole = ByteRange {
+                    start: 0,
+                    end: size.saturating_sub(1),
+                };
+                body_range(file, whole, size, sink).inspect_err(|_| sink.out.truncate(mark))?;
+            }
+        }
+        RangeRequest::Partial(ranges) if ranges.len() == 1 => {
+            let r = ranges[0];
+            let mut w = HeadWriter::start(sink.out, 206, sink.date, sink.extra);
+            w.header("Content-Type", content_type);
+            w.header(
+                "Content-Range",
+                &format!("bytes {}-{}/{size}", r.start, r.end),
+            );
+            validators.write(&mut w);
+            w.finish(Some(r.len()), sink.close);
+            if send_body {
+                body_range(file, r, size, sink).inspect_err(|_| sink.out.truncate(mark))?;
+            }
+        }
+        RangeRequest::Partial(ranges) => {
+            let boundary = format!("wisp-{}", etag.trim_matches('"'));
+            let multipart = Multipart::new(&ranges, size, content_type, boundary);
+            let mut w = HeadWriter::start(sink.out, 206, sink.date, sink.extra);
+            w.header("Content-Type", &multipart.content_type());
+            validators.write(&mut w);
+            w.finish(Some(multipart.content_length()), sink.close);
+            if send_body {
+                let mut segments = std::collections::VecDeque::new();
+                for (part_head, r) in multipart.parts {
+                    segments.push_back(Segment::Bytes(part_head));
+                    segments.push_back(Segment::Range {
+                        offset: r.start,
+                        remaining: r.len(),
+                    });
+                }
+                segments.push_back(Segment::Bytes(multipart.closing));
+                sink.file = Some(FileBody::new(file, segments));
+            }
+        }
+        RangeRequest::Unsatisfiable => {
+            let mut w = HeadWriter::start(sink.out, 416, sink.date, sink.extra);
+            w.header("Content-Range", &format!("bytes */{size}"));
+            validators.write(&mut w);
+            w.finish(Some(0), sink.close);
+        }
+    }
+    Ok(())
+}
+
+/// The validators and caching headers every file response carries.
+struct Validators<'v> {
+    etag: &'v str,
+    last_modified: &'v str,
+    encoding: Encoding,
+    compressed_route: bool,
+    max_age: Option<u64>,
+}
+
+impl Validators<'_> {
+    fn write(&self, w: &mut HeadWriter<'_>) {
+        w.header("ETag", self.etag);
+        w.header("Last-Modified", self.last_modified);
+        w.header("Accept-Ranges", "bytes");
+        if let Some(token) = self.encoding.token() {
+            w.header("Content-Encoding", token);
+        }
+        if self.compressed_route {
+            w.header("Vary", "Accept-Encoding");
+        }
+        if let Some(secs) = self.max_age {
+            w.header("Cache-Control", &format!("max-age={secs}"));
+        }
+    }
+}
+
+/// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
+fn not_modified(head: &Head<'_>, etag: &str, mtime: SystemTime) -> bool {
+    match head.header("if-none-match") {
+        Some(v) => none_match(v, etag),
+        None => head
+            .header("if-modified-since")
+            .is_some_and(|v| not_modified_since(v, mtime)),
+    }
+}
+
+fn range_allowed(head: &Head<'_>, etag: &str, mtime: SystemTime) -> bool {
+    head.header("if-range")
+        .is_none_or(|v| if_range_holds(v, etag, mtime))
+}
+
+/// Picks a precompressed sibling (`.br`, `.gz`) on compressed routes when the client accepts it.
+fn choose_variant(site: &FileSite<'_>, head: &Head<'_>, relative: &str, found: Resolved) -> Chosen {
+    if !site.route.compressed {
+        return Chosen {
+            file: found,
+            encoding: Encoding::Identity,
+        };
+    }
+    let sibling = |enc: Encoding| {
+        let suffix = enc.suffix()?;
+        resolve(site.root, &format!("{relative}{suffix}"))
+            .ok()
+            .filter(|r| !r.is_dir)
+    };
+    let br = sibling(Encoding::Brotli);
+    let gz = sibling(Encoding::Gzip);
+    let encoding = choose_encoding(head.header("accept-encoding"), br.is_some(), gz.is_some());
+    let file = match encoding {
+        Encoding::Brotli => br,
+        Encoding::Gzip => gz,
+        Encoding::Identity => None,
+    };
+    match file {
+        Some(file) => Chosen { file, encoding },
+        None => Chosen {
+            file: found,
+            encoding: Encoding::Identity,
+        },
+    }
+}
+
+/// Puts one byte range of the file into the response: inline when small, else streamed.
+fn body_range(file: File, r: ByteRange, size: u64, sink: &mut Sink<'_>) -> Result<(), Refusal> {
+    if size == 0 {
+        return Ok(());
+    }
+    let len = r.len();
+    if len > INLINE_LIMIT {
+        let segments = std::iter::once(Segment::Range {
+            offset: r.start,
+            remaining: len,
+        })
+        .collect();
+        sink.file = Some(FileBody::new(file, segments));
+        return Ok(());
+    }
+    let start = sink.out.len();
+    // len <= INLINE_LIMIT, so it fits in usize everywhere.
+    sink.out.resize(start + len as usize, 0);
+    if file.read_exact_at(&mut sink.out[start..], r.start).is_err() {
+        // The file shrank between stat and read; the caller takes the head back and answers 500.
+        return Err(Refusal::Status(500));
+    }
+    Ok(())
+}

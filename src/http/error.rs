@@ -1,0 +1,87 @@
+//! Why a request was refused, and the status each reason earns.
+
+use std::fmt;
+
+/// A request the server refuses before any handler sees it.
+///
+/// Every variant maps to one HTTP status; after most of them the stream can no
+/// longer be trusted, so the connection closes once the answer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// The request line or a header is not valid HTTP/1.x.
+    Malformed,
+    /// The request target is not origin-form (or `*` for OPTIONS, or absolute-form).
+    BadTarget,
+    /// An HTTP/1.1 request without exactly one `Host` header.
+    BadHost,
+    /// `Content-Length` is not a number, or repeated with different values.
+    BadContentLength,
+    /// Both `Content-Length` and `Transfer-Encoding` were sent (request smuggling).
+    AmbiguousLength,
+    /// A chunked body whose framing is broken.
+    BadChunk,
+    /// A transfer coding other than `chunked`.
+    UnsupportedTransferEncoding,
+    /// An `Expect` other than `100-continue`.
+    UnsupportedExpectation,
+    /// A method this server does not implement at all.
+    UnknownMethod,
+    /// A protocol version other than HTTP/1.0 or HTTP/1.1.
+    UnsupportedVersion,
+    /// The request target is longer than `limits.uri`.
+    UriTooLong,
+    /// The head is larger than `limits.header` or has more than `limits.headers` lines.
+    HeadTooLarge,
+    /// The body is larger than `limits.body`.
+    BodyTooLarge,
+    /// The head or body did not arrive within `timeouts.parse` / `timeouts.request`.
+    Timeout,
+    /// `limits.connections` are open already.
+    Busy,
+}
+
+impl HttpError {
+    /// The status code sent for this error.
+    pub fn status(self) -> u16 {
+        match self {
+            HttpError::Malformed
+            | HttpError::BadTarget
+            | HttpError::BadHost
+            | HttpError::BadContentLength
+            | HttpError::AmbiguousLength
+            | HttpError::BadChunk => 400,
+            HttpError::UnsupportedTransferEncoding | HttpError::UnknownMethod => 501,
+            HttpError::UnsupportedExpectation => 417,
+            HttpError::UnsupportedVersion => 505,
+            HttpError::UriTooLong => 414,
+            HttpError::HeadTooLarge => 431,
+            HttpError::BodyTooLarge => 413,
+            HttpError::Timeout => 408,
+            HttpError::Busy => 503,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HttpError::Malformed => "malformed request line or header",
+            HttpError::BadTarget => "request target is not a valid path",
+            HttpError::BadHost => "HTTP/1.1 request needs exactly one Host header",
+            HttpError::BadContentLength => "invalid Content-Length",
+            HttpError::AmbiguousLength => "both Content-Length and Transfer-Encoding",
+            HttpError::BadChunk => "malformed chunked body",
+            HttpError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
+            HttpError::UnsupportedExpectation => "unsupported Expect",
+            HttpError::UnknownMethod => "method not implemented",
+            HttpError::UnsupportedVersion => "HTTP version not supported",
+            HttpError::UriTooLong => "request target too long",
+            HttpError::HeadTooLarge => "request head too large",
+            HttpError::BodyTooLarge => "request body too large",
+            HttpError::Timeout => "request not received in time",
+            HttpError::Busy => "too many connections",
+        })
+    }
+}
+
+impl std::error::Error for HttpError {}

@@ -1,0 +1,632 @@
+//! The request head: httparse plus the RFC 9112 framing rules httparse leaves to us.
+
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+
+use super::error::HttpError;
+
+/// The bounds a head is checked against (from `limits` in the config).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadLimits {
+    pub header: usize,
+    pub headers: usize,
+    pub uri: usize,
+    pub body: u64,
+}
+
+/// How the body that follows a head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed and validated request head, borrowing the input buffer.
+#[derive(Debug)]
+pub(crate) struct Head<'a> {
+    pub method: &'a str,
+    /// The path part of the target (still percent-encoded), always starting with '/' or equal to "*".
+    pub path: &'a str,
+    /// The query without '?', or "".
+    pub query: &'a str,
+    pub minor: u8,
+    pub headers: &'a [httparse::Header<'a>],
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// Bytes of input the head occupied.
+    pub len: usize,
+}
+
+impl<'a> Head<'a> {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        find_header(self.headers, name)
+    }
+}
+
+/// Finds the first header with this name (case-insensitive).
+pub(crate) fn find_header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// Header lines httparse may fill; `limits.headers` is capped to this.
+pub(crate) const MAX_HEADERS: usize = 256;
+
+/// Uninitialised room for `MAX_HEADERS` headers.
+pub(crate) fn header_storage<'a>() -> [MaybeUninit<httparse::Header<'a>>; MAX_HEADERS] {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+pub(crate) const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+];
+
+/// Parses a request head from the front of `buf`. `Ok(None)` means the head is
+/// not complete yet and nothing was consumed.
+///
+/// `storage` need not be initialised, so a large array costs nothing per request.
+pub(crate) fn parse_head<'a>(
+    buf: &'a [u8],
+    storage: &'a mut [MaybeUninit<httparse::Header<'a>>],
+    limits: &HeadLimits,
+) -> Result<Option<Head<'a>>, HttpError> {
+    let slots = limits.headers.min(storage.len());
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut storage[..slots]) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return partial_verdict(buf, limits).map(|()| None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(httparse::Error::Version) if looks_like_other_version(buf) => {
+            return Err(HttpError::UnsupportedVersion)
+        }
+        Err(_) => return Err(HttpError::Malformed),
+    };
+    if len > limits.header {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HttpError::Malformed);
+    };
+    let headers: &'a [httparse::Header<'a>] = req.headers;
+    if target.len() > limits.uri {
+        return Err(HttpError::UriTooLong);
+    }
+    if !METHODS.contains(&method) {
+        return Err(HttpError::UnknownMethod);
+    }
+    let (path, query) = split_target(method, target)?;
+    check_host(headers, minor)?;
+    let framing = framing(headers, minor)?;
+    if let Framing::Length(n) = framing {
+        if n > limits.body {
+            return Err(HttpError::BodyTooLarge);
+        }
+    }
+    let conn = Tokens::of(headers, "connection");
+    let keep_alive = if minor >= 1 {
+        !conn.has("close")
+    } else {
+        conn.has("keep-alive") && !conn.has("close")
+    };
+    let expect_continue = match find_header(headers, "expect") {
+        None => false,
+        Some(v) if trim(v).eq_ignore_ascii_case(b"100-continue") => minor >= 1,
+        Some(_) => return Err(HttpError::UnsupportedExpectation),
+    };
+    Ok(Some(Head {
+        method,
+        path,
+        query,
+        minor,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+        len,
+    }))
+}
+
+/// Decides whether an incomplete head has already broken a limit.
+fn partial_verdict(buf: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
+    // The request line is method SP target SP version; allow a generous margin
+    // for the method and version before calling the target too long.
+    let line_done = buf.contains(&b'\n');
+    if !line_done && buf.len() > limits.uri.saturating_add(64) {
+        return Err(HttpError::UriTooLong);
+    }
+    if buf.len() > limits.header {
+        return Err(HttpError::HeadTooLarge);
+    }
+    Ok(())
+}
+
+/// True when the request line ends in a well-formed `HTTP/x.y` that is not 1.0/1.1.
+fn looks_like_other_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(pos) = line.iter().rposition(|&b| b == b' ') else {
+        return false;
+    };
+    match &line[pos + 1..] {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
+            major.is_ascii_digit() && minor.is_ascii_digit()
+        }
+        _ => false,
+    }
+}
+
+/// Splits the request target into path and query (RFC 9112 §3.2).
+fn split_target<'a>(method: &str, target: &'a str) -> Result<(&'a str, &'a str), HttpError> {
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok(("*", ""))
+        } else {
+            Err(HttpError::BadTarget)
+        };
+    }
+    let origin = if target.starts_with('/') {
+        target
+    } else {
+        absolute_form_path(target).ok_or(HttpError::BadTarget)?
+    };
+    if origin.contains('#') {
+        return Err(HttpError::BadTarget);
+    }
+    Ok(match origin.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (origin, ""),
+    })
+}
+
+/// The path of an absolute-form target (`http://host/path`), which servers must accept.
+fn absolute_form_path(target: &str) -> Option<&str> {
+    let scheme_len = ["http://", "https://"]
+        .iter()
+        .find(|s| {
+            target
+                .get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        })?
+        .len();
+    let rest = &target[scheme_len..];
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    if path_start == 0 {
+        return None;
+    }
+    match &rest[path_start..] {
+        "" => Some("/"),
+        p if p.starts_with('/') => Some(p),
+        _ => None, // "http://host?x" has no path; treat as malformed rather than guess
+    }
+}
+
+fn check_host(headers: &[httparse::Header<'_>], minor: u8) -> Result<(), HttpError> {
+    let hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .count();
+    match (minor, hosts) {
+        (_, 0) if minor >= 1 => Err(HttpError::BadHost),
+        (_, 0 | 1) => Ok(()),
+        _ => Err(HttpError::BadHost),
+    }
+}
+
+/// Decides how the body is delimited, refusing every ambiguous combination.
+fn framing(headers: &[httparse::Header<'_>], minor: u8) -> Result<Framing, HttpError> {
+    let te = Tokens::of(headers, "transfer-encoding");
+    let length = content_length(headers)?;
+    if te.present {
+        if length.is_some() {
+            return Err(HttpError::AmbiguousLength);
+        }
+        if minor == 0 {
+            // RFC 9112 §6.1: HTTP/1.0 with Transfer-Encoding has faulty framing.
+            return Err(HttpError::Malformed);
+        }
+        return match te.last() {
+            Some(last) if last.eq_ignore_ascii_case(b"chunked") => {
+                if te.count() == 1 {
+                    Ok(Framing::Chunked)
+                } else {
+                    Err(HttpError::UnsupportedTransferEncoding)
+                }
+            }
+            // chunked not last: the body length cannot be determined at all.
+            _ => Err(HttpError::Malformed),
+        };
+    }
+    Ok(match length {
+        Some(0) | None => Framing::None,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+/// All Content-Length values must agree (RFC 9112 §6.3).
+fn content_length(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, HttpError> {
+    let mut found: Option<u64> = None;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
+        for item in h.value.split(|&b| b == b',') {
+            let n = parse_decimal(trim(item)).ok_or(HttpError::BadContentLength)?;
+            if found.is_some_and(|f| f != n) {
+                return Err(HttpError::BadContentLength);
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+/// Parses 1*DIGIT without sign or spaces, refusing overflow.
+pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// Strips optional whitespace (SP / HTAB) from both ends.
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |p| p + 1);
+    &s[start..end]
+}
+
+/// The comma-separated tokens of every header with one name.
+pub(crate) struct Tokens<'h, 'a> {
+    headers: &'h [httparse::Header<'a>],
+    name: &'static str,
+    pub present: bool,
+}
+
+impl<'h, 'a> Tokens<'h, 'a> {
+    pub fn of(headers: &'h [httparse::Header<'a>], name: &'static str) -> Self {
+        let present = headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+        Tokens {
+            headers,
+            name,
+            present,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(self.name))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .map(trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    pub fn has(&self, token: &str) -> bool {
+        self.present
+            && self
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    fn last(&self) -> Option<&'a [u8]> {
+        self.iter().last()
+    }
+
+    fn count(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+/// A request as an action handler sees it: head, body and peer, all borrowed.
+///
+/// ```no_run
+/// use wisp::{Config, Response, Server};
+/// let mut server = Server::bind(Config::default()).unwrap();
+/// server.action("/api/hello", |req| {
+///     let name = req.query_param("name").unwrap_or_else(|| "world".into());
+///     Response::text(format!("hello, {name}, from {}", req.peer_addr()))
+/// });
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    head: &'a Head<'a>,
+    body: &'a [u8],
+    peer: SocketAddr,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(head: &'a Head<'a>, body: &'a [u8], peer: SocketAddr) -> Self {
+        Request { head, body, peer }
+    }
+
+    /// The method, e.g. `"GET"`.
+    pub fn method(&self) -> &'a str {
+        self.head.method
+    }
+
+    /// The path as sent (still percent-encoded), without the query.
+    pub fn path(&self) -> &'a str {
+        self.head.path
+    }
+
+    /// The query string without `?` (empty when there is none).
+    pub fn query(&self) -> &'a str {
+        self.head.query
+    }
+
+    /// The first query parameter with this name, percent- and `+`-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.head.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(k)? == name).then(|| decode_component(v))?
+        })
+    }
+
+    /// The first header with this name (case-insensitive), if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.head
+            .header(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every header as (name, raw value), in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.head.headers.iter().map(|h| (h.name, h.value))
+    }
+
+    /// The body (empty when none was sent).
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The address of the client.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub fn http_minor_version(&self) -> u8 {
+        self.head.minor
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component; None if malformed or not UTF-8.
+fn decode_component(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hi = (bytes.next()? as char).to_digit(16)?;
+                let lo = (bytes.next()? as char).to_digit(16)?;
+                (hi * 16 + lo) as u8
+            }
+            b => b,
+        });
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        header: 1024,
+        headers: 8,
+        uri: 64,
+        body: 1000,
+    };
+
+    /// (path, query, framing, keep_alive, head length) of a parsed head.
+    type Parsed = (String, String, Framing, bool, usize);
+
+    fn parse(input: &[u8]) -> Result<Option<Parsed>, HttpError> {
+        let mut storage = header_storage();
+        parse_head(input, &mut storage, &LIMITS).map(|h| {
+            h.map(|h| {
+                (
+                    h.path.to_string(),
+                    h.query.to_string(),
+                    h.framing,
+                    h.keep_alive,
+                    h.len,
+                )
+            })
+        })
+    }
+
+    #[test]
+    fn simple_get_is_complete_and_keeps_alive() {
+        let req = b"GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (path, query, framing, keep, len) = parse(req).unwrap().unwrap();
+        assert_eq!((path.as_str(), query.as_str()), ("/a/b", "x=1"));
+        assert_eq!(framing, Framing::None);
+        assert!(keep);
+        assert_eq!(len, req.len());
+    }
+
+    #[test]
+    fn every_split_point_is_partial_then_complete() {
+        let req = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello";
+        let head_len = req.len() - 5;
+        for cut in 0..head_len {
+            assert_eq!(parse(&req[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        for cut in head_len..=req.len() {
+            let (_, _, framing, _, len) = parse(&req[..cut]).unwrap().unwrap();
+            assert_eq!((framing, len), (Framing::Length(5), head_len));
+        }
+    }
+
+    #[test]
+    fn statuses_for_bad_heads() {
+        let cases: &[(&[u8], HttpError)] = &[
+            (b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n", HttpError::Malformed),
+            (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", HttpError::Malformed),
+            (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", HttpError::UnsupportedVersion),
+            (b"GET / FOO\r\nHost: h\r\n\r\n", HttpError::Malformed),
+            (b"GET / HTTP/1.1\r\n\r\n", HttpError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", HttpError::BadHost),
+            (b"BREW / HTTP/1.1\r\nHost: h\r\n\r\n", HttpError::UnknownMethod),
+            (b"GET x HTTP/1.1\r\nHost: h\r\n\r\n", HttpError::BadTarget),
+            (b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", HttpError::BadTarget),
+            (b"GET /#f HTTP/1.1\r\nHost: h\r\n\r\n", HttpError::BadTarget),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HttpError::AmbiguousLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                HttpError::UnsupportedTransferEncoding,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                HttpError::Malformed,
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HttpError::Malformed,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1001\r\n\r\n",
+                HttpError::BodyTooLarge,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n",
+                HttpError::UnsupportedExpectation,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\nf: 1\r\ng: 1\r\ni: 1\r\n\r\n",
+                HttpError::HeadTooLarge,
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse(input),
+                Err(*want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn long_target_is_414_complete_or_not() {
+        let long = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(100));
+        assert_eq!(parse(long.as_bytes()), Err(HttpError::UriTooLong));
+        let partial = format!("GET /{}", "a".repeat(200));
+        assert_eq!(parse(partial.as_bytes()), Err(HttpError::UriTooLong));
+    }
+
+    #[test]
+    fn oversized_partial_head_is_431() {
+        let head = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}", "v".repeat(2000));
+        assert_eq!(parse(head.as_bytes()), Err(HttpError::HeadTooLarge));
+    }
+
+    #[test]
+    fn equal_repeated_lengths_and_chunked_are_accepted() {
+        let req =
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n";
+        assert_eq!(parse(req).unwrap().unwrap().2, Framing::Length(7));
+        let req = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n";
+        assert_eq!(parse(req).unwrap().unwrap().2, Framing::Chunked);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                false,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\nConnection: x, Close\r\n\r\n",
+                false,
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", false),
+            (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input).unwrap().unwrap().3, *want);
+        }
+    }
+
+    #[test]
+    fn absolute_form_and_asterisk() {
+        let (path, query, ..) = parse(b"GET http://h:80/x?q HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((path.as_str(), query.as_str()), ("/x", "q"));
+        let (path, ..) = parse(b"GET HTTP://h HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(path, "/");
+        let (path, ..) = parse(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(path, "*");
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        let req = b"GET /p?a=1&name=J%C3%B6rg+K&bad=%zz&e HTTP/1.1\r\nHost: h\r\n\r\n";
+        let mut storage = header_storage();
+        let head = parse_head(req, &mut storage, &LIMITS).unwrap().unwrap();
+        let r = Request::new(&head, b"", "127.0.0.1:1".parse().unwrap());
+        assert_eq!(r.query_param("name").as_deref(), Some("J\u{f6}rg K"));
+        assert_eq!(r.query_param("a").as_deref(), Some("1"));
+        assert_eq!(r.query_param("e").as_deref(), Some(""));
+        assert_eq!(r.query_param("bad"), None);
+        assert_eq!(r.query_param("zzz"), None);
+        assert_eq!(r.header("HOST"), Some("h"));
+    }
+
+    #[test]
+    fn decimal_parsing() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), None); // 20 digits
+        assert_eq!(
+            parse_decimal(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"1 2"), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! The `wisp` binary: serves the site and demo handlers described by `web.json5`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use wisp::config::units::parse_listen;
+use wisp::{Config, Response, Server};
+
+const USAGE: &str = "\
+usage: wisp [--config PATH] [--listen URL]... [--documents DIR] [--help] [--version]
+
+  --config PATH     configuration file (default ./web.json5; built-in defaults if it is absent)
+  --listen URL      listen here instead of the config's `listen` (repeatable), e.g. http://:8080
+  --documents DIR   serve this folder instead of the config's `documents`
+  --help            print this help
+  --version         print the version";
+
+/// What the command line asked for.
+#[derive(Debug, Default)]
+struct Args {
+    config: Option<PathBuf>,
+    listen: Vec<String>,
+    documents: Option<PathBuf>,
+}
+
+enum Parsed {
+    Run(Args),
+    Exit(&'static str),
+}
+
+fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut args = Args::default();
+    while let Some(arg) = argv.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| argv.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Parsed::Exit(USAGE)),
+            "--version" | "-V" => {
+                return Ok(Parsed::Exit(concat!("wisp ", env!("CARGO_PKG_VERSION"))))
+            }
+            "--config" => args.config = Some(value("--config")?.into()),
+            "--listen" => args.listen.push(value("--listen")?),
+            "--documents" => args.documents = Some(value("--documents")?.into()),
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(Parsed::Run(args))
+}
+
+/// Loads the config and applies the command-line overrides.
+fn configure(args: &Args) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => {
+            let default = PathBuf::from("web.json5");
+            if default.exists() {
+                Config::load(&default).map_err(|e| e.to_string())?
+            } else {
+                Config::default()
+            }
+        }
+    };
+    if !args.listen.is_empty() {
+        config.listen = args
+            .listen
+            .iter()
+            .map(|l| parse_listen(l).map_err(|e| format!("--listen {l}: {e}")))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(dir) = &args.documents {
+        let dir = std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.clone());
+        config.documents = dir;
+    }
+    Ok(config)
+}
+
+/// The demo handlers the shipped `web.json5` routes to.
+fn register_demo(server: &mut Server) {
+    let started = Instant::now();
+    server.action("/api/status", move |_req| {
+        Response::json(&serde_json::json!({
+            "server": "wisp",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": started.elapsed().as_secs(),
+        }))
+        .with_header("Cache-Control", "no-store")
+    });
+}
+
+fn run() -> Result<(), String> {
+    let args = match parse_args(std::env::args().skip(1))? {
+        Parsed::Run(args) => args,
+        Parsed::Exit(text) => {
+            println!("{text}");
+            return Ok(());
+        }
+    };
+    let config = configure(&args)?;
+    let documents = config.documents.display().to_string();
+    let mut server = Server::bind(config).map_err(|e| e.to_string())?;
+    register_demo(&mut server);
+    let urls: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(|a| format!("http://{a}"))
+        .collect();
+    println!(
+        "wisp {} serving {documents} on {}",
+        env!("CARGO_PKG_VERSION"),
+        urls.join(", ")
+    );
+    server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("wisp: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

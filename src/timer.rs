@@ -1,0 +1,133 @@
+//! Deadlines for every connection in one min-heap.
+//!
+//! A connection keeps its own current deadline; the heap only holds wake-ups.
+//! Moving a deadline later pushes nothing (the old wake-up re-arms itself when
+//! it fires early), so a busy connection costs no heap work per event, and an
+//! entry for a closed or reused slot is recognised by its serial and skipped.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+/// A wake-up for the connection in `key` whose serial number was `serial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Wake {
+    pub at: Instant,
+    pub key: usize,
+    pub serial: u64,
+}
+
+/// A connection's side of the bookkeeping.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Deadline {
+    /// When the connection wants attention.
+    pub due: Option<Instant>,
+    /// The earliest wake-up already in the heap for it.
+    armed: Option<Instant>,
+}
+
+/// The heap of wake-ups.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<Wake>>,
+}
+
+impl Timers {
+    /// Sets a connection's deadline, pushing a wake-up only if none fires by then.
+    pub fn set(&mut self, d: &mut Deadline, due: Option<Instant>, key: usize, serial: u64) {
+        d.due = due;
+        if let Some(at) = due {
+            if d.armed.is_none_or(|armed| at < armed) {
+                d.armed = Some(at);
+                self.heap.push(Reverse(Wake { at, key, serial }));
+            }
+        }
+    }
+
+    /// How long the poll may sleep before the next wake-up.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        self.heap
+            .peek()
+            .map(|Reverse(w)| w.at.saturating_duration_since(now))
+    }
+
+    /// Removes and returns the next wake-up that is due.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Wake> {
+        match self.heap.peek() {
+            Some(Reverse(w)) if w.at <= now => self.heap.pop().map(|Reverse(w)| w),
+            _ => None,
+        }
+    }
+
+    /// Handles a popped wake-up for a live connection: true when its deadline has
+    /// really passed; otherwise the wake-up is re-armed for the current deadline.
+    pub fn fire(&mut self, d: &mut Deadline, wake: Wake, now: Instant) -> bool {
+        if d.armed == Some(wake.at) {
+            d.armed = None;
+        }
+        match d.due {
+            Some(due) if due <= now => true,
+            due => {
+                self.set(d, due, wake.key, wake.serial);
+                false
+            }
+        }
+    }
+
+    /// Number of wake-ups held (for tests).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_deadlines_push_nothing_and_rearm_on_fire() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let mut d = Deadline::default();
+        timers.set(&mut d, Some(t0 + Duration::from_secs(1)), 3, 7);
+        for i in 2..100 {
+            timers.set(&mut d, Some(t0 + Duration::from_secs(i)), 3, 7);
+        }
+        assert_eq!(timers.len(), 1);
+        let now = t0 + Duration::from_secs(1);
+        let wake = timers.pop_due(now).unwrap();
+        assert!(
+            !timers.fire(&mut d, wake, now),
+            "deadline moved later: not due"
+        );
+        assert_eq!(timers.len(), 1, "re-armed for the current deadline");
+        let now = t0 + Duration::from_secs(99);
+        let wake = timers.pop_due(now).unwrap();
+        assert!(timers.fire(&mut d, wake, now));
+    }
+
+    #[test]
+    fn earlier_deadline_pushes_and_poll_timeout_follows() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let mut d = Deadline::default();
+        timers.set(&mut d, Some(t0 + Duration::from_secs(10)), 0, 1);
+        timers.set(&mut d, Some(t0 + Duration::from_secs(2)), 0, 1);
+        assert_eq!(timers.len(), 2);
+        assert_eq!(timers.poll_timeout(t0), Some(Duration::from_secs(2)));
+        assert!(timers.pop_due(t0).is_none());
+    }
+
+    #[test]
+    fn cleared_deadline_never_fires() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let mut d = Deadline::default();
+        timers.set(&mut d, Some(t0), 0, 1);
+        timers.set(&mut d, None, 0, 1);
+        let wake = timers.pop_due(t0).unwrap();
+        assert!(!timers.fire(&mut d, wake, t0));
+        assert_eq!(timers.len(), 0);
+    }
+}

@@ -1,0 +1,161 @@
+//! The `wisp` binary: the shipped config and site, the command line, and start-up errors.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+
+use support::{Client, TempDir};
+
+fn wisp() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wisp"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// A running binary, killed on drop.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary and reads the one line it prints to learn its address.
+fn start(args: &[&str]) -> Running {
+    let mut child = wisp()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches(',')
+        .parse()
+        .unwrap();
+    Running { child, addr }
+}
+
+/// Runs the binary to completion; returns (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = wisp().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn get(addr: SocketAddr, path: &str) -> support::Resp {
+    let mut c = Client::connect(addr);
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    c.response()
+}
+
+#[test]
+fn shipped_config_serves_the_site_and_the_status_handler() {
+    let w = start(&["--config", "web.json5", "--listen", "http://127.0.0.1:0"]);
+    let r = get(w.addr, "/");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("<title>wisp</title>"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    for asset in ["/style.css", "/app.js", "/favicon.svg"] {
+        assert_eq!(get(w.addr, asset).status, 200, "{asset}");
+    }
+    let status = get(w.addr, "/api/status");
+    let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(v["server"], "wisp");
+    assert_eq!(get(w.addr, "/home").status, 301);
+}
+
+#[test]
+fn documents_override_and_one_line_banner() {
+    let docs = TempDir::new("bin-docs");
+    docs.write("index.html", "override");
+    let w = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--documents",
+        docs.path.to_str().unwrap(),
+        "--config",
+        "web.json5",
+    ]);
+    assert_eq!(get(w.addr, "/").text(), "override");
+}
+
+#[test]
+fn help_and_version() {
+    let (ok, out, _) = run(&["--version"]);
+    assert!(ok);
+    assert_eq!(out.trim(), concat!("wisp ", env!("CARGO_PKG_VERSION")));
+    let (ok, out, _) = run(&["--help"]);
+    assert!(ok && out.contains("--listen URL"));
+    let (ok, _, err) = run(&["--frobnicate"]);
+    assert!(!ok && err.contains("unknown argument"));
+}
+
+/// A start-up failure prints exactly one line on stderr, no panic, and exits non-zero.
+fn fails_with(args: &[&str], want: &str) {
+    let (ok, _, err) = run(args);
+    assert!(!ok, "should fail: {args:?}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(want), "{err:?} should contain {want:?}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let dir = TempDir::new("bin-cfg");
+    let cfg = dir.write("web.json5", "{ web: { limits: { maxFrme: '1K' } } }");
+    fails_with(
+        &["--config", cfg.to_str().unwrap()],
+        "web.limits.maxFrme: unknown key; did you mean maxFrame?",
+    );
+    let syntax = dir.write("broken.json5", "{ web: { listen: [ }");
+    fails_with(&["--config", syntax.to_str().unwrap()], "broken.json5");
+    fails_with(
+        &["--config", "/nonexistent/web.json5"],
+        "/nonexistent/web.json5",
+    );
+}
+
+#[test]
+fn port_in_use_is_one_clear_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let listen = format!("http://{addr}");
+    fails_with(
+        &["--config", "web.json5", "--listen", &listen],
+        &format!("cannot listen on {addr}"),
+    );
+}
+
+#[test]
+fn missing_documents_folder_is_one_clear_line() {
+    fails_with(
+        &[
+            "--config",
+            "web.json5",
+            "--listen",
+            "127.0.0.1:0",
+            "--documents",
+            "/nonexistent/site",
+        ],
+        "documents folder /nonexistent/site",
+    );
+}
