@@ -2,26 +2,43 @@
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crate::config::{Config, HandlerKind};
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::{self, FileSite, Refusal, Sink};
+use crate::handler::{AnyHandler, ConnId, ConnInfo};
 use crate::http::date::format_http_date;
 use crate::http::error::HttpError;
 use crate::http::request::{Head, HeadLimits, Request, MAX_HEADERS};
 use crate::http::response::{bodiless, reason, HeadWriter, Response};
 use crate::output::FileBody;
 use crate::routes::{matches, Decision, Route, Routes};
+use crate::session::{Session, Step};
+use crate::upgrade;
 
 /// A registered HTTP action handler.
 pub(crate) type ActionFn = Box<dyn FnMut(&Request<'_>) -> Response>;
 
+/// What answers on an action path.
+enum Endpoint {
+    Http(ActionFn),
+    Socket(Box<dyn AnyHandler>),
+}
+
 struct Action {
     prefix: String,
-    handler: ActionFn,
+    endpoint: Endpoint,
+}
+
+/// Who a request came from, for handlers that want to know.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    pub now: Instant,
 }
 
 /// The `Date` header value, formatted once per second.
@@ -58,6 +75,18 @@ impl DateCache {
 pub(crate) struct Handled {
     pub file: Option<FileBody>,
     pub close: bool,
+    /// The request was upgraded: the connection speaks WebSocket from now on.
+    pub upgrade: Option<Box<Session>>,
+}
+
+impl Handled {
+    fn response(close: bool) -> Handled {
+        Handled {
+            file: None,
+            close,
+            upgrade: None,
+        }
+    }
 }
 
 /// Configuration, routes and handlers: everything a response depends on.
@@ -89,15 +118,32 @@ impl App {
         })
     }
 
-    /// Registers an action handler for a path prefix (`/api/` or an exact `/api/status`).
+    /// Registers an HTTP action handler for a path prefix (`/api/` or an exact `/api/status`).
     pub fn add_action(&mut self, prefix: &str, handler: ActionFn) {
+        self.add(prefix, Endpoint::Http(handler));
+    }
+
+    /// Registers a WebSocket handler for a path prefix.
+    pub fn add_websocket(&mut self, prefix: &str, handler: Box<dyn AnyHandler>) {
+        self.add(prefix, Endpoint::Socket(handler));
+    }
+
+    fn add(&mut self, prefix: &str, endpoint: Endpoint) {
         self.actions.push(Action {
             prefix: prefix.to_string(),
-            handler,
+            endpoint,
         });
         // Longest prefix first, so the most specific handler wins.
         self.actions
             .sort_by_key(|a| std::cmp::Reverse(a.prefix.len()));
+    }
+
+    /// The WebSocket handler at `index` and the config, for a session's step.
+    pub fn socket(&mut self, index: usize) -> Option<(&mut dyn AnyHandler, &Config)> {
+        match &mut self.actions.get_mut(index)?.endpoint {
+            Endpoint::Socket(h) => Some((&mut **h, &self.config)),
+            Endpoint::Http(_) => None,
+        }
     }
 
     /// Answers one complete request into `out`.
@@ -105,7 +151,7 @@ impl App {
         &mut self,
         head: &Head<'_>,
         body: &[u8],
-        peer: SocketAddr,
+        origin: Origin,
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
@@ -114,7 +160,7 @@ impl App {
             let mut w = HeadWriter::start(out, 200, &self.date.text, &self.config.headers);
             w.header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
             w.finish(Some(0), close);
-            return Handled { file: None, close };
+            return Handled::response(close);
         }
         let Ok((relative, trailing)) = normalize(head.path) else {
             return self.status_page(out, 400, close, None);
@@ -125,7 +171,7 @@ impl App {
                 let mut w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
                 w.header("Location", location);
                 w.finish(Some(0), close);
-                Handled { file: None, close }
+                Handled::response(close)
             }
             Decision::NotFound => self.status_page(out, 404, close, None),
             Decision::Route(route) if !route.allows(head.method) => {
@@ -134,7 +180,7 @@ impl App {
             }
             Decision::Route(route) => match route.config.handler {
                 HandlerKind::File => self.serve_file(route, head, out, close),
-                HandlerKind::Action => self.run_action(&routed, head, body, peer, out, close),
+                HandlerKind::Action => self.run_action(&routed, head, body, origin, out, close),
             },
         }
     }
@@ -166,6 +212,7 @@ impl App {
             Ok(()) => Handled {
                 file: sink.file,
                 close: sink.close,
+                upgrade: None,
             },
             Err(Refusal::Status(status)) => self.status_page(out, status, close, None),
         }
@@ -176,18 +223,64 @@ impl App {
         routed: &str,
         head: &Head<'_>,
         body: &[u8],
-        peer: SocketAddr,
+        origin: Origin,
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
-        let Some(action) = self.actions.iter_mut().find(|a| matches(&a.prefix, routed)) else {
+        let Some(index) = self.actions.iter().position(|a| matches(&a.prefix, routed)) else {
             return self.status_page(out, 404, close, None);
         };
-        let request = Request::new(head, body, peer);
+        let handler = match &mut self.actions[index].endpoint {
+            Endpoint::Http(handler) => handler,
+            Endpoint::Socket(_) => return self.upgrade(index, head, origin, out),
+        };
+        let request = Request::new(head, body, origin.peer);
         // A panicking handler costs its own request (500, connection closed), never the server.
-        match catch_unwind(AssertUnwindSafe(|| (action.handler)(&request))) {
+        match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
             Err(_) => self.status_page(out, 500, true, None),
+        }
+    }
+
+    /// The WebSocket handshake: 101 and `on_open`, or a refusal that closes the connection.
+    fn upgrade(&mut self, index: usize, head: &Head<'_>, origin: Origin, out: &mut Vec<u8>) -> Handled {
+        let accepted = match upgrade::check(head, &self.config.web_sockets.protocols) {
+            Ok(accepted) => accepted,
+            Err(refused) => {
+                self.write_status_page(out, refused.status, true, refused.header, refused.reason);
+                return Handled::response(true);
+            }
+        };
+        let mut w = HeadWriter::start(out, 101, &self.date.text, &self.config.headers);
+        w.header("Upgrade", "websocket");
+        w.header("Connection", "Upgrade");
+        w.header("Sec-WebSocket-Accept", &accepted.accept);
+        if let Some(protocol) = accepted.protocol {
+            w.header("Sec-WebSocket-Protocol", protocol);
+        }
+        w.finish(None, false);
+        let info = ConnInfo {
+            id: origin.id,
+            peer: origin.peer,
+            path: head.path.into(),
+            query: head.query.into(),
+            protocol: accepted.protocol.map(Into::into),
+        };
+        let Some((handler, config)) = self.socket(index) else {
+            return Handled::response(true);
+        };
+        let mut session = Session::new(index, handler, info, config, origin.now);
+        let step = Step {
+            handler,
+            config,
+            out,
+            now: origin.now,
+        };
+        let flow = session.open(step, head.headers);
+        Handled {
+            file: None,
+            close: flow == crate::session::Flow::Close,
+            upgrade: Some(Box::new(session)),
         }
     }
 
@@ -214,7 +307,7 @@ impl App {
                 out.extend_from_slice(r.body());
             }
         }
-        Handled { file: None, close }
+        Handled::response(close)
     }
 
     /// Writes the answer to a refused request; the connection closes after it.
@@ -232,7 +325,7 @@ impl App {
         header: Option<(&str, &str)>,
     ) -> Handled {
         self.write_status_page(out, status, close, header, "");
-        Handled { file: None, close }
+        Handled::response(close)
     }
 
     fn write_status_page(

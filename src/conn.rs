@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::app::App;
+use crate::app::{App, Origin};
 use crate::config::Timeouts;
+use crate::handler::ConnId;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::{header_storage, parse_head, Framing, Head};
 use crate::output::{Flushed, Output};
+use crate::session::{Flow, Session, Step};
 use crate::timer::Deadline;
 
 /// Output queued beyond this stops parsing pipelined requests and reading the socket.
@@ -28,6 +30,8 @@ const LINGER: Duration = Duration::from_secs(2);
 /// The shared, per-loop state a connection works with.
 pub(crate) struct Ctx<'a> {
     pub app: &'a mut App,
+    /// The connection's slab key.
+    pub key: usize,
     /// Responses are composed here and written from here.
     pub scratch: &'a mut Vec<u8>,
     pub now: Instant,
@@ -61,6 +65,8 @@ enum Phase {
     /// Our side is shut; read and discard until the client closes too, so
     /// unread input does not turn into a reset that destroys our answer.
     Lingering { until: Instant },
+    /// Upgraded: every byte is WebSocket frames.
+    WebSocket(Box<Session>),
 }
 
 /// One accepted connection.
@@ -240,10 +246,11 @@ impl Conn {
     fn process(&mut self, ctx: &mut Ctx<'_>, data: &mut [u8]) -> usize {
         let mut pos = 0;
         while pos < data.len() && !self.paused() {
-            let rest = &data[pos..];
+            let rest = &mut data[pos..];
             let used = match self.phase {
                 Phase::Head { .. } => self.on_head_bytes(ctx, rest),
                 Phase::Body(_) => self.on_body_bytes(ctx, rest),
+                Phase::WebSocket(_) => self.on_frames(ctx, rest),
                 Phase::Closing { .. } | Phase::Lingering { .. } => rest.len(),
             };
             if used == 0 {
@@ -337,16 +344,68 @@ impl Conn {
     fn respond(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>, body: &[u8]) {
         self.served += 1;
         let close = !head.keep_alive || self.served >= ctx.app.config.limits.requests;
+        let origin = Origin {
+            id: self.id(ctx),
+            peer: self.peer,
+            now: ctx.now,
+        };
         let out = self.output.target(ctx.scratch);
-        let handled = ctx.app.handle(head, body, self.peer, out, close);
+        let handled = ctx.app.handle(head, body, origin, out, close);
         if let Some(file) = handled.file {
             self.output.set_file(file);
         }
-        self.phase = if handled.close {
-            Phase::Closing { until: None }
-        } else {
-            Phase::Head { started: None }
+        self.phase = match handled.upgrade {
+            _ if handled.close => Phase::Closing { until: None },
+            Some(session) => Phase::WebSocket(session),
+            None => Phase::Head { started: None },
         };
+    }
+
+    fn id(&self, ctx: &Ctx<'_>) -> ConnId {
+        ConnId {
+            key: ctx.key,
+            serial: self.serial,
+        }
+    }
+
+    /// Runs WebSocket frames through the session; returns the bytes used.
+    fn on_frames(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
+        let Phase::WebSocket(session) = &mut self.phase else {
+            return 0;
+        };
+        let Some((handler, config)) = ctx.app.socket(session.handler) else {
+            return buf.len();
+        };
+        let out = self.output.target(ctx.scratch);
+        let step = Step {
+            handler,
+            config,
+            out,
+            now: ctx.now,
+        };
+        let (used, flow) = session.receive(step, buf);
+        if flow == Flow::Close {
+            self.end_websocket(ctx.now);
+            return buf.len();
+        }
+        used
+    }
+
+    /// The WebSocket is over: flush, then close the TCP connection (the server closes first, RFC 6455 §7.1.1).
+    fn end_websocket(&mut self, now: Instant) {
+        self.phase = Phase::Closing {
+            until: Some(now + LINGER),
+        };
+    }
+
+    /// Called before the connection is dropped: a WebSocket that did not
+    /// finish its closing handshake reports 1006 to its handler.
+    pub fn release(&mut self, app: &mut App) {
+        if let Phase::WebSocket(session) = &mut self.phase {
+            if let Some((handler, _)) = app.socket(session.handler) {
+                session.abandon(handler);
+            }
+        }
     }
 
     /// Queues an error answer and stops reading requests.
@@ -362,6 +421,10 @@ impl Conn {
         let stall = || add(self.since, t.inactivity);
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
+            Phase::WebSocket(session) => {
+                let stalled = if self.output.is_idle() { None } else { stall() };
+                earliest(session.due(t.inactivity), stalled)
+            }
             _ if !self.output.is_idle() => stall(),
             Phase::Head { started: None } | Phase::Closing { until: None } => stall(),
             Phase::Head { started: Some(s) } => earliest(add(*s, t.parse), add(*s, t.request)),
@@ -371,6 +434,28 @@ impl Conn {
 
     /// Acts on a passed deadline.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+        if let Phase::WebSocket(session) = &mut self.phase {
+            let stalled = !self.output.is_idle() && add(self.since, ctx.app.config.timeouts.inactivity).is_some_and(|d| d <= ctx.now);
+            let Some((handler, config)) = ctx.app.socket(session.handler) else {
+                return Ok(Next::Close);
+            };
+            if stalled {
+                // The peer stopped reading: nothing can reach it any more.
+                session.abandon(handler);
+                return Ok(Next::Close);
+            }
+            let out = self.output.target(ctx.scratch);
+            let step = Step {
+                handler,
+                config,
+                out,
+                now: ctx.now,
+            };
+            if session.timeout(step) == Flow::Close {
+                self.end_websocket(ctx.now);
+            }
+            return self.flush(ctx, read_buf);
+        }
         let receiving = matches!(
             self.phase,
             Phase::Head { started: Some(_) } | Phase::Body(_)

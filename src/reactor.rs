@@ -174,6 +174,7 @@ impl Reactor {
         let serial = self.next_serial;
         let mut ctx = Ctx {
             app: &mut self.app,
+            key,
             scratch: &mut self.scratch,
             now,
         };
@@ -198,6 +199,7 @@ impl Reactor {
         };
         let mut ctx = Ctx {
             app: &mut self.app,
+            key,
             scratch: &mut self.scratch,
             now,
         };
@@ -218,6 +220,7 @@ impl Reactor {
             }
             let mut ctx = Ctx {
                 app: &mut self.app,
+                key: wake.key,
                 scratch: &mut self.scratch,
                 now,
             };
@@ -238,6 +241,7 @@ impl Reactor {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            conn.release(&mut self.app);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if conn.counted {
                 self.counted -= 1;

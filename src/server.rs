@@ -11,6 +11,7 @@ use mio::{Poll, Waker};
 use crate::app::App;
 use crate::config::Config;
 use crate::error::StartError;
+use crate::handler::Handler;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::reactor::{Reactor, Shared, WAKER};
@@ -81,6 +82,17 @@ impl Server {
         F: FnMut(&Request<'_>) -> Response + 'static,
     {
         self.reactor.app.add_action(prefix, Box::new(handler));
+        self
+    }
+
+    /// Registers a WebSocket handler on an `action` route.
+    ///
+    /// `prefix` follows the same rule as [`Server::action`]. A GET with a
+    /// valid upgrade becomes a WebSocket served by `handler`'s callbacks;
+    /// other requests to the path are answered 426 (or 400/405 for broken
+    /// handshakes).
+    pub fn websocket<H: Handler>(&mut self, prefix: &str, handler: H) -> &mut Self {
+        self.reactor.app.add_websocket(prefix, Box::new(handler));
         self
     }
 

@@ -41,6 +41,39 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Exact-path redirects checked before the routes (`redirect`).
     pub redirects: Vec<Redirect>,
+    /// WebSocket options (`webSockets`).
+    pub web_sockets: WebSockets,
+}
+
+/// WebSocket options; frame and message sizes are in [`Limits`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSockets {
+    /// Subprotocols the server speaks, in no particular order (`protocol`: a
+    /// string or a list). The first one the client offers that is listed here
+    /// is selected; a client offering only others is refused with 400.
+    /// Default: none (a client that offers any is refused).
+    pub protocols: Vec<String>,
+    /// Send a ping this often to every WebSocket (`ping`, default `'never'`).
+    /// A peer that sends nothing, not even the pong, for `timeouts.inactivity`
+    /// is closed with 1001.
+    pub ping: Option<Duration>,
+    /// Check that text messages are UTF-8 and fail the connection with 1007
+    /// when not (`validateUTF`, default `true`).
+    pub validate_utf8: bool,
+    /// After sending a close frame, how long to wait for the peer's before
+    /// dropping the connection (`closeTimeout`, default `'5 secs'`).
+    pub close_timeout: Duration,
+}
+
+impl Default for WebSockets {
+    fn default() -> Self {
+        WebSockets {
+            protocols: Vec::new(),
+            ping: None,
+            validate_utf8: true,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Time limits; `None` means never.
@@ -136,6 +169,7 @@ impl Default for Config {
             limits: Limits::default(),
             routes: vec![RouteConfig::files("")],
             redirects: Vec::new(),
+            web_sockets: WebSockets::default(),
         }
     }
 }
@@ -289,6 +323,7 @@ const WEB_KEYS: &[&str] = &[
     "limits",
     "routes",
     "redirect",
+    "webSockets",
 ];
 
 fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
@@ -359,7 +394,34 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
             .map(|(path, v)| redirect(path, v))
             .collect::<read::Result<_>>()?;
     }
+    if let Some((path, v)) = web.get("webSockets") {
+        config.web_sockets = web_sockets(&path, v)?;
+    }
     Ok(config)
+}
+
+fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
+    let o = Obj::new(path, v, &["protocol", "ping", "validateUTF", "closeTimeout"])?;
+    let d = WebSockets::default();
+    let protocols = o.strings("protocol")?.unwrap_or_default();
+    if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
+        return fail(&o.path_of("protocol"), format!("{bad:?} is not a valid protocol token"));
+    }
+    Ok(WebSockets {
+        protocols,
+        ping: o.duration("ping")?.unwrap_or(d.ping),
+        validate_utf8: o.boolean("validateUTF")?.unwrap_or(d.validate_utf8),
+        close_timeout: match o.duration("closeTimeout")? {
+            None => d.close_timeout,
+            Some(Some(t)) => t,
+            Some(None) => return fail(&o.path_of("closeTimeout"), "must be a finite duration"),
+        },
+    })
+}
+
+/// An HTTP token (RFC 9110 §5.6.2), as a subprotocol name must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && crate::http::response::header_is_safe(s, "")
 }
 
 fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
@@ -559,6 +621,7 @@ mod tests {
                     { match: '', handler: 'file', documents: 'other', compressed: true, cache: { maxAge: '1 hr' } },
                 ],
                 redirect: [ { from: '/home', to: '/' } ],
+                webSockets: { protocol: ['chat', 'v2.json'], ping: '30 secs', validateUTF: false, closeTimeout: '1 sec' },
             } }",
         )
         .unwrap();
@@ -595,6 +658,12 @@ mod tests {
         assert!(c.routes[3].compressed);
         assert_eq!(c.routes[3].cache_max_age, Some(Duration::from_secs(3600)));
         assert_eq!(c.redirects[0].status, 301);
+        let ws = &c.web_sockets;
+        assert_eq!(ws.protocols, vec!["chat".to_string(), "v2.json".to_string()]);
+        assert_eq!(ws.ping, Some(Duration::from_secs(30)));
+        assert!(!ws.validate_utf8);
+        assert_eq!(ws.close_timeout, Duration::from_secs(1));
+        assert_eq!(parse("{ web: { webSockets: { protocol: 'one' } } }").unwrap().web_sockets.protocols, vec!["one".to_string()]);
     }
 
     #[test]
@@ -658,6 +727,9 @@ mod tests {
                 "web.headers: \"X-A\" is not a valid header",
             ),
             ("{ web: [] }", "web: expected an object, found a list"),
+            ("{ web: { webSockets: { pnig: 1 } } }", "web.webSockets.pnig: unknown key; did you mean ping?"),
+            ("{ web: { webSockets: { protocol: 'a b' } } }", "web.webSockets.protocol: \"a b\" is not a valid protocol token"),
+            ("{ web: { webSockets: { closeTimeout: 'never' } } }", "web.webSockets.closeTimeout: must be a finite duration"),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err();

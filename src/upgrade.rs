@@ -1,0 +1,160 @@
+//! The HTTP side of the WebSocket opening handshake (RFC 6455 §4.2): is this
+//! request a valid upgrade, and what do we answer?
+
+use crate::http::request::{find_header, Framing, Head, Tokens};
+use crate::ws::handshake::{accept_key, select_protocol, valid_key};
+
+/// A request the server will upgrade.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Accepted<'h> {
+    /// The `Sec-WebSocket-Accept` value.
+    pub accept: String,
+    /// The subprotocol to echo, if one was negotiated.
+    pub protocol: Option<&'h str>,
+}
+
+/// Why an upgrade was refused: a status, maybe a header, and a one-line reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub status: u16,
+    pub header: Option<(&'static str, &'static str)>,
+    pub reason: &'static str,
+}
+
+const fn refuse(status: u16, reason: &'static str) -> Refused {
+    Refused {
+        status,
+        header: None,
+        reason,
+    }
+}
+
+/// Checks an upgrade request against RFC 6455 §4.2.1 and picks a subprotocol
+/// from `protocols` (the server's list).
+pub(crate) fn check<'h>(head: &Head<'h>, protocols: &[String]) -> Result<Accepted<'h>, Refused> {
+    if head.method != "GET" {
+        return Err(Refused {
+            header: Some(("Allow", "GET")),
+            ..refuse(405, "a WebSocket upgrade must be a GET")
+        });
+    }
+    let upgrade = Tokens::of(head.headers, "upgrade").has("websocket");
+    let connection = Tokens::of(head.headers, "connection").has("upgrade");
+    if !upgrade || !connection {
+        return Err(Refused {
+            header: Some(("Upgrade", "websocket")),
+            ..refuse(426, "this resource is a WebSocket: send Upgrade: websocket and Connection: Upgrade")
+        });
+    }
+    if head.minor < 1 {
+        return Err(refuse(400, "a WebSocket upgrade needs HTTP/1.1"));
+    }
+    if head.framing != Framing::None {
+        return Err(refuse(400, "a WebSocket upgrade must not have a body"));
+    }
+    match find_header(head.headers, "sec-websocket-version").map(crate::http::request::trim) {
+        None => return Err(refuse(400, "missing Sec-WebSocket-Version")),
+        Some(b"13") => {}
+        Some(_) => {
+            return Err(Refused {
+                header: Some(("Sec-WebSocket-Version", "13")),
+                ..refuse(426, "only WebSocket version 13 is supported")
+            })
+        }
+    }
+    let mut keys = head.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"));
+    let key = match (keys.next(), keys.next()) {
+        (Some(k), None) if valid_key(k.value) => k.value,
+        _ => return Err(refuse(400, "missing or invalid Sec-WebSocket-Key")),
+    };
+    let offered = Tokens::of(head.headers, "sec-websocket-protocol");
+    let protocol = select_protocol(offered.iter(), protocols).map_err(|e| match e {
+        crate::ws::handshake::HandshakeError::TooManyProtocols => refuse(400, "too many WebSocket subprotocols offered"),
+        crate::ws::handshake::HandshakeError::NoCommonProtocol => {
+            refuse(400, "no offered WebSocket subprotocol is supported")
+        }
+    })?;
+    Ok(Accepted {
+        accept: accept_key(key),
+        protocol,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{header_storage, parse_head, HeadLimits};
+
+    const LIMITS: HeadLimits = HeadLimits {
+        header: 4096,
+        headers: 32,
+        uri: 1024,
+        body: 1024,
+    };
+    const GOOD: &str = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+    fn verdict(extra: &str, protocols: &[&str]) -> Result<(String, Option<String>), (u16, Option<&'static str>)> {
+        verdict_of(&format!("{GOOD}{extra}\r\n"), protocols)
+    }
+
+    fn verdict_of(text: &str, protocols: &[&str]) -> Result<(String, Option<String>), (u16, Option<&'static str>)> {
+        let mut storage = header_storage();
+        let head = parse_head(text.as_bytes(), &mut storage, &LIMITS).unwrap().unwrap();
+        let protocols: Vec<String> = protocols.iter().map(|p| p.to_string()).collect();
+        check(&head, &protocols)
+            .map(|a| (a.accept, a.protocol.map(str::to_string)))
+            .map_err(|r| (r.status, r.header.map(|h| h.1)))
+    }
+
+    #[test]
+    fn the_rfc_example_is_accepted() {
+        assert_eq!(verdict("", &[]), Ok(("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string(), None)));
+    }
+
+    #[test]
+    fn token_lists_and_case_are_accepted() {
+        let text = GOOD
+            .replace("Upgrade: websocket", "Upgrade: WebSocket, foo")
+            .replace("Connection: Upgrade", "Connection: keep-alive, upgrade");
+        assert!(verdict_of(&format!("{text}\r\n"), &[]).is_ok());
+    }
+
+    #[test]
+    fn refusals_have_their_statuses() {
+        let cases: &[(&str, u16)] = &[
+            ("GET /ws HTTP/1.1\r\nHost: h\r\n\r\n", 426),
+            ("POST /ws HTTP/1.1\r\nHost: h\r\n\r\n", 405),
+            (&GOOD.replace("Upgrade: websocket", "Upgrade: h2c"), 426),
+            (&GOOD.replace("Connection: Upgrade", "Connection: keep-alive"), 426),
+            (&GOOD.replace("Version: 13", "Version: 8"), 426),
+            (&GOOD.replace("Sec-WebSocket-Version: 13\r\n", ""), 400),
+            (&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short"), 400),
+            (&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZXh4eA=="), 400),
+            (&GOOD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), 400),
+            (&format!("{GOOD}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), 400),
+            (&GOOD.replace("HTTP/1.1\r\nHost: h", "HTTP/1.0\r\nHost: h"), 400),
+            (&format!("{GOOD}Content-Length: 2\r\n"), 400),
+        ];
+        for (text, status) in cases {
+            let text = if text.ends_with("\r\n\r\n") { text.to_string() } else { format!("{text}\r\n") };
+            assert_eq!(verdict_of(&text, &[]).map_err(|e| e.0), Err(*status), "{text:?}");
+        }
+        assert_eq!(
+            verdict_of(&format!("{}\r\n", GOOD.replace("Version: 13", "Version: 8")), &[]),
+            Err((426, Some("13")))
+        );
+    }
+
+    #[test]
+    fn subprotocols_pick_the_first_offered_that_is_supported() {
+        let offer = "Sec-WebSocket-Protocol: mqtt, chat\r\nSec-WebSocket-Protocol: json\r\n";
+        assert_eq!(verdict(offer, &["json", "chat"]).unwrap().1.as_deref(), Some("chat"));
+        assert_eq!(verdict(offer, &["json"]).unwrap().1.as_deref(), Some("json"));
+        assert_eq!(verdict(offer, &["other"]).map_err(|e| e.0), Err(400));
+        assert_eq!(verdict("", &["chat"]).unwrap().1, None);
+        let many: String = (0..11).map(|i| format!("p{i}, ")).collect();
+        let offer = format!("Sec-WebSocket-Protocol: {many}\r\n");
+        assert_eq!(verdict(&offer, &["p0"]).map_err(|e| e.0), Err(400));
+    }
+}

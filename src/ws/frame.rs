@@ -1,0 +1,321 @@
+//! Frame headers (RFC 6455 §5.2): parsing what a client sends, writing what
+//! the server sends.
+//!
+//! Parsing is resumable: `Ok(None)` means "not enough bytes yet" and nothing
+//! was consumed. Rules that one byte can break are checked as soon as that
+//! byte is present, so a bad frame fails before its header is complete.
+
+use super::close::valid_close_code;
+use super::error::WsError;
+use super::opcode::OpCode;
+
+/// The longest payload a control frame may carry (§5.5).
+const MAX_CONTROL_PAYLOAD: u64 = 125;
+
+/// The longest close reason: a control payload less the two-byte code.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// One decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameHeader {
+    /// This frame ends its message.
+    pub(crate) fin: bool,
+    /// The three RSV bits, in the low bits. Always 0 once parsed, since no
+    /// extension is negotiated; kept so the header describes the wire.
+    pub(crate) rsv: u8,
+    /// What the frame carries.
+    pub(crate) opcode: OpCode,
+    /// The masking key, present on every frame a client sends.
+    pub(crate) mask: Option<[u8; 4]>,
+    /// The payload length.
+    pub(crate) len: u64,
+    /// How many bytes the header itself takes: 2 to 14.
+    pub(crate) header_len: usize,
+}
+
+/// Parses the header at the front of `buf`; `Ok(None)` until it is complete.
+pub(crate) fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let (fin, rsv, opcode) = parse_first_byte(first)?;
+    let Some(&second) = buf.get(1) else {
+        return Ok(None);
+    };
+    let len7 = second & 0x7F;
+    if opcode.is_control() && u64::from(len7) > MAX_CONTROL_PAYLOAD {
+        return Err(WsError::ControlTooLong);
+    }
+    let Some((len, len_end)) = parse_length(buf, len7)? else {
+        return Ok(None);
+    };
+    let masked = second & 0x80 != 0;
+    let (mask, header_len) = if masked {
+        let Some(key) = bytes_at::<4>(buf, len_end) else {
+            return Ok(None);
+        };
+        (Some(key), len_end + 4)
+    } else {
+        (None, len_end)
+    };
+    Ok(Some(FrameHeader {
+        fin,
+        rsv,
+        opcode,
+        mask,
+        len,
+        header_len,
+    }))
+}
+
+/// FIN, RSV and opcode: everything the first byte can get wrong.
+fn parse_first_byte(byte: u8) -> Result<(bool, u8, OpCode), WsError> {
+    let fin = byte & 0x80 != 0;
+    let rsv = (byte >> 4) & 0x7;
+    if rsv != 0 {
+        return Err(WsError::ReservedBits);
+    }
+    let opcode = OpCode::from_u8(byte & 0x0F)?;
+    if opcode.is_control() && !fin {
+        return Err(WsError::FragmentedControl);
+    }
+    Ok((fin, rsv, opcode))
+}
+
+/// The payload length and where it ends in `buf`, given the 7-bit field.
+/// §5.2 says "the minimal number of bytes MUST be used", so a longer form
+/// than needed is refused, as is a 64-bit length with its top bit set.
+fn parse_length(buf: &[u8], len7: u8) -> Result<Option<(u64, usize)>, WsError> {
+    let (len, end) = match len7 {
+        126 => match bytes_at::<2>(buf, 2) {
+            Some(b) => (u64::from(u16::from_be_bytes(b)), 4),
+            None => return Ok(None),
+        },
+        127 => match bytes_at::<8>(buf, 2) {
+            Some(b) => (u64::from_be_bytes(b), 10),
+            None => return Ok(None),
+        },
+        short => return Ok(Some((u64::from(short), 2))),
+    };
+    let shortest = if len <= 125 {
+        2
+    } else if len <= 0xFFFF {
+        4
+    } else {
+        10
+    };
+    if len >> 63 != 0 || end != shortest {
+        return Err(WsError::BadLength);
+    }
+    Ok(Some((len, end)))
+}
+
+/// `N` bytes of `buf` starting at `at`, if that many are there.
+fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
+    buf.get(at..at + N)?.try_into().ok()
+}
+
+/// Appends an unmasked header (servers never mask) in its shortest form.
+pub(crate) fn write_header(out: &mut Vec<u8>, fin: bool, opcode: OpCode, len: usize) {
+    out.push((u8::from(fin) << 7) | opcode.as_u8());
+    // Each cast is bounded by its match arm.
+    match len {
+        0..=125 => out.push(len as u8),
+        126..=0xFFFF => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+}
+
+/// Appends a whole unmasked frame.
+pub(crate) fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]) {
+    write_header(out, fin, opcode, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Appends a close frame with `code` and as much of `reason` as fits.
+///
+/// The reason is cut to 123 bytes on a character boundary so the frame stays
+/// a legal control frame. A code a peer would reject (0 for "none", the
+/// local-only 1005/1006/1015, or any other code outside
+/// [`valid_close_code`]) sends an empty payload instead, reason and all.
+pub(crate) fn write_close(out: &mut Vec<u8>, code: u16, reason: &str) {
+    if !valid_close_code(code) {
+        write_frame(out, true, OpCode::Close, &[]);
+        return;
+    }
+    let reason = truncate(reason, MAX_CLOSE_REASON);
+    write_header(out, true, OpCode::Close, 2 + reason.len());
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(reason.as_bytes());
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::close::parse_close_payload;
+
+    fn header(bytes: &[u8]) -> Result<Option<FrameHeader>, WsError> {
+        parse_header(bytes)
+    }
+
+    #[test]
+    fn written_headers_parse_back_at_every_length() {
+        for len in [0, 1, 125, 126, 127, 65535, 65536, 1 << 20] {
+            let mut out = Vec::new();
+            write_header(&mut out, true, OpCode::Binary, len);
+            let want_len = match len {
+                0..=125 => 2,
+                126..=65535 => 4,
+                _ => 10,
+            };
+            let want = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode: OpCode::Binary,
+                mask: None,
+                len: len as u64,
+                header_len: want_len,
+            };
+            assert_eq!(header(&out), Ok(Some(want)), "len {len}");
+        }
+    }
+
+    #[test]
+    fn rfc_6455_examples() {
+        // §5.7: unmasked "Hel" without FIN, and a masked "Hello".
+        let h = header(b"\x01\x03Hel").unwrap().unwrap();
+        assert_eq!(
+            (h.fin, h.opcode, h.len, h.header_len),
+            (false, OpCode::Text, 3, 2)
+        );
+        let h = header(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
+        assert_eq!((h.len, h.header_len), (5, 6));
+    }
+
+    #[test]
+    fn a_header_split_at_every_byte_waits_until_complete() {
+        let masked_64 = b"\x82\xff\x00\x00\x00\x00\x00\x01\x00\x00\x01\x02\x03\x04";
+        let masked_16 = b"\x02\xfe\x01\x00\x01\x02\x03\x04";
+        let ping = b"\x89\x80\x01\x02\x03\x04";
+        for full in [&masked_64[..], masked_16, ping] {
+            for cut in 0..full.len() {
+                assert_eq!(header(&full[..cut]), Ok(None), "{full:x?} cut {cut}");
+            }
+            let h = header(full).unwrap().unwrap();
+            assert_eq!(h.header_len, full.len());
+            assert_eq!(h.mask, Some([1, 2, 3, 4]));
+        }
+    }
+
+    #[test]
+    fn rejections() {
+        let cases: &[(&[u8], WsError)] = &[
+            (b"\xc1", WsError::ReservedBits),
+            (b"\xa1", WsError::ReservedBits),
+            (b"\x91", WsError::ReservedBits),
+            // RSV is checked before the opcode.
+            (b"\xf3", WsError::ReservedBits),
+            (b"\x83", WsError::UnknownOpcode),
+            (b"\x87", WsError::UnknownOpcode),
+            (b"\x8b", WsError::UnknownOpcode),
+            (b"\x8f", WsError::UnknownOpcode),
+            (b"\x09", WsError::FragmentedControl),
+            (b"\x08\x80", WsError::FragmentedControl),
+            (b"\x89\xfe", WsError::ControlTooLong),
+            (b"\x88\x7e\x00\x7e", WsError::ControlTooLong),
+            (b"\x8a\x7f", WsError::ControlTooLong),
+            (
+                b"\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00",
+                WsError::BadLength,
+            ),
+            (b"\x82\xfe\x00\x7d", WsError::BadLength),
+            (
+                b"\x82\x7f\x00\x00\x00\x00\x00\x00\xff\xff",
+                WsError::BadLength,
+            ),
+            (
+                b"\x82\x7f\x00\x00\x00\x00\x00\x00\x00\x05",
+                WsError::BadLength,
+            ),
+        ];
+        for &(bytes, want) in cases {
+            assert_eq!(header(bytes), Err(want), "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn largest_lengths_are_accepted() {
+        let h = header(b"\x82\x7f\x7f\xff\xff\xff\xff\xff\xff\xff")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.len, u64::MAX >> 1);
+        let h = header(b"\x89\x7d").unwrap().unwrap();
+        assert_eq!(h.len, 125);
+    }
+
+    #[test]
+    fn frames_carry_their_payload() {
+        let mut out = Vec::new();
+        write_frame(&mut out, false, OpCode::Text, b"Hel");
+        assert_eq!(out, b"\x01\x03Hel");
+        out.clear();
+        write_frame(&mut out, true, OpCode::Pong, b"");
+        assert_eq!(out, b"\x8a\x00");
+    }
+
+    fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_close(&mut out, code, reason);
+        let h = header(&out).unwrap().unwrap();
+        assert_eq!((h.fin, h.opcode), (true, OpCode::Close));
+        assert_eq!(h.header_len + h.len as usize, out.len());
+        out.split_off(h.header_len)
+    }
+
+    #[test]
+    fn close_frames() {
+        assert_eq!(close_payload(1000, ""), b"\x03\xe8");
+        assert_eq!(close_payload(1001, "bye"), b"\x03\xe9bye");
+        for code in [0, 1005, 1006, 1015, 999, 5000] {
+            assert_eq!(close_payload(code, "why"), b"", "{code}");
+        }
+    }
+
+    #[test]
+    fn close_reasons_are_cut_on_a_char_boundary() {
+        let long = "x".repeat(200);
+        let payload = close_payload(1000, &long);
+        assert_eq!(payload.len(), 125);
+        // 122 bytes, then a 2-byte char that would end at 124.
+        let tricky = format!("{}é", "x".repeat(122));
+        let payload = close_payload(1000, &tricky);
+        assert_eq!(
+            parse_close_payload(&payload),
+            Ok((Some(1000), &tricky[..122]))
+        );
+        let exact = "y".repeat(123);
+        let payload = close_payload(4000, &exact);
+        assert_eq!(
+            parse_close_payload(&payload),
+            Ok((Some(4000), exact.as_str()))
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! WebSocket (RFC 6455), sans-IO: bytes in, events and bytes out.
+//!
+//! Nothing here touches a socket; the reactor owns those. Data flows so:
+//!
+//! - Upgrade: the HTTP layer hands the request's headers to [`handshake`],
+//!   which checks `Sec-WebSocket-Key`, computes `Sec-WebSocket-Accept` and
+//!   picks a subprotocol.
+//! - Incoming: the connection's unconsumed bytes go to a
+//!   [`receiver::Receiver`], which parses each [`frame`] header, unmasks the
+//!   payload in place ([`mask`]), checks text as it arrives ([`utf8`]) and
+//!   close payloads ([`close`]), and returns one event at a time: a message
+//!   (or, streaming, a piece of one), a Ping, a Pong or a Close.
+//! - Outgoing: replies and messages are written as unmasked frames by
+//!   [`frame::write_frame`] and [`frame::write_close`] into the caller's
+//!   output buffer.
+//! - Failure: every protocol violation is a [`error::WsError`], whose close
+//!   code the server sends before it closes.
+
+pub(crate) mod close;
+pub(crate) mod error;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+pub(crate) mod mask;
+pub(crate) mod opcode;
+pub(crate) mod receiver;
+pub(crate) mod utf8;

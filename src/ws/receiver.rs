@@ -1,0 +1,839 @@
+//! One connection's incoming side: client frames in, events out.
+//!
+//! The caller owns the bytes. It hands [`Receiver::decode`] everything it has
+//! not yet consumed, drops the consumed prefix, and calls again until told
+//! `(0, None)`. Control frames are decoded only once whole (they are at most
+//! 125 bytes); data frames are consumed as they arrive, so a huge frame never
+//! has to sit in the caller's buffer, and a bad UTF-8 byte fails the
+//! connection the moment it is seen.
+
+use super::close::parse_close_payload;
+use super::error::WsError;
+use super::frame::{parse_header, FrameHeader};
+use super::mask::apply_mask;
+use super::opcode::OpCode;
+use super::utf8::Utf8Validator;
+
+/// Size limits and options for one connection's incoming messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The longest data frame payload accepted, in bytes.
+    pub(crate) max_frame: u64,
+    /// The longest message accepted, all its frames together, in bytes. Not
+    /// applied when `streaming`, since then no message is ever held whole.
+    pub(crate) max_message: u64,
+    /// Whether text messages must be UTF-8. Close reasons always must.
+    pub(crate) validate_utf8: bool,
+    /// Hand out data as it arrives ([`Event::Fragment`]) instead of whole
+    /// messages ([`Event::Message`]).
+    pub(crate) streaming: bool,
+}
+
+/// What one call to [`Receiver::decode`] produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event<'a> {
+    /// A whole message. Zero-copy (borrowing the caller's buffer) when it
+    /// arrived as one unfragmented frame already complete in `buf`; otherwise
+    /// borrowing the receiver's reassembly buffer.
+    Message {
+        /// A Text message (validated UTF-8 if so configured), not Binary.
+        text: bool,
+        /// The unmasked payload.
+        data: &'a [u8],
+    },
+    /// Streaming mode only: a piece of a message as soon as it arrived (part
+    /// of a frame's payload). A text piece may end inside a character; it is
+    /// valid so far, but the message can still fail later.
+    Fragment {
+        /// The message is Text, not Binary.
+        text: bool,
+        /// The unmasked bytes; empty only for a `last` piece.
+        data: &'a [u8],
+        /// This is the message's first piece.
+        first: bool,
+        /// This piece ends the message.
+        last: bool,
+    },
+    /// A Ping, with its payload to echo in the Pong.
+    Ping(&'a [u8]),
+    /// A Pong.
+    Pong(&'a [u8]),
+    /// A valid close frame from the peer.
+    Close {
+        /// The status code, if the payload had one.
+        code: Option<u16>,
+        /// The reason, empty if none was given.
+        reason: &'a str,
+    },
+}
+
+/// What a call returns: bytes consumed, and at most one event.
+type Decoded<'a> = Result<(usize, Option<Event<'a>>), WsError>;
+
+/// The incoming state machine of one connection.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    /// What this connection accepts.
+    limits: Limits,
+    /// The data message begun and not yet ended, if any.
+    message: Option<Message>,
+    /// The message so far, when it did not arrive as one whole frame. It is
+    /// released at the call after the message is handed out, so an idle
+    /// connection holds no buffer.
+    buffer: Vec<u8>,
+    /// Carries a text message's validation across pieces.
+    utf8: Utf8Validator,
+}
+
+/// A data message in progress.
+#[derive(Debug, Clone, Copy)]
+struct Message {
+    /// Text, not Binary.
+    text: bool,
+    /// The payload lengths its frame headers have declared so far.
+    declared: u64,
+    /// Streaming: a piece of it was handed out already.
+    emitted: bool,
+    /// Its latest frame, whose header is consumed.
+    frame: Frame,
+}
+
+/// The payload still to come of a frame whose header is consumed.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// The frame ends the message.
+    fin: bool,
+    /// The key its payload is masked with.
+    mask: [u8; 4],
+    /// Payload bytes not yet consumed; 0 once the next header is due.
+    remaining: u64,
+    /// The payload offset of the next byte, modulo 4, to resume unmasking.
+    phase: usize,
+}
+
+impl Receiver {
+    /// A receiver with no message in progress.
+    pub(crate) fn new(limits: Limits) -> Receiver {
+        Receiver {
+            limits,
+            message: None,
+            buffer: Vec::new(),
+            utf8: Utf8Validator::default(),
+        }
+    }
+
+    /// Decodes from the front of `buf`; unmasks IN PLACE (hence `&mut`).
+    /// Returns how many bytes were consumed and at most one event.
+    ///
+    /// `(0, None)` means "need more bytes and nothing was consumed": the
+    /// caller keeps the unconsumed tail and calls again when more arrive. Any
+    /// other result asks to be called again with the rest. After an error or
+    /// a Close event the receiver is done: the caller closes.
+    pub(crate) fn decode<'a>(&'a mut self, buf: &'a mut [u8]) -> Decoded<'a> {
+        if self.message.is_none() {
+            // The last message may have been lent out of `buffer`; it is over.
+            self.buffer = Vec::new();
+        }
+        if let Some(message) = self.message.filter(|m| m.frame.remaining > 0) {
+            return self.payload(message, buf);
+        }
+        let Some(header) = parse_header(buf)? else {
+            return Ok((0, None));
+        };
+        let mask = header.mask.ok_or(WsError::Unmasked)?;
+        match header.opcode {
+            OpCode::Ping => control(&header, mask, buf, |p| Ok(Event::Ping(p))),
+            OpCode::Pong => control(&header, mask, buf, |p| Ok(Event::Pong(p))),
+            OpCode::Close => control(&header, mask, buf, close_event),
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                self.data_frame(&header, mask, buf)
+            }
+        }
+    }
+
+    /// True while a data message is in progress: begun, not yet ended.
+    #[cfg(test)]
+    pub(crate) fn in_message(&self) -> bool {
+        self.message.is_some()
+    }
+
+    /// Starts a data frame: zero-copy if it is a whole message already in
+    /// `buf`, else consumes its header and whatever payload is there.
+    fn data_frame<'a>(
+        &'a mut self,
+        header: &FrameHeader,
+        mask: [u8; 4],
+        buf: &'a mut [u8],
+    ) -> Decoded<'a> {
+        let message = self.next_message(header, mask)?;
+        if header.fin && self.message.is_none() {
+            if let Some(end) = whole_frame_end(header, buf.len()) {
+                let event =
+                    self.whole_frame(message.text, mask, &mut buf[header.header_len..end])?;
+                return Ok((end, Some(event)));
+            }
+        }
+        let (consumed, event) = self.payload(message, &mut buf[header.header_len..])?;
+        Ok((header.header_len + consumed, event))
+    }
+
+    /// Checks a data frame's header against the message in progress and the
+    /// limits, before any of its payload is read; returns the message with
+    /// this frame as its latest.
+    fn next_message(&self, header: &FrameHeader, mask: [u8; 4]) -> Result<Message, WsError> {
+        let (text, declared, emitted) = match (header.opcode, self.message) {
+            (OpCode::Continuation, Some(m)) => (m.text, m.declared, m.emitted),
+            (OpCode::Continuation, None) => return Err(WsError::UnexpectedContinuation),
+            (_, Some(_)) => return Err(WsError::ExpectedContinuation),
+            (opcode, None) => (opcode == OpCode::Text, 0, false),
+        };
+        if header.len > self.limits.max_frame {
+            return Err(WsError::FrameTooLarge);
+        }
+        let declared = declared.saturating_add(header.len);
+        if !self.limits.streaming && declared > self.limits.max_message {
+            return Err(WsError::MessageTooLarge);
+        }
+        let frame = Frame {
+            fin: header.fin,
+            mask,
+            remaining: header.len,
+            phase: 0,
+        };
+        Ok(Message {
+            text,
+            declared,
+            emitted,
+            frame,
+        })
+    }
+
+    /// Hands out a one-frame message whose payload is all in `payload`.
+    fn whole_frame<'a>(
+        &self,
+        text: bool,
+        mask: [u8; 4],
+        payload: &'a mut [u8],
+    ) -> Result<Event<'a>, WsError> {
+        apply_mask(payload, mask, 0);
+        if text && self.limits.validate_utf8 && std::str::from_utf8(payload).is_err() {
+            return Err(WsError::InvalidUtf8);
+        }
+        Ok(if self.limits.streaming {
+            Event::Fragment {
+                text,
+                data: payload,
+                first: true,
+                last: true,
+            }
+        } else {
+            Event::Message {
+                text,
+                data: payload,
+            }
+        })
+    }
+
+    /// Consumes as much of the current frame's payload as `buf` holds.
+    fn payload<'a>(&'a mut self, mut message: Message, buf: &'a mut [u8]) -> Decoded<'a> {
+        let frame = &mut message.frame;
+        let take = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+        let chunk = &mut buf[..take];
+        apply_mask(chunk, frame.mask, frame.phase);
+        frame.phase = (frame.phase + take) % 4;
+        frame.remaining -= take as u64;
+        let last = frame.fin && frame.remaining == 0;
+        self.check_text(message.text, chunk, last)?;
+        if self.limits.streaming {
+            return Ok((take, self.fragment(message, chunk, last)));
+        }
+        self.message = (!last).then_some(message);
+        self.buffer.extend_from_slice(chunk);
+        Ok((
+            take,
+            last.then_some(Event::Message {
+                text: message.text,
+                data: &self.buffer,
+            }),
+        ))
+    }
+
+    /// Validates a piece of a text message, and its end if `last`.
+    fn check_text(&mut self, text: bool, chunk: &[u8], last: bool) -> Result<(), WsError> {
+        if !text || !self.limits.validate_utf8 {
+            return Ok(());
+        }
+        self.utf8.feed(chunk)?;
+        if last {
+            self.utf8.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Streaming: hands out `chunk`, unless it is an empty piece that does
+    /// not end the message and so tells the caller nothing.
+    fn fragment<'a>(
+        &mut self,
+        mut message: Message,
+        chunk: &'a [u8],
+        last: bool,
+    ) -> Option<Event<'a>> {
+        if chunk.is_empty() && !last {
+            self.message = Some(message);
+            return None;
+        }
+        let first = !message.emitted;
+        message.emitted = true;
+        self.message = (!last).then_some(message);
+        Some(Event::Fragment {
+            text: message.text,
+            data: chunk,
+            first,
+            last,
+        })
+    }
+}
+
+/// Where a frame ends in a buffer of `available` bytes, if it is all there.
+fn whole_frame_end(header: &FrameHeader, available: usize) -> Option<usize> {
+    let end = header
+        .header_len
+        .checked_add(usize::try_from(header.len).ok()?)?;
+    (end <= available).then_some(end)
+}
+
+/// Decodes a control frame once it is whole; until then consumes nothing.
+fn control<'a>(
+    header: &FrameHeader,
+    mask: [u8; 4],
+    buf: &'a mut [u8],
+    event: impl FnOnce(&'a [u8]) -> Result<Event<'a>, WsError>,
+) -> Decoded<'a> {
+    let Some(end) = whole_frame_end(header, buf.len()) else {
+        return Ok((0, None));
+    };
+    let payload = &mut buf[header.header_len..end];
+    apply_mask(payload, mask, 0);
+    Ok((end, Some(event(payload)?)))
+}
+
+/// A Close event, if the payload is a valid one.
+fn close_event(payload: &[u8]) -> Result<Event<'_>, WsError> {
+    let (code, reason) = parse_close_payload(payload)?;
+    Ok(Event::Close { code, reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::frame::write_header;
+
+    const KEY: [u8; 4] = [0xa1, 0x5b, 0x07, 0xe3];
+
+    const ROOMY: Limits = Limits {
+        max_frame: 1 << 20,
+        max_message: 1 << 22,
+        validate_utf8: true,
+        streaming: false,
+    };
+
+    /// A frame as a client sends it: masked.
+    fn masked(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_header(&mut out, fin, opcode, payload.len());
+        out[1] |= 0x80;
+        out.extend_from_slice(&KEY);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], KEY, 0);
+        out
+    }
+
+    fn text(fin: bool, payload: &[u8]) -> Vec<u8> {
+        masked(fin, OpCode::Text, payload)
+    }
+
+    fn binary(fin: bool, payload: &[u8]) -> Vec<u8> {
+        masked(fin, OpCode::Binary, payload)
+    }
+
+    fn cont(fin: bool, payload: &[u8]) -> Vec<u8> {
+        masked(fin, OpCode::Continuation, payload)
+    }
+
+    fn close(payload: &[u8]) -> Vec<u8> {
+        masked(true, OpCode::Close, payload)
+    }
+
+    /// An event copied out of the buffers it borrows.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Owned {
+        Message(bool, Vec<u8>),
+        Fragment {
+            text: bool,
+            data: Vec<u8>,
+            first: bool,
+            last: bool,
+        },
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<u16>, String),
+    }
+
+    fn own(event: Event<'_>) -> Owned {
+        match event {
+            Event::Message { text, data } => Owned::Message(text, data.to_vec()),
+            Event::Fragment {
+                text,
+                data,
+                first,
+                last,
+            } => Owned::Fragment {
+                text,
+                data: data.to_vec(),
+                first,
+                last,
+            },
+            Event::Ping(p) => Owned::Ping(p.to_vec()),
+            Event::Pong(p) => Owned::Pong(p.to_vec()),
+            Event::Close { code, reason } => Owned::Close(code, reason.to_string()),
+        }
+    }
+
+    /// Plays the caller: keeps the unconsumed tail, appends what arrives,
+    /// and decodes until told to wait.
+    struct Feeder {
+        rx: Receiver,
+        pending: Vec<u8>,
+    }
+
+    impl Feeder {
+        fn new(limits: Limits) -> Feeder {
+            Feeder {
+                rx: Receiver::new(limits),
+                pending: Vec::new(),
+            }
+        }
+
+        /// Appends the events `piece` completes to `events`, up to any error.
+        fn push(&mut self, piece: &[u8], events: &mut Vec<Owned>) -> Result<(), WsError> {
+            self.pending.extend_from_slice(piece);
+            let mut pos = 0;
+            loop {
+                match self.rx.decode(&mut self.pending[pos..])? {
+                    (0, None) => break,
+                    (n, event) => {
+                        pos += n;
+                        events.extend(event.map(own));
+                    }
+                }
+            }
+            self.pending.drain(..pos);
+            Ok(())
+        }
+
+        /// The events `piece` completes.
+        fn events(&mut self, piece: &[u8]) -> Result<Vec<Owned>, WsError> {
+            let mut events = Vec::new();
+            self.push(piece, &mut events)?;
+            Ok(events)
+        }
+    }
+
+    /// Everything a run shows from outside. After an error the receiver is
+    /// done, so its state is not part of the outcome.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Outcome {
+        events: Vec<Owned>,
+        error: Option<WsError>,
+        unconsumed: usize,
+        in_message: bool,
+    }
+
+    fn run(limits: Limits, pieces: &[&[u8]]) -> Outcome {
+        let mut feeder = Feeder::new(limits);
+        let mut events = Vec::new();
+        for piece in pieces {
+            if let Err(e) = feeder.push(piece, &mut events) {
+                return Outcome {
+                    events,
+                    error: Some(e),
+                    unconsumed: 0,
+                    in_message: false,
+                };
+            }
+        }
+        let (unconsumed, in_message) = (feeder.pending.len(), feeder.rx.in_message());
+        Outcome {
+            events,
+            error: None,
+            unconsumed,
+            in_message,
+        }
+    }
+
+    /// Turns streaming pieces back into whole messages, checking their
+    /// `first`/`last` marks; a message cut short by an error is dropped.
+    fn reassemble(outcome: Outcome) -> Outcome {
+        let mut events = Vec::new();
+        let mut partial: Option<(bool, Vec<u8>)> = None;
+        for event in outcome.events {
+            match event {
+                Owned::Fragment {
+                    text,
+                    data,
+                    first,
+                    last,
+                } => {
+                    assert_eq!(first, partial.is_none(), "first marks the first piece only");
+                    let (was_text, mut so_far) = partial.take().unwrap_or((text, Vec::new()));
+                    assert_eq!(was_text, text);
+                    assert!(
+                        !data.is_empty() || last,
+                        "an empty piece must end the message"
+                    );
+                    so_far.extend(data);
+                    if last {
+                        events.push(Owned::Message(text, so_far));
+                    } else {
+                        partial = Some((text, so_far));
+                    }
+                }
+                Owned::Message(..) => panic!("a whole message in streaming mode"),
+                other => events.push(other),
+            }
+        }
+        Outcome { events, ..outcome }
+    }
+
+    /// Runs `stream` whole, split in two at every point and byte by byte, in
+    /// both modes, checks that every run agrees, and returns the verdict.
+    fn every_split(limits: Limits, stream: &[u8]) -> Outcome {
+        let whole = run(limits, &[stream]);
+        let streaming = Limits {
+            streaming: true,
+            ..limits
+        };
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(run(limits, &bytes), whole, "byte by byte");
+        assert_eq!(
+            reassemble(run(streaming, &bytes)),
+            whole,
+            "streaming byte by byte"
+        );
+        for cut in 0..=stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(run(limits, &[a, b]), whole, "cut {cut}");
+            assert_eq!(
+                reassemble(run(streaming, &[a, b])),
+                whole,
+                "streaming cut {cut}"
+            );
+        }
+        whole
+    }
+
+    fn concat(frames: &[Vec<u8>]) -> Vec<u8> {
+        frames.concat()
+    }
+
+    #[test]
+    fn a_conversation_at_every_split() {
+        let blob: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        let stream = concat(&[
+            text(false, b"Hel"),
+            masked(true, OpCode::Ping, b"ping"),
+            cont(false, b"lo, w\xc3"), // ö split across frames
+            masked(true, OpCode::Pong, b""),
+            cont(true, b"\xb6rld"),
+            binary(true, &blob), // 16-bit length
+            text(true, b""),
+            binary(false, b""),
+            cont(true, b""),
+            close(b"\x03\xe8bye"),
+        ]);
+        let outcome = every_split(ROOMY, &stream);
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            outcome.events,
+            [
+                Owned::Ping(b"ping".to_vec()),
+                Owned::Pong(vec![]),
+                Owned::Message(true, "Hello, wörld".into()),
+                Owned::Message(false, blob),
+                Owned::Message(true, vec![]),
+                Owned::Message(false, vec![]),
+                Owned::Close(Some(1000), "bye".into()),
+            ]
+        );
+        assert_eq!((outcome.unconsumed, outcome.in_message), (0, false));
+    }
+
+    #[test]
+    fn a_truncated_stream_leaves_the_same_state_at_every_split() {
+        let mut stream = concat(&[text(false, b"abc"), cont(false, b"de")]);
+        let ping = masked(true, OpCode::Ping, b"xyz");
+        stream.extend_from_slice(&ping[..ping.len() - 1]);
+        let outcome = every_split(ROOMY, &stream);
+        assert_eq!(outcome.events, []);
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            (outcome.unconsumed, outcome.in_message),
+            (ping.len() - 1, true)
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_fails_at_every_split() {
+        let stream = concat(&[
+            text(true, b"ok"),
+            text(false, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"),
+            masked(true, OpCode::Ping, b""),
+            cont(true, b"\xf4\x90\x80\x80edited"),
+        ]);
+        let outcome = every_split(ROOMY, &stream);
+        assert_eq!(
+            outcome.events,
+            [Owned::Message(true, b"ok".to_vec()), Owned::Ping(vec![])]
+        );
+        assert_eq!(outcome.error, Some(WsError::InvalidUtf8));
+    }
+
+    #[test]
+    fn utf8_is_judged_over_the_whole_message() {
+        let split_char = concat(&[text(false, b"\xce"), cont(true, b"\xba")]);
+        let outcome = every_split(ROOMY, &split_char);
+        assert_eq!(outcome.events, [Owned::Message(true, "κ".into())]);
+        for cut_short in [
+            text(true, b"\xce"),
+            concat(&[text(false, b"a\xe2\x82"), cont(true, b"")]),
+        ] {
+            assert_eq!(
+                every_split(ROOMY, &cut_short).error,
+                Some(WsError::InvalidUtf8)
+            );
+        }
+        // Binary payloads are not text.
+        let outcome = every_split(ROOMY, &binary(true, b"\xff"));
+        assert_eq!(outcome.events, [Owned::Message(false, vec![0xff])]);
+    }
+
+    #[test]
+    fn continuation_rules_at_every_split() {
+        let stray = concat(&[binary(true, b"a"), cont(true, b"b")]);
+        let outcome = every_split(ROOMY, &stray);
+        assert_eq!(outcome.events, [Owned::Message(false, b"a".to_vec())]);
+        assert_eq!(outcome.error, Some(WsError::UnexpectedContinuation));
+        let interleaved = concat(&[text(false, b"a"), binary(true, b"b")]);
+        assert_eq!(
+            every_split(ROOMY, &interleaved).error,
+            Some(WsError::ExpectedContinuation)
+        );
+        let interleaved = concat(&[text(false, b"a"), text(false, b"b")]);
+        assert_eq!(
+            every_split(ROOMY, &interleaved).error,
+            Some(WsError::ExpectedContinuation)
+        );
+    }
+
+    #[test]
+    fn unmasked_frames_are_refused() {
+        assert_eq!(run(ROOMY, &[b"\x81\x02hi"]).error, Some(WsError::Unmasked));
+        assert_eq!(run(ROOMY, &[b"\x89\x00"]).error, Some(WsError::Unmasked));
+    }
+
+    #[test]
+    fn header_errors_need_only_their_byte() {
+        let mut rx = Receiver::new(ROOMY);
+        assert_eq!(rx.decode(&mut [0xc1]), Err(WsError::ReservedBits));
+        let mut rx = Receiver::new(ROOMY);
+        assert_eq!(rx.decode(&mut [0x83]), Err(WsError::UnknownOpcode));
+        let mut rx = Receiver::new(ROOMY);
+        assert_eq!(rx.decode(&mut [0x09]), Err(WsError::FragmentedControl));
+        let mut rx = Receiver::new(ROOMY);
+        assert_eq!(rx.decode(&mut [0x89, 0xfe]), Err(WsError::ControlTooLong));
+    }
+
+    #[test]
+    fn frame_limit_is_decided_from_the_header() {
+        for streaming in [false, true] {
+            let limits = Limits {
+                max_frame: 100,
+                streaming,
+                ..ROOMY
+            };
+            let too_big = binary(true, &[0; 101]);
+            let header = &too_big[..2 + 4];
+            assert_eq!(run(limits, &[header]).error, Some(WsError::FrameTooLarge));
+            let fits = binary(true, &[0; 100]);
+            let outcome = run(limits, &[&fits[..6]]);
+            assert_eq!(
+                (outcome.error, outcome.unconsumed, outcome.in_message),
+                (None, 0, true)
+            );
+        }
+    }
+
+    #[test]
+    fn message_limit_is_decided_from_the_header() {
+        let limits = Limits {
+            max_message: 10,
+            ..ROOMY
+        };
+        let first = text(false, b"123456");
+        let second = cont(true, b"12345");
+        let pieces: [&[u8]; 2] = [&first, &second[..6]];
+        assert_eq!(run(limits, &pieces).error, Some(WsError::MessageTooLarge));
+        let just_fits = cont(true, b"1234");
+        assert_eq!(
+            run(limits, &[&first, &just_fits]).events,
+            [Owned::Message(true, b"1234561234".to_vec())]
+        );
+        // A streamed message is never held whole, so it has no limit.
+        let streaming = Limits {
+            streaming: true,
+            ..limits
+        };
+        let outcome = reassemble(run(streaming, &[&first, &second]));
+        assert_eq!(
+            outcome.events,
+            [Owned::Message(true, b"12345612345".to_vec())]
+        );
+    }
+
+    #[test]
+    fn utf8_fails_fast_inside_a_partial_frame() {
+        // Autobahn 6.4.3: one frame, sent in three chops.
+        let frame = text(
+            true,
+            b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80edited",
+        );
+        let mut feeder = Feeder::new(ROOMY);
+        assert_eq!(feeder.events(&frame[..6 + 11]), Ok(vec![]));
+        assert_eq!(feeder.events(&frame[17..18]), Ok(vec![]));
+        assert_eq!(feeder.events(&frame[18..19]), Err(WsError::InvalidUtf8));
+    }
+
+    #[test]
+    fn utf8_fails_fast_at_the_frame_that_breaks_it() {
+        // Autobahn 6.4.2: the first frame ends in F4, a valid start; the
+        // second is the lone 90 that makes it U+110000.
+        let mut feeder = Feeder::new(ROOMY);
+        let first = text(false, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4");
+        assert_eq!(feeder.events(&first), Ok(vec![]));
+        assert_eq!(
+            feeder.events(&cont(false, b"\x90")),
+            Err(WsError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn utf8_validation_can_be_turned_off_but_not_for_close_reasons() {
+        let limits = Limits {
+            validate_utf8: false,
+            ..ROOMY
+        };
+        let stream = concat(&[text(true, b"\xff"), text(false, b"\xce"), cont(true, b"")]);
+        let outcome = every_split(limits, &stream);
+        assert_eq!(
+            outcome.events,
+            [
+                Owned::Message(true, vec![0xff]),
+                Owned::Message(true, vec![0xce])
+            ]
+        );
+        assert_eq!(
+            run(limits, &[&close(b"\x03\xe8\xff")]).error,
+            Some(WsError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn close_frames() {
+        let cases: [(&[u8], Result<Owned, WsError>); 5] = [
+            (b"", Ok(Owned::Close(None, String::new()))),
+            (b"\x0f\xa0app", Ok(Owned::Close(Some(4000), "app".into()))),
+            (b"\x03", Err(WsError::BadClosePayload)),
+            (b"\x03\xed", Err(WsError::InvalidCloseCode)),
+            (b"\x03\xe8\xed\xa0\x80", Err(WsError::InvalidUtf8)),
+        ];
+        for (payload, want) in cases {
+            let outcome = every_split(ROOMY, &close(payload));
+            let got = outcome
+                .error
+                .map_or_else(|| Ok(outcome.events[0].clone()), Err);
+            assert_eq!(got, want, "{payload:x?}");
+        }
+    }
+
+    #[test]
+    fn a_whole_unfragmented_frame_is_not_copied() {
+        for streaming in [false, true] {
+            let mut rx = Receiver::new(Limits { streaming, ..ROOMY });
+            let mut buf = text(true, b"hello");
+            let range = buf.as_ptr_range();
+            let (n, event) = rx.decode(&mut buf).unwrap();
+            let data = match event {
+                Some(Event::Message { text: true, data }) if !streaming => data,
+                Some(Event::Fragment {
+                    text: true,
+                    data,
+                    first: true,
+                    last: true,
+                }) if streaming => data,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!((n, data), (11, &b"hello"[..]));
+            assert!(range.contains(&data.as_ptr()), "copied");
+        }
+    }
+
+    #[test]
+    fn a_control_frame_waits_until_whole_without_touching_the_bytes() {
+        let frame = masked(true, OpCode::Ping, b"abc");
+        let mut partial = frame[..frame.len() - 1].to_vec();
+        let mut rx = Receiver::new(ROOMY);
+        assert_eq!(rx.decode(&mut partial), Ok((0, None)));
+        assert_eq!(partial, frame[..frame.len() - 1]);
+    }
+
+    #[test]
+    fn the_reassembly_buffer_is_released_after_each_message() {
+        let mut feeder = Feeder::new(ROOMY);
+        let events = feeder
+            .events(&concat(&[text(false, &[b'a'; 1000]), cont(true, b"b")]))
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(feeder.rx.buffer.capacity(), 0);
+        let frame = binary(true, &[7; 500]);
+        feeder.events(&frame[..300]).unwrap();
+        assert!(feeder.rx.buffer.capacity() > 0);
+        assert_eq!(
+            feeder.events(&frame[300..]).unwrap(),
+            [Owned::Message(false, vec![7; 500])]
+        );
+        assert_eq!(feeder.rx.buffer.capacity(), 0);
+    }
+
+    #[test]
+    fn a_large_frame_in_uneven_pieces() {
+        let blob: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let stream = concat(&[binary(false, &blob), cont(true, &blob[..3])]);
+        let pieces: Vec<&[u8]> = stream.chunks(999).collect();
+        let mut want = blob.clone();
+        want.extend_from_slice(&blob[..3]);
+        assert_eq!(
+            run(ROOMY, &pieces).events,
+            [Owned::Message(false, want.clone())]
+        );
+        let streaming = run(
+            Limits {
+                streaming: true,
+                ..ROOMY
+            },
+            &pieces,
+        );
+        assert!(streaming.events.len() > 70);
+        assert_eq!(reassemble(streaming).events, [Owned::Message(false, want)]);
+    }
+}
