@@ -243,7 +243,13 @@ impl App {
     }
 
     /// The WebSocket handshake: 101 and `on_open`, or a refusal that closes the connection.
-    fn upgrade(&mut self, index: usize, head: &Head<'_>, origin: Origin, out: &mut Vec<u8>) -> Handled {
+    fn upgrade(
+        &mut self,
+        index: usize,
+        head: &Head<'_>,
+        origin: Origin,
+        out: &mut Vec<u8>,
+    ) -> Handled {
         let accepted = match upgrade::check(head, &self.config.web_sockets.protocols) {
             Ok(accepted) => accepted,
             Err(refused) => {

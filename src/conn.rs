@@ -435,7 +435,9 @@ impl Conn {
     /// Acts on a passed deadline.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
         if let Phase::WebSocket(session) = &mut self.phase {
-            let stalled = !self.output.is_idle() && add(self.since, ctx.app.config.timeouts.inactivity).is_some_and(|d| d <= ctx.now);
+            let stalled = !self.output.is_idle()
+                && add(self.since, ctx.app.config.timeouts.inactivity)
+                    .is_some_and(|d| d <= ctx.now);
             let Some((handler, config)) = ctx.app.socket(session.handler) else {
                 return Ok(Next::Close);
             };

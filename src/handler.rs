@@ -319,7 +319,11 @@ impl Link<'_> {
             None => OpCode::Binary,
         };
         write_frame(self.out, !more, opcode, payload);
-        self.flags.block = if more { Some(self.flags.block.unwrap_or(text)) } else { None };
+        self.flags.block = if more {
+            Some(self.flags.block.unwrap_or(text))
+        } else {
+            None
+        };
         SendStatus::Queued
     }
 

@@ -1,8 +1,8 @@
 //! # wisp
 //!
-//! A small, fast, single-threaded HTTP/1.1 server for small devices: one
-//! `mio` event loop serves a static site and your handlers on one port, with
-//! every connection held in a few hundred bytes.
+//! A small, fast, single-threaded HTTP/1.1 and WebSocket server for small
+//! devices: one `mio` event loop serves a static site, your handlers and your
+//! WebSockets on one port, with every connection held in a few hundred bytes.
 //!
 //! ## Serve a folder
 //!
@@ -41,6 +41,34 @@
 //!     hits += 1;
 //!     Response::json(&serde_json::json!({ "hits": hits, "from": req.peer_addr().to_string() }))
 //! });
+//! server.run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Speak WebSocket
+//!
+//! A [`Handler`] receives Ioto's events — open, message, partial message,
+//! error, close — for every WebSocket on its path, with a [`WebSocket`] to
+//! answer through and typed per-connection state. Messages arrive whole and
+//! borrowed ([`Message::Text`] / [`Message::Binary`]); a streaming handler gets
+//! each piece as it arrives instead. Protocol violations are answered with
+//! the RFC 6455 close code ([`WsError::close_code`]).
+//!
+//! ```no_run
+//! use wisp::{Config, Handler, Message, Server, WebSocket};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type State = ();
+//!     fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
+//!         ws.send(msg);
+//!     }
+//! }
+//!
+//! let config = Config::parse("{ web: { routes: [ { match: '/ws/', handler: 'action' } ] } }", ".".as_ref())?;
+//! let mut server = Server::bind(config)?;
+//! server.websocket("/ws/echo", Echo);
 //! server.run()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use wisp::config::units::parse_listen;
-use wisp::{Config, Response, Server};
+use wisp::{Config, Handler, Message, Response, Server, WebSocket};
 
 const USAGE: &str = "\
 usage: wisp [--config PATH] [--listen URL]... [--documents DIR] [--help] [--version]
@@ -85,8 +85,20 @@ fn configure(args: &Args) -> Result<Config, String> {
     Ok(config)
 }
 
+/// `/ws/echo`: sends every message back with the same opcode.
+struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
+        ws.send(msg);
+    }
+}
+
 /// The demo handlers the shipped `web.json5` routes to.
 fn register_demo(server: &mut Server) {
+    server.websocket("/ws/echo", Echo);
     let started = Instant::now();
     server.action("/api/status", move |_req| {
         Response::json(&serde_json::json!({

@@ -64,7 +64,13 @@ pub(crate) struct Step<'a> {
 }
 
 impl Session {
-    pub fn new(handler: usize, any: &dyn AnyHandler, info: ConnInfo, config: &Config, now: Instant) -> Session {
+    pub fn new(
+        handler: usize,
+        any: &dyn AnyHandler,
+        info: ConnInfo,
+        config: &Config,
+        now: Instant,
+    ) -> Session {
         let limits = Limits {
             max_frame: config.limits.max_frame,
             max_message: config.limits.max_message,
@@ -86,21 +92,36 @@ impl Session {
 
     /// Runs `on_open`, with the upgrade request's headers readable.
     pub fn open(&mut self, step: Step<'_>, headers: &[httparse::Header<'_>]) -> Flow {
-        let Step { handler, config, out, now } = step;
+        let Step {
+            handler,
+            config,
+            out,
+            now,
+        } = step;
         let ok = call(
             handler,
             &mut *self.state,
-            Link { out, info: &self.info, flags: &mut self.flags, headers: Some(headers) },
+            Link {
+                out,
+                info: &self.info,
+                flags: &mut self.flags,
+                headers: Some(headers),
+            },
             Event::Open,
         );
-        let flow = self.after_callback(handler, config, out, now, ok);
+        let flow = self.after_callback(handler, out, ok);
         self.note_close_sent(config, now);
         flow
     }
 
     /// Decodes `buf` and runs the callbacks; returns the bytes used.
     pub fn receive(&mut self, step: Step<'_>, buf: &mut [u8]) -> (usize, Flow) {
-        let Step { handler, config, out, now } = step;
+        let Step {
+            handler,
+            config,
+            out,
+            now,
+        } = step;
         self.last_read = now;
         let mut pos = 0;
         while pos < buf.len() && !self.finished {
@@ -115,14 +136,31 @@ impl Session {
                 }
                 continue;
             };
-            let link = Link { out: &mut *out, info: &self.info, flags: &mut self.flags, headers: None };
+            let link = Link {
+                out: &mut *out,
+                info: &self.info,
+                flags: &mut self.flags,
+                headers: None,
+            };
             let ok = match event {
-                receiver::Event::Message { text, data } => deliver(handler, &mut *self.state, link, text, data),
-                receiver::Event::Fragment { text, data, first, last } => call(
+                receiver::Event::Message { text, data } => {
+                    deliver(handler, &mut *self.state, link, text, data)
+                }
+                receiver::Event::Fragment {
+                    text,
+                    data,
+                    first,
+                    last,
+                } => call(
                     handler,
                     &mut *self.state,
                     link,
-                    Event::Partial(Fragment { text, data, first, last }),
+                    Event::Partial(Fragment {
+                        text,
+                        data,
+                        first,
+                        last,
+                    }),
                 ),
                 receiver::Event::Ping(payload) => {
                     if !self.flags.close_sent {
@@ -136,16 +174,29 @@ impl Session {
                     return (pos, self.peer_closed(handler, out, code, &reason));
                 }
             };
-            if self.after_callback(handler, config, out, now, ok) == Flow::Close {
+            if self.after_callback(handler, out, ok) == Flow::Close {
                 return (buf.len(), Flow::Close);
             }
         }
         self.note_close_sent(config, now);
-        (pos, if self.finished { Flow::Close } else { Flow::Open })
+        (
+            pos,
+            if self.finished {
+                Flow::Close
+            } else {
+                Flow::Open
+            },
+        )
     }
 
     /// The peer's close frame: answer it (unless we started the close), report it, end.
-    fn peer_closed(&mut self, handler: &mut dyn AnyHandler, out: &mut Vec<u8>, code: Option<u16>, reason: &str) -> Flow {
+    fn peer_closed(
+        &mut self,
+        handler: &mut dyn AnyHandler,
+        out: &mut Vec<u8>,
+        code: Option<u16>,
+        reason: &str,
+    ) -> Flow {
         if !self.flags.close_sent {
             self.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
@@ -157,13 +208,24 @@ impl Session {
 
     /// A protocol violation: tell the handler, send the close code, end.
     fn fail(&mut self, handler: &mut dyn AnyHandler, out: &mut Vec<u8>, err: WsError) -> Flow {
-        let link = Link { out: &mut *out, info: &self.info, flags: &mut self.flags, headers: None };
+        let link = Link {
+            out: &mut *out,
+            info: &self.info,
+            flags: &mut self.flags,
+            headers: None,
+        };
         call(handler, &mut *self.state, link, Event::Error(&err));
         self.close_now(handler, out, err.close_code(), &err.to_string())
     }
 
     /// Sends a close (if none was sent), reports it, and ends without waiting for the peer.
-    fn close_now(&mut self, handler: &mut dyn AnyHandler, out: &mut Vec<u8>, code: u16, reason: &str) -> Flow {
+    fn close_now(
+        &mut self,
+        handler: &mut dyn AnyHandler,
+        out: &mut Vec<u8>,
+        code: u16,
+        reason: &str,
+    ) -> Flow {
         if !self.flags.close_sent {
             self.flags.close_sent = true;
             write_close(out, code, reason);
@@ -176,9 +238,7 @@ impl Session {
     fn after_callback(
         &mut self,
         handler: &mut dyn AnyHandler,
-        _config: &Config,
         out: &mut Vec<u8>,
-        _now: Instant,
         ok: bool,
     ) -> Flow {
         if ok {
@@ -196,12 +256,23 @@ impl Session {
     }
 
     /// Runs `on_close` once.
-    pub fn finish(&mut self, handler: &mut dyn AnyHandler, out: &mut Vec<u8>, code: u16, reason: &str) {
+    pub fn finish(
+        &mut self,
+        handler: &mut dyn AnyHandler,
+        out: &mut Vec<u8>,
+        code: u16,
+        reason: &str,
+    ) {
         if self.finished {
             return;
         }
         self.finished = true;
-        let link = Link { out, info: &self.info, flags: &mut self.flags, headers: None };
+        let link = Link {
+            out,
+            info: &self.info,
+            flags: &mut self.flags,
+            headers: None,
+        };
         call(handler, &mut *self.state, link, Event::Close(code, reason));
     }
 
@@ -214,17 +285,33 @@ impl Session {
     /// When the session next needs attention.
     pub fn due(&self, inactivity: Option<Duration>) -> Option<Instant> {
         let idle = inactivity.and_then(|d| self.last_read.checked_add(d));
-        [idle, self.next_ping, self.close_deadline].into_iter().flatten().min()
+        [idle, self.next_ping, self.close_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Acts on a passed deadline: the close wait, a dead peer, or a ping.
     pub fn timeout(&mut self, step: Step<'_>) -> Flow {
-        let Step { handler, config, out, now } = step;
+        let Step {
+            handler,
+            config,
+            out,
+            now,
+        } = step;
         if self.close_deadline.is_some_and(|d| d <= now) {
-            self.finish(handler, out, ABNORMAL, "no close frame from the peer in time");
+            self.finish(
+                handler,
+                out,
+                ABNORMAL,
+                "no close frame from the peer in time",
+            );
             return Flow::Close;
         }
-        let idle = config.timeouts.inactivity.and_then(|d| self.last_read.checked_add(d));
+        let idle = config
+            .timeouts
+            .inactivity
+            .and_then(|d| self.last_read.checked_add(d));
         if idle.is_some_and(|d| d <= now) {
             return self.close_now(handler, out, GOING_AWAY, "idle");
         }
@@ -241,7 +328,13 @@ impl Session {
 }
 
 /// Hands a whole message to `on_message`, as text or binary.
-fn deliver(handler: &mut dyn AnyHandler, state: &mut dyn Any, link: Link<'_>, text: bool, data: &[u8]) -> bool {
+fn deliver(
+    handler: &mut dyn AnyHandler,
+    state: &mut dyn Any,
+    link: Link<'_>,
+    text: bool,
+    data: &[u8],
+) -> bool {
     if !text {
         return call(handler, state, link, Event::Message(Message::Binary(data)));
     }
@@ -254,6 +347,11 @@ fn deliver(handler: &mut dyn AnyHandler, state: &mut dyn Any, link: Link<'_>, te
 }
 
 /// Runs one callback; false if it panicked.
-fn call(handler: &mut dyn AnyHandler, state: &mut dyn Any, link: Link<'_>, event: Event<'_>) -> bool {
+fn call(
+    handler: &mut dyn AnyHandler,
+    state: &mut dyn Any,
+    link: Link<'_>,
+    event: Event<'_>,
+) -> bool {
     catch_unwind(AssertUnwindSafe(|| handler.dispatch(state, link, event))).is_ok()
 }

@@ -43,7 +43,10 @@ pub(crate) fn check<'h>(head: &Head<'h>, protocols: &[String]) -> Result<Accepte
     if !upgrade || !connection {
         return Err(Refused {
             header: Some(("Upgrade", "websocket")),
-            ..refuse(426, "this resource is a WebSocket: send Upgrade: websocket and Connection: Upgrade")
+            ..refuse(
+                426,
+                "this resource is a WebSocket: send Upgrade: websocket and Connection: Upgrade",
+            )
         });
     }
     if head.minor < 1 {
@@ -62,14 +65,19 @@ pub(crate) fn check<'h>(head: &Head<'h>, protocols: &[String]) -> Result<Accepte
             })
         }
     }
-    let mut keys = head.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"));
+    let mut keys = head
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"));
     let key = match (keys.next(), keys.next()) {
         (Some(k), None) if valid_key(k.value) => k.value,
         _ => return Err(refuse(400, "missing or invalid Sec-WebSocket-Key")),
     };
     let offered = Tokens::of(head.headers, "sec-websocket-protocol");
     let protocol = select_protocol(offered.iter(), protocols).map_err(|e| match e {
-        crate::ws::handshake::HandshakeError::TooManyProtocols => refuse(400, "too many WebSocket subprotocols offered"),
+        crate::ws::handshake::HandshakeError::TooManyProtocols => {
+            refuse(400, "too many WebSocket subprotocols offered")
+        }
         crate::ws::handshake::HandshakeError::NoCommonProtocol => {
             refuse(400, "no offered WebSocket subprotocol is supported")
         }
@@ -94,13 +102,18 @@ mod tests {
     const GOOD: &str = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
-    fn verdict(extra: &str, protocols: &[&str]) -> Result<(String, Option<String>), (u16, Option<&'static str>)> {
+    /// (accept key, protocol) or (status, the refusal header's value).
+    type Verdict = Result<(String, Option<String>), (u16, Option<&'static str>)>;
+
+    fn verdict(extra: &str, protocols: &[&str]) -> Verdict {
         verdict_of(&format!("{GOOD}{extra}\r\n"), protocols)
     }
 
-    fn verdict_of(text: &str, protocols: &[&str]) -> Result<(String, Option<String>), (u16, Option<&'static str>)> {
+    fn verdict_of(text: &str, protocols: &[&str]) -> Verdict {
         let mut storage = header_storage();
-        let head = parse_head(text.as_bytes(), &mut storage, &LIMITS).unwrap().unwrap();
+        let head = parse_head(text.as_bytes(), &mut storage, &LIMITS)
+            .unwrap()
+            .unwrap();
         let protocols: Vec<String> = protocols.iter().map(|p| p.to_string()).collect();
         check(&head, &protocols)
             .map(|a| (a.accept, a.protocol.map(str::to_string)))
@@ -109,7 +122,10 @@ mod tests {
 
     #[test]
     fn the_rfc_example_is_accepted() {
-        assert_eq!(verdict("", &[]), Ok(("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string(), None)));
+        assert_eq!(
+            verdict("", &[]),
+            Ok(("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string(), None))
+        );
     }
 
     #[test]
@@ -126,22 +142,48 @@ mod tests {
             ("GET /ws HTTP/1.1\r\nHost: h\r\n\r\n", 426),
             ("POST /ws HTTP/1.1\r\nHost: h\r\n\r\n", 405),
             (&GOOD.replace("Upgrade: websocket", "Upgrade: h2c"), 426),
-            (&GOOD.replace("Connection: Upgrade", "Connection: keep-alive"), 426),
+            (
+                &GOOD.replace("Connection: Upgrade", "Connection: keep-alive"),
+                426,
+            ),
             (&GOOD.replace("Version: 13", "Version: 8"), 426),
             (&GOOD.replace("Sec-WebSocket-Version: 13\r\n", ""), 400),
             (&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short"), 400),
-            (&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZXh4eA=="), 400),
-            (&GOOD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), 400),
-            (&format!("{GOOD}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), 400),
-            (&GOOD.replace("HTTP/1.1\r\nHost: h", "HTTP/1.0\r\nHost: h"), 400),
+            (
+                &GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZXh4eA=="),
+                400,
+            ),
+            (
+                &GOOD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+                400,
+            ),
+            (
+                &format!("{GOOD}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"),
+                400,
+            ),
+            (
+                &GOOD.replace("HTTP/1.1\r\nHost: h", "HTTP/1.0\r\nHost: h"),
+                400,
+            ),
             (&format!("{GOOD}Content-Length: 2\r\n"), 400),
         ];
         for (text, status) in cases {
-            let text = if text.ends_with("\r\n\r\n") { text.to_string() } else { format!("{text}\r\n") };
-            assert_eq!(verdict_of(&text, &[]).map_err(|e| e.0), Err(*status), "{text:?}");
+            let text = if text.ends_with("\r\n\r\n") {
+                text.to_string()
+            } else {
+                format!("{text}\r\n")
+            };
+            assert_eq!(
+                verdict_of(&text, &[]).map_err(|e| e.0),
+                Err(*status),
+                "{text:?}"
+            );
         }
         assert_eq!(
-            verdict_of(&format!("{}\r\n", GOOD.replace("Version: 13", "Version: 8")), &[]),
+            verdict_of(
+                &format!("{}\r\n", GOOD.replace("Version: 13", "Version: 8")),
+                &[]
+            ),
             Err((426, Some("13")))
         );
     }
@@ -149,8 +191,14 @@ mod tests {
     #[test]
     fn subprotocols_pick_the_first_offered_that_is_supported() {
         let offer = "Sec-WebSocket-Protocol: mqtt, chat\r\nSec-WebSocket-Protocol: json\r\n";
-        assert_eq!(verdict(offer, &["json", "chat"]).unwrap().1.as_deref(), Some("chat"));
-        assert_eq!(verdict(offer, &["json"]).unwrap().1.as_deref(), Some("json"));
+        assert_eq!(
+            verdict(offer, &["json", "chat"]).unwrap().1.as_deref(),
+            Some("chat")
+        );
+        assert_eq!(
+            verdict(offer, &["json"]).unwrap().1.as_deref(),
+            Some("json")
+        );
         assert_eq!(verdict(offer, &["other"]).map_err(|e| e.0), Err(400));
         assert_eq!(verdict("", &["chat"]).unwrap().1, None);
         let many: String = (0..11).map(|i| format!("p{i}, ")).collect();

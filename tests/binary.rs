@@ -84,6 +84,38 @@ fn shipped_config_serves_the_site_and_the_status_handler() {
 }
 
 #[test]
+fn shipped_binary_echoes_on_ws_echo_and_serves_the_echo_page() {
+    let w = start(&["--config", "web.json5", "--listen", "http://127.0.0.1:0"]);
+    assert_eq!(get(w.addr, "/echo.html").status, 200);
+    assert_eq!(get(w.addr, "/echo.js").status, 200);
+    let mut c = Client::connect(w.addr);
+    c.send(
+        b"GET /ws/echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    let r = c.head_response();
+    assert_eq!(r.status, 101);
+    assert_eq!(
+        r.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    // A masked binary frame "hi"; the echo comes back unmasked with the same opcode.
+    let mask = [1u8, 2, 3, 4];
+    let payload: Vec<u8> = b"hi"
+        .iter()
+        .zip(mask.iter().cycle())
+        .map(|(b, m)| b ^ m)
+        .collect();
+    let mut frame = vec![0x82, 0x80 | 2];
+    frame.extend_from_slice(&mask);
+    frame.extend_from_slice(&payload);
+    c.send(&frame);
+    let mut echo = [0u8; 4];
+    std::io::Read::read_exact(&mut c.stream, &mut echo).unwrap();
+    assert_eq!(echo, [0x82, 2, b'h', b'i']);
+}
+
+#[test]
 fn documents_override_and_one_line_banner() {
     let docs = TempDir::new("bin-docs");
     docs.write("index.html", "override");

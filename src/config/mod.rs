@@ -401,11 +401,18 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
 }
 
 fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
-    let o = Obj::new(path, v, &["protocol", "ping", "validateUTF", "closeTimeout"])?;
+    let o = Obj::new(
+        path,
+        v,
+        &["protocol", "ping", "validateUTF", "closeTimeout"],
+    )?;
     let d = WebSockets::default();
     let protocols = o.strings("protocol")?.unwrap_or_default();
     if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
-        return fail(&o.path_of("protocol"), format!("{bad:?} is not a valid protocol token"));
+        return fail(
+            &o.path_of("protocol"),
+            format!("{bad:?} is not a valid protocol token"),
+        );
     }
     Ok(WebSockets {
         protocols,
@@ -659,11 +666,20 @@ mod tests {
         assert_eq!(c.routes[3].cache_max_age, Some(Duration::from_secs(3600)));
         assert_eq!(c.redirects[0].status, 301);
         let ws = &c.web_sockets;
-        assert_eq!(ws.protocols, vec!["chat".to_string(), "v2.json".to_string()]);
+        assert_eq!(
+            ws.protocols,
+            vec!["chat".to_string(), "v2.json".to_string()]
+        );
         assert_eq!(ws.ping, Some(Duration::from_secs(30)));
         assert!(!ws.validate_utf8);
         assert_eq!(ws.close_timeout, Duration::from_secs(1));
-        assert_eq!(parse("{ web: { webSockets: { protocol: 'one' } } }").unwrap().web_sockets.protocols, vec!["one".to_string()]);
+        assert_eq!(
+            parse("{ web: { webSockets: { protocol: 'one' } } }")
+                .unwrap()
+                .web_sockets
+                .protocols,
+            vec!["one".to_string()]
+        );
     }
 
     #[test]
@@ -727,9 +743,18 @@ mod tests {
                 "web.headers: \"X-A\" is not a valid header",
             ),
             ("{ web: [] }", "web: expected an object, found a list"),
-            ("{ web: { webSockets: { pnig: 1 } } }", "web.webSockets.pnig: unknown key; did you mean ping?"),
-            ("{ web: { webSockets: { protocol: 'a b' } } }", "web.webSockets.protocol: \"a b\" is not a valid protocol token"),
-            ("{ web: { webSockets: { closeTimeout: 'never' } } }", "web.webSockets.closeTimeout: must be a finite duration"),
+            (
+                "{ web: { webSockets: { pnig: 1 } } }",
+                "web.webSockets.pnig: unknown key; did you mean ping?",
+            ),
+            (
+                "{ web: { webSockets: { protocol: 'a b' } } }",
+                "web.webSockets.protocol: \"a b\" is not a valid protocol token",
+            ),
+            (
+                "{ web: { webSockets: { closeTimeout: 'never' } } }",
+                "web.webSockets.closeTimeout: must be a finite duration",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err();
