@@ -12,8 +12,9 @@ use crate::files::{self, FileSite, Refusal, Sink};
 use crate::handler::{AnyHandler, ConnId, ConnInfo};
 use crate::http::date::format_http_date;
 use crate::http::error::HttpError;
-use crate::http::request::{Head, HeadLimits, Request, MAX_HEADERS};
+use crate::http::request::{Head, HeadLimits, Request, Tokens, MAX_HEADERS};
 use crate::http::response::{bodiless, reason, HeadWriter, Response};
+use crate::hub::{Hub, RoomLimits};
 use crate::output::FileBody;
 use crate::routes::{matches, Decision, Route, Routes};
 use crate::session::{Session, Step};
@@ -25,7 +26,11 @@ pub(crate) type ActionFn = Box<dyn FnMut(&Request<'_>) -> Response>;
 /// What answers on an action path.
 enum Endpoint {
     Http(ActionFn),
-    Socket(Box<dyn AnyHandler>),
+    /// A WebSocket handler, for one subprotocol or (`None`) for any.
+    Socket {
+        handler: Box<dyn AnyHandler>,
+        protocol: Option<String>,
+    },
 }
 
 struct Action {
@@ -97,11 +102,16 @@ pub(crate) struct App {
     mime: MimeTable,
     actions: Vec<Action>,
     pub date: DateCache,
+    pub hub: Hub,
 }
 
 impl App {
     pub fn new(config: Config) -> Result<App, StartError> {
         let routes = Routes::new(&config)?;
+        let config_rooms = (
+            config.limits.rooms_per_connection,
+            config.limits.room_members,
+        );
         let limits = HeadLimits {
             header: config.limits.header,
             headers: config.limits.headers.min(MAX_HEADERS),
@@ -115,6 +125,10 @@ impl App {
             routes,
             actions: Vec::new(),
             date: DateCache::new(),
+            hub: Hub::new(RoomLimits {
+                per_connection: config_rooms.0,
+                members: config_rooms.1,
+            }),
         })
     }
 
@@ -123,9 +137,15 @@ impl App {
         self.add(prefix, Endpoint::Http(handler));
     }
 
-    /// Registers a WebSocket handler for a path prefix.
-    pub fn add_websocket(&mut self, prefix: &str, handler: Box<dyn AnyHandler>) {
-        self.add(prefix, Endpoint::Socket(handler));
+    /// Registers a WebSocket handler for a path prefix, for one subprotocol or any.
+    pub fn add_websocket(
+        &mut self,
+        prefix: &str,
+        protocol: Option<&str>,
+        handler: Box<dyn AnyHandler>,
+    ) {
+        let protocol = protocol.map(str::to_string);
+        self.add(prefix, Endpoint::Socket { handler, protocol });
     }
 
     fn add(&mut self, prefix: &str, endpoint: Endpoint) {
@@ -138,10 +158,10 @@ impl App {
             .sort_by_key(|a| std::cmp::Reverse(a.prefix.len()));
     }
 
-    /// The WebSocket handler at `index` and the config, for a session's step.
-    pub fn socket(&mut self, index: usize) -> Option<(&mut dyn AnyHandler, &Config)> {
+    /// The WebSocket handler at `index`, the config and the hub, for a session's step.
+    pub fn socket(&mut self, index: usize) -> Option<(&mut dyn AnyHandler, &Config, &mut Hub)> {
         match &mut self.actions.get_mut(index)?.endpoint {
-            Endpoint::Socket(h) => Some((&mut **h, &self.config)),
+            Endpoint::Socket { handler, .. } => Some((&mut **handler, &self.config, &mut self.hub)),
             Endpoint::Http(_) => None,
         }
     }
@@ -155,6 +175,7 @@ impl App {
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
+        self.hub.stats.requests += 1;
         if head.path == "*" {
             // OPTIONS * asks about the server as a whole.
             let mut w = HeadWriter::start(out, 200, &self.date.text, &self.config.headers);
@@ -232,9 +253,9 @@ impl App {
         };
         let handler = match &mut self.actions[index].endpoint {
             Endpoint::Http(handler) => handler,
-            Endpoint::Socket(_) => return self.upgrade(index, head, origin, out),
+            Endpoint::Socket { .. } => return self.upgrade(index, head, origin, out),
         };
-        let request = Request::new(head, body, origin.peer);
+        let request = Request::new(head, body, origin.peer, &self.hub.stats);
         // A panicking handler costs its own request (500, connection closed), never the server.
         match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
@@ -243,42 +264,90 @@ impl App {
     }
 
     /// The WebSocket handshake: 101 and `on_open`, or a refusal that closes the connection.
+    ///
+    /// `first` is the first handler registered on the matching prefix; every
+    /// handler on that same prefix is a candidate, selected by subprotocol.
     fn upgrade(
         &mut self,
-        index: usize,
+        first: usize,
         head: &Head<'_>,
         origin: Origin,
         out: &mut Vec<u8>,
     ) -> Handled {
-        let accepted = match upgrade::check(head, &self.config.web_sockets.protocols) {
+        let candidates = self.candidates(first);
+        let mut supported = self.config.web_sockets.protocols.clone();
+        supported.extend(
+            candidates
+                .iter()
+                .filter_map(|&(_, p)| p.map(str::to_string)),
+        );
+        let accepted = match upgrade::check(head, &supported) {
             Ok(accepted) => accepted,
             Err(refused) => {
-                self.write_status_page(out, refused.status, true, refused.header, refused.reason);
-                return Handled::response(true);
+                return self.refuse_upgrade(out, refused.status, refused.header, refused.reason)
+            }
+        };
+        let chosen = candidates
+            .iter()
+            .find(|(_, p)| p.is_some() && *p == accepted.protocol)
+            .or_else(|| candidates.iter().find(|(_, p)| p.is_none()));
+        let Some(&(index, _)) = chosen else {
+            return self.refuse_upgrade(
+                out,
+                400,
+                None,
+                "a WebSocket subprotocol this path speaks is required",
+            );
+        };
+        let Endpoint::Socket { handler, .. } = &mut self.actions[index].endpoint else {
+            return Handled::response(true);
+        };
+        let request = Request::new(head, &[], origin.peer, &self.hub.stats);
+        let verdict = catch_unwind(AssertUnwindSafe(|| handler.upgrade(&request)));
+        let (state, protocol) = match verdict {
+            Ok(Ok((state, None))) => (state, accepted.protocol),
+            Ok(Ok((state, Some(p)))) => match offered_token(head, &p) {
+                Some(token) => (state, Some(token)),
+                None => {
+                    return self.refuse_upgrade(
+                        out,
+                        500,
+                        None,
+                        "the handler chose a subprotocol the client did not offer",
+                    )
+                }
+            },
+            Err(_) => return self.refuse_upgrade(out, 500, None, "the upgrade handler failed"),
+            Ok(Err(response)) => {
+                self.hub.stats.upgrades_rejected += 1;
+                return self.write_response(&response, false, out, true);
             }
         };
         let mut w = HeadWriter::start(out, 101, &self.date.text, &self.config.headers);
         w.header("Upgrade", "websocket");
         w.header("Connection", "Upgrade");
         w.header("Sec-WebSocket-Accept", &accepted.accept);
-        if let Some(protocol) = accepted.protocol {
+        if let Some(protocol) = protocol {
             w.header("Sec-WebSocket-Protocol", protocol);
         }
         w.finish(None, false);
         let info = ConnInfo {
             id: origin.id,
             peer: origin.peer,
+            handler: index,
             path: head.path.into(),
             query: head.query.into(),
-            protocol: accepted.protocol.map(Into::into),
+            protocol: protocol.map(Into::into),
         };
-        let Some((handler, config)) = self.socket(index) else {
+        let Some((handler, config, hub)) = self.socket(index) else {
             return Handled::response(true);
         };
-        let mut session = Session::new(index, handler, info, config, origin.now);
+        hub.add_socket(origin.id, index);
+        let mut session = Session::new(state, handler.streaming(), info, config, origin.now);
         let step = Step {
             handler,
             config,
+            hub,
             out,
             now: origin.now,
         };
@@ -288,6 +357,32 @@ impl App {
             close: flow == crate::session::Flow::Close,
             upgrade: Some(Box::new(session)),
         }
+    }
+
+    /// The WebSocket handlers registered on the same prefix as the one at `first`, with their subprotocols.
+    fn candidates(&self, first: usize) -> Vec<(usize, Option<&str>)> {
+        let prefix = &self.actions[first].prefix;
+        self.actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| &a.prefix == prefix)
+            .filter_map(|(i, a)| match &a.endpoint {
+                Endpoint::Socket { protocol, .. } => Some((i, protocol.as_deref())),
+                Endpoint::Http(_) => None,
+            })
+            .collect()
+    }
+
+    fn refuse_upgrade(
+        &mut self,
+        out: &mut Vec<u8>,
+        status: u16,
+        header: Option<(&str, &str)>,
+        reason: &str,
+    ) -> Handled {
+        self.hub.stats.upgrades_rejected += 1;
+        self.write_status_page(out, status, true, header, reason);
+        Handled::response(true)
     }
 
     /// Writes a handler's response.
@@ -317,7 +412,16 @@ impl App {
     }
 
     /// Writes the answer to a refused request; the connection closes after it.
-    pub fn refuse(&self, err: HttpError, out: &mut Vec<u8>) {
+    pub fn refuse(&mut self, err: HttpError, out: &mut Vec<u8>) {
+        let hits = &mut self.hub.stats.limits;
+        match err {
+            HttpError::HeadTooLarge => hits.header += 1,
+            HttpError::UriTooLong => hits.uri += 1,
+            HttpError::BodyTooLarge => hits.body += 1,
+            HttpError::Timeout => hits.timeouts += 1,
+            HttpError::Busy => hits.connections += 1,
+            _ => {}
+        }
         let detail = err.to_string();
         self.write_status_page(out, err.status(), true, None, &detail);
     }
@@ -355,6 +459,14 @@ impl App {
         w.finish(Some(body.len() as u64), close);
         out.extend_from_slice(body.as_bytes());
     }
+}
+
+/// The client's offered subprotocol equal to `protocol`, borrowed from the request.
+fn offered_token<'h>(head: &Head<'h>, protocol: &str) -> Option<&'h str> {
+    Tokens::of(head.headers, "sec-websocket-protocol")
+        .iter()
+        .find(|t| *t == protocol.as_bytes())
+        .and_then(|t| std::str::from_utf8(t).ok())
 }
 
 /// The path routes are matched against: decoded and normalised, so `/%61pi/` and

@@ -8,6 +8,7 @@
 use std::io::{self, Read};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -19,7 +20,8 @@ use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::{header_storage, parse_head, Framing, Head};
 use crate::output::{Flushed, Output};
-use crate::session::{Flow, Session, Step};
+use crate::schedule::TimerId;
+use crate::session::{Flow, Session, Step, GOING_AWAY};
 use crate::timer::Deadline;
 
 /// Output queued beyond this stops parsing pipelined requests and reading the socket.
@@ -368,27 +370,97 @@ impl Conn {
         }
     }
 
-    /// Runs WebSocket frames through the session; returns the bytes used.
-    fn on_frames(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
+    /// Runs `f` on the WebSocket session with its handler, config, hub and
+    /// an output buffer: the shared scratch (`scratch`) during an event, else
+    /// the connection's own queue. Ends the WebSocket when `f` says so.
+    fn on_session(
+        &mut self,
+        app: &mut App,
+        out: Option<&mut Vec<u8>>,
+        now: Instant,
+        f: impl FnOnce(&mut Session, Step<'_>) -> Flow,
+    ) -> Option<Flow> {
         let Phase::WebSocket(session) = &mut self.phase else {
-            return 0;
+            return None;
         };
-        let Some((handler, config)) = ctx.app.socket(session.handler) else {
-            return buf.len();
+        let (handler, config, hub) = app.socket(session.handler())?;
+        let out = match out {
+            Some(scratch) => self.output.target(scratch),
+            None => self.output.tail(),
         };
-        let out = self.output.target(ctx.scratch);
         let step = Step {
             handler,
             config,
+            hub,
             out,
-            now: ctx.now,
+            now,
         };
-        let (used, flow) = session.receive(step, buf);
+        let flow = f(session, step);
         if flow == Flow::Close {
-            self.end_websocket(ctx.now);
-            return buf.len();
+            self.end_websocket(now);
         }
-        used
+        Some(flow)
+    }
+
+    /// Runs WebSocket frames through the session; returns the bytes used.
+    fn on_frames(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
+        let mut used = buf.len();
+        let flow = self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
+            let (n, flow) = session.receive(step, buf);
+            used = n;
+            flow
+        });
+        match flow {
+            Some(Flow::Open) => used,
+            _ => buf.len(),
+        }
+    }
+
+    /// Queues a frame another connection's handler sent here; false if this
+    /// is not a WebSocket that can still receive.
+    pub fn deliver(&mut self, frame: &Rc<[u8]>) -> bool {
+        let Phase::WebSocket(session) = &mut self.phase else {
+            return false;
+        };
+        if !session.can_send() {
+            return false;
+        }
+        session.count_delivery(frame_payload_len(frame));
+        self.output.push_shared(frame);
+        true
+    }
+
+    /// The hub asked to close this WebSocket.
+    pub fn close_socket(&mut self, app: &mut App, now: Instant, code: u16, reason: &str) {
+        self.on_session(app, None, now, |session, step| {
+            session.close_by_server(step, code, reason);
+            Flow::Open
+        });
+    }
+
+    /// Runs the handler's `on_timer` for one of this connection's timers.
+    pub fn user_timer(&mut self, ctx: &mut Ctx<'_>, timer: TimerId) {
+        self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
+            session.timer(step, timer)
+        });
+    }
+
+    /// The server is stopping: close the WebSocket with 1001 and report it.
+    pub fn shut_down(&mut self, app: &mut App, now: Instant) {
+        self.on_session(app, None, now, |session, step| {
+            let Step {
+                handler, hub, out, ..
+            } = step;
+            session.close_now(handler, hub, out, GOING_AWAY, "server shutting down")
+        });
+    }
+
+    /// The WebSocket's state, for the hub's filters.
+    pub fn socket_state(&self) -> Option<&dyn std::any::Any> {
+        match &self.phase {
+            Phase::WebSocket(session) => Some(session.state()),
+            _ => None,
+        }
     }
 
     /// The WebSocket is over: flush, then close the TCP connection (the server closes first, RFC 6455 §7.1.1).
@@ -402,8 +474,8 @@ impl Conn {
     /// finish its closing handshake reports 1006 to its handler.
     pub fn release(&mut self, app: &mut App) {
         if let Phase::WebSocket(session) = &mut self.phase {
-            if let Some((handler, _)) = app.socket(session.handler) {
-                session.abandon(handler);
+            if let Some((handler, _, hub)) = app.socket(session.handler()) {
+                session.abandon(handler, hub);
             }
         }
     }
@@ -434,28 +506,18 @@ impl Conn {
 
     /// Acts on a passed deadline.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
-        if let Phase::WebSocket(session) = &mut self.phase {
+        if matches!(self.phase, Phase::WebSocket(_)) {
             let stalled = !self.output.is_idle()
                 && add(self.since, ctx.app.config.timeouts.inactivity)
                     .is_some_and(|d| d <= ctx.now);
-            let Some((handler, config)) = ctx.app.socket(session.handler) else {
-                return Ok(Next::Close);
-            };
             if stalled {
                 // The peer stopped reading: nothing can reach it any more.
-                session.abandon(handler);
+                self.release(ctx.app);
                 return Ok(Next::Close);
             }
-            let out = self.output.target(ctx.scratch);
-            let step = Step {
-                handler,
-                config,
-                out,
-                now: ctx.now,
-            };
-            if session.timeout(step) == Flow::Close {
-                self.end_websocket(ctx.now);
-            }
+            self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
+                session.timeout(step)
+            });
             return self.flush(ctx, read_buf);
         }
         let receiving = matches!(
@@ -469,6 +531,16 @@ impl Conn {
         }
         Ok(Next::Close)
     }
+}
+
+/// The payload length of an encoded server frame (for counting).
+pub(crate) fn frame_payload_len(frame: &[u8]) -> usize {
+    let header = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.len().saturating_sub(header)
 }
 
 fn add(t: Instant, d: Option<Duration>) -> Option<Instant> {

@@ -5,7 +5,13 @@
 use std::any::Any;
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::hub::{encode, Hub, RoomError, Targets};
+use crate::schedule::TimerId;
+use crate::stats::{ConnStats, Stats};
 use crate::ws::error::WsError;
 use crate::ws::frame::{write_close, write_frame};
 use crate::ws::opcode::OpCode;
@@ -150,12 +156,41 @@ pub trait Handler: 'static {
     fn on_error(&mut self, ws: &mut WebSocket<'_, Self::State>, err: &WsError) {
         let _ = (ws, err);
     }
+
+    /// A timer set with [`WebSocket::set_timer`] fired.
+    fn on_timer(&mut self, ws: &mut WebSocket<'_, Self::State>, timer: TimerId) {
+        let _ = (ws, timer);
+    }
+
+    /// Decides on an upgrade request before the 101 is sent: it sees the
+    /// path, query, headers, cookies and peer address. Accept it with the
+    /// connection's initial state, or refuse it with any response (401, 403, …),
+    /// which is sent and the connection closed. The default accepts with
+    /// `State::default()`. Authentication belongs here.
+    fn on_upgrade(&mut self, req: &Request<'_>) -> Upgrade<Self::State> {
+        let _ = req;
+        Upgrade::Accept(Self::State::default())
+    }
+}
+
+/// The verdict of [`Handler::on_upgrade`].
+#[derive(Debug)]
+pub enum Upgrade<S> {
+    /// Upgrade, with this initial state; the subprotocol is the one the server negotiated.
+    Accept(S),
+    /// Upgrade with this state and this subprotocol, which must be one the client offered.
+    AcceptProtocol(S, String),
+    /// Do not upgrade: send this response and close the connection.
+    Reject(Response),
 }
 
 /// What a callback knows about its connection and how it answers.
 ///
-/// Sends are queued in the connection's output and written when the
-/// callback returns.
+/// Sends to this connection are queued in its output and written when the
+/// callback returns, in one write. Sends to other connections (by id, to a
+/// room, to everyone) encode the frame once and share its bytes among all
+/// recipients; they are handed to each recipient as soon as the callback
+/// returns. Sends to this connection keep the order they were made in.
 pub struct WebSocket<'a, S> {
     state: &'a mut S,
     link: Link<'a>,
@@ -228,6 +263,104 @@ impl<S> WebSocket<'_, S> {
         self.link.flags.close_sent
     }
 
+    /// Sends a message to another connection (or this one) by id;
+    /// [`SendStatus::Closed`] if it is not an open WebSocket.
+    pub fn send_to(&mut self, to: ConnId, msg: Message<'_>) -> SendStatus {
+        if to == self.link.info.id {
+            return self.send(msg);
+        }
+        self.link.hub.send(to, msg)
+    }
+
+    /// Sends a message to every open WebSocket but `except` (this one included, unless excepted).
+    pub fn broadcast(&mut self, msg: Message<'_>, except: Option<ConnId>) {
+        let frame = encode(msg);
+        self.echo_unless(&frame, msg.as_bytes().len(), except);
+        self.link
+            .hub
+            .deliver(Targets::All, frame, [except, Some(self.link.info.id)]);
+    }
+
+    /// Sends a message to every WebSocket served by this connection's handler (its route) but `except`.
+    pub fn broadcast_route(&mut self, msg: Message<'_>, except: Option<ConnId>) {
+        let frame = encode(msg);
+        self.echo_unless(&frame, msg.as_bytes().len(), except);
+        let to = Targets::Handler(self.link.info.handler);
+        self.link
+            .hub
+            .deliver(to, frame, [except, Some(self.link.info.id)]);
+    }
+
+    /// Sends a message to every other WebSocket whose state is an `S2` and passes `filter`.
+    pub fn send_where<S2: 'static>(
+        &mut self,
+        msg: Message<'_>,
+        filter: impl Fn(ConnId, &S2) -> bool + 'static,
+    ) {
+        let me = self.link.info.id;
+        self.link
+            .hub
+            .send_where(msg, move |id, s| id != me && filter(id, s));
+    }
+
+    /// Joins a room; fails over `limits.roomsPerConnection` or `limits.roomMembers`.
+    pub fn join(&mut self, room: &str) -> Result<(), RoomError> {
+        self.link.hub.join(self.link.info.id, room)
+    }
+
+    /// Leaves a room; false if this connection was not in it.
+    pub fn leave(&mut self, room: &str) -> bool {
+        self.link.hub.leave(self.link.info.id, room)
+    }
+
+    /// Sends a message to every member of a room but `except` (this
+    /// connection included if it is a member); returns how many it goes to.
+    pub fn publish(&mut self, room: &str, msg: Message<'_>, except: Option<ConnId>) -> usize {
+        let frame = encode(msg);
+        let me = self.link.info.id;
+        let mine = self.link.hub.in_room(me, room)
+            && except != Some(me)
+            && self.echo_here(&frame, msg.as_bytes().len());
+        usize::from(mine) + self.link.hub.publish_frame(room, frame, [except, Some(me)])
+    }
+
+    /// True if this connection is in the room.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.link.hub.in_room(self.link.info.id, room)
+    }
+
+    /// Starts a timer whose expiry calls [`Handler::on_timer`] for this
+    /// connection: once after `after`, or repeatedly every `every`. It is
+    /// cancelled when the connection closes.
+    pub fn set_timer(&mut self, after: Duration, every: Option<Duration>) -> TimerId {
+        self.link
+            .hub
+            .timers
+            .add_conn(self.link.info.id, after, every)
+    }
+
+    /// Cancels one of this connection's timers; false if it is not pending.
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.link.hub.timers.owned_by(timer, self.link.info.id)
+            && self.link.hub.timers.cancel(timer)
+    }
+
+    /// The hub, for everything else: other connections by id, rooms, global timers.
+    /// What it sends to this connection is queued after this callback's own sends.
+    pub fn hub(&mut self) -> &mut Hub {
+        self.link.hub
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Stats {
+        self.link.hub.stats()
+    }
+
+    /// This connection's counters.
+    pub fn metrics(&self) -> ConnStats {
+        *self.link.metrics
+    }
+
     /// This connection's id.
     pub fn id(&self) -> ConnId {
         self.link.info.id
@@ -269,6 +402,23 @@ impl<S> WebSocket<'_, S> {
     pub fn state_mut(&mut self) -> &mut S {
         self.state
     }
+
+    /// Writes a shared frame to this connection unless it is `except`.
+    fn echo_unless(&mut self, frame: &[u8], payload: usize, except: Option<ConnId>) {
+        if except != Some(self.link.info.id) {
+            self.echo_here(frame, payload);
+        }
+    }
+
+    /// Writes an encoded frame (of `payload` bytes) to this connection, in order with its other sends.
+    fn echo_here(&mut self, frame: &[u8], payload: usize) -> bool {
+        if self.link.flags.close_sent || self.link.flags.block.is_some() {
+            return false;
+        }
+        self.link.out.extend_from_slice(frame);
+        self.link.count_out(payload);
+        true
+    }
 }
 
 /// What a connection keeps about itself for its callbacks.
@@ -276,6 +426,8 @@ impl<S> WebSocket<'_, S> {
 pub(crate) struct ConnInfo {
     pub id: ConnId,
     pub peer: SocketAddr,
+    /// The handler serving it (its index in the app's action list).
+    pub handler: usize,
     pub path: Box<str>,
     pub query: Box<str>,
     pub protocol: Option<Box<str>>,
@@ -294,6 +446,8 @@ pub(crate) struct Link<'a> {
     pub out: &'a mut Vec<u8>,
     pub info: &'a ConnInfo,
     pub flags: &'a mut SendFlags,
+    pub metrics: &'a mut ConnStats,
+    pub hub: &'a mut Hub,
     pub headers: Option<&'a [httparse::Header<'a>]>,
 }
 
@@ -306,6 +460,7 @@ impl Link<'_> {
             return SendStatus::Refused;
         }
         write_frame(self.out, true, opcode, payload);
+        self.count_out(payload.len());
         SendStatus::Queued
     }
 
@@ -319,6 +474,12 @@ impl Link<'_> {
             None => OpCode::Binary,
         };
         write_frame(self.out, !more, opcode, payload);
+        self.metrics.bytes_out += payload.len() as u64;
+        self.hub.stats.bytes_out += payload.len() as u64;
+        if !more {
+            self.metrics.messages_out += 1;
+            self.hub.stats.messages_out += 1;
+        }
         self.flags.block = if more {
             Some(self.flags.block.unwrap_or(text))
         } else {
@@ -337,6 +498,14 @@ impl Link<'_> {
         write_frame(self.out, true, opcode, payload);
         SendStatus::Queued
     }
+
+    /// Counts one message of `bytes` payload sent to this connection.
+    pub fn count_out(&mut self, bytes: usize) {
+        self.metrics.messages_out += 1;
+        self.metrics.bytes_out += bytes as u64;
+        self.hub.stats.messages_out += 1;
+        self.hub.stats.bytes_out += bytes as u64;
+    }
 }
 
 /// One event for a handler, whatever its state type.
@@ -346,18 +515,26 @@ pub(crate) enum Event<'a> {
     Partial(Fragment<'a>),
     Error(&'a WsError),
     Close(u16, &'a str),
+    Timer(TimerId),
 }
+
+/// An upgrade the handler accepted: the state and, if it chose one, the subprotocol.
+pub(crate) type Accepted = (Box<dyn Any>, Option<String>);
 
 /// A [`Handler`] with its state type erased, so handlers of every kind sit in one list.
 pub(crate) trait AnyHandler {
-    fn new_state(&self) -> Box<dyn Any>;
+    fn upgrade(&mut self, req: &Request<'_>) -> Result<Accepted, Response>;
     fn streaming(&self) -> bool;
     fn dispatch(&mut self, state: &mut dyn Any, link: Link<'_>, event: Event<'_>);
 }
 
 impl<H: Handler> AnyHandler for H {
-    fn new_state(&self) -> Box<dyn Any> {
-        Box::new(H::State::default())
+    fn upgrade(&mut self, req: &Request<'_>) -> Result<Accepted, Response> {
+        match self.on_upgrade(req) {
+            Upgrade::Accept(state) => Ok((Box::new(state), None)),
+            Upgrade::AcceptProtocol(state, protocol) => Ok((Box::new(state), Some(protocol))),
+            Upgrade::Reject(response) => Err(response),
+        }
     }
 
     fn streaming(&self) -> bool {
@@ -365,7 +542,7 @@ impl<H: Handler> AnyHandler for H {
     }
 
     fn dispatch(&mut self, state: &mut dyn Any, link: Link<'_>, event: Event<'_>) {
-        // The state was made by new_state of this very handler, so the type matches.
+        // The state was made by this very handler's upgrade, so the type matches.
         let Some(state) = state.downcast_mut::<H::State>() else {
             return;
         };
@@ -376,6 +553,7 @@ impl<H: Handler> AnyHandler for H {
             Event::Partial(f) => self.on_partial(&mut ws, f),
             Event::Error(e) => self.on_error(&mut ws, e),
             Event::Close(code, reason) => self.on_close(&mut ws, code, reason),
+            Event::Timer(t) => self.on_timer(&mut ws, t),
         }
     }
 }

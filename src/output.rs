@@ -7,8 +7,9 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 
 /// Bytes read from a file per refill while streaming a large body.
 pub(crate) const FILE_CHUNK: usize = 64 * 1024;
@@ -74,14 +75,38 @@ pub(crate) enum Flushed {
     Blocked,
 }
 
+/// Shared frames smaller than this are copied into the queue instead: a copy
+/// of a few hundred bytes is cheaper than keeping one more chunk alive.
+const SHARE_MIN: usize = 256;
+/// Chunks handed to one `writev`.
+const MAX_IOVECS: usize = 32;
+
+/// One piece of queued output.
+#[derive(Debug)]
+enum Chunk {
+    /// Bytes this connection owns (what the socket refused earlier).
+    Owned(Vec<u8>),
+    /// A frame encoded once and shared by every recipient of a fan-out.
+    Shared(Rc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(r) => r,
+        }
+    }
+}
+
 /// A connection's unsent output.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
-    /// Bytes the socket refused earlier; empty (and unallocated) most of the time.
-    pending: Vec<u8>,
-    /// How much of `pending` has been written.
+    /// Bytes not yet written, oldest first; empty (and unallocated) most of the time.
+    queue: VecDeque<Chunk>,
+    /// How much of the front chunk has been written.
     written: usize,
-    /// A large body still to stream after `pending`.
+    /// A large body still to stream after the queue.
     file: Option<Box<FileBody>>,
     /// True once any byte of the current batch was written (for stall timeouts).
     pub progressed: bool,
@@ -90,16 +115,46 @@ pub(crate) struct Output {
 impl Output {
     /// Where new output must go: after the backlog if there is one, else the shared scratch.
     pub fn target<'a>(&'a mut self, scratch: &'a mut Vec<u8>) -> &'a mut Vec<u8> {
-        if self.pending.is_empty() {
-            scratch
-        } else {
-            &mut self.pending
+        if self.queue.is_empty() {
+            return scratch;
+        }
+        if !matches!(self.queue.back(), Some(Chunk::Owned(_))) {
+            self.queue.push_back(Chunk::Owned(Vec::new()));
+        }
+        match self.queue.back_mut() {
+            Some(Chunk::Owned(v)) => v,
+            // Just ensured; scratch keeps the order anyway only when the queue is empty.
+            _ => scratch,
+        }
+    }
+
+    /// The connection's own queue tail, for output made outside its events
+    /// (when the shared scratch may belong to another connection).
+    pub fn tail(&mut self) -> &mut Vec<u8> {
+        if !matches!(self.queue.back(), Some(Chunk::Owned(_))) {
+            self.queue.push_back(Chunk::Owned(Vec::new()));
+        }
+        match self.queue.back_mut() {
+            Some(Chunk::Owned(v)) => v,
+            _ => unreachable!("an owned chunk was just pushed"),
+        }
+    }
+
+    /// Queues a frame shared with other connections, after everything else.
+    pub fn push_shared(&mut self, frame: &Rc<[u8]>) {
+        if frame.len() >= SHARE_MIN {
+            self.queue.push_back(Chunk::Shared(Rc::clone(frame)));
+            return;
+        }
+        match self.queue.back_mut() {
+            Some(Chunk::Owned(v)) => v.extend_from_slice(frame),
+            _ => self.queue.push_back(Chunk::Owned(frame.to_vec())),
         }
     }
 
     /// Bytes queued in this connection beyond the scratch buffer.
     pub fn backlog(&self) -> usize {
-        self.pending.len() - self.written
+        self.queue.iter().map(|c| c.bytes().len()).sum::<usize>() - self.written
     }
 
     /// True while a file body is streaming (no further response may be queued).
@@ -109,7 +164,7 @@ impl Output {
 
     /// True when nothing is waiting to be written.
     pub fn is_idle(&self) -> bool {
-        self.backlog() == 0 && self.file.is_none()
+        self.queue.is_empty() && self.file.is_none()
     }
 
     /// Queues a file body after everything else.
@@ -117,18 +172,19 @@ impl Output {
         self.file = Some(Box::new(body));
     }
 
-    /// Writes the backlog, then `scratch`, then file chunks, until done or the socket is full.
-    /// Whatever stays unwritten moves into `pending`; `scratch` is left empty.
+    /// Writes the queue, then `scratch`, then file chunks, until done or the socket is full.
+    /// Whatever stays unwritten moves into the queue; `scratch` is left empty.
     pub fn flush<W: Write>(&mut self, sock: &mut W, scratch: &mut Vec<u8>) -> io::Result<Flushed> {
         self.progressed = false;
         let result = self.flush_inner(sock, scratch);
         if !scratch.is_empty() {
             // Only on error or a full socket: keep the rest for the next writable event.
-            self.pending.extend_from_slice(scratch);
+            self.queue.push_back(Chunk::Owned(scratch.clone()));
             scratch.clear();
         }
-        if self.backlog() == 0 {
-            self.release();
+        if self.queue.is_empty() {
+            // Give the deque's memory back: an idle connection owns no buffer.
+            self.queue = VecDeque::new();
         }
         result
     }
@@ -138,14 +194,9 @@ impl Output {
         sock: &mut W,
         scratch: &mut Vec<u8>,
     ) -> io::Result<Flushed> {
-        if self.backlog() > 0 {
-            // New output was appended to pending, so scratch is empty here.
-            if write_all_nb(sock, &self.pending, &mut self.written, &mut self.progressed)?
-                == Flushed::Blocked
-            {
-                return Ok(Flushed::Blocked);
-            }
-            self.release();
+        // New output was appended to the queue when it was not empty, so scratch is empty here.
+        if self.write_queue(sock)? == Flushed::Blocked {
+            return Ok(Flushed::Blocked);
         }
         loop {
             if !scratch.is_empty() {
@@ -166,10 +217,46 @@ impl Output {
         }
     }
 
-    /// Frees the backlog buffer once it holds nothing.
-    fn release(&mut self) {
-        self.pending = Vec::new();
-        self.written = 0;
+    /// Writes queued chunks with vectored writes until the queue is empty or the socket is full.
+    fn write_queue<W: Write>(&mut self, sock: &mut W) -> io::Result<Flushed> {
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, chunk) in self.queue.iter().take(MAX_IOVECS).enumerate() {
+                let bytes = chunk.bytes();
+                slices[i] = IoSlice::new(if i == 0 {
+                    &bytes[self.written..]
+                } else {
+                    bytes
+                });
+                count += 1;
+            }
+            match sock.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.progressed = true;
+                    self.consume(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Flushed::All)
+    }
+
+    /// Drops `n` written bytes from the front of the queue.
+    fn consume(&mut self, mut n: usize) {
+        while let Some(front) = self.queue.front() {
+            let left = front.bytes().len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.written = 0;
+            self.queue.pop_front();
+        }
     }
 }
 
@@ -242,10 +329,45 @@ mod tests {
         assert_eq!(sock.got, b"0123456789abcdefXYZ");
         assert!(out.is_idle());
         assert_eq!(
-            out.pending.capacity(),
+            out.queue.capacity(),
             0,
             "the backlog buffer is freed when empty"
         );
+    }
+
+    #[test]
+    fn shared_frames_keep_their_place_in_line_and_are_not_copied() {
+        let mut out = Output::default();
+        let mut sock = Throttled {
+            room: 3,
+            got: Vec::new(),
+        };
+        let mut scratch = b"first;".to_vec();
+        assert_eq!(
+            out.flush(&mut sock, &mut scratch).unwrap(),
+            Flushed::Blocked
+        );
+        let big: Rc<[u8]> = vec![b'B'; SHARE_MIN].into();
+        let small: Rc<[u8]> = b"small;".to_vec().into();
+        out.push_shared(&big);
+        out.push_shared(&small);
+        assert_eq!(
+            Rc::strong_count(&big),
+            2,
+            "a large frame is shared, not copied"
+        );
+        assert_eq!(Rc::strong_count(&small), 1, "a small one is copied");
+        out.target(&mut scratch).extend_from_slice(b"last");
+        assert!(scratch.is_empty());
+        assert_eq!(out.backlog(), 3 + SHARE_MIN + 6 + 4);
+        sock.room = usize::MAX;
+        assert_eq!(out.flush(&mut sock, &mut scratch).unwrap(), Flushed::All);
+        let mut want = b"first;".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"small;last");
+        assert_eq!(sock.got, want);
+        assert_eq!(Rc::strong_count(&big), 1, "written frames are released");
+        assert!(out.is_idle());
     }
 
     #[test]

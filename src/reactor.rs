@@ -1,7 +1,10 @@
 //! The event loop: one `mio::Poll`, the listeners, a slab of connections and their timers.
 
 use std::io;
+use std::mem;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,7 +14,13 @@ use slab::Slab;
 
 use crate::app::App;
 use crate::conn::{Conn, Ctx, Next};
+use crate::handler::ConnId;
+use crate::hub::{Delivery, Hub, Targets};
+use crate::schedule::Fired;
 use crate::timer::Timers;
+
+/// Work another thread asks the loop to do (see `ServerHandle`).
+pub(crate) type Command = Box<dyn FnOnce(&mut Hub) + Send>;
 
 /// Token of the cross-thread waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -43,12 +52,21 @@ pub(crate) struct Reactor {
     next_serial: u64,
     /// Set after EMFILE: accepting resumes at this time.
     accept_paused_until: Option<Instant>,
+    /// Connections that received deliveries and are flushed at the end of the turn.
+    dirty: Vec<usize>,
+    commands: Receiver<Command>,
     pub app: App,
     pub shared: Arc<Shared>,
 }
 
 impl Reactor {
-    pub fn new(poll: Poll, listeners: Vec<TcpListener>, app: App, shared: Arc<Shared>) -> Reactor {
+    pub fn new(
+        poll: Poll,
+        listeners: Vec<TcpListener>,
+        app: App,
+        shared: Arc<Shared>,
+        commands: Receiver<Command>,
+    ) -> Reactor {
         Reactor {
             poll,
             listeners,
@@ -59,6 +77,8 @@ impl Reactor {
             scratch: Vec::new(),
             next_serial: 0,
             accept_paused_until: None,
+            dirty: Vec::new(),
+            commands,
             app,
             shared,
         }
@@ -88,7 +108,7 @@ impl Reactor {
             self.app.date.update(SystemTime::now());
             for event in events.iter() {
                 match event.token() {
-                    WAKER => {}
+                    WAKER => self.run_commands(now),
                     Token(t) if t > LISTENER_BASE - self.listeners.len() => {
                         self.accept(LISTENER_BASE - t, now);
                     }
@@ -102,19 +122,145 @@ impl Reactor {
             }
             self.resume_accepting(now);
             self.expire(now);
+            self.fire_user_timers(now);
+            self.flush_dirty(now);
         }
+        self.shut_down(Instant::now());
         Ok(())
     }
 
+    /// Runs what other threads sent, each as if it were a global timer.
+    fn run_commands(&mut self, now: Instant) {
+        while let Ok(command) = self.commands.try_recv() {
+            // A panicking closure costs only itself.
+            let _ = catch_unwind(AssertUnwindSafe(|| command(&mut self.app.hub)));
+            self.deliver(now);
+        }
+    }
+
+    /// Fires the handlers' timers that are due.
+    fn fire_user_timers(&mut self, now: Instant) {
+        while let Some(fired) = self.app.hub.timers.pop_due(now) {
+            match fired {
+                Fired::Conn(timer, id) => {
+                    let Some(conn) = live(&mut self.conns, id) else {
+                        self.app.hub.timers.forget(timer);
+                        continue;
+                    };
+                    let mut ctx = Ctx {
+                        app: &mut self.app,
+                        key: id.key,
+                        scratch: &mut self.scratch,
+                        now,
+                    };
+                    conn.user_timer(&mut ctx, timer);
+                    // What the handler sent is in the scratch buffer: write it now.
+                    self.conn_event(id.key, now, false, false);
+                }
+                Fired::Global(timer, mut f) => {
+                    let ran = catch_unwind(AssertUnwindSafe(|| f(&mut self.app.hub))).is_ok();
+                    if ran {
+                        self.app.hub.timers.restore(timer, f);
+                    } else {
+                        self.app.hub.timers.forget(timer);
+                    }
+                    self.deliver(now);
+                }
+            }
+        }
+    }
+
+    /// Hands what handlers sent to other connections to their output queues.
+    fn deliver(&mut self, now: Instant) {
+        while !self.app.hub.outbox.is_empty() {
+            for delivery in mem::take(&mut self.app.hub.outbox) {
+                match delivery {
+                    Delivery::Frame { to, frame, except } => {
+                        self.deliver_frame(&to, &frame, except)
+                    }
+                    Delivery::Close { to, code, reason } => {
+                        if let Some(conn) = live(&mut self.conns, to) {
+                            conn.close_socket(&mut self.app, now, code, &reason);
+                            self.dirty.push(to.key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_frame(
+        &mut self,
+        to: &Targets,
+        frame: &std::rc::Rc<[u8]>,
+        except: [Option<ConnId>; 2],
+    ) {
+        let hub = &self.app.hub;
+        let mut delivered = 0u64;
+        for id in hub.resolve(to) {
+            if except.contains(&Some(id)) {
+                continue;
+            }
+            let Some(conn) = live(&mut self.conns, id) else {
+                continue;
+            };
+            if let Targets::Where(filter) = to {
+                if !conn.socket_state().is_some_and(|s| filter(id, s)) {
+                    continue;
+                }
+            }
+            if conn.deliver(frame) {
+                delivered += 1;
+                self.dirty.push(id.key);
+            }
+        }
+        let payload = crate::conn::frame_payload_len(frame) as u64;
+        let stats = &mut self.app.hub.stats;
+        stats.messages_out += delivered;
+        stats.bytes_out += delivered * payload;
+    }
+
+    /// Writes out everything delivered this turn, one write per connection.
+    fn flush_dirty(&mut self, now: Instant) {
+        while !self.dirty.is_empty() {
+            let mut dirty = mem::take(&mut self.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for key in dirty {
+                self.conn_event(key, now, false, false);
+            }
+        }
+    }
+
+    /// The loop is stopping: every WebSocket gets a 1001 close, everything
+    /// queued gets one last chance to go out, then every connection is dropped.
+    fn shut_down(&mut self, now: Instant) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for &key in &keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.shut_down(&mut self.app, now);
+            }
+            self.conn_event(key, now, false, false);
+        }
+        for key in keys {
+            self.close(key, now);
+        }
+    }
+
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        let timer = self.timers.poll_timeout(now);
+        let user = self
+            .app
+            .hub
+            .timers
+            .next_due()
+            .map(|t| t.saturating_duration_since(now));
         let accept = self
             .accept_paused_until
             .map(|t| t.saturating_duration_since(now));
-        match (timer, accept) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.timers.poll_timeout(now), user, accept]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn accept(&mut self, index: usize, now: Instant) {
@@ -182,6 +328,8 @@ impl Reactor {
             Conn::turned_away(stream, peer, serial, &mut ctx)
         } else {
             self.counted += 1;
+            self.app.hub.stats.connections_open += 1;
+            self.app.hub.stats.connections_total += 1;
             Conn::new(stream, peer, serial, now)
         };
         entry.insert(conn);
@@ -205,8 +353,9 @@ impl Reactor {
         };
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
             Ok(Next::Keep) => self.rearm(key),
-            Ok(Next::Close) | Err(_) => self.close(key),
+            Ok(Next::Close) | Err(_) => self.close(key, now),
         }
+        self.deliver(now);
     }
 
     /// Fires every passed deadline.
@@ -226,8 +375,9 @@ impl Reactor {
             };
             match conn.timeout(&mut ctx, &mut self.read_buf) {
                 Ok(Next::Keep) => self.rearm(wake.key),
-                Ok(Next::Close) | Err(_) => self.close(wake.key),
+                Ok(Next::Close) | Err(_) => self.close(wake.key, now),
             }
+            self.deliver(now);
         }
     }
 
@@ -239,15 +389,18 @@ impl Reactor {
         }
     }
 
-    fn close(&mut self, key: usize) {
+    fn close(&mut self, key: usize, now: Instant) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             conn.release(&mut self.app);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if conn.counted {
                 self.counted -= 1;
+                self.app.hub.stats.connections_open -= 1;
             }
         }
         self.scratch.clear();
+        // on_close may have sent to others (a chat's "left" notice).
+        self.deliver(now);
     }
 
     /// The addresses the listeners are bound to.
@@ -257,6 +410,11 @@ impl Reactor {
             .filter_map(|l| l.local_addr().ok())
             .collect()
     }
+}
+
+/// The connection with this id, if it is still the one in its slot.
+fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    conns.get_mut(id.key).filter(|c| c.serial == id.serial)
 }
 
 /// EMFILE / ENFILE: the process or the system is out of file descriptors.

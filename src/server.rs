@@ -3,7 +3,9 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
+use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
@@ -11,10 +13,13 @@ use mio::{Poll, Waker};
 use crate::app::App;
 use crate::config::Config;
 use crate::error::StartError;
-use crate::handler::Handler;
+use crate::handler::{ConnId, Handler, Message};
 use crate::http::request::Request;
 use crate::http::response::Response;
-use crate::reactor::{Reactor, Shared, WAKER};
+use crate::hub::Hub;
+use crate::reactor::{Command, Reactor, Shared, WAKER};
+use crate::schedule::TimerId;
+use crate::stats::Stats;
 
 /// A bound server: its listeners are open, its loop not yet running.
 ///
@@ -34,6 +39,7 @@ use crate::reactor::{Reactor, Shared, WAKER};
 /// ```
 pub struct Server {
     reactor: Reactor,
+    commands: Sender<Command>,
 }
 
 impl std::fmt::Debug for Server {
@@ -62,8 +68,10 @@ impl Server {
             stop: AtomicBool::new(false),
             waker,
         });
+        let (commands, inbox) = mpsc::channel();
         Ok(Server {
-            reactor: Reactor::new(poll, listeners, app, shared),
+            reactor: Reactor::new(poll, listeners, app, shared, inbox),
+            commands,
         })
     }
 
@@ -92,14 +100,46 @@ impl Server {
     /// other requests to the path are answered 426 (or 400/405 for broken
     /// handshakes).
     pub fn websocket<H: Handler>(&mut self, prefix: &str, handler: H) -> &mut Self {
-        self.reactor.app.add_websocket(prefix, Box::new(handler));
+        self.reactor
+            .app
+            .add_websocket(prefix, None, Box::new(handler));
         self
     }
 
-    /// A handle that can stop the server from any thread.
+    /// Registers a WebSocket handler for one subprotocol on `prefix`.
+    ///
+    /// Several handlers may share a prefix, one per subprotocol (and one
+    /// registered with [`Server::websocket`] for clients that offer none):
+    /// the subprotocol negotiated in the handshake picks the handler. The
+    /// server offers every registered subprotocol besides `webSockets.protocol`.
+    pub fn websocket_protocol<H: Handler>(
+        &mut self,
+        prefix: &str,
+        protocol: &str,
+        handler: H,
+    ) -> &mut Self {
+        self.reactor
+            .app
+            .add_websocket(prefix, Some(protocol), Box::new(handler));
+        self
+    }
+
+    /// Runs `f` on the server thread every `period`, first after one period;
+    /// `f` reaches every connection through the [`Hub`].
+    pub fn every(&mut self, period: Duration, f: impl FnMut(&mut Hub) + 'static) -> TimerId {
+        self.reactor.app.hub.every(period, f)
+    }
+
+    /// Runs `f` on the server thread once, after `delay`.
+    pub fn after(&mut self, delay: Duration, f: impl FnMut(&mut Hub) + 'static) -> TimerId {
+        self.reactor.app.hub.after(delay, f)
+    }
+
+    /// A handle to the running server, for other threads.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             shared: Arc::clone(&self.reactor.shared),
+            commands: self.commands.clone(),
         }
     }
 
@@ -109,14 +149,115 @@ impl Server {
     }
 }
 
-/// Controls a running server from any thread.
+/// Controls a running server from any thread: `Clone + Send`.
+///
+/// Everything it asks is done on the server thread, which it wakes up.
+///
+/// ```no_run
+/// use wisp::{Config, Message, Server};
+///
+/// let server = Server::bind(Config::default())?;
+/// let handle = server.handle();
+/// std::thread::spawn(move || loop {
+///     let reading = format!("{{\"temperature\": {}}}", 21.5);
+///     if !handle.publish("sensors", reading) {
+///         break; // the server has stopped
+///     }
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+/// });
+/// server.run()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     shared: Arc<Shared>,
+    commands: Sender<Command>,
+}
+
+/// A message to send from another thread, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl Outgoing {
+    fn message(&self) -> Message<'_> {
+        match self {
+            Outgoing::Text(t) => Message::Text(t),
+            Outgoing::Binary(b) => Message::Binary(b),
+        }
+    }
+}
+
+impl From<String> for Outgoing {
+    fn from(s: String) -> Self {
+        Outgoing::Text(s)
+    }
+}
+
+impl From<&str> for Outgoing {
+    fn from(s: &str) -> Self {
+        Outgoing::Text(s.to_string())
+    }
+}
+
+impl From<Vec<u8>> for Outgoing {
+    fn from(b: Vec<u8>) -> Self {
+        Outgoing::Binary(b)
+    }
 }
 
 impl ServerHandle {
-    /// Asks the loop to stop; [`Server::run`] returns soon after.
+    /// Runs `f` on the server thread with the [`Hub`]. Returns false if the
+    /// server has stopped. A panic in `f` is caught there and costs only `f`.
+    pub fn run(&self, f: impl FnOnce(&mut Hub) + Send + 'static) -> bool {
+        if self.commands.send(Box::new(f)).is_err() {
+            return false;
+        }
+        // If the wake-up cannot be delivered the loop is already gone.
+        self.shared.waker.wake().is_ok()
+    }
+
+    /// Sends a message to one connection.
+    pub fn send(&self, to: ConnId, msg: impl Into<Outgoing>) -> bool {
+        let msg = msg.into();
+        self.run(move |hub| {
+            hub.send(to, msg.message());
+        })
+    }
+
+    /// Sends a message to every member of a room.
+    pub fn publish(&self, room: &str, msg: impl Into<Outgoing>) -> bool {
+        let (room, msg) = (room.to_string(), msg.into());
+        self.run(move |hub| {
+            hub.publish(&room, msg.message(), None);
+        })
+    }
+
+    /// Sends a message to every open WebSocket.
+    pub fn broadcast(&self, msg: impl Into<Outgoing>) -> bool {
+        let msg = msg.into();
+        self.run(move |hub| hub.broadcast(msg.message(), None))
+    }
+
+    /// The server's counters, fetched from the server thread (waits up to
+    /// five seconds; `None` if the server has stopped). Do not call it from
+    /// a handler: the server thread would wait for itself.
+    pub fn stats(&self) -> Option<Stats> {
+        let (tx, rx) = mpsc::channel();
+        if !self.run(move |hub| {
+            let _ = tx.send(hub.stats().clone());
+        }) {
+            return None;
+        }
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    /// Stops the server: every WebSocket is closed with 1001, what is queued
+    /// gets one last chance to be written, and [`Server::run`] returns.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         // If the wake-up cannot be delivered the loop is already gone.

@@ -1,5 +1,5 @@
 //! One upgraded connection: frames in through the receiver, events out to the
-//! handler, the closing handshake, pings and idle timeouts.
+//! handler, the closing handshake, pings, timers and idle timeouts.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, Message, SendFlags};
+use crate::hub::Hub;
+use crate::schedule::TimerId;
+use crate::stats::ConnStats;
 use crate::ws::error::WsError;
 use crate::ws::frame::{write_close, write_frame};
 use crate::ws::opcode::OpCode;
@@ -23,21 +26,45 @@ pub(crate) enum Flow {
 
 /// Close code for a handler that panicked.
 const INTERNAL_ERROR: u16 = 1011;
-/// Close code for an idle or dead peer.
-const GOING_AWAY: u16 = 1001;
+/// Close code for an idle or dead peer, and for a server going down.
+pub(crate) const GOING_AWAY: u16 = 1001;
 /// Reported to `on_close` when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
 /// Reported to `on_close` for a close frame without a code.
 const NO_STATUS: u16 = 1005;
 
-/// The state of one WebSocket connection.
-pub(crate) struct Session {
-    receiver: Receiver,
-    /// Index of the handler in the app's action list.
-    pub handler: usize,
+/// What the handler's callbacks see of the connection, apart from the receiver.
+struct Side {
     state: Box<dyn Any>,
     info: ConnInfo,
     flags: SendFlags,
+    metrics: ConnStats,
+}
+
+impl Side {
+    /// The state and a link for one callback.
+    fn link<'a>(
+        &'a mut self,
+        out: &'a mut Vec<u8>,
+        hub: &'a mut Hub,
+        headers: Option<&'a [httparse::Header<'a>]>,
+    ) -> (&'a mut dyn Any, Link<'a>) {
+        let link = Link {
+            out,
+            info: &self.info,
+            flags: &mut self.flags,
+            metrics: &mut self.metrics,
+            hub,
+            headers,
+        };
+        (&mut *self.state, link)
+    }
+}
+
+/// The state of one WebSocket connection.
+pub(crate) struct Session {
+    receiver: Receiver,
+    side: Side,
     /// `on_close` has run.
     finished: bool,
     last_read: Instant,
@@ -49,8 +76,7 @@ pub(crate) struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("info", &self.info)
-            .field("handler", &self.handler)
+            .field("info", &self.side.info)
             .finish_non_exhaustive()
     }
 }
@@ -59,14 +85,15 @@ impl std::fmt::Debug for Session {
 pub(crate) struct Step<'a> {
     pub handler: &'a mut dyn AnyHandler,
     pub config: &'a Config,
+    pub hub: &'a mut Hub,
     pub out: &'a mut Vec<u8>,
     pub now: Instant,
 }
 
 impl Session {
     pub fn new(
-        handler: usize,
-        any: &dyn AnyHandler,
+        state: Box<dyn Any>,
+        streaming: bool,
         info: ConnInfo,
         config: &Config,
         now: Instant,
@@ -75,14 +102,16 @@ impl Session {
             max_frame: config.limits.max_frame,
             max_message: config.limits.max_message,
             validate_utf8: config.web_sockets.validate_utf8,
-            streaming: any.streaming(),
+            streaming,
         };
         Session {
             receiver: Receiver::new(limits),
-            handler,
-            state: any.new_state(),
-            info,
-            flags: SendFlags::default(),
+            side: Side {
+                state,
+                info,
+                flags: SendFlags::default(),
+                metrics: ConnStats::default(),
+            },
             finished: false,
             last_read: now,
             next_ping: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
@@ -90,28 +119,53 @@ impl Session {
         }
     }
 
+    /// The index of the handler serving this connection.
+    pub fn handler(&self) -> usize {
+        self.side.info.handler
+    }
+
+    /// True while messages may still be sent to the peer.
+    pub fn can_send(&self) -> bool {
+        !self.side.flags.close_sent && self.side.flags.block.is_none()
+    }
+
+    /// Counts a frame of `payload` bytes delivered from elsewhere (the
+    /// server-wide counters are the reactor's to update).
+    pub fn count_delivery(&mut self, payload: usize) {
+        let m = &mut self.side.metrics;
+        m.messages_out += 1;
+        m.bytes_out += payload as u64;
+    }
+
     /// Runs `on_open`, with the upgrade request's headers readable.
     pub fn open(&mut self, step: Step<'_>, headers: &[httparse::Header<'_>]) -> Flow {
         let Step {
             handler,
             config,
+            hub,
             out,
             now,
         } = step;
-        let ok = call(
+        let (state, link) = self.side.link(out, hub, Some(headers));
+        let ok = call(handler, state, link, Event::Open);
+        self.after(handler, hub, out, config, now, ok)
+    }
+
+    /// Runs `on_timer` for one of this connection's timers.
+    pub fn timer(&mut self, step: Step<'_>, timer: TimerId) -> Flow {
+        let Step {
             handler,
-            &mut *self.state,
-            Link {
-                out,
-                info: &self.info,
-                flags: &mut self.flags,
-                headers: Some(headers),
-            },
-            Event::Open,
-        );
-        let flow = self.after_callback(handler, out, ok);
-        self.note_close_sent(config, now);
-        flow
+            config,
+            hub,
+            out,
+            now,
+        } = step;
+        if self.finished {
+            return Flow::Close;
+        }
+        let (state, link) = self.side.link(out, hub, None);
+        let ok = call(handler, state, link, Event::Timer(timer));
+        self.after(handler, hub, out, config, now, ok)
     }
 
     /// Decodes `buf` and runs the callbacks; returns the bytes used.
@@ -119,6 +173,7 @@ impl Session {
         let Step {
             handler,
             config,
+            hub,
             out,
             now,
         } = step;
@@ -127,7 +182,7 @@ impl Session {
         while pos < buf.len() && !self.finished {
             let (used, event) = match self.receiver.decode(&mut buf[pos..]) {
                 Ok(decoded) => decoded,
-                Err(e) => return (buf.len(), self.fail(handler, out, e)),
+                Err(e) => return (buf.len(), self.fail(handler, hub, out, e)),
             };
             pos += used;
             let Some(event) = event else {
@@ -136,34 +191,34 @@ impl Session {
                 }
                 continue;
             };
-            let link = Link {
-                out: &mut *out,
-                info: &self.info,
-                flags: &mut self.flags,
-                headers: None,
-            };
             let ok = match event {
                 receiver::Event::Message { text, data } => {
-                    deliver(handler, &mut *self.state, link, text, data)
+                    count_in(&mut self.side.metrics, hub, data.len(), true);
+                    let (state, link) = self.side.link(out, hub, None);
+                    deliver(handler, state, link, text, data)
                 }
                 receiver::Event::Fragment {
                     text,
                     data,
                     first,
                     last,
-                } => call(
-                    handler,
-                    &mut *self.state,
-                    link,
-                    Event::Partial(Fragment {
-                        text,
-                        data,
-                        first,
-                        last,
-                    }),
-                ),
+                } => {
+                    count_in(&mut self.side.metrics, hub, data.len(), last);
+                    let (state, link) = self.side.link(out, hub, None);
+                    call(
+                        handler,
+                        state,
+                        link,
+                        Event::Partial(Fragment {
+                            text,
+                            data,
+                            first,
+                            last,
+                        }),
+                    )
+                }
                 receiver::Event::Ping(payload) => {
-                    if !self.flags.close_sent {
+                    if !self.side.flags.close_sent {
                         write_frame(out, true, OpCode::Pong, payload);
                     }
                     true
@@ -171,14 +226,13 @@ impl Session {
                 receiver::Event::Pong(_) => true,
                 receiver::Event::Close { code, reason } => {
                     let reason = reason.to_string();
-                    return (pos, self.peer_closed(handler, out, code, &reason));
+                    return (pos, self.peer_closed(handler, hub, out, code, &reason));
                 }
             };
-            if self.after_callback(handler, out, ok) == Flow::Close {
+            if self.after(handler, hub, out, config, now, ok) == Flow::Close {
                 return (buf.len(), Flow::Close);
             }
         }
-        self.note_close_sent(config, now);
         (
             pos,
             if self.finished {
@@ -193,72 +247,97 @@ impl Session {
     fn peer_closed(
         &mut self,
         handler: &mut dyn AnyHandler,
+        hub: &mut Hub,
         out: &mut Vec<u8>,
         code: Option<u16>,
         reason: &str,
     ) -> Flow {
-        if !self.flags.close_sent {
-            self.flags.close_sent = true;
+        if !self.side.flags.close_sent {
+            self.side.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
             write_close(out, code.unwrap_or(0), "");
         }
-        self.finish(handler, out, code.unwrap_or(NO_STATUS), reason);
+        self.finish(handler, hub, out, code.unwrap_or(NO_STATUS), reason);
         Flow::Close
     }
 
     /// A protocol violation: tell the handler, send the close code, end.
-    fn fail(&mut self, handler: &mut dyn AnyHandler, out: &mut Vec<u8>, err: WsError) -> Flow {
-        let link = Link {
-            out: &mut *out,
-            info: &self.info,
-            flags: &mut self.flags,
-            headers: None,
-        };
-        call(handler, &mut *self.state, link, Event::Error(&err));
-        self.close_now(handler, out, err.close_code(), &err.to_string())
+    fn fail(
+        &mut self,
+        handler: &mut dyn AnyHandler,
+        hub: &mut Hub,
+        out: &mut Vec<u8>,
+        err: WsError,
+    ) -> Flow {
+        let hits = &mut hub.stats.limits;
+        match err {
+            WsError::FrameTooLarge => hits.frame += 1,
+            WsError::MessageTooLarge => hits.message += 1,
+            _ => hits.protocol += 1,
+        }
+        let (state, link) = self.side.link(out, hub, None);
+        call(handler, state, link, Event::Error(&err));
+        self.close_now(handler, hub, out, err.close_code(), &err.to_string())
     }
 
     /// Sends a close (if none was sent), reports it, and ends without waiting for the peer.
-    fn close_now(
+    pub fn close_now(
         &mut self,
         handler: &mut dyn AnyHandler,
+        hub: &mut Hub,
         out: &mut Vec<u8>,
         code: u16,
         reason: &str,
     ) -> Flow {
-        if !self.flags.close_sent {
-            self.flags.close_sent = true;
+        if !self.side.flags.close_sent {
+            self.side.flags.close_sent = true;
             write_close(out, code, reason);
         }
-        self.finish(handler, out, code, reason);
+        self.finish(handler, hub, out, code, reason);
         Flow::Close
     }
 
-    /// After a callback: a panic closes with 1011.
-    fn after_callback(
+    /// Starts the closing handshake from the server's side (another
+    /// connection's handler asked for it): the peer gets `closeTimeout` to answer.
+    pub fn close_by_server(&mut self, step: Step<'_>, code: u16, reason: &str) {
+        if self.side.flags.close_sent || self.finished {
+            return;
+        }
+        self.side.flags.close_sent = true;
+        write_close(step.out, code, reason);
+        self.note_close_sent(step.config, step.now);
+    }
+
+    /// After a callback: a panic closes with 1011; a close the handler sent
+    /// starts the wait for the peer's.
+    fn after(
         &mut self,
         handler: &mut dyn AnyHandler,
+        hub: &mut Hub,
         out: &mut Vec<u8>,
+        config: &Config,
+        now: Instant,
         ok: bool,
     ) -> Flow {
-        if ok {
-            Flow::Open
-        } else {
-            self.close_now(handler, out, INTERNAL_ERROR, "handler failed")
+        if !ok {
+            return self.close_now(handler, hub, out, INTERNAL_ERROR, "handler failed");
         }
+        self.note_close_sent(config, now);
+        Flow::Open
     }
 
     /// Once a close frame is out, the peer gets `closeTimeout` to answer.
     fn note_close_sent(&mut self, config: &Config, now: Instant) {
-        if self.flags.close_sent && self.close_deadline.is_none() {
+        if self.side.flags.close_sent && self.close_deadline.is_none() {
             self.close_deadline = now.checked_add(config.web_sockets.close_timeout);
         }
     }
 
-    /// Runs `on_close` once.
+    /// Runs `on_close` once, then takes the connection out of the hub.
     pub fn finish(
         &mut self,
         handler: &mut dyn AnyHandler,
+        hub: &mut Hub,
         out: &mut Vec<u8>,
         code: u16,
         reason: &str,
@@ -267,19 +346,15 @@ impl Session {
             return;
         }
         self.finished = true;
-        let link = Link {
-            out,
-            info: &self.info,
-            flags: &mut self.flags,
-            headers: None,
-        };
-        call(handler, &mut *self.state, link, Event::Close(code, reason));
+        let (state, link) = self.side.link(out, hub, None);
+        call(handler, state, link, Event::Close(code, reason));
+        hub.remove_socket(self.side.info.id);
     }
 
     /// The connection is going away without a close handshake (reset, server stop).
-    pub fn abandon(&mut self, handler: &mut dyn AnyHandler) {
+    pub fn abandon(&mut self, handler: &mut dyn AnyHandler, hub: &mut Hub) {
         let mut sink = Vec::new();
-        self.finish(handler, &mut sink, ABNORMAL, "");
+        self.finish(handler, hub, &mut sink, ABNORMAL, "");
     }
 
     /// When the session next needs attention.
@@ -296,12 +371,14 @@ impl Session {
         let Step {
             handler,
             config,
+            hub,
             out,
             now,
         } = step;
         if self.close_deadline.is_some_and(|d| d <= now) {
             self.finish(
                 handler,
+                hub,
                 out,
                 ABNORMAL,
                 "no close frame from the peer in time",
@@ -313,11 +390,11 @@ impl Session {
             .inactivity
             .and_then(|d| self.last_read.checked_add(d));
         if idle.is_some_and(|d| d <= now) {
-            return self.close_now(handler, out, GOING_AWAY, "idle");
+            return self.close_now(handler, hub, out, GOING_AWAY, "idle");
         }
         if let (Some(at), Some(every)) = (self.next_ping, config.web_sockets.ping) {
             if at <= now {
-                if !self.flags.close_sent {
+                if !self.side.flags.close_sent {
                     write_frame(out, true, OpCode::Ping, b"");
                 }
                 self.next_ping = now.checked_add(every);
@@ -325,6 +402,21 @@ impl Session {
         }
         Flow::Open
     }
+
+    /// The peer's state, for [`Hub::send_where`](crate::Hub::send_where) filters.
+    pub fn state(&self) -> &dyn Any {
+        &*self.side.state
+    }
+}
+
+/// Counts received payload; a message counts once, at its end.
+fn count_in(metrics: &mut ConnStats, hub: &mut Hub, bytes: usize, ends_message: bool) {
+    let bytes = bytes as u64;
+    let messages = u64::from(ends_message);
+    metrics.bytes_in += bytes;
+    metrics.messages_in += messages;
+    hub.stats.bytes_in += bytes;
+    hub.stats.messages_in += messages;
 }
 
 /// Hands a whole message to `on_message`, as text or binary.

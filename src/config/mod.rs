@@ -106,6 +106,10 @@ pub struct Limits {
     pub max_frame: u64,
     /// Bytes in one WebSocket message (`maxMessage`, default 1MB).
     pub max_message: u64,
+    /// Rooms one WebSocket may be in at once (`roomsPerConnection`, default 32).
+    pub rooms_per_connection: usize,
+    /// Members one room may have (`roomMembers`, default 10000).
+    pub room_members: usize,
 }
 
 /// What answers on a route.
@@ -195,6 +199,8 @@ impl Default for Limits {
             requests: 1000,
             max_frame: 100 * 1024,
             max_message: 1024 * 1024,
+            rooms_per_connection: 32,
+            room_members: 10_000,
         }
     }
 }
@@ -454,6 +460,8 @@ fn limits(path: &str, v: &Value) -> read::Result<Limits> {
             "requests",
             "maxFrame",
             "maxMessage",
+            "roomsPerConnection",
+            "roomMembers",
         ],
     )?;
     let d = Limits::default();
@@ -466,6 +474,10 @@ fn limits(path: &str, v: &Value) -> read::Result<Limits> {
         requests: o.size("requests")?.unwrap_or(d.requests),
         max_frame: o.size("maxFrame")?.unwrap_or(d.max_frame),
         max_message: o.size("maxMessage")?.unwrap_or(d.max_message),
+        rooms_per_connection: o
+            .size_usize("roomsPerConnection")?
+            .unwrap_or(d.rooms_per_connection),
+        room_members: o.size_usize("roomMembers")?.unwrap_or(d.room_members),
     };
     let positive = [
         ("connections", l.connections as u64),

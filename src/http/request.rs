@@ -4,6 +4,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 use super::error::HttpError;
+use crate::stats::Stats;
 
 /// The bounds a head is checked against (from `limits` in the config).
 #[derive(Debug, Clone, Copy)]
@@ -349,11 +350,41 @@ pub struct Request<'a> {
     head: &'a Head<'a>,
     body: &'a [u8],
     peer: SocketAddr,
+    stats: &'a Stats,
 }
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(head: &'a Head<'a>, body: &'a [u8], peer: SocketAddr) -> Self {
-        Request { head, body, peer }
+    pub(crate) fn new(
+        head: &'a Head<'a>,
+        body: &'a [u8],
+        peer: SocketAddr,
+        stats: &'a Stats,
+    ) -> Self {
+        Request {
+            head,
+            body,
+            peer,
+            stats,
+        }
+    }
+
+    /// The server's counters (what `/api/status` shows in the shipped binary).
+    pub fn stats(&self) -> &'a Stats {
+        self.stats
+    }
+
+    /// The value of a cookie sent with the request (`Cookie: a=1; b=2`), as sent.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.head
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == name).then(|| v.trim_matches('"'))
+            })
     }
 
     /// The method, e.g. `"GET"`.
@@ -609,7 +640,8 @@ mod tests {
         let req = b"GET /p?a=1&name=J%C3%B6rg+K&bad=%zz&e HTTP/1.1\r\nHost: h\r\n\r\n";
         let mut storage = header_storage();
         let head = parse_head(req, &mut storage, &LIMITS).unwrap().unwrap();
-        let r = Request::new(&head, b"", "127.0.0.1:1".parse().unwrap());
+        let stats = Stats::default();
+        let r = Request::new(&head, b"", "127.0.0.1:1".parse().unwrap(), &stats);
         assert_eq!(r.query_param("name").as_deref(), Some("J\u{f6}rg K"));
         assert_eq!(r.query_param("a").as_deref(), Some("1"));
         assert_eq!(r.query_param("e").as_deref(), Some(""));

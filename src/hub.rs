@@ -1,0 +1,461 @@
+//! The hub: every WebSocket by id, rooms, fan-out, timers and counters.
+//!
+//! Handlers reach other connections through the hub while their own
+//! connection is being served, so nothing is written to another socket
+//! there and then: a send to others encodes its frame once into shared
+//! bytes and leaves a [`Delivery`] in the outbox, which the reactor hands to
+//! each recipient's output queue as soon as the callback returns.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::rc::Rc;
+
+use crate::handler::{ConnId, Message, SendStatus};
+use crate::schedule::{TimerId, TimerQueue};
+use crate::stats::Stats;
+use crate::ws::frame::write_header;
+use crate::ws::opcode::OpCode;
+
+/// Why a connection could not join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomError {
+    /// The connection is in `limits.roomsPerConnection` rooms already.
+    TooManyRooms,
+    /// The room has `limits.roomMembers` members already.
+    RoomFull,
+    /// The id is not an open WebSocket.
+    Closed,
+}
+
+impl fmt::Display for RoomError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoomError::TooManyRooms => "too many rooms for one connection",
+            RoomError::RoomFull => "the room is full",
+            RoomError::Closed => "the connection is closed",
+        })
+    }
+}
+
+impl std::error::Error for RoomError {}
+
+/// A predicate over a connection's state, for [`Hub::send_where`].
+pub(crate) type StateFilter = Box<dyn Fn(ConnId, &dyn Any) -> bool>;
+
+/// Who a shared frame goes to.
+pub(crate) enum Targets {
+    One(ConnId),
+    All,
+    /// Every WebSocket served by the handler at this index.
+    Handler(usize),
+    Room(Rc<str>),
+    Where(StateFilter),
+}
+
+/// Work the reactor does for other connections once a callback returns.
+pub(crate) enum Delivery {
+    Frame {
+        to: Targets,
+        frame: Rc<[u8]>,
+        except: [Option<ConnId>; 2],
+    },
+    Close {
+        to: ConnId,
+        code: u16,
+        reason: String,
+    },
+}
+
+/// A live WebSocket: which serial holds the slab slot and which handler serves it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    serial: u64,
+    handler: usize,
+}
+
+/// Room bounds (from `limits`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoomLimits {
+    pub per_connection: usize,
+    pub members: usize,
+}
+
+/// Every WebSocket connection, the rooms, the server's timers and counters.
+///
+/// Inside a callback the [`WebSocket`](crate::WebSocket) offers the same
+/// operations with the current connection in mind; a `Hub` itself is what
+/// global timers ([`Server::every`](crate::Server::every)) and
+/// [`ServerHandle::run`](crate::ServerHandle::run) closures get.
+pub struct Hub {
+    /// Live WebSockets by slab key.
+    sockets: Vec<Option<Slot>>,
+    open: usize,
+    rooms: HashMap<Rc<str>, HashSet<ConnId>>,
+    joined: HashMap<ConnId, Vec<Rc<str>>>,
+    limits: RoomLimits,
+    pub(crate) outbox: Vec<Delivery>,
+    pub(crate) timers: TimerQueue,
+    pub(crate) stats: Stats,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("sockets", &self.open)
+            .field("rooms", &self.rooms.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Encodes a message as one server frame.
+pub(crate) fn encode(msg: Message<'_>) -> Rc<[u8]> {
+    let (opcode, payload) = match msg {
+        Message::Text(t) => (OpCode::Text, t.as_bytes()),
+        Message::Binary(b) => (OpCode::Binary, b),
+    };
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    write_header(&mut frame, true, opcode, payload.len());
+    frame.extend_from_slice(payload);
+    frame.into()
+}
+
+impl Hub {
+    pub(crate) fn new(limits: RoomLimits) -> Hub {
+        Hub {
+            sockets: Vec::new(),
+            open: 0,
+            rooms: HashMap::new(),
+            joined: HashMap::new(),
+            limits,
+            outbox: Vec::new(),
+            timers: TimerQueue::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// A connection became a WebSocket served by `handler`.
+    pub(crate) fn add_socket(&mut self, id: ConnId, handler: usize) {
+        if self.sockets.len() <= id.key {
+            self.sockets.resize(id.key + 1, None);
+        }
+        self.sockets[id.key] = Some(Slot {
+            serial: id.serial,
+            handler,
+        });
+        self.open += 1;
+        self.stats.websockets_open += 1;
+        self.stats.websockets_total += 1;
+    }
+
+    /// A WebSocket is gone: it leaves every room, and its id goes stale.
+    pub(crate) fn remove_socket(&mut self, id: ConnId) {
+        if !self.is_open(id) {
+            return;
+        }
+        self.sockets[id.key] = None;
+        self.open -= 1;
+        self.stats.websockets_open -= 1;
+        for room in self.joined.remove(&id).unwrap_or_default() {
+            self.drop_member(&room, id);
+        }
+    }
+
+    /// True while `id` is an open WebSocket.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        matches!(self.sockets.get(id.key), Some(Some(s)) if s.serial == id.serial)
+    }
+
+    /// The number of open WebSockets.
+    pub fn sockets(&self) -> usize {
+        self.open
+    }
+
+    /// The ids of every open WebSocket.
+    pub fn socket_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.sockets.iter().enumerate().filter_map(|(key, slot)| {
+            slot.map(|s| ConnId {
+                key,
+                serial: s.serial,
+            })
+        })
+    }
+
+    /// The handler serving an open WebSocket.
+    pub(crate) fn handler_of(&self, id: ConnId) -> Option<usize> {
+        match self.sockets.get(id.key) {
+            Some(Some(s)) if s.serial == id.serial => Some(s.handler),
+            _ => None,
+        }
+    }
+
+    /// Sends a message to one connection. [`SendStatus::Closed`] if it is not an open WebSocket.
+    pub fn send(&mut self, to: ConnId, msg: Message<'_>) -> SendStatus {
+        if !self.is_open(to) {
+            return SendStatus::Closed;
+        }
+        self.deliver(Targets::One(to), encode(msg), [None, None]);
+        SendStatus::Queued
+    }
+
+    /// Sends a message to every open WebSocket but `except`.
+    pub fn broadcast(&mut self, msg: Message<'_>, except: Option<ConnId>) {
+        self.deliver(Targets::All, encode(msg), [except, None]);
+    }
+
+    /// Sends a message to every WebSocket whose state is an `S` and passes `filter`.
+    pub fn send_where<S: 'static>(
+        &mut self,
+        msg: Message<'_>,
+        filter: impl Fn(ConnId, &S) -> bool + 'static,
+    ) {
+        let filter: StateFilter =
+            Box::new(move |id, state| state.downcast_ref::<S>().is_some_and(|s| filter(id, s)));
+        self.deliver(Targets::Where(filter), encode(msg), [None, None]);
+    }
+
+    /// Starts the closing handshake of another connection.
+    pub fn close(&mut self, id: ConnId, code: u16, reason: &str) -> SendStatus {
+        if !self.is_open(id) {
+            return SendStatus::Closed;
+        }
+        self.outbox.push(Delivery::Close {
+            to: id,
+            code,
+            reason: reason.to_string(),
+        });
+        SendStatus::Queued
+    }
+
+    /// Puts a connection in a room (creating the room). Joining a room twice is fine.
+    pub fn join(&mut self, id: ConnId, room: &str) -> Result<(), RoomError> {
+        if !self.is_open(id) {
+            return Err(RoomError::Closed);
+        }
+        let rooms = self.joined.get(&id).map_or(0, Vec::len);
+        if self.rooms.get(room).is_some_and(|m| m.contains(&id)) {
+            return Ok(());
+        }
+        if rooms >= self.limits.per_connection {
+            return Err(RoomError::TooManyRooms);
+        }
+        if self.rooms.get(room).map_or(0, HashSet::len) >= self.limits.members {
+            return Err(RoomError::RoomFull);
+        }
+        let name: Rc<str> = match self.rooms.get_key_value(room) {
+            Some((name, _)) => Rc::clone(name),
+            None => room.into(),
+        };
+        self.rooms.entry(Rc::clone(&name)).or_default().insert(id);
+        self.joined.entry(id).or_default().push(name);
+        Ok(())
+    }
+
+    /// Takes a connection out of a room; false if it was not in it.
+    pub fn leave(&mut self, id: ConnId, room: &str) -> bool {
+        let Some(list) = self.joined.get_mut(&id) else {
+            return false;
+        };
+        let Some(i) = list.iter().position(|r| &**r == room) else {
+            return false;
+        };
+        list.swap_remove(i);
+        if list.is_empty() {
+            self.joined.remove(&id);
+        }
+        self.drop_member(room, id);
+        true
+    }
+
+    fn drop_member(&mut self, room: &str, id: ConnId) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(&id);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Sends a message to every member of a room but `except`; returns how
+    /// many it goes to. The frame is encoded once and shared by all of them.
+    pub fn publish(&mut self, room: &str, msg: Message<'_>, except: Option<ConnId>) -> usize {
+        self.publish_frame(room, encode(msg), [except, None])
+    }
+
+    pub(crate) fn publish_frame(
+        &mut self,
+        room: &str,
+        frame: Rc<[u8]>,
+        except: [Option<ConnId>; 2],
+    ) -> usize {
+        let Some((name, members)) = self.rooms.get_key_value(room) else {
+            return 0;
+        };
+        let count = members.len()
+            - except
+                .iter()
+                .flatten()
+                .filter(|e| members.contains(e))
+                .count();
+        if count > 0 {
+            let to = Targets::Room(Rc::clone(name));
+            self.deliver(to, frame, except);
+        }
+        count
+    }
+
+    /// The members of a room, in no particular order.
+    pub fn members(&self, room: &str) -> impl Iterator<Item = ConnId> + '_ {
+        self.rooms.get(room).into_iter().flatten().copied()
+    }
+
+    /// How many members a room has (0 for a room nobody is in).
+    pub fn room_size(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, HashSet::len)
+    }
+
+    /// True if the connection is in the room.
+    pub fn in_room(&self, id: ConnId, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|m| m.contains(&id))
+    }
+
+    /// The rooms a connection is in.
+    pub fn rooms_of(&self, id: ConnId) -> impl Iterator<Item = &str> + '_ {
+        self.joined.get(&id).into_iter().flatten().map(|r| &**r)
+    }
+
+    /// Runs `f` on the loop every `period`, first after one period.
+    pub fn every(
+        &mut self,
+        period: std::time::Duration,
+        f: impl FnMut(&mut Hub) + 'static,
+    ) -> TimerId {
+        self.timers.add_global(period, Some(period), Box::new(f))
+    }
+
+    /// Runs `f` on the loop once, after `delay`.
+    pub fn after(
+        &mut self,
+        delay: std::time::Duration,
+        f: impl FnMut(&mut Hub) + 'static,
+    ) -> TimerId {
+        self.timers.add_global(delay, None, Box::new(f))
+    }
+
+    /// Cancels a timer; false if it had fired (one-shot) or was cancelled already.
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        self.timers.cancel(timer)
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub(crate) fn deliver(&mut self, to: Targets, frame: Rc<[u8]>, except: [Option<ConnId>; 2]) {
+        self.outbox.push(Delivery::Frame { to, frame, except });
+    }
+
+    /// The keys of the connections a frame goes to, with the expected serial.
+    pub(crate) fn resolve<'a>(&'a self, to: &'a Targets) -> Box<dyn Iterator<Item = ConnId> + 'a> {
+        match to {
+            Targets::One(id) => Box::new(std::iter::once(*id)),
+            Targets::All | Targets::Where(_) => Box::new(self.socket_ids()),
+            Targets::Handler(h) => Box::new(
+                self.socket_ids()
+                    .filter(move |id| self.handler_of(*id) == Some(*h)),
+            ),
+            Targets::Room(name) => Box::new(self.members(name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(key: usize, serial: u64) -> ConnId {
+        ConnId { key, serial }
+    }
+
+    fn hub() -> Hub {
+        Hub::new(RoomLimits {
+            per_connection: 2,
+            members: 3,
+        })
+    }
+
+    #[test]
+    fn rooms_join_leave_and_auto_leave() {
+        let mut h = hub();
+        let (a, b) = (id(0, 1), id(1, 2));
+        h.add_socket(a, 0);
+        h.add_socket(b, 0);
+        assert_eq!(h.join(a, "lobby"), Ok(()));
+        assert_eq!(h.join(a, "lobby"), Ok(()), "joining twice is fine");
+        assert_eq!(h.join(b, "lobby"), Ok(()));
+        assert_eq!(h.room_size("lobby"), 2);
+        assert!(h.in_room(a, "lobby"));
+        assert_eq!(h.rooms_of(a).collect::<Vec<_>>(), ["lobby"]);
+        assert!(h.leave(a, "lobby"));
+        assert!(!h.leave(a, "lobby"));
+        assert_eq!(h.members("lobby").collect::<Vec<_>>(), [b]);
+        h.remove_socket(b);
+        assert_eq!(
+            h.room_size("lobby"),
+            0,
+            "a closed connection leaves its rooms"
+        );
+        assert_eq!(h.rooms.len(), 0, "an empty room is dropped");
+    }
+
+    #[test]
+    fn room_limits() {
+        let mut h = hub();
+        let ids: Vec<ConnId> = (0..4).map(|k| id(k, k as u64 + 10)).collect();
+        for &i in &ids {
+            h.add_socket(i, 0);
+        }
+        assert_eq!(h.join(ids[0], "r1"), Ok(()));
+        assert_eq!(h.join(ids[0], "r2"), Ok(()));
+        assert_eq!(h.join(ids[0], "r3"), Err(RoomError::TooManyRooms));
+        for &i in &ids[1..3] {
+            assert_eq!(h.join(i, "r1"), Ok(()));
+        }
+        assert_eq!(h.join(ids[3], "r1"), Err(RoomError::RoomFull));
+        assert_eq!(h.join(id(9, 99), "r1"), Err(RoomError::Closed));
+    }
+
+    #[test]
+    fn stale_ids_are_not_open() {
+        let mut h = hub();
+        h.add_socket(id(0, 1), 0);
+        h.remove_socket(id(0, 1));
+        h.add_socket(id(0, 2), 0);
+        assert!(!h.is_open(id(0, 1)));
+        assert!(h.is_open(id(0, 2)));
+        assert_eq!(h.send(id(0, 1), Message::Text("x")), SendStatus::Closed);
+        assert_eq!(h.send(id(0, 2), Message::Text("x")), SendStatus::Queued);
+        assert_eq!(h.sockets(), 1);
+    }
+
+    #[test]
+    fn publish_counts_recipients_and_encodes_once() {
+        let mut h = hub();
+        let (a, b, c) = (id(0, 1), id(1, 2), id(2, 3));
+        for i in [a, b, c] {
+            h.add_socket(i, 0);
+            h.join(i, "r").unwrap();
+        }
+        assert_eq!(h.publish("r", Message::Text("hi"), Some(a)), 2);
+        assert_eq!(h.publish("nobody", Message::Text("hi"), None), 0);
+        assert_eq!(h.outbox.len(), 1);
+        let Delivery::Frame { frame, to, .. } = &h.outbox[0] else {
+            panic!("a frame delivery")
+        };
+        assert_eq!(&frame[..], b"\x81\x02hi");
+        let mut got: Vec<ConnId> = h.resolve(to).collect();
+        got.sort();
+        assert_eq!(got, [a, b, c], "exclusion is applied when delivering");
+    }
+}

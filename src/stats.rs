@@ -1,0 +1,70 @@
+//! The server's counters, readable from handlers and served as JSON by the binary.
+
+use serde::Serialize;
+
+/// Counters since the server started. Read them in a callback with
+/// [`WebSocket::stats`](crate::WebSocket::stats) or
+/// [`Hub::stats`](crate::Hub::stats), in an HTTP action with
+/// [`Request::stats`](crate::Request::stats), or from another thread with
+/// [`ServerHandle::stats`](crate::ServerHandle::stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections open now (HTTP and WebSocket), not counting those turned away.
+    pub connections_open: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// HTTP requests answered (upgrades included).
+    pub requests: u64,
+    /// WebSockets open now.
+    pub websockets_open: u64,
+    /// WebSockets opened since start.
+    pub websockets_total: u64,
+    /// WebSocket messages received (a streamed message counts once, at its end).
+    pub messages_in: u64,
+    /// WebSocket messages sent, counted per recipient.
+    pub messages_out: u64,
+    /// WebSocket payload bytes received.
+    pub bytes_in: u64,
+    /// WebSocket payload bytes sent, counted per recipient.
+    pub bytes_out: u64,
+    /// Upgrade requests refused (bad handshake or refused by `on_upgrade`).
+    pub upgrades_rejected: u64,
+    /// How often each limit was hit.
+    pub limits: LimitHits,
+}
+
+/// How often each limit refused something.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LimitHits {
+    /// Connections answered 503 over `limits.connections`.
+    pub connections: u64,
+    /// Request heads over `limits.header` or `limits.headers` (431).
+    pub header: u64,
+    /// Request targets over `limits.uri` (414).
+    pub uri: u64,
+    /// Request bodies over `limits.body` (413).
+    pub body: u64,
+    /// Requests not received within `timeouts.parse` or `timeouts.request` (408).
+    pub timeouts: u64,
+    /// WebSocket frames over `limits.maxFrame` (1009).
+    pub frame: u64,
+    /// WebSocket messages over `limits.maxMessage` (1009).
+    pub message: u64,
+    /// WebSocket protocol violations (1002, 1007).
+    pub protocol: u64,
+}
+
+/// Per-connection counters (the C++ framework's `get_metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ConnStats {
+    /// Messages received on this connection.
+    pub messages_in: u64,
+    /// Messages sent to this connection.
+    pub messages_out: u64,
+    /// Payload bytes received.
+    pub bytes_in: u64,
+    /// Payload bytes sent.
+    pub bytes_out: u64,
+}
