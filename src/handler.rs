@@ -329,6 +329,21 @@ impl<S> WebSocket<'_, S> {
         self.link.hub.in_room(self.link.info.id, room)
     }
 
+    /// The rooms this connection is in.
+    pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
+        self.link.hub.rooms_of(self.link.info.id)
+    }
+
+    /// The members of a room, in no particular order.
+    pub fn members(&self, room: &str) -> impl Iterator<Item = ConnId> + '_ {
+        self.link.hub.members(room)
+    }
+
+    /// How many members a room has.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.link.hub.room_size(room)
+    }
+
     /// Starts a timer whose expiry calls [`Handler::on_timer`] for this
     /// connection: once after `after`, or repeatedly every `every`. It is
     /// cancelled when the connection closes.

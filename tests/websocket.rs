@@ -924,16 +924,16 @@ fn dropping_tcp_without_a_close_frame_reports_1006() {
 }
 
 #[test]
-#[ignore = "BUG: stopping the server drops open WebSockets without calling on_close (Handler docs: called exactly once)"]
-fn stopping_the_server_calls_on_close_for_open_websockets() {
+fn stopping_the_server_closes_open_websockets_with_1001_and_calls_on_close_once() {
     let (s, seen) = server();
     let mut ws = Ws::open(&s, "/ws/echo");
     ws.send_text("hi");
     ws.expect_text("hi");
-    // Stops the server and joins its thread; the handler (and its sender) is gone after.
+    // Stops the server and joins its thread: the handler and its sender are gone after.
     drop(s);
+    ws.expect_close(1001);
     match seen.recv_timeout(IO_TIMEOUT) {
-        Ok(Seen::Close(code, _)) => assert!(matches!(code, 1001 | 1006), "{code}"),
+        Ok(Seen::Close(code, _)) => assert_eq!(code, 1001),
         other => panic!("on_close was not called when the server stopped: {other:?}"),
     }
     assert!(seen.try_recv().is_err(), "on_close is called once");

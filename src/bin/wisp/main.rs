@@ -1,5 +1,7 @@
 //! The `wisp` binary: serves the site and demo handlers described by `web.json5`.
 
+mod chat;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -99,12 +101,14 @@ impl Handler for Echo {
 /// The demo handlers the shipped `web.json5` routes to.
 fn register_demo(server: &mut Server) {
     server.websocket("/ws/echo", Echo);
+    server.websocket("/ws/chat", chat::Chat::default());
     let started = Instant::now();
-    server.action("/api/status", move |_req| {
+    server.action("/api/status", move |req| {
         Response::json(&serde_json::json!({
             "server": "wisp",
             "version": env!("CARGO_PKG_VERSION"),
             "uptime": started.elapsed().as_secs(),
+            "stats": req.stats(),
         }))
         .with_header("Cache-Control", "no-store")
     });
