@@ -73,9 +73,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Reach the other connections
+//!
+//! Inside a callback the [`WebSocket`] also reaches every other connection
+//! by [`ConnId`]: [`WebSocket::send_to`], [`WebSocket::broadcast`], rooms
+//! ([`WebSocket::join`], [`WebSocket::publish`]) whose frames are encoded
+//! once and shared by every recipient, timers ([`WebSocket::set_timer`]) and
+//! the whole [`Hub`]. [`Handler::on_upgrade`] decides on the handshake
+//! (authentication, subprotocol, initial state), and [`Router`] dispatches
+//! JSON events to typed closures.
+//!
 //! ## Stop it from another thread
 //!
-//! [`Server::handle`] returns a [`ServerHandle`] (`Clone + Send`) whose
+//! [`Server::handle`] returns a [`ServerHandle`] (`Clone + Send`) that sends,
+//! publishes and runs closures on the loop from any thread, and whose
 //! [`ServerHandle::stop`] ends [`Server::run`]. Bind to port 0 and read the
 //! real port with [`Server::local_addrs`] — that is how the tests run it.
 
