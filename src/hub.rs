@@ -291,8 +291,11 @@ impl Hub {
         let Some((name, members)) = self.rooms.get_key_value(room) else {
             return 0;
         };
+        // The same id may be excluded twice (the sender, and an explicit except).
+        let [a, b] = except;
+        let excluded = [a, b.filter(|b| Some(*b) != a)];
         let count = members.len()
-            - except
+            - excluded
                 .iter()
                 .flatten()
                 .filter(|e| members.contains(e))
@@ -448,6 +451,9 @@ mod tests {
             h.join(i, "r").unwrap();
         }
         assert_eq!(h.publish("r", Message::Text("hi"), Some(a)), 2);
+        let twice = h.publish_frame("r", encode(Message::Text("hi")), [Some(a), Some(a)]);
+        assert_eq!(twice, 2, "one id excluded twice counts once");
+        h.outbox.pop();
         assert_eq!(h.publish("nobody", Message::Text("hi"), None), 0);
         assert_eq!(h.outbox.len(), 1);
         let Delivery::Frame { frame, to, .. } = &h.outbox[0] else {
