@@ -166,7 +166,7 @@ impl App {
         }
     }
 
-    /// Answers one complete request into `out`.
+    /// Answers one complete request into `out`, and logs it if asked to.
     pub fn handle(
         &mut self,
         head: &Head<'_>,
@@ -176,6 +176,39 @@ impl App {
         close: bool,
     ) -> Handled {
         self.hub.stats.requests += 1;
+        let mark = out.len();
+        let handled = self.answer(head, body, origin, out, close);
+        if self.config.log.access {
+            // The status is in our own status line: "HTTP/1.1 200 ...".
+            let status = out
+                .get(mark + 9..mark + 12)
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .unwrap_or("-");
+            let target = if head.query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", head.query)
+            };
+            log::info!(
+                target: "wisp::access",
+                "{} \"{} {}{target} HTTP/1.{}\" {status}",
+                origin.peer.ip(),
+                head.method,
+                head.path,
+                head.minor,
+            );
+        }
+        handled
+    }
+
+    fn answer(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        origin: Origin,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
         if head.path == "*" {
             // OPTIONS * asks about the server as a whole.
             let mut w = HeadWriter::start(out, 200, &self.date.text, &self.config.headers);
@@ -259,7 +292,13 @@ impl App {
         // A panicking handler costs its own request (500, connection closed), never the server.
         match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
-            Err(_) => self.status_page(out, 500, true, None),
+            Err(_) => {
+                log::error!(
+                    "the action handler for {} panicked; answered 500",
+                    head.path
+                );
+                self.status_page(out, 500, true, None)
+            }
         }
     }
 

@@ -482,6 +482,7 @@ impl Conn {
 
     /// Queues an error answer and stops reading requests.
     fn refuse(&mut self, ctx: &mut Ctx<'_>, err: HttpError) {
+        log::debug!("{}: {} {err}", self.peer, err.status());
         ctx.app.refuse(err, self.output.target(ctx.scratch));
         self.phase = Phase::Closing {
             until: Some(ctx.now + LINGER),

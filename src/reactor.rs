@@ -133,7 +133,9 @@ impl Reactor {
     fn run_commands(&mut self, now: Instant) {
         while let Ok(command) = self.commands.try_recv() {
             // A panicking closure costs only itself.
-            let _ = catch_unwind(AssertUnwindSafe(|| command(&mut self.app.hub)));
+            if catch_unwind(AssertUnwindSafe(|| command(&mut self.app.hub))).is_err() {
+                log::error!("a closure sent through a ServerHandle panicked");
+            }
             self.deliver(now);
         }
     }
@@ -162,6 +164,7 @@ impl Reactor {
                     if ran {
                         self.app.hub.timers.restore(timer, f);
                     } else {
+                        log::error!("a global timer panicked; it is cancelled");
                         self.app.hub.timers.forget(timer);
                     }
                     self.deliver(now);
@@ -277,6 +280,7 @@ impl Reactor {
                 Err(e) if out_of_descriptors(&e) => {
                     // Retrying now would spin: the backlog stays full until a
                     // connection closes. Serve the others and try again soon.
+                    log::warn!("out of file descriptors: not accepting for {ACCEPT_BACKOFF:?}");
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }

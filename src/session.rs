@@ -275,6 +275,11 @@ impl Session {
             WsError::MessageTooLarge => hits.message += 1,
             _ => hits.protocol += 1,
         }
+        log::debug!(
+            "{}: {err}; closing with {}",
+            self.side.info.peer,
+            err.close_code()
+        );
         let (state, link) = self.side.link(out, hub, None);
         call(handler, state, link, Event::Error(&err));
         self.close_now(handler, hub, out, err.close_code(), &err.to_string())
@@ -320,6 +325,11 @@ impl Session {
         ok: bool,
     ) -> Flow {
         if !ok {
+            log::error!(
+                "a WebSocket handler for {} panicked; closing {} with 1011",
+                self.side.info.path,
+                self.side.info.id
+            );
             return self.close_now(handler, hub, out, INTERNAL_ERROR, "handler failed");
         }
         self.note_close_sent(config, now);

@@ -116,6 +116,51 @@ fn shipped_binary_echoes_on_ws_echo_and_serves_the_echo_page() {
 }
 
 #[test]
+fn access_log_has_one_line_per_request_on_stderr() {
+    let dir = TempDir::new("bin-log");
+    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("site");
+    let cfg = dir.write(
+        "web.json5",
+        format!(
+            "{{ web: {{ documents: '{}', log: {{ level: 'info', access: true }} }} }}",
+            site.display()
+        ),
+    );
+    let mut w = start(&["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let stderr = w.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(get(w.addr, "/style.css?v=2").status, 200);
+    assert_eq!(get(w.addr, "/missing").status, 404);
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        let line = rx
+            .recv_timeout(support::IO_TIMEOUT)
+            .expect("an access line on stderr");
+        if line.starts_with("access: ") {
+            lines.push(line);
+        }
+    }
+    assert_eq!(
+        lines[0],
+        "access: 127.0.0.1 \"GET /style.css?v=2 HTTP/1.1\" 200"
+    );
+    assert_eq!(lines[1], "access: 127.0.0.1 \"GET /missing HTTP/1.1\" 404");
+}
+
+#[test]
+fn log_level_flag_is_checked() {
+    let (ok, _, err) = run(&["--log", "loud"]);
+    assert!(!ok && err.contains("--log loud: not a level"), "{err}");
+}
+
+#[test]
 fn documents_override_and_one_line_banner() {
     let docs = TempDir::new("bin-docs");
     docs.write("index.html", "override");

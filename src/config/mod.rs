@@ -43,6 +43,31 @@ pub struct Config {
     pub redirects: Vec<Redirect>,
     /// WebSocket options (`webSockets`).
     pub web_sockets: WebSockets,
+    /// Logging (`log`).
+    pub log: Log,
+}
+
+/// Logging: `log: 'info'` or `log: { level: 'info', access: true }`.
+///
+/// wisp logs through the `log` facade; the `wisp` binary prints the records
+/// to stderr. A program using the library installs its own logger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Log {
+    /// The most verbose level printed by the binary (`level`: `'off'`,
+    /// `'error'`, `'warn'`, `'info'`, `'debug'`, `'trace'`; default `'info'`).
+    pub level: log::LevelFilter,
+    /// One `info` line per request, under the target `wisp::access`
+    /// (`access`, default `false`).
+    pub access: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: log::LevelFilter::Info,
+            access: false,
+        }
+    }
 }
 
 /// WebSocket options; frame and message sizes are in [`Limits`].
@@ -174,6 +199,7 @@ impl Default for Config {
             routes: vec![RouteConfig::files("")],
             redirects: Vec::new(),
             web_sockets: WebSockets::default(),
+            log: Log::default(),
         }
     }
 }
@@ -330,6 +356,7 @@ const WEB_KEYS: &[&str] = &[
     "routes",
     "redirect",
     "webSockets",
+    "log",
 ];
 
 fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
@@ -403,6 +430,9 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
     if let Some((path, v)) = web.get("webSockets") {
         config.web_sockets = web_sockets(&path, v)?;
     }
+    if let Some((path, v)) = web.get("log") {
+        config.log = log_config(&path, v)?;
+    }
     Ok(config)
 }
 
@@ -429,6 +459,34 @@ fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
             Some(Some(t)) => t,
             Some(None) => return fail(&o.path_of("closeTimeout"), "must be a finite duration"),
         },
+    })
+}
+
+fn log_config(path: &str, v: &Value) -> read::Result<Log> {
+    if let Value::String(level) = v {
+        return Ok(Log {
+            level: log_level(path, level)?,
+            ..Log::default()
+        });
+    }
+    let o = Obj::new(path, v, &["level", "access"])?;
+    let d = Log::default();
+    Ok(Log {
+        level: match o.string("level")? {
+            Some(level) => log_level(&o.path_of("level"), &level)?,
+            None => d.level,
+        },
+        access: o.boolean("access")?.unwrap_or(d.access),
+    })
+}
+
+/// Parses a log level name: off, error, warn, info, debug, trace.
+fn log_level(path: &str, text: &str) -> read::Result<log::LevelFilter> {
+    text.parse().or_else(|_| {
+        fail(
+            path,
+            format!("{text:?} is not a log level (off, error, warn, info, debug, trace)"),
+        )
     })
 }
 
@@ -641,6 +699,7 @@ mod tests {
                 ],
                 redirect: [ { from: '/home', to: '/' } ],
                 webSockets: { protocol: ['chat', 'v2.json'], ping: '30 secs', validateUTF: false, closeTimeout: '1 sec' },
+                log: { level: 'debug', access: true },
             } }",
         )
         .unwrap();
@@ -685,6 +744,17 @@ mod tests {
         assert_eq!(ws.ping, Some(Duration::from_secs(30)));
         assert!(!ws.validate_utf8);
         assert_eq!(ws.close_timeout, Duration::from_secs(1));
+        assert_eq!(
+            c.log,
+            Log {
+                level: log::LevelFilter::Debug,
+                access: true
+            }
+        );
+        assert_eq!(
+            parse("{ web: { log: 'warn' } }").unwrap().log.level,
+            log::LevelFilter::Warn
+        );
         assert_eq!(
             parse("{ web: { webSockets: { protocol: 'one' } } }")
                 .unwrap()
@@ -755,6 +825,14 @@ mod tests {
                 "web.headers: \"X-A\" is not a valid header",
             ),
             ("{ web: [] }", "web: expected an object, found a list"),
+            (
+                "{ web: { log: 'loud' } }",
+                "web.log: \"loud\" is not a log level",
+            ),
+            (
+                "{ web: { log: { acess: true } } }",
+                "web.log.acess: unknown key; did you mean access?",
+            ),
             (
                 "{ web: { webSockets: { pnig: 1 } } }",
                 "web.webSockets.pnig: unknown key; did you mean ping?",

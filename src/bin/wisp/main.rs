@@ -1,6 +1,7 @@
 //! The `wisp` binary: serves the site and demo handlers described by `web.json5`.
 
 mod chat;
+mod logger;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,11 +11,13 @@ use wisp::config::units::parse_listen;
 use wisp::{Config, Handler, Message, Response, Server, WebSocket};
 
 const USAGE: &str = "\
-usage: wisp [--config PATH] [--listen URL]... [--documents DIR] [--help] [--version]
+usage: wisp [--config PATH] [--listen URL]... [--documents DIR] [--log LEVEL] [--help] [--version]
 
   --config PATH     configuration file (default ./web.json5; built-in defaults if it is absent)
   --listen URL      listen here instead of the config's `listen` (repeatable), e.g. http://:8080
   --documents DIR   serve this folder instead of the config's `documents`
+  --log LEVEL       log at this level instead of the config's `log.level`:
+                    off, error, warn, info, debug or trace (to stderr)
   --help            print this help
   --version         print the version";
 
@@ -24,6 +27,7 @@ struct Args {
     config: Option<PathBuf>,
     listen: Vec<String>,
     documents: Option<PathBuf>,
+    log: Option<log::LevelFilter>,
 }
 
 enum Parsed {
@@ -52,6 +56,13 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> 
             "--config" => args.config = Some(value("--config")?.into()),
             "--listen" => args.listen.push(value("--listen")?),
             "--documents" => args.documents = Some(value("--documents")?.into()),
+            "--log" => {
+                let level = value("--log")?;
+                let parsed = level.parse().map_err(|_| {
+                    format!("--log {level}: not a level (off, error, warn, info, debug, trace)")
+                })?;
+                args.log = Some(parsed);
+            }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -83,6 +94,9 @@ fn configure(args: &Args) -> Result<Config, String> {
             .map(|cwd| cwd.join(dir))
             .unwrap_or_else(|_| dir.clone());
         config.documents = dir;
+    }
+    if let Some(level) = args.log {
+        config.log.level = level;
     }
     Ok(config)
 }
@@ -123,6 +137,7 @@ fn run() -> Result<(), String> {
         }
     };
     let config = configure(&args)?;
+    logger::init(config.log.level);
     let documents = config.documents.display().to_string();
     let mut server = Server::bind(config).map_err(|e| e.to_string())?;
     register_demo(&mut server);
