@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Instant, SystemTime};
 
+use crate::auth;
 use crate::config::{Config, HandlerKind};
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
@@ -36,6 +37,15 @@ enum Endpoint {
 struct Action {
     prefix: String,
     endpoint: Endpoint,
+}
+
+/// A complete request on its way to an action: head, body, verified claims, origin.
+#[derive(Clone, Copy)]
+struct Incoming<'r, 'h> {
+    head: &'r Head<'h>,
+    body: &'r [u8],
+    claims: Option<&'r serde_json::Value>,
+    origin: Origin,
 }
 
 /// Who a request came from, for handlers that want to know.
@@ -103,6 +113,8 @@ pub(crate) struct App {
     actions: Vec<Action>,
     pub date: DateCache,
     pub hub: Hub,
+    /// The server is stopping: answers close their connections.
+    pub stopping: bool,
 }
 
 impl App {
@@ -129,6 +141,7 @@ impl App {
                 per_connection: config_rooms.0,
                 members: config_rooms.1,
             }),
+            stopping: false,
         })
     }
 
@@ -232,10 +245,32 @@ impl App {
                 let allow = route.allow_header();
                 self.status_page(out, 405, close, Some(("Allow", &allow)))
             }
-            Decision::Route(route) => match route.config.handler {
-                HandlerKind::File => self.serve_file(route, head, out, close),
-                HandlerKind::Action => self.run_action(&routed, head, body, origin, out, close),
-            },
+            Decision::Route(route) => {
+                let claims = match &route.config.auth {
+                    None => None,
+                    Some(auth) => match auth::check(auth, head, SystemTime::now()) {
+                        Ok(claims) => claims,
+                        Err(e) => {
+                            log::debug!("{}: 401 for {}: {e}", origin.peer, head.path);
+                            self.hub.stats.limits.auth += 1;
+                            let challenge = Some(("WWW-Authenticate", e.challenge()));
+                            return self.status_page(out, 401, close, challenge);
+                        }
+                    },
+                };
+                match route.config.handler {
+                    HandlerKind::File => self.serve_file(route, head, out, close),
+                    HandlerKind::Action => {
+                        let request = Incoming {
+                            head,
+                            body,
+                            claims: claims.as_ref(),
+                            origin,
+                        };
+                        self.run_action(&routed, request, out, close)
+                    }
+                }
+            }
         }
     }
 
@@ -275,20 +310,24 @@ impl App {
     fn run_action(
         &mut self,
         routed: &str,
-        head: &Head<'_>,
-        body: &[u8],
-        origin: Origin,
+        incoming: Incoming<'_, '_>,
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
+        let Incoming {
+            head,
+            body,
+            claims,
+            origin,
+        } = incoming;
         let Some(index) = self.actions.iter().position(|a| matches(&a.prefix, routed)) else {
             return self.status_page(out, 404, close, None);
         };
         let handler = match &mut self.actions[index].endpoint {
             Endpoint::Http(handler) => handler,
-            Endpoint::Socket { .. } => return self.upgrade(index, head, origin, out),
+            Endpoint::Socket { .. } => return self.upgrade(index, incoming, out),
         };
-        let request = Request::new(head, body, origin.peer, &self.hub.stats);
+        let request = Request::new(head, body, origin.peer, &self.hub.stats).with_claims(claims);
         // A panicking handler costs its own request (500, connection closed), never the server.
         match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
@@ -306,13 +345,13 @@ impl App {
     ///
     /// `first` is the first handler registered on the matching prefix; every
     /// handler on that same prefix is a candidate, selected by subprotocol.
-    fn upgrade(
-        &mut self,
-        first: usize,
-        head: &Head<'_>,
-        origin: Origin,
-        out: &mut Vec<u8>,
-    ) -> Handled {
+    fn upgrade(&mut self, first: usize, incoming: Incoming<'_, '_>, out: &mut Vec<u8>) -> Handled {
+        let Incoming {
+            head,
+            claims,
+            origin,
+            ..
+        } = incoming;
         let candidates = self.candidates(first);
         let mut supported = self.config.web_sockets.protocols.clone();
         supported.extend(
@@ -320,7 +359,7 @@ impl App {
                 .iter()
                 .filter_map(|&(_, p)| p.map(str::to_string)),
         );
-        let accepted = match upgrade::check(head, &supported) {
+        let accepted = match upgrade::check(head, &supported, &self.config.web_sockets.origins) {
             Ok(accepted) => accepted,
             Err(refused) => {
                 return self.refuse_upgrade(out, refused.status, refused.header, refused.reason)
@@ -341,7 +380,7 @@ impl App {
         let Endpoint::Socket { handler, .. } = &mut self.actions[index].endpoint else {
             return Handled::response(true);
         };
-        let request = Request::new(head, &[], origin.peer, &self.hub.stats);
+        let request = Request::new(head, &[], origin.peer, &self.hub.stats).with_claims(claims);
         let verdict = catch_unwind(AssertUnwindSafe(|| handler.upgrade(&request)));
         let (state, protocol) = match verdict {
             Ok(Ok((state, None))) => (state, accepted.protocol),
@@ -377,6 +416,7 @@ impl App {
             path: head.path.into(),
             query: head.query.into(),
             protocol: protocol.map(Into::into),
+            claims: claims.map(|c| Box::new(c.clone())),
         };
         let Some((handler, config, hub)) = self.socket(index) else {
             return Handled::response(true);
@@ -388,6 +428,7 @@ impl App {
             config,
             hub,
             out,
+            backlog: 0,
             now: origin.now,
         };
         let flow = session.open(step, head.headers);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::app::{App, Origin};
-use crate::config::Timeouts;
+use crate::config::{Config, Timeouts};
 use crate::handler::ConnId;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
@@ -37,6 +37,18 @@ pub(crate) struct Ctx<'a> {
     /// Responses are composed here and written from here.
     pub scratch: &'a mut Vec<u8>,
     pub now: Instant,
+}
+
+/// What became of a frame delivered from another connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    Queued,
+    /// Not a WebSocket that can receive (closing, or mid-`send_block`).
+    Refused,
+    /// Over `webSockets.maxBackpressure`: dropped.
+    Dropped,
+    /// Over it, with `closeOnBackpressure`: the connection must be closed.
+    Close,
 }
 
 /// Whether the reactor keeps the connection.
@@ -139,10 +151,19 @@ impl Conn {
     /// Writes what is queued; when it all went out, resumes paused input and
     /// decides whether the connection is finished.
     fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+        let mut drained = false;
         loop {
             let flushed = self.output.flush(&mut self.stream, ctx.scratch)?;
             if self.output.progressed {
                 self.since = ctx.now;
+            }
+            // Once per flush, so a handler that overflows again in on_drain cannot loop.
+            if !drained && self.owes_drain(ctx.app) {
+                drained = true;
+                self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |s, step| {
+                    s.drained(step)
+                });
+                continue;
             }
             if flushed == Flushed::Blocked {
                 return Ok(Next::Keep);
@@ -186,7 +207,7 @@ impl Conn {
         hint_closed: bool,
     ) -> io::Result<()> {
         loop {
-            if self.paused() {
+            if self.paused(ctx) {
                 self.read_paused = true;
                 return Ok(());
             }
@@ -213,9 +234,16 @@ impl Conn {
         }
     }
 
-    /// True while queued output is too large to accept more requests.
-    fn paused(&self) -> bool {
-        self.output.streaming() || self.output.backlog() > HIGH_WATER
+    /// True while queued output is too large to take more input: a peer
+    /// that sends but does not read cannot make this connection hold more
+    /// than the limit plus one answer. The limit is `HIGH_WATER` for HTTP
+    /// and `webSockets.maxBackpressure` for a WebSocket.
+    fn paused(&self, ctx: &Ctx<'_>) -> bool {
+        let limit = match self.phase {
+            Phase::WebSocket(_) => ctx.app.config.web_sockets.max_backpressure,
+            _ => HIGH_WATER,
+        };
+        self.output.streaming() || self.output.backlog() + ctx.scratch.len() > limit
     }
 
     /// Processes freshly read bytes, keeping only an unprocessed tail.
@@ -247,7 +275,7 @@ impl Conn {
     /// Runs the protocol over `data`; returns how many bytes were used.
     fn process(&mut self, ctx: &mut Ctx<'_>, data: &mut [u8]) -> usize {
         let mut pos = 0;
-        while pos < data.len() && !self.paused() {
+        while pos < data.len() && !self.paused(ctx) {
             let rest = &mut data[pos..];
             let used = match self.phase {
                 Phase::Head { .. } => self.on_head_bytes(ctx, rest),
@@ -345,7 +373,8 @@ impl Conn {
     /// Answers a complete request and moves to the next phase.
     fn respond(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>, body: &[u8]) {
         self.served += 1;
-        let close = !head.keep_alive || self.served >= ctx.app.config.limits.requests;
+        let close =
+            !head.keep_alive || self.served >= ctx.app.config.limits.requests || ctx.app.stopping;
         let origin = Origin {
             id: self.id(ctx),
             peer: self.peer,
@@ -384,6 +413,7 @@ impl Conn {
             return None;
         };
         let (handler, config, hub) = app.socket(session.handler())?;
+        let backlog = self.output.backlog();
         let out = match out {
             Some(scratch) => self.output.target(scratch),
             None => self.output.tail(),
@@ -393,6 +423,7 @@ impl Conn {
             config,
             hub,
             out,
+            backlog,
             now,
         };
         let flow = f(session, step);
@@ -416,18 +447,31 @@ impl Conn {
         }
     }
 
-    /// Queues a frame another connection's handler sent here; false if this
-    /// is not a WebSocket that can still receive.
-    pub fn deliver(&mut self, frame: &Rc<[u8]>) -> bool {
+    /// Queues a frame another connection's handler sent here.
+    pub fn deliver(&mut self, config: &Config, frame: &Rc<[u8]>) -> Delivered {
         let Phase::WebSocket(session) = &mut self.phase else {
-            return false;
+            return Delivered::Refused;
         };
         if !session.can_send() {
-            return false;
+            return Delivered::Refused;
+        }
+        if self.output.backlog() + frame.len() > config.web_sockets.max_backpressure {
+            return if session.dropped(config) {
+                Delivered::Close
+            } else {
+                Delivered::Dropped
+            };
         }
         session.count_delivery(frame_payload_len(frame));
         self.output.push_shared(frame);
-        true
+        Delivered::Queued
+    }
+
+    /// True when a WebSocket that dropped sends for backpressure has room again
+    /// (its output is below half of `webSockets.maxBackpressure`).
+    fn owes_drain(&self, app: &App) -> bool {
+        matches!(&self.phase, Phase::WebSocket(s) if s.owes_drain())
+            && self.output.backlog() <= app.config.web_sockets.max_backpressure / 2
     }
 
     /// The hub asked to close this WebSocket.
@@ -446,13 +490,20 @@ impl Conn {
     }
 
     /// The server is stopping: close the WebSocket with 1001 and report it.
-    pub fn shut_down(&mut self, app: &mut App, now: Instant) {
-        self.on_session(app, None, now, |session, step| {
-            let Step {
-                handler, hub, out, ..
-            } = step;
-            session.close_now(handler, hub, out, GOING_AWAY, "server shutting down")
-        });
+    /// The server is stopping: a WebSocket starts its closing handshake with
+    /// 1001; returns true for an idle HTTP connection, which can simply be closed.
+    pub fn wind_down(&mut self, app: &mut App, now: Instant) -> bool {
+        match self.phase {
+            Phase::WebSocket(_) => {
+                self.on_session(app, None, now, |session, step| {
+                    session.close_by_server(step, GOING_AWAY, "server shutting down");
+                    Flow::Open
+                });
+                false
+            }
+            Phase::Head { started: None } => self.output.is_idle(),
+            _ => false,
+        }
     }
 
     /// The WebSocket's state, for the hub's filters.

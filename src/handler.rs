@@ -83,6 +83,9 @@ pub enum SendStatus {
     /// bytes, or a message begun while a [`WebSocket::send_block`] message is
     /// unfinished.
     Refused,
+    /// Not sent: the connection's output is over `webSockets.maxBackpressure`
+    /// (a slow reader). [`Handler::on_drain`] tells when it has room again.
+    Dropped,
 }
 
 /// The events of a WebSocket connection, Ioto-style. Every method has an
@@ -155,6 +158,12 @@ pub trait Handler: 'static {
     /// with `err.close_code()`. [`Handler::on_close`] follows.
     fn on_error(&mut self, ws: &mut WebSocket<'_, Self::State>, err: &WsError) {
         let _ = (ws, err);
+    }
+
+    /// The connection's output, which was over `webSockets.maxBackpressure`,
+    /// fell below half of it: a producer that saw [`SendStatus::Dropped`] can resume.
+    fn on_drain(&mut self, ws: &mut WebSocket<'_, Self::State>) {
+        let _ = ws;
     }
 
     /// A timer set with [`WebSocket::set_timer`] fired.
@@ -401,6 +410,12 @@ impl<S> WebSocket<'_, S> {
         &self.link.info.query
     }
 
+    /// The verified claims of the JSON Web Token the upgrade carried, on a
+    /// route with `auth: { type: 'jwt', … }`.
+    pub fn claims(&self) -> Option<&serde_json::Value> {
+        self.link.info.claims.as_deref()
+    }
+
     /// A header of the upgrade request (case-insensitive name). Only during
     /// [`Handler::on_open`]; `None` in the other callbacks.
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -427,7 +442,10 @@ impl<S> WebSocket<'_, S> {
 
     /// Writes an encoded frame (of `payload` bytes) to this connection, in order with its other sends.
     fn echo_here(&mut self, frame: &[u8], payload: usize) -> bool {
-        if self.link.flags.close_sent || self.link.flags.block.is_some() {
+        if self.link.flags.close_sent
+            || self.link.flags.block.is_some()
+            || !self.link.room_for(frame.len())
+        {
             return false;
         }
         self.link.out.extend_from_slice(frame);
@@ -446,6 +464,8 @@ pub(crate) struct ConnInfo {
     pub path: Box<str>,
     pub query: Box<str>,
     pub protocol: Option<Box<str>>,
+    /// The verified JWT claims of the upgrade, on a route with JWT auth.
+    pub claims: Option<Box<serde_json::Value>>,
 }
 
 /// The sending side's state that outlives one callback.
@@ -454,11 +474,18 @@ pub(crate) struct SendFlags {
     pub close_sent: bool,
     /// A `send_block` message is unfinished; true if it is text.
     pub block: Option<bool>,
+    /// A send was dropped for backpressure; `on_drain` is owed.
+    pub over: bool,
 }
 
 /// A callback's view of its connection: where output goes and what it knows.
 pub(crate) struct Link<'a> {
     pub out: &'a mut Vec<u8>,
+    /// What `out` held when the callback started, and what the connection
+    /// had queued besides: sends beyond `limit` in all are dropped.
+    pub base: usize,
+    pub backlog: usize,
+    pub limit: usize,
     pub info: &'a ConnInfo,
     pub flags: &'a mut SendFlags,
     pub metrics: &'a mut ConnStats,
@@ -467,12 +494,26 @@ pub(crate) struct Link<'a> {
 }
 
 impl Link<'_> {
+    /// False (and the connection marked as over) if `frame` more bytes do not fit.
+    fn room_for(&mut self, frame: usize) -> bool {
+        let queued = self.backlog + self.out.len().saturating_sub(self.base);
+        if queued.saturating_add(frame) <= self.limit {
+            return true;
+        }
+        self.flags.over = true;
+        self.hub.stats.limits.backpressure += 1;
+        false
+    }
+
     fn data(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
         if self.flags.close_sent {
             return SendStatus::Closed;
         }
         if self.flags.block.is_some() {
             return SendStatus::Refused;
+        }
+        if !self.room_for(payload.len() + 10) {
+            return SendStatus::Dropped;
         }
         write_frame(self.out, true, opcode, payload);
         self.count_out(payload.len());
@@ -482,6 +523,9 @@ impl Link<'_> {
     fn block(&mut self, text: bool, payload: &[u8], more: bool) -> SendStatus {
         if self.flags.close_sent {
             return SendStatus::Closed;
+        }
+        if !self.room_for(payload.len() + 10) {
+            return SendStatus::Dropped;
         }
         let opcode = match self.flags.block {
             Some(_) => OpCode::Continuation,
@@ -531,6 +575,7 @@ pub(crate) enum Event<'a> {
     Error(&'a WsError),
     Close(u16, &'a str),
     Timer(TimerId),
+    Drain,
 }
 
 /// An upgrade the handler accepted: the state and, if it chose one, the subprotocol.
@@ -569,6 +614,7 @@ impl<H: Handler> AnyHandler for H {
             Event::Error(e) => self.on_error(&mut ws, e),
             Event::Close(code, reason) => self.on_close(&mut ws, code, reason),
             Event::Timer(t) => self.on_timer(&mut ws, t),
+            Event::Drain => self.on_drain(&mut ws),
         }
     }
 }

@@ -94,14 +94,19 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod app;
+mod auth;
 pub mod config;
 mod conn;
 mod error;
 mod files;
+// Entry points for fuzz/; not part of the API.
+#[doc(hidden)]
+pub mod fuzz;
 mod handler;
 mod http;
 mod hub;
 mod output;
+mod rate;
 mod reactor;
 mod router;
 mod routes;

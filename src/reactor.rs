@@ -1,5 +1,6 @@
 //! The event loop: one `mio::Poll`, the listeners, a slab of connections and their timers.
 
+use std::collections::HashMap;
 use std::io;
 use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,10 +14,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::app::App;
-use crate::conn::{Conn, Ctx, Next};
+use crate::conn::{Conn, Ctx, Delivered, Next};
 use crate::handler::ConnId;
 use crate::hub::{Delivery, Hub, Targets};
 use crate::schedule::Fired;
+use crate::session::POLICY;
 use crate::timer::Timers;
 
 /// Work another thread asks the loop to do (see `ServerHandle`).
@@ -54,6 +56,8 @@ pub(crate) struct Reactor {
     accept_paused_until: Option<Instant>,
     /// Connections that received deliveries and are flushed at the end of the turn.
     dirty: Vec<usize>,
+    /// Open connections per address, when `limits.connectionsPerIp` is set.
+    per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
     pub app: App,
     pub shared: Arc<Shared>,
@@ -78,6 +82,7 @@ impl Reactor {
             next_serial: 0,
             accept_paused_until: None,
             dirty: Vec::new(),
+            per_ip: HashMap::new(),
             commands,
             app,
             shared,
@@ -96,8 +101,23 @@ impl Reactor {
     /// Runs until a `ServerHandle` asks it to stop.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        while !self.shared.stop.load(Ordering::Acquire) {
-            let timeout = self.poll_timeout(Instant::now());
+        // Once stopping: until when connections may finish what they are doing.
+        let mut draining: Option<Option<Instant>> = None;
+        loop {
+            if draining.is_none() && self.shared.stop.load(Ordering::Acquire) {
+                draining = Some(self.begin_shutdown(Instant::now()));
+            }
+            let until = draining.flatten();
+            if draining.is_some()
+                && (self.conns.is_empty() || until.is_some_and(|t| t <= Instant::now()))
+            {
+                break;
+            }
+            let mut timeout = self.poll_timeout(Instant::now());
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -125,7 +145,11 @@ impl Reactor {
             self.fire_user_timers(now);
             self.flush_dirty(now);
         }
-        self.shut_down(Instant::now());
+        // What did not finish in time is dropped (unfinished WebSockets report 1006).
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key, Instant::now());
+        }
         Ok(())
     }
 
@@ -199,7 +223,8 @@ impl Reactor {
         except: [Option<ConnId>; 2],
     ) {
         let hub = &self.app.hub;
-        let mut delivered = 0u64;
+        let (mut delivered, mut dropped) = (0u64, 0u64);
+        let mut closing = Vec::new();
         for id in hub.resolve(to) {
             if except.contains(&Some(id)) {
                 continue;
@@ -212,15 +237,28 @@ impl Reactor {
                     continue;
                 }
             }
-            if conn.deliver(frame) {
-                delivered += 1;
-                self.dirty.push(id.key);
+            match conn.deliver(&self.app.config, frame) {
+                Delivered::Queued => {
+                    delivered += 1;
+                    self.dirty.push(id.key);
+                }
+                Delivered::Refused => {}
+                Delivered::Dropped => dropped += 1,
+                Delivered::Close => {
+                    dropped += 1;
+                    closing.push(id);
+                }
             }
         }
         let payload = crate::conn::frame_payload_len(frame) as u64;
         let stats = &mut self.app.hub.stats;
         stats.messages_out += delivered;
         stats.bytes_out += delivered * payload;
+        stats.limits.backpressure += dropped;
+        for id in closing {
+            // A slow consumer: it gets `closeTimeout` to read up to the close, then it is dropped.
+            self.app.hub.close(id, POLICY, "backpressure");
+        }
     }
 
     /// Writes out everything delivered this turn, one write per connection.
@@ -235,19 +273,34 @@ impl Reactor {
         }
     }
 
-    /// The loop is stopping: every WebSocket gets a 1001 close, everything
-    /// queued gets one last chance to go out, then every connection is dropped.
-    fn shut_down(&mut self, now: Instant) {
+    /// The loop is stopping: no more connections are accepted, every
+    /// WebSocket gets a 1001 close, idle HTTP connections are closed, and
+    /// requests in flight may finish (without keep-alive) until `timeouts.shutdown`.
+    fn begin_shutdown(&mut self, now: Instant) -> Option<Instant> {
+        for listener in &mut self.listeners {
+            let _ = self.poll.registry().deregister(listener);
+        }
+        self.listeners.clear();
+        self.accept_paused_until = None;
+        self.app.stopping = true;
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for &key in &keys {
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.shut_down(&mut self.app, now);
-            }
-            self.conn_event(key, now, false, false);
-        }
         for key in keys {
-            self.close(key, now);
+            let idle = match self.conns.get_mut(key) {
+                Some(conn) => conn.wind_down(&mut self.app, now),
+                None => continue,
+            };
+            if idle {
+                self.close(key, now);
+            } else {
+                self.conn_event(key, now, false, false);
+            }
         }
+        log::info!("stopping: {} connections finishing", self.conns.len());
+        self.app
+            .config
+            .timeouts
+            .shutdown
+            .and_then(|d| now.checked_add(d))
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
@@ -301,7 +354,11 @@ impl Reactor {
 
     /// Takes a new connection into the slab, or answers 503 when full.
     fn admit(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
-        let over = self.counted >= self.app.config.limits.connections;
+        let ip_full = self.per_ip_full(peer.ip());
+        if ip_full {
+            self.app.hub.stats.limits.connections_per_ip += 1;
+        }
+        let over = ip_full || self.counted >= self.app.config.limits.connections;
         if over && self.conns.len() >= self.app.config.limits.connections + TURN_AWAY_SLOTS {
             return; // Dropping it closes it; we cannot even afford to answer.
         }
@@ -332,6 +389,9 @@ impl Reactor {
             Conn::turned_away(stream, peer, serial, &mut ctx)
         } else {
             self.counted += 1;
+            if self.app.config.limits.connections_per_ip != usize::MAX {
+                *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+            }
             self.app.hub.stats.connections_open += 1;
             self.app.hub.stats.connections_total += 1;
             Conn::new(stream, peer, serial, now)
@@ -343,6 +403,12 @@ impl Reactor {
         } else {
             self.rearm(key);
         }
+    }
+
+    /// True when `limits.connectionsPerIp` connections from `ip` are open already.
+    fn per_ip_full(&self, ip: std::net::IpAddr) -> bool {
+        let limit = self.app.config.limits.connections_per_ip;
+        limit != usize::MAX && self.per_ip.get(&ip).is_some_and(|&n| n >= limit)
     }
 
     fn conn_event(&mut self, key: usize, now: Instant, readable: bool, read_closed: bool) {
@@ -399,6 +465,12 @@ impl Reactor {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if conn.counted {
                 self.counted -= 1;
+                if let Some(n) = self.per_ip.get_mut(&conn.peer.ip()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_ip.remove(&conn.peer.ip());
+                    }
+                }
                 self.app.hub.stats.connections_open -= 1;
             }
         }

@@ -7,8 +7,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::config::RateAction;
 use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, Message, SendFlags};
 use crate::hub::Hub;
+use crate::rate::RateLimiter;
 use crate::schedule::TimerId;
 use crate::stats::ConnStats;
 use crate::ws::error::WsError;
@@ -32,9 +34,15 @@ pub(crate) const GOING_AWAY: u16 = 1001;
 const ABNORMAL: u16 = 1006;
 /// Reported to `on_close` for a close frame without a code.
 const NO_STATUS: u16 = 1005;
+/// Close code for a policy violation: backpressure or rate limits.
+pub(crate) const POLICY: u16 = 1008;
 
 /// What the handler's callbacks see of the connection, apart from the receiver.
 struct Side {
+    /// Bytes the connection had queued when this step began.
+    backlog: usize,
+    /// `webSockets.maxBackpressure`.
+    limit: usize,
     state: Box<dyn Any>,
     info: ConnInfo,
     flags: SendFlags,
@@ -50,6 +58,9 @@ impl Side {
         headers: Option<&'a [httparse::Header<'a>]>,
     ) -> (&'a mut dyn Any, Link<'a>) {
         let link = Link {
+            base: out.len(),
+            backlog: self.backlog,
+            limit: self.limit,
             out,
             info: &self.info,
             flags: &mut self.flags,
@@ -71,6 +82,8 @@ pub(crate) struct Session {
     next_ping: Option<Instant>,
     /// Set once we sent a close frame: when to stop waiting for the peer's.
     close_deadline: Option<Instant>,
+    /// `limits.rate`, when configured.
+    rate: Option<Box<RateLimiter>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -87,6 +100,8 @@ pub(crate) struct Step<'a> {
     pub config: &'a Config,
     pub hub: &'a mut Hub,
     pub out: &'a mut Vec<u8>,
+    /// Bytes the connection has queued besides `out`.
+    pub backlog: usize,
     pub now: Instant,
 }
 
@@ -107,6 +122,8 @@ impl Session {
         Session {
             receiver: Receiver::new(limits),
             side: Side {
+                backlog: 0,
+                limit: config.web_sockets.max_backpressure,
                 state,
                 info,
                 flags: SendFlags::default(),
@@ -116,6 +133,10 @@ impl Session {
             last_read: now,
             next_ping: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
             close_deadline: None,
+            rate: config
+                .limits
+                .rate
+                .map(|r| Box::new(RateLimiter::new(&r, now))),
         }
     }
 
@@ -127,6 +148,35 @@ impl Session {
     /// True while messages may still be sent to the peer.
     pub fn can_send(&self) -> bool {
         !self.side.flags.close_sent && self.side.flags.block.is_none()
+    }
+
+    /// Notes a delivery dropped for backpressure; true if the connection
+    /// should be closed for it (`webSockets.closeOnBackpressure`).
+    pub fn dropped(&mut self, config: &Config) -> bool {
+        self.side.flags.over = true;
+        config.web_sockets.close_on_backpressure
+    }
+
+    /// True while `on_drain` is owed.
+    pub fn owes_drain(&self) -> bool {
+        self.side.flags.over && !self.finished
+    }
+
+    /// Runs `on_drain`: the output has room again.
+    pub fn drained(&mut self, step: Step<'_>) -> Flow {
+        let Step {
+            handler,
+            config,
+            hub,
+            out,
+            backlog,
+            now,
+        } = step;
+        self.side.backlog = backlog;
+        self.side.flags.over = false;
+        let (state, link) = self.side.link(out, hub, None);
+        let ok = call(handler, state, link, Event::Drain);
+        self.after(handler, hub, out, config, now, ok)
     }
 
     /// Counts a frame of `payload` bytes delivered from elsewhere (the
@@ -144,8 +194,10 @@ impl Session {
             config,
             hub,
             out,
+            backlog,
             now,
         } = step;
+        self.side.backlog = backlog;
         let (state, link) = self.side.link(out, hub, Some(headers));
         let ok = call(handler, state, link, Event::Open);
         self.after(handler, hub, out, config, now, ok)
@@ -158,8 +210,10 @@ impl Session {
             config,
             hub,
             out,
+            backlog,
             now,
         } = step;
+        self.side.backlog = backlog;
         if self.finished {
             return Flow::Close;
         }
@@ -175,8 +229,10 @@ impl Session {
             config,
             hub,
             out,
+            backlog,
             now,
         } = step;
+        self.side.backlog = backlog;
         self.last_read = now;
         let mut pos = 0;
         while pos < buf.len() && !self.finished {
@@ -194,6 +250,16 @@ impl Session {
             let ok = match event {
                 receiver::Event::Message { text, data } => {
                     count_in(&mut self.side.metrics, hub, data.len(), true);
+                    match rate_check(&mut self.rate, hub, now, 1, data.len()) {
+                        Some(RateAction::Drop) => continue,
+                        Some(RateAction::Close) => {
+                            return (
+                                buf.len(),
+                                self.close_now(handler, hub, out, POLICY, "rate limit"),
+                            )
+                        }
+                        None => {}
+                    }
                     let (state, link) = self.side.link(out, hub, None);
                     deliver(handler, state, link, text, data)
                 }
@@ -204,6 +270,14 @@ impl Session {
                     last,
                 } => {
                     count_in(&mut self.side.metrics, hub, data.len(), last);
+                    // Half a message cannot be dropped cleanly: a streamed one over the rate closes.
+                    if rate_check(&mut self.rate, hub, now, u32::from(first), data.len()).is_some()
+                    {
+                        return (
+                            buf.len(),
+                            self.close_now(handler, hub, out, POLICY, "rate limit"),
+                        );
+                    }
                     let (state, link) = self.side.link(out, hub, None);
                     call(
                         handler,
@@ -313,7 +387,8 @@ impl Session {
         self.note_close_sent(step.config, step.now);
     }
 
-    /// After a callback: a panic closes with 1011; a close the handler sent
+    /// After a callback: a panic closes with 1011, a send over the
+    /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
     fn after(
         &mut self,
@@ -324,6 +399,9 @@ impl Session {
         now: Instant,
         ok: bool,
     ) -> Flow {
+        if self.side.flags.over && config.web_sockets.close_on_backpressure {
+            return self.close_now(handler, hub, out, POLICY, "backpressure");
+        }
         if !ok {
             log::error!(
                 "a WebSocket handler for {} panicked; closing {} with 1011",
@@ -383,8 +461,10 @@ impl Session {
             config,
             hub,
             out,
+            backlog,
             now,
         } = step;
+        self.side.backlog = backlog;
         if self.close_deadline.is_some_and(|d| d <= now) {
             self.finish(
                 handler,
@@ -417,6 +497,22 @@ impl Session {
     pub fn state(&self) -> &dyn Any {
         &*self.side.state
     }
+}
+
+/// Charges a message (or a piece) to the rate limiter; `Some(action)` if it is over.
+fn rate_check(
+    rate: &mut Option<Box<RateLimiter>>,
+    hub: &mut Hub,
+    now: Instant,
+    messages: u32,
+    bytes: usize,
+) -> Option<RateAction> {
+    let limiter = rate.as_mut()?;
+    if limiter.allow(now, messages, bytes) {
+        return None;
+    }
+    hub.stats.limits.rate += 1;
+    Some(limiter.action)
 }
 
 /// Counts received payload; a message counts once, at its end.

@@ -38,7 +38,7 @@ pub struct Stats {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct LimitHits {
-    /// Connections answered 503 over `limits.connections`.
+    /// Connections answered 503 (over `limits.connections` or `limits.connectionsPerIp`).
     pub connections: u64,
     /// Request heads over `limits.header` or `limits.headers` (431).
     pub header: u64,
@@ -54,6 +54,15 @@ pub struct LimitHits {
     pub message: u64,
     /// WebSocket protocol violations (1002, 1007).
     pub protocol: u64,
+    /// Messages dropped, or connections closed with 1008, because a
+    /// connection's output was over `webSockets.maxBackpressure`.
+    pub backpressure: u64,
+    /// Messages dropped, or connections closed with 1008, over `limits.rate`.
+    pub rate: u64,
+    /// Of those, the ones over `limits.connectionsPerIp`.
+    pub connections_per_ip: u64,
+    /// Requests refused with 401 by a route's `auth`, and upgrades refused with 403 by `webSockets.origins`.
+    pub auth: u64,
 }
 
 /// Per-connection counters (the C++ framework's `get_metrics`).

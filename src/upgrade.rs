@@ -29,9 +29,14 @@ const fn refuse(status: u16, reason: &'static str) -> Refused {
     }
 }
 
-/// Checks an upgrade request against RFC 6455 §4.2.1 and picks a subprotocol
+/// Checks an upgrade request against RFC 6455 §4.2.1, refuses an `Origin`
+/// not in `origins` (when that list is not empty), and picks a subprotocol
 /// from `protocols` (the server's list).
-pub(crate) fn check<'h>(head: &Head<'h>, protocols: &[String]) -> Result<Accepted<'h>, Refused> {
+pub(crate) fn check<'h>(
+    head: &Head<'h>,
+    protocols: &[String],
+    origins: &[String],
+) -> Result<Accepted<'h>, Refused> {
     if head.method != "GET" {
         return Err(Refused {
             header: Some(("Allow", "GET")),
@@ -48,6 +53,9 @@ pub(crate) fn check<'h>(head: &Head<'h>, protocols: &[String]) -> Result<Accepte
                 "this resource is a WebSocket: send Upgrade: websocket and Connection: Upgrade",
             )
         });
+    }
+    if !origin_allowed(head, origins) {
+        return Err(refuse(403, "this Origin may not open a WebSocket here"));
     }
     if head.minor < 1 {
         return Err(refuse(400, "a WebSocket upgrade needs HTTP/1.1"));
@@ -88,6 +96,21 @@ pub(crate) fn check<'h>(head: &Head<'h>, protocols: &[String]) -> Result<Accepte
     })
 }
 
+/// Browsers always send `Origin` with a WebSocket upgrade; a page from a
+/// site not in the list must not open one (cross-site WebSocket hijacking).
+/// Clients that are not browsers send no `Origin` and are not affected.
+fn origin_allowed(head: &Head<'_>, origins: &[String]) -> bool {
+    if origins.is_empty() {
+        return true;
+    }
+    find_header(head.headers, "origin").is_none_or(|origin| {
+        let origin = crate::http::request::trim(origin);
+        origins
+            .iter()
+            .any(|o| o.as_bytes().eq_ignore_ascii_case(origin))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +138,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let protocols: Vec<String> = protocols.iter().map(|p| p.to_string()).collect();
-        check(&head, &protocols)
+        check(&head, &protocols, &[])
             .map(|a| (a.accept, a.protocol.map(str::to_string)))
             .map_err(|r| (r.status, r.header.map(|h| h.1)))
     }
@@ -185,6 +208,38 @@ mod tests {
                 &[]
             ),
             Err((426, Some("13")))
+        );
+    }
+
+    #[test]
+    fn origins_outside_the_list_are_403() {
+        let origins = vec!["https://device.example".to_string()];
+        let with = |origin: &str| {
+            let text = format!("{GOOD}Origin: {origin}\r\n\r\n");
+            let mut storage = header_storage();
+            let head = parse_head(text.as_bytes(), &mut storage, &LIMITS)
+                .unwrap()
+                .unwrap();
+            check(&head, &[], &origins)
+                .map(|_| ())
+                .map_err(|r| r.status)
+        };
+        assert_eq!(with("https://device.example"), Ok(()));
+        assert_eq!(
+            with("HTTPS://DEVICE.example"),
+            Ok(()),
+            "scheme and host are case-insensitive"
+        );
+        assert_eq!(with("https://evil.example"), Err(403));
+        assert_eq!(with("null"), Err(403));
+        let mut storage = header_storage();
+        let text = format!("{GOOD}\r\n");
+        let head = parse_head(text.as_bytes(), &mut storage, &LIMITS)
+            .unwrap()
+            .unwrap();
+        assert!(
+            check(&head, &[], &origins).is_ok(),
+            "no Origin: not a browser"
         );
     }
 

@@ -155,6 +155,44 @@ fn access_log_has_one_line_per_request_on_stderr() {
 }
 
 #[test]
+fn sigterm_closes_websockets_with_1001_and_exits_zero() {
+    let mut w = start(&["--config", "web.json5", "--listen", "http://127.0.0.1:0"]);
+    let mut ws = support::ws::Ws::open(w.addr, "/ws/echo");
+    ws.send_text("before");
+    assert_eq!(ws.read_text(), "before");
+    let mut idle = Client::connect(w.addr);
+    idle.send(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(idle.response().status, 200);
+    let pid = w.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        ws.read_close().0,
+        1001,
+        "WebSockets are told the server is going away"
+    );
+    ws.send_close(1001, "");
+    assert!(idle.is_closed(), "idle keep-alive connections are closed");
+    let status = exit_status(&mut w.child).expect("the server exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// Waits (bounded by the I/O safety net) for a child to exit.
+fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + support::IO_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().ok()? {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10)); // polling, not synchronisation
+    }
+    None
+}
+
+#[test]
 fn log_level_flag_is_checked() {
     let (ok, _, err) = run(&["--log", "loud"]);
     assert!(!ok && err.contains("--log loud: not a level"), "{err}");

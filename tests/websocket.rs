@@ -929,14 +929,38 @@ fn stopping_the_server_closes_open_websockets_with_1001_and_calls_on_close_once(
     let mut ws = Ws::open(&s, "/ws/echo");
     ws.send_text("hi");
     ws.expect_text("hi");
-    // Stops the server and joins its thread: the handler and its sender are gone after.
-    drop(s);
-    ws.expect_close(1001);
+    // Stops the server and joins its thread (in the background: the server
+    // waits for this client's answer to its close before it returns).
+    let stopping = std::thread::spawn(move || drop(s));
+    let (code, _) = ws.read_close();
+    assert_eq!(code, 1001);
+    ws.send_close(1001, "");
+    ws.expect_eof();
+    stopping.join().unwrap();
     match seen.recv_timeout(IO_TIMEOUT) {
         Ok(Seen::Close(code, _)) => assert_eq!(code, 1001),
         other => panic!("on_close was not called when the server stopped: {other:?}"),
     }
     assert!(seen.try_recv().is_err(), "on_close is called once");
+}
+
+#[test]
+fn stopping_the_server_drops_a_peer_that_never_answers_its_close_with_1006() {
+    let (s, seen) = server_with("timeouts: { shutdown: '300 ms' }");
+    let mut ws = Ws::open(&s, "/ws/echo");
+    ws.send_text("hi");
+    ws.expect_text("hi");
+    let start = Instant::now();
+    drop(s);
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "it waited for the peer"
+    );
+    ws.expect_close(1001);
+    match seen.recv_timeout(IO_TIMEOUT) {
+        Ok(Seen::Close(code, _)) => assert_eq!(code, 1006),
+        other => panic!("on_close was not called when the server stopped: {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 //! seconds or `'500 ms'`, `'5 secs'`, `'10 mins'`, `'1 hr'`, `'never'`.
 //! Unknown keys and wrong types are errors that name the key.
 
+mod policy;
 mod read;
 pub mod units;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use policy::{Auth, Rate, RateAction};
 use read::{fail, Obj};
 use units::parse_listen;
 
@@ -88,6 +90,16 @@ pub struct WebSockets {
     /// After sending a close frame, how long to wait for the peer's before
     /// dropping the connection (`closeTimeout`, default `'5 secs'`).
     pub close_timeout: Duration,
+    /// Bytes that may wait in one connection's output (`maxBackpressure`,
+    /// default `'1MB'`). Sends beyond it are dropped (or close the
+    /// connection, below), and the connection is not read until it drains.
+    pub max_backpressure: usize,
+    /// Close a connection whose output is over `maxBackpressure` with 1008
+    /// instead of dropping what does not fit (`closeOnBackpressure`, default `false`).
+    pub close_on_backpressure: bool,
+    /// Origins allowed to open a WebSocket (`origins`); an upgrade with another
+    /// `Origin` gets 403. Empty (the default): any origin.
+    pub origins: Vec<String>,
 }
 
 impl Default for WebSockets {
@@ -97,6 +109,9 @@ impl Default for WebSockets {
             ping: None,
             validate_utf8: true,
             close_timeout: Duration::from_secs(5),
+            max_backpressure: 1024 * 1024,
+            close_on_backpressure: false,
+            origins: Vec::new(),
         }
     }
 }
@@ -110,10 +125,13 @@ pub struct Timeouts {
     pub inactivity: Option<Duration>,
     /// To receive a whole request, head and body (`request`, default 5 mins).
     pub request: Option<Duration>,
+    /// After a stop (SIGINT, SIGTERM, `ServerHandle::stop`), how long
+    /// responses in flight and closing handshakes may take (`shutdown`, default 5 secs).
+    pub shutdown: Option<Duration>,
 }
 
 /// Size and count limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Open connections; beyond it clients are answered 503 (`connections`, default 100).
     pub connections: usize,
@@ -135,6 +153,11 @@ pub struct Limits {
     pub rooms_per_connection: usize,
     /// Members one room may have (`roomMembers`, default 10000).
     pub room_members: usize,
+    /// Connections from one IP address; more are answered 503
+    /// (`connectionsPerIp`, default `'unlimited'`).
+    pub connections_per_ip: usize,
+    /// Per-WebSocket message and byte rates (`rate`, default none).
+    pub rate: Option<Rate>,
 }
 
 /// What answers on a route.
@@ -164,6 +187,8 @@ pub struct RouteConfig {
     pub compressed: bool,
     /// `cache.maxAge`: sent as `Cache-Control: max-age=…`.
     pub cache_max_age: Option<Duration>,
+    /// `auth`: who may use the route (files, actions and WebSocket upgrades alike).
+    pub auth: Option<Auth>,
 }
 
 /// A route's `redirect`: `'/new'` (302) or `{ status: 301, to: '/new' }`.
@@ -210,6 +235,7 @@ impl Default for Timeouts {
             parse: Some(Duration::from_secs(5)),
             inactivity: Some(Duration::from_secs(300)),
             request: Some(Duration::from_secs(300)),
+            shutdown: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -227,6 +253,8 @@ impl Default for Limits {
             max_message: 1024 * 1024,
             rooms_per_connection: 32,
             room_members: 10_000,
+            connections_per_ip: usize::MAX,
+            rate: None,
         }
     }
 }
@@ -242,6 +270,7 @@ impl RouteConfig {
             redirect: None,
             compressed: false,
             cache_max_age: None,
+            auth: None,
         }
     }
 }
@@ -437,11 +466,16 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
 }
 
 fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
-    let o = Obj::new(
-        path,
-        v,
-        &["protocol", "ping", "validateUTF", "closeTimeout"],
-    )?;
+    const KEYS: &[&str] = &[
+        "protocol",
+        "ping",
+        "validateUTF",
+        "closeTimeout",
+        "maxBackpressure",
+        "closeOnBackpressure",
+        "origins",
+    ];
+    let o = Obj::new(path, v, KEYS)?;
     let d = WebSockets::default();
     let protocols = o.strings("protocol")?.unwrap_or_default();
     if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
@@ -459,6 +493,13 @@ fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
             Some(Some(t)) => t,
             Some(None) => return fail(&o.path_of("closeTimeout"), "must be a finite duration"),
         },
+        max_backpressure: o
+            .size_usize("maxBackpressure")?
+            .unwrap_or(d.max_backpressure),
+        close_on_backpressure: o
+            .boolean("closeOnBackpressure")?
+            .unwrap_or(d.close_on_backpressure),
+        origins: o.strings("origins")?.unwrap_or_default(),
     })
 }
 
@@ -496,12 +537,13 @@ fn is_token(s: &str) -> bool {
 }
 
 fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
-    let o = Obj::new(path, v, &["parse", "inactivity", "request"])?;
+    let o = Obj::new(path, v, &["parse", "inactivity", "request", "shutdown"])?;
     let d = Timeouts::default();
     Ok(Timeouts {
         parse: o.duration("parse")?.unwrap_or(d.parse),
         inactivity: o.duration("inactivity")?.unwrap_or(d.inactivity),
         request: o.duration("request")?.unwrap_or(d.request),
+        shutdown: o.duration("shutdown")?.unwrap_or(d.shutdown),
     })
 }
 
@@ -520,6 +562,8 @@ fn limits(path: &str, v: &Value) -> read::Result<Limits> {
             "maxMessage",
             "roomsPerConnection",
             "roomMembers",
+            "connectionsPerIp",
+            "rate",
         ],
     )?;
     let d = Limits::default();
@@ -536,6 +580,13 @@ fn limits(path: &str, v: &Value) -> read::Result<Limits> {
             .size_usize("roomsPerConnection")?
             .unwrap_or(d.rooms_per_connection),
         room_members: o.size_usize("roomMembers")?.unwrap_or(d.room_members),
+        connections_per_ip: o
+            .size_usize("connectionsPerIp")?
+            .unwrap_or(d.connections_per_ip),
+        rate: o
+            .get("rate")
+            .map(|(p, v)| policy::rate(&p, v))
+            .transpose()?,
     };
     let positive = [
         ("connections", l.connections as u64),
@@ -566,6 +617,7 @@ const ROUTE_KEYS: &[&str] = &[
     "redirect",
     "compressed",
     "cache",
+    "auth",
 ];
 
 fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
@@ -624,6 +676,10 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
         redirect,
         compressed: o.boolean("compressed")?.unwrap_or(false),
         cache_max_age,
+        auth: o
+            .get("auth")
+            .map(|(p, v)| policy::auth(&p, v))
+            .transpose()?,
     })
 }
 

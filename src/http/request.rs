@@ -351,6 +351,7 @@ pub struct Request<'a> {
     body: &'a [u8],
     peer: SocketAddr,
     stats: &'a Stats,
+    claims: Option<&'a serde_json::Value>,
 }
 
 impl<'a> Request<'a> {
@@ -365,7 +366,19 @@ impl<'a> Request<'a> {
             body,
             peer,
             stats,
+            claims: None,
         }
+    }
+
+    pub(crate) fn with_claims(mut self, claims: Option<&'a serde_json::Value>) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// The claims of the JSON Web Token that let this request in, on a route
+    /// with `auth: { type: 'jwt', … }`.
+    pub fn claims(&self) -> Option<&'a serde_json::Value> {
+        self.claims
     }
 
     /// The server's counters (what `/api/status` shows in the shipped binary).
@@ -439,7 +452,7 @@ impl<'a> Request<'a> {
 }
 
 /// Decodes one `application/x-www-form-urlencoded` component; None if malformed or not UTF-8.
-fn decode_component(s: &str) -> Option<String> {
+pub(crate) fn decode_component(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {

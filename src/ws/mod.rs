@@ -22,5 +22,7 @@ pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod mask;
 pub(crate) mod opcode;
+#[cfg(test)]
+mod properties;
 pub(crate) mod receiver;
 pub(crate) mod utf8;

@@ -260,3 +260,4 @@ impl Client {
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+pub mod ws;

@@ -1,0 +1,196 @@
+//! A soak load against a running wisp: rounds of many connections that open,
+//! talk HTTP and WebSocket, and close — half cleanly, half abruptly — for a
+//! bounded time. Loopback only. `scripts/soak` runs it against the binary and
+//! checks the server's descriptors and memory come back to their baseline.
+//!
+//! ```text
+//! cargo run --release --example soak -- ADDR SECONDS [CONNECTIONS]
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long one read may take before the soak calls the server stuck.
+const STUCK: Duration = Duration::from_secs(10);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let addr: SocketAddr = args
+        .next()
+        .ok_or("usage: soak ADDR SECONDS [CONNECTIONS]")?
+        .parse()?;
+    if !addr.ip().is_loopback() {
+        return Err("soak only targets loopback addresses".into());
+    }
+    let seconds: u64 = args
+        .next()
+        .ok_or("usage: soak ADDR SECONDS [CONNECTIONS]")?
+        .parse()?;
+    let per_round: usize = args.next().map_or(Ok(200), |n| n.parse())?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut totals = Totals::default();
+    let mut round = 0u64;
+    while Instant::now() < deadline {
+        round += 1;
+        soak_round(addr, per_round, round, &mut totals)?;
+    }
+    println!(
+        "soak: {round} rounds, {} connections ({} clean, {} abrupt), {} HTTP requests, {} WebSocket echoes",
+        totals.connections, totals.clean, totals.abrupt, totals.requests, totals.echoes
+    );
+    Ok(())
+}
+
+#[derive(Default)]
+struct Totals {
+    connections: u64,
+    clean: u64,
+    abrupt: u64,
+    requests: u64,
+    echoes: u64,
+}
+
+/// Opens `n` connections at once, uses each, and closes them in four different ways.
+fn soak_round(
+    addr: SocketAddr,
+    n: usize,
+    round: u64,
+    totals: &mut Totals,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut open = Vec::with_capacity(n);
+    for i in 0..n {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(STUCK))?;
+        stream.set_nodelay(true)?;
+        open.push((i, stream));
+    }
+    totals.connections += n as u64;
+    for (i, stream) in &mut open {
+        if *i % 2 == 0 {
+            http_requests(stream, 3)?;
+            totals.requests += 3;
+        } else {
+            websocket_echoes(stream, round, 3)?;
+            totals.echoes += 3;
+        }
+    }
+    for (i, stream) in open {
+        match i % 4 {
+            // Clean: HTTP asks to close; WebSocket does the closing handshake.
+            0 => {
+                stream_close_http(stream)?;
+                totals.clean += 1;
+            }
+            1 => {
+                websocket_close(stream)?;
+                totals.clean += 1;
+            }
+            // Abrupt: half a request, or half a frame, then gone.
+            2 => {
+                let mut s = stream;
+                s.write_all(b"GET /index.html HTTP/1.1\r\nHos")?;
+                drop(s);
+                totals.abrupt += 1;
+            }
+            _ => {
+                let mut s = stream;
+                s.write_all(&[0x81, 0x85, 1, 2, 3])?;
+                let _ = s.shutdown(Shutdown::Both);
+                totals.abrupt += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn http_requests(stream: &mut TcpStream, count: usize) -> Result<(), Box<dyn std::error::Error>> {
+    for _ in 0..count {
+        stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: soak\r\n\r\n")?;
+        read_response(stream)?;
+    }
+    Ok(())
+}
+
+/// Reads one response with a Content-Length body.
+fn read_response(stream: &mut TcpStream) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err("the server closed a keep-alive connection".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, length);
+        }
+    };
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err("the server closed inside a body".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(buf)
+}
+
+fn stream_close_http(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+    stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n")?;
+    read_response(&mut stream)?;
+    Ok(())
+}
+
+fn websocket_echoes(
+    stream: &mut TcpStream,
+    round: u64,
+    count: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    stream.write_all(
+        b"GET /ws/echo HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )?;
+    let head = read_response(stream)?;
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(format!("upgrade refused: {}", String::from_utf8_lossy(&head)).into());
+    }
+    for k in 0..count {
+        let text = format!("round {round} message {k}");
+        stream.write_all(&masked(0x81, text.as_bytes()))?;
+        let mut header = [0u8; 2];
+        stream.read_exact(&mut header)?;
+        let mut payload = vec![0u8; usize::from(header[1] & 0x7f)];
+        stream.read_exact(&mut payload)?;
+        if header[0] != 0x81 || payload != text.as_bytes() {
+            return Err("a WebSocket echo came back wrong".into());
+        }
+    }
+    Ok(())
+}
+
+fn websocket_close(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+    stream.write_all(&masked(0x88, &1000u16.to_be_bytes()))?;
+    let mut rest = Vec::new();
+    // The server echoes the close and then closes the TCP connection.
+    stream.read_to_end(&mut rest)?;
+    if rest.first() != Some(&0x88) {
+        return Err("no close frame in answer to ours".into());
+    }
+    Ok(())
+}
+
+/// A masked client frame (payload under 126 bytes).
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x5a, 0x17, 0xc3, 0x2e];
+    let mut frame = vec![first, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    frame
+}

@@ -1,0 +1,354 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/`; not part of the API.
+//!
+//! Each function takes any bytes and drives one parser the way the server
+//! does. None of them panics on its own account: a panic means the code under
+//! test broke, either by panicking itself or by breaking one of the
+//! properties checked here (a stream split into pieces decodes as it does
+//! whole, a decoder never claims more bytes than it was given).
+//!
+//! The property tests in `ws::properties` reuse [`feed`] and [`reassemble`].
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::http::body::BodyDecoder;
+use crate::http::request::{header_storage, parse_head, Framing, HeadLimits, Request};
+use crate::stats::Stats;
+use crate::upgrade;
+use crate::ws::error::WsError;
+use crate::ws::receiver::{Event, Limits, Receiver};
+
+/// Drives the WebSocket frame decoder.
+///
+/// The first byte picks the limits and options, the second how the stream is
+/// cut into pieces; the rest is the stream a client sent. It is fed whole and
+/// in those pieces, keeping the unconsumed tail and calling again until the
+/// decoder asks for more, as the connection does, and both runs must agree.
+pub fn ws_frames(data: &[u8]) {
+    let [options, cuts, stream @ ..] = data else {
+        return;
+    };
+    let limits = limits(*options);
+    let whole = feed(limits, [stream]);
+    let pieces = pieces(stream, *cuts);
+    let split = feed(limits, pieces.iter().copied());
+    if limits.streaming {
+        assert_eq!(reassemble(split), reassemble(whole.clone()), "{limits:?}");
+    } else {
+        assert_eq!(split, whole, "{limits:?}");
+    }
+    // With no message limit, streaming only changes how data is handed out.
+    if limits.max_message == u64::MAX {
+        let other = Limits {
+            streaming: !limits.streaming,
+            ..limits
+        };
+        let other = feed(other, pieces.iter().copied());
+        let (streamed, held) = if limits.streaming {
+            (other, whole)
+        } else {
+            (whole, other)
+        };
+        assert_eq!(reassemble(streamed), reassemble(held), "{limits:?}");
+    }
+}
+
+/// Drives the HTTP request head parser, then the body decoder.
+///
+/// The input is one connection's first bytes. The head is parsed with small
+/// limits; once complete, the bytes after it go to the body decoder, whole
+/// and one byte at a time, which must agree.
+pub fn http_head(data: &[u8]) {
+    let mut storage = header_storage();
+    let Ok(Some(head)) = parse_head(data, &mut storage, &HEAD_LIMITS) else {
+        return;
+    };
+    assert!(head.len <= data.len(), "a head longer than its input");
+    let stats = Stats::default();
+    let peer = ([127, 0, 0, 1], 1).into();
+    let request = Request::new(&head, &[], peer, &stats);
+    let _ = (request.query_param("a"), request.cookie("a"));
+    let _ = (request.header("host"), request.headers().count());
+    if head.framing == Framing::None {
+        return;
+    }
+    let rest = &data[head.len..];
+    let whole = body(head.framing, [rest]);
+    let bytes = body(head.framing, rest.chunks(1));
+    assert_eq!(bytes, whole, "{:?}", head.framing);
+}
+
+/// Drives the WebSocket upgrade check on a parsed request head.
+///
+/// The server offers the subprotocols `chat` and `json`.
+pub fn handshake(data: &[u8]) {
+    let mut storage = header_storage();
+    let Ok(Some(head)) = parse_head(data, &mut storage, &HEAD_LIMITS) else {
+        return;
+    };
+    let protocols = ["chat".to_string(), "json".to_string()];
+    match upgrade::check(&head, &protocols, &[]) {
+        Ok(accepted) => {
+            assert_eq!(accepted.accept.len(), 28, "a SHA-1 in base64");
+            if let Some(p) = accepted.protocol {
+                assert!(protocols.iter().any(|s| s == p), "unoffered {p:?}");
+            }
+        }
+        Err(refused) => assert!(matches!(refused.status, 400 | 405 | 426)),
+    }
+}
+
+/// Drives the configuration loader on the input, if it is UTF-8.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = Config::parse(text, Path::new("/fuzz")) {
+        let _ = e.to_string();
+    }
+}
+
+/// Small limits, so the fuzzer reaches them.
+const HEAD_LIMITS: HeadLimits = HeadLimits {
+    header: 1024,
+    headers: 16,
+    uri: 256,
+    body: 4096,
+};
+
+/// The receiver options one byte picks: bit 0 streams, bit 1 skips UTF-8
+/// checks, bits 2–3 the frame limit and bits 4–5 the message limit.
+pub(crate) fn limits(byte: u8) -> Limits {
+    const FRAME: [u64; 4] = [8, 200, 1 << 16, u64::MAX];
+    const MESSAGE: [u64; 4] = [16, 300, 1 << 20, u64::MAX];
+    Limits {
+        streaming: byte & 1 != 0,
+        validate_utf8: byte & 2 == 0,
+        max_frame: FRAME[usize::from(byte >> 2 & 3)],
+        max_message: MESSAGE[usize::from(byte >> 4 & 3)],
+    }
+}
+
+/// Cuts `stream` into pieces of 1 to `seed + 1` bytes, their sizes drawn from
+/// a little generator seeded by `seed`; seed 0 gives single bytes.
+fn pieces(stream: &[u8], seed: u8) -> Vec<&[u8]> {
+    let mut state = u32::from(seed);
+    let mut rest = stream;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let size = 1 + (state >> 16) as usize % (usize::from(seed) + 1);
+        let (piece, tail) = rest.split_at(size.min(rest.len()));
+        out.push(piece);
+        rest = tail;
+    }
+    out
+}
+
+/// Decodes a body delivered in `pieces`: the body, the bytes used and whether
+/// it ended, or the error.
+fn body<'p>(
+    framing: Framing,
+    pieces: impl IntoIterator<Item = &'p [u8]>,
+) -> Result<(Vec<u8>, usize, bool), crate::HttpError> {
+    let mut decoder = BodyDecoder::new(framing);
+    let mut out = Vec::new();
+    let mut used = 0;
+    for piece in pieces {
+        let progress = decoder.decode(piece, &mut out, HEAD_LIMITS.body)?;
+        assert!(progress.consumed <= piece.len(), "used more than it had");
+        used += progress.consumed;
+        if progress.done {
+            return Ok((out, used, true));
+        }
+        assert_eq!(
+            progress.consumed,
+            piece.len(),
+            "an unfinished body left bytes"
+        );
+    }
+    Ok((out, used, false))
+}
+
+/// An [`Event`] copied out of the buffers it borrows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Owned {
+    /// [`Event::Message`]: text or not, and the payload.
+    Message(bool, Vec<u8>),
+    /// [`Event::Fragment`].
+    Fragment {
+        /// Part of a text message.
+        text: bool,
+        /// The piece.
+        data: Vec<u8>,
+        /// The message's first piece.
+        first: bool,
+        /// The message's last piece.
+        last: bool,
+    },
+    /// [`Event::Ping`].
+    Ping(Vec<u8>),
+    /// [`Event::Pong`].
+    Pong(Vec<u8>),
+    /// [`Event::Close`].
+    Close(Option<u16>, String),
+}
+
+impl From<Event<'_>> for Owned {
+    fn from(event: Event<'_>) -> Owned {
+        match event {
+            Event::Message { text, data } => Owned::Message(text, data.to_vec()),
+            Event::Fragment {
+                text,
+                data,
+                first,
+                last,
+            } => Owned::Fragment {
+                text,
+                data: data.to_vec(),
+                first,
+                last,
+            },
+            Event::Ping(p) => Owned::Ping(p.to_vec()),
+            Event::Pong(p) => Owned::Pong(p.to_vec()),
+            Event::Close { code, reason } => Owned::Close(code, reason.to_string()),
+        }
+    }
+}
+
+/// What a run of the receiver shows from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// Every event, in order.
+    pub(crate) events: Vec<Owned>,
+    /// The error that ended the run, if one did.
+    pub(crate) error: Option<WsError>,
+    /// Bytes left unconsumed at the end; 0 after an error or a Close, when
+    /// the receiver is done.
+    pub(crate) unconsumed: usize,
+}
+
+/// Plays the connection: appends each piece to the unconsumed tail and calls
+/// the receiver until it asks for more, stopping at an error or a Close.
+pub(crate) fn feed<'p>(limits: Limits, pieces: impl IntoIterator<Item = &'p [u8]>) -> Outcome {
+    let mut receiver = Receiver::new(limits);
+    let mut pending = Vec::new();
+    let mut events = Vec::new();
+    let done = |events, error| Outcome {
+        events,
+        error,
+        unconsumed: 0,
+    };
+    for piece in pieces {
+        pending.extend_from_slice(piece);
+        let mut pos = 0;
+        // Events that consumed nothing, in a row: a decoder going round in circles.
+        let mut idle = 0;
+        loop {
+            let available = pending.len() - pos;
+            let (used, event) = match receiver.decode(&mut pending[pos..]) {
+                Ok((0, None)) => break,
+                Ok(decoded) => decoded,
+                Err(e) => return done(events, Some(e)),
+            };
+            assert!(used <= available, "consumed {used} of {available} bytes");
+            idle = if used == 0 { idle + 1 } else { 0 };
+            assert!(idle < 64, "events without progress");
+            pos += used;
+            if let Some(event) = event {
+                let close = matches!(event, Event::Close { .. });
+                events.push(event.into());
+                if close {
+                    return done(events, None);
+                }
+            }
+        }
+        pending.drain(..pos);
+    }
+    Outcome {
+        events,
+        error: None,
+        unconsumed: pending.len(),
+    }
+}
+
+/// Turns streamed pieces back into whole messages, checking their
+/// `first`/`last` marks; a message left unfinished is dropped, since how much
+/// of it was handed out depends on how the bytes arrived.
+pub(crate) fn reassemble(outcome: Outcome) -> Outcome {
+    let mut events = Vec::new();
+    let mut partial: Option<(bool, Vec<u8>)> = None;
+    for event in outcome.events {
+        let Owned::Fragment {
+            text,
+            data,
+            first,
+            last,
+        } = event
+        else {
+            events.push(event);
+            continue;
+        };
+        assert_eq!(first, partial.is_none(), "first marks the first piece only");
+        assert!(
+            !data.is_empty() || last,
+            "an empty piece must end its message"
+        );
+        let (was_text, mut so_far) = partial.take().unwrap_or((text, Vec::new()));
+        assert_eq!(was_text, text, "a message changed type");
+        so_far.extend(data);
+        if last {
+            events.push(Owned::Message(text, so_far));
+        } else {
+            partial = Some((text, so_far));
+        }
+    }
+    Outcome { events, ..outcome }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_empty_inputs_are_fine() {
+        for data in [&b""[..], b"\x00", b"\x00\x00", b"\xff\xff\xff"] {
+            ws_frames(data);
+            http_head(data);
+            handshake(data);
+            config(data);
+        }
+    }
+
+    #[test]
+    fn pieces_cover_the_stream_in_order() {
+        let stream: Vec<u8> = (0..=255).collect();
+        for seed in [0, 1, 7, 255] {
+            let pieces = pieces(&stream, seed);
+            assert!(pieces
+                .iter()
+                .all(|p| (1..=usize::from(seed) + 1).contains(&p.len())));
+            assert_eq!(pieces.concat(), stream);
+        }
+    }
+
+    #[test]
+    fn the_seeds_run_clean() {
+        let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds");
+        type Target = fn(&[u8]);
+        let targets: [(&str, Target); 4] = [
+            ("ws_frames", ws_frames),
+            ("http_head", http_head),
+            ("handshake", handshake),
+            ("config", config),
+        ];
+        for (target, run) in targets {
+            let dir = Path::new(seeds).join(target);
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                run(&data);
+            }
+        }
+    }
+}

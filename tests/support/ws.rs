@@ -1,0 +1,303 @@
+//! A raw WebSocket client for tests: the opening handshake as bytes, masked
+//! client frames (a fresh key per frame), and server frames checked to be
+//! unmasked with no RSV bits.
+//!
+//! It waits for the server's bytes, never for a clock; [`IO_TIMEOUT`] is only
+//! a safety net so a broken server fails a test instead of hanging it.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{find, Resp, IO_TIMEOUT};
+
+pub const CONTINUATION: u8 = 0x0;
+pub const TEXT: u8 = 0x1;
+pub const BINARY: u8 = 0x2;
+pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+pub const PONG: u8 = 0xA;
+
+/// The key of RFC 6455 §1.3.
+pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+/// The accept value for [`RFC_KEY`].
+pub const RFC_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// A masking key that differs from frame to frame (and is never all zeros, so
+/// an unmasking bug cannot hide).
+pub fn next_mask() -> [u8; 4] {
+    static SEED: AtomicU32 = AtomicU32::new(0x9E37_79B9);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = SEED.fetch_add(0x6D2B_79F5, Ordering::Relaxed) ^ nanos;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    if x == 0 {
+        x = 0xA15B_07E3;
+    }
+    x.to_be_bytes()
+}
+
+/// A client frame: `first` is the whole first header byte (FIN, RSV, opcode);
+/// the length is in its shortest form and the payload masked with a fresh key.
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let len = payload.len();
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    let key = next_mask();
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// A close frame payload: the code, then the reason.
+pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
+    [&code.to_be_bytes()[..], reason].concat()
+}
+
+/// An upgrade request for `target` with the RFC's key, plus `extra` header
+/// lines (each ending in CRLF).
+pub fn upgrade_request(target: &str, extra: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// One server frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// The payload as text, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+/// A raw WebSocket client connection.
+pub struct Ws {
+    pub stream: TcpStream,
+    /// Bytes read and not yet parsed (frames may arrive with the 101's head).
+    buf: Vec<u8>,
+}
+
+impl Ws {
+    /// Opens a WebSocket to `target` (path and query); panics unless the server answers 101.
+    pub fn open(addr: SocketAddr, target: &str) -> Ws {
+        Ws::open_with(addr, target, "").1
+    }
+
+    /// Opens a WebSocket with `extra` request header lines; returns the 101 response too.
+    pub fn open_with(addr: SocketAddr, target: &str, extra: &str) -> (Resp, Ws) {
+        let (resp, ws) = Ws::handshake(addr, upgrade_request(target, extra).as_bytes());
+        assert_eq!(resp.status, 101, "upgrade refused: {resp:?}");
+        assert_eq!(resp.header("sec-websocket-accept"), Some(RFC_ACCEPT));
+        (resp, ws)
+    }
+
+    /// Sends `bytes` in one write and reads the response head (no body);
+    /// bytes after the head are kept for [`Ws::read_frame`].
+    pub fn handshake(addr: SocketAddr, bytes: &[u8]) -> (Resp, Ws) {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut ws = Ws {
+            stream,
+            buf: Vec::new(),
+        };
+        ws.send_raw(bytes);
+        let end = loop {
+            if let Some(i) = find(&ws.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(ws.fill(), "connection closed before a response head");
+        };
+        let head = String::from_utf8(ws.buf[..end].to_vec()).expect("head is UTF-8");
+        ws.buf.drain(..end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l.split_once(':').expect("header has a colon");
+                (n.to_string(), v.trim().to_string())
+            })
+            .collect();
+        let resp = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        (resp, ws)
+    }
+
+    /// Reads more bytes; false at end of stream (EOF or reset).
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read failed: {e}; unparsed {:?}", self.buf),
+        }
+    }
+
+    /// Reads until `n` bytes are buffered.
+    fn need(&mut self, n: usize) {
+        while self.buf.len() < n {
+            assert!(
+                self.fill(),
+                "connection closed with {} of {n} bytes of a frame: {:?}",
+                self.buf.len(),
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends one masked frame.
+    pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let first = if fin { 0x80 | opcode } else { opcode };
+        self.send_raw(&masked_frame(first, payload));
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.send_frame(true, TEXT, text.as_bytes());
+    }
+
+    pub fn send_binary(&mut self, data: &[u8]) {
+        self.send_frame(true, BINARY, data);
+    }
+
+    pub fn send_json(&mut self, value: &serde_json::Value) {
+        self.send_text(&value.to_string());
+    }
+
+    pub fn send_close(&mut self, code: u16, reason: &str) {
+        self.send_frame(true, CLOSE, &close_payload(code, reason.as_bytes()));
+    }
+
+    /// Ends the TCP connection's sending side without a close frame.
+    pub fn shutdown_write(&self) {
+        self.stream.shutdown(Shutdown::Write).unwrap();
+    }
+
+    /// Reads one server frame. Server frames are never masked.
+    pub fn read_frame(&mut self) -> Frame {
+        self.need(2);
+        let (b0, b1) = (self.buf[0], self.buf[1]);
+        assert_eq!(b1 & 0x80, 0, "the server masked a frame");
+        assert_eq!(b0 & 0x70, 0, "the server set RSV bits");
+        let (len, header_len) = match b1 & 0x7F {
+            126 => {
+                self.need(4);
+                (u64::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+            }
+            127 => {
+                self.need(10);
+                (u64::from_be_bytes(self.buf[2..10].try_into().unwrap()), 10)
+            }
+            short => (u64::from(short), 2),
+        };
+        let end = header_len + usize::try_from(len).unwrap();
+        self.need(end);
+        let payload = self.buf[header_len..end].to_vec();
+        self.buf.drain(..end);
+        Frame {
+            fin: b0 & 0x80 != 0,
+            opcode: b0 & 0x0F,
+            payload,
+        }
+    }
+
+    /// Reads one frame that must be a whole text message; returns its text.
+    pub fn read_text(&mut self) -> String {
+        let f = self.read_frame();
+        assert_eq!(
+            (f.fin, f.opcode),
+            (true, TEXT),
+            "expected a whole text message, got {f:?} ({:?})",
+            f.text()
+        );
+        String::from_utf8(f.payload).expect("text is UTF-8")
+    }
+
+    /// Reads one frame that must be the text message `text`.
+    pub fn expect_text(&mut self, text: &str) {
+        assert_eq!(self.read_text(), text);
+    }
+
+    /// Reads a text message holding JSON.
+    pub fn read_json(&mut self) -> serde_json::Value {
+        let text = self.read_text();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+    }
+
+    /// Reads a close frame; returns its code and reason.
+    pub fn read_close(&mut self) -> (u16, String) {
+        let f = self.read_frame();
+        assert_eq!(
+            (f.fin, f.opcode),
+            (true, CLOSE),
+            "expected a close frame, got {f:?} ({:?})",
+            f.text()
+        );
+        assert!(f.payload.len() >= 2, "close frame without a code");
+        let code = u16::from_be_bytes([f.payload[0], f.payload[1]]);
+        let reason = String::from_utf8(f.payload[2..].to_vec()).expect("close reason is UTF-8");
+        (code, reason)
+    }
+
+    /// Reads a close frame with `code`, then checks the server closed the TCP
+    /// connection with nothing after it.
+    pub fn expect_close(&mut self, code: u16) {
+        let (got, reason) = self.read_close();
+        assert_eq!(got, code, "close reason {reason:?}");
+        self.expect_eof();
+    }
+
+    /// The closing handshake from our side: send a close with `code`, read the
+    /// server's answer (the same code), then the end of the TCP connection.
+    pub fn close(mut self, code: u16) {
+        self.send_close(code, "");
+        self.expect_close(code);
+    }
+
+    /// The server has closed the TCP connection (EOF or reset), with nothing more to say.
+    pub fn expect_eof(&mut self) {
+        assert!(
+            !self.fill() && self.buf.is_empty(),
+            "expected the connection to close; got {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+    }
+}
