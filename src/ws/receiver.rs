@@ -75,11 +75,18 @@ type Decoded<'a> = Result<(usize, Option<Event<'a>>), WsError>;
 pub(crate) struct Receiver {
     /// What this connection accepts.
     limits: Limits,
+    /// A message that did not arrive as one whole frame, while it lasts (and
+    /// for one call after it is handed out). Boxed, so an idle connection
+    /// pays one pointer for it.
+    partial: Option<Box<Partial>>,
+}
+
+/// The state of a message that arrives in pieces.
+#[derive(Debug, Default)]
+struct Partial {
     /// The data message begun and not yet ended, if any.
     message: Option<Message>,
-    /// The message so far, when it did not arrive as one whole frame. It is
-    /// released at the call after the message is handed out, so an idle
-    /// connection holds no buffer.
+    /// The message so far (not used when streaming).
     buffer: Vec<u8>,
     /// Carries a text message's validation across pieces.
     utf8: Utf8Validator,
@@ -116,10 +123,18 @@ impl Receiver {
     pub(crate) fn new(limits: Limits) -> Receiver {
         Receiver {
             limits,
-            message: None,
-            buffer: Vec::new(),
-            utf8: Utf8Validator::default(),
+            partial: None,
         }
+    }
+
+    /// The data message in progress, if any.
+    fn message(&self) -> Option<Message> {
+        self.partial.as_ref().and_then(|p| p.message)
+    }
+
+    /// The state of a message arriving in pieces, made when first needed.
+    fn partial(&mut self) -> &mut Partial {
+        self.partial.get_or_insert_with(Box::default)
     }
 
     /// Decodes from the front of `buf`; unmasks IN PLACE (hence `&mut`).
@@ -130,11 +145,11 @@ impl Receiver {
     /// other result asks to be called again with the rest. After an error or
     /// a Close event the receiver is done: the caller closes.
     pub(crate) fn decode<'a>(&'a mut self, buf: &'a mut [u8]) -> Decoded<'a> {
-        if self.message.is_none() {
-            // The last message may have been lent out of `buffer`; it is over.
-            self.buffer = Vec::new();
+        if self.message().is_none() {
+            // The last message may have been lent out of the buffer; it is over.
+            self.partial = None;
         }
-        if let Some(message) = self.message.filter(|m| m.frame.remaining > 0) {
+        if let Some(message) = self.message().filter(|m| m.frame.remaining > 0) {
             return self.payload(message, buf);
         }
         let Some(header) = parse_header(buf)? else {
@@ -154,7 +169,7 @@ impl Receiver {
     /// True while a data message is in progress: begun, not yet ended.
     #[cfg(test)]
     pub(crate) fn in_message(&self) -> bool {
-        self.message.is_some()
+        self.message().is_some()
     }
 
     /// Starts a data frame: zero-copy if it is a whole message already in
@@ -166,7 +181,7 @@ impl Receiver {
         buf: &'a mut [u8],
     ) -> Decoded<'a> {
         let message = self.next_message(header, mask)?;
-        if header.fin && self.message.is_none() {
+        if header.fin && self.message().is_none() {
             if let Some(end) = whole_frame_end(header, buf.len()) {
                 let event =
                     self.whole_frame(message.text, mask, &mut buf[header.header_len..end])?;
@@ -181,7 +196,7 @@ impl Receiver {
     /// limits, before any of its payload is read; returns the message with
     /// this frame as its latest.
     fn next_message(&self, header: &FrameHeader, mask: [u8; 4]) -> Result<Message, WsError> {
-        let (text, declared, emitted) = match (header.opcode, self.message) {
+        let (text, declared, emitted) = match (header.opcode, self.message()) {
             (OpCode::Continuation, Some(m)) => (m.text, m.declared, m.emitted),
             (OpCode::Continuation, None) => return Err(WsError::UnexpectedContinuation),
             (_, Some(_)) => return Err(WsError::ExpectedContinuation),
@@ -247,13 +262,14 @@ impl Receiver {
         if self.limits.streaming {
             return Ok((take, self.fragment(message, chunk, last)));
         }
-        self.message = (!last).then_some(message);
-        self.buffer.extend_from_slice(chunk);
+        let partial = self.partial();
+        partial.message = (!last).then_some(message);
+        partial.buffer.extend_from_slice(chunk);
         Ok((
             take,
             last.then_some(Event::Message {
                 text: message.text,
-                data: &self.buffer,
+                data: &partial.buffer,
             }),
         ))
     }
@@ -263,9 +279,10 @@ impl Receiver {
         if !text || !self.limits.validate_utf8 {
             return Ok(());
         }
-        self.utf8.feed(chunk)?;
+        let utf8 = &mut self.partial().utf8;
+        utf8.feed(chunk)?;
         if last {
-            self.utf8.finish()?;
+            utf8.finish()?;
         }
         Ok(())
     }
@@ -279,12 +296,12 @@ impl Receiver {
         last: bool,
     ) -> Option<Event<'a>> {
         if chunk.is_empty() && !last {
-            self.message = Some(message);
+            self.partial().message = Some(message);
             return None;
         }
         let first = !message.emitted;
         message.emitted = true;
-        self.message = (!last).then_some(message);
+        self.partial().message = (!last).then_some(message);
         Some(Event::Fragment {
             text: message.text,
             data: chunk,
@@ -804,15 +821,22 @@ mod tests {
             .events(&concat(&[text(false, &[b'a'; 1000]), cont(true, b"b")]))
             .unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(feeder.rx.buffer.capacity(), 0);
+        assert!(
+            feeder.rx.partial.is_none(),
+            "nothing is held between messages"
+        );
         let frame = binary(true, &[7; 500]);
         feeder.events(&frame[..300]).unwrap();
-        assert!(feeder.rx.buffer.capacity() > 0);
+        assert!(feeder
+            .rx
+            .partial
+            .as_ref()
+            .is_some_and(|p| p.buffer.capacity() > 0));
         assert_eq!(
             feeder.events(&frame[300..]).unwrap(),
             [Owned::Message(false, vec![7; 500])]
         );
-        assert_eq!(feeder.rx.buffer.capacity(), 0);
+        assert!(feeder.rx.partial.is_none());
     }
 
     #[test]

@@ -1,0 +1,439 @@
+// The real-browser end-to-end test of the demo site, run by scripts/browser-test:
+// headless Chromium (Debian's, driven by playwright-core) against a running
+// target/release/wisp. Four named checks: the landing page, the echo page, a chat
+// between two people, and the echo page reconnecting after a server restart.
+//
+// The script starts the server and passes in where it is:
+//   WISP_ROOT     the repository root (the server's working directory)
+//   WISP_BIN      the binary; WISP_PORT its port; WISP_PIDFILE holds its pid
+//   WISP_LOG      where a restarted server writes its output
+//   WISP_SHOTS    the folder for screenshots (one PNG per page visited)
+//   CHROMIUM      the browser executable (default /usr/bin/chromium)
+// Prints one line per check and closes with `browser-test: N passed, M failed`;
+// exits non-zero if any check failed.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+function need(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set; run scripts/browser-test`);
+  return value;
+}
+
+const root = need("WISP_ROOT");
+const bin = need("WISP_BIN");
+const port = Number(need("WISP_PORT"));
+const pidFile = need("WISP_PIDFILE");
+const serverLog = need("WISP_LOG");
+const shots = need("WISP_SHOTS");
+const base = `http://127.0.0.1:${port}`;
+
+const WAIT = 10_000;        // any one condition in the page
+const CHECK_LIMIT = 45_000; // one whole check, however it gets stuck
+
+const log = (line) => console.log("browser-test: " + line);
+
+class Failure extends Error {}
+function assert(ok, message) {
+  if (!ok) throw new Failure(message);
+}
+
+// Polls fn until it returns something truthy, or fails with message after ms.
+async function until(fn, ms, message) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Failure(message);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// Waits for a condition in the page; a timeout is reported as message.
+async function waitIn(page, fn, arg, message, timeout = WAIT) {
+  try {
+    return await page.waitForFunction(fn, arg, { timeout, polling: 50 });
+  } catch (e) {
+    if (/Timeout/i.test(e.message)) throw new Failure(`${message} (not within ${timeout / 1000} s)`);
+    throw e;
+  }
+}
+
+function mediaType(response) {
+  return (response.headers()["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+}
+
+// ---------------------------------------------------------------------------
+// The browser, pages, screenshots and the checks' bookkeeping.
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  chromiumSandbox: false,
+  // Playwright gives every launch a fresh, empty user data dir of its own.
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+  timeout: 30_000,
+});
+
+const shotsTaken = [];
+async function shot(page, name) {
+  const file = path.join(shots, name + ".png");
+  await page.screenshot({ path: file, fullPage: true, timeout: WAIT });
+  shotsTaken.push(file);
+}
+
+// A page in a context of its own (its own cookies and cache: a separate person),
+// with its console errors and uncaught exceptions collected.
+async function openPage(opened, label) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  const consoleErrors = [];
+  const pageErrors = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push(`${m.text()} [${m.location().url || "?"}]`);
+  });
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  const entry = { label, context, page, consoleErrors, pageErrors };
+  opened.push(entry);
+  return entry;
+}
+
+async function visit(page, pathname) {
+  const response = await page.goto(base + pathname, { waitUntil: "load" });
+  assert(response, `GET ${pathname}: no response`);
+  assert(response.status() === 200, `GET ${pathname}: status ${response.status()}, want 200`);
+  assert(mediaType(response) === "text/html", `GET ${pathname}: Content-Type ${mediaType(response)}, want text/html`);
+  return response;
+}
+
+function noErrors({ label, consoleErrors, pageErrors }, { console = true } = {}) {
+  assert(pageErrors.length === 0, `${label}: page errors: ${pageErrors.join(" | ")}`);
+  if (console) assert(consoleErrors.length === 0, `${label}: console errors: ${consoleErrors.join(" | ")}`);
+}
+
+const results = [];
+async function check(name, slug, body) {
+  const started = Date.now();
+  const opened = [];
+  let limitTimer;
+  try {
+    const limit = new Promise((_, reject) => {
+      limitTimer = setTimeout(() => reject(new Failure(`did not finish within ${CHECK_LIMIT / 1000} s`)), CHECK_LIMIT);
+    });
+    const note = await Promise.race([body(opened), limit]);
+    results.push({ name, ok: true });
+    log(`ok    ${name}${note ? ": " + note : ""} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push({ name, ok: false });
+    log(`FAIL  ${name}: ${e instanceof Failure ? e.message : e.stack || e}`);
+    for (const { label, page } of opened) {
+      await shot(page, `${slug}-${label}-failed`).catch(() => {});
+    }
+  } finally {
+    clearTimeout(limitTimer);
+    for (const { context } of opened) await context.close().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The server: stopping it and starting it again on the same port.
+
+async function answers() {
+  try {
+    const res = await fetch(base + "/", { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+async function stopServer() {
+  const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+  process.kill(pid, "SIGTERM");
+  // Its listener is gone once a connection is refused (the process may linger as a zombie).
+  await until(async () => !(await answers()), WAIT, `the server (pid ${pid}) still answers after SIGTERM`);
+}
+
+let restarted = null; // the server this program started, stopped at its end
+
+// Starts the binary on the same port. The old listener can take a moment to be
+// released, so a start that fails to bind is retried, all within a bounded time.
+async function startServer() {
+  const deadline = Date.now() + 15_000;
+  for (let attempt = 1; ; attempt++) {
+    const out = fs.openSync(serverLog, "a");
+    const child = spawn(bin, ["--config", "web.json5", "--listen", base], {
+      cwd: root,
+      stdio: ["ignore", out, out],
+    });
+    fs.closeSync(out);
+    let exited = null;
+    child.on("exit", (code, signal) => (exited = { code, signal }));
+    fs.writeFileSync(pidFile, String(child.pid) + "\n"); // the script's trap kills it
+    child.unref();
+    const up = await until(async () => exited || ((await answers()) && "up"), Math.max(0, deadline - Date.now()),
+      "the restarted server did not answer").catch((e) => e);
+    if (up === "up") {
+      restarted = { child, exit: new Promise((r) => (exited ? r() : child.once("exit", r))) };
+      return attempt;
+    }
+    if (up instanceof Error) {
+      child.kill();
+      throw up;
+    }
+    if (Date.now() > deadline) {
+      throw new Failure(`the restarted server exited (${JSON.stringify(exited)}) ${attempt} times; see ${serverLog}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The echo page.
+
+async function waitPill(page, want, timeout = WAIT) {
+  try {
+    await page.waitForFunction((w) => document.getElementById("state").textContent === w, want,
+      { timeout, polling: 50 });
+  } catch {
+    throw new Failure(`the state pill never showed ${JSON.stringify(want)} within ${timeout / 1000} s; `
+      + `it shows ${JSON.stringify(await pill(page))}`);
+  }
+}
+
+const pill = (page) => page.locator("#state").textContent();
+
+// The non-zero limit counters of /api/status (such as frame: 1 for a frame over limits.maxFrame).
+async function limitHits() {
+  try {
+    const status = await (await fetch(base + "/api/status", { signal: AbortSignal.timeout(2000) })).json();
+    const hits = Object.entries(status.stats?.limits ?? {}).filter(([, n]) => n);
+    return hits.length ? hits.map(([k, n]) => `${k} ${n}`).join(", ") : "none";
+  } catch (e) {
+    return `unknown (${e.message})`;
+  }
+}
+
+// Sends one message from the echo page and waits for its row in the log.
+// kind "text" sends what is in #text; otherwise size is a value of #size.
+async function roundTrip(page, kind, size, timeout = WAIT) {
+  const topNumber = () => document.querySelector("#log tr td")?.textContent ?? "0";
+  const before = Number(await page.evaluate(topNumber));
+  let bytes;
+  if (kind === "text") {
+    bytes = Buffer.byteLength(await page.inputValue("#text"));
+    await page.click("#text-form button[type=submit]");
+  } else {
+    bytes = size;
+    await page.selectOption("#size", String(size));
+    await page.click("#binary-form button[type=submit]");
+  }
+  const what = kind === "text" ? `text (${bytes} B)` : `binary of ${size} B`;
+  try {
+    await page.waitForFunction(
+      (n) => Number(document.querySelector("#log tr td")?.textContent ?? 0) > n
+        || document.getElementById("state").textContent !== "open",
+      before, { timeout, polling: 50 });
+  } catch {
+    throw new Failure(`${what}: no echo within ${timeout / 1000} s`);
+  }
+  const row = await page.$$eval("#log tr:first-child td", (tds) => tds.map((td) => td.textContent));
+  if (Number(row[0]) <= before) {
+    throw new Failure(`${what}: the socket closed instead of echoing; the pill shows ${JSON.stringify(await pill(page))}`
+      + `; the server's limit hits: ${await limitHits()}`);
+  }
+  const [, gotKind, gotBytes, rtt, verdict] = row;
+  assert(gotKind === kind && Number(gotBytes) === bytes, `${what}: the row says ${row.join(" | ")}`);
+  assert(verdict === "identical", `${what}: the echo is ${JSON.stringify(verdict)}, want "identical"`);
+  return rtt;
+}
+
+// ---------------------------------------------------------------------------
+// The chat page.
+
+async function joinChat(page, name, room) {
+  assert(await page.isDisabled("#leave"), "Leave is enabled before joining");
+  await page.fill("#name", name);
+  await page.fill("#room", room);
+  await page.click("#join");
+  await waitIn(page, () => !document.getElementById("text").disabled && !document.getElementById("send").disabled,
+    null, `${name}: #text and #send are not enabled after Join (no "joined" from the server?)`);
+  assert(await page.isEnabled("#leave"), `${name}: Leave is not enabled after joining`);
+  const label = await page.locator("#room-label").textContent();
+  assert(label === room, `${name}: the room label says ${JSON.stringify(label)}, want ${JSON.stringify(room)}`);
+}
+
+async function waitMembers(page, who, want) {
+  const sorted = [...want].sort();
+  try {
+    await page.waitForFunction(
+      (w) => JSON.stringify([...document.querySelectorAll("#members li")].map((li) => li.textContent).sort()) === w,
+      JSON.stringify(sorted), { timeout: WAIT, polling: 50 });
+  } catch {
+    const got = await page.$$eval("#members li", (lis) => lis.map((li) => li.textContent));
+    throw new Failure(`${who} sees members ${JSON.stringify(got)}, want ${JSON.stringify(sorted)}`);
+  }
+}
+
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.click("#send");
+}
+
+async function waitSaid(page, who, from, text) {
+  await waitIn(page, ([from, text]) => [...document.querySelectorAll("#messages [data-kind=said]")].some((li) =>
+    li.textContent.includes(text)
+      && li.querySelector("span.from")?.textContent === from
+      && li.querySelector("span.text")?.textContent === text),
+  [from, text], `${who} does not see ${from}'s ${JSON.stringify(text)}`);
+}
+
+// ---------------------------------------------------------------------------
+// The checks.
+
+await check("landing page", "1-landing", async (opened) => {
+  const tab = await openPage(opened, "index");
+  const { page } = tab;
+  const responses = new Map();
+  const failures = new Map();
+  page.on("response", (r) => responses.set(r.url().split("#")[0], r));
+  page.on("requestfailed", (r) => failures.set(r.url().split("#")[0], r.failure()?.errorText ?? "failed"));
+  await visit(page, "/");
+
+  // Every asset the page references, by its URL without fragment.
+  const assets = await page.evaluate(() => {
+    const urls = new Set();
+    const add = (href) => href && urls.add(new URL(href, location.href).href.split("#")[0]);
+    document.querySelectorAll("link[href]").forEach((el) => add(el.getAttribute("href")));
+    document.querySelectorAll("script[src]").forEach((el) => add(el.getAttribute("src")));
+    document.querySelectorAll("img[src]").forEach((el) => add(el.getAttribute("src")));
+    document.querySelectorAll("use[href]").forEach((el) => add(el.getAttribute("href")));
+    return [...urls];
+  });
+  const want = { ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml" };
+  const kinds = new Set(assets.map((u) => path.extname(new URL(u).pathname)));
+  for (const ext of Object.keys(want)) assert(kinds.has(ext), `the page references no ${ext} asset (${assets.join(", ")})`);
+  for (const url of assets) {
+    const ext = path.extname(new URL(url).pathname);
+    const response = await until(() => responses.get(url) || failures.has(url), WAIT, `no response seen for ${url}`);
+    if (response === true) {
+      const again = await page.request.get(url);
+      throw new Failure(`${url}: the browser dropped it (${failures.get(url)}); the server sends `
+        + `${again.status()} ${JSON.stringify(again.headers()["content-type"])}, want ${want[ext]}`);
+    }
+    assert(response.status() === 200, `${url}: status ${response.status()}, want 200`);
+    assert(mediaType(response) === want[ext], `${url}: Content-Type ${JSON.stringify(response.headers()["content-type"])}, want ${want[ext]}`);
+  }
+
+  // The live status view gets filled in from /api/status.
+  const status = await until(() => responses.get(base + "/api/status"), WAIT, "the page never asked /api/status");
+  assert(status.status() === 200 && mediaType(status) === "application/json",
+    `/api/status: ${status.status()} ${mediaType(status)}, want 200 application/json`);
+  await waitIn(page, () => {
+    const dds = [...document.querySelectorAll("#status dd[data-key]")];
+    return dds.length >= 3 && dds.every((dd) => dd.textContent.trim() !== "" && dd.textContent !== "…");
+  }, null, "the status values still show …");
+  const values = await page.$$eval("#status dd[data-key]",
+    (dds) => Object.fromEntries(dds.map((dd) => [dd.dataset.key, dd.textContent])));
+  assert(values.server === "wisp", `status server is ${JSON.stringify(values.server)}`);
+  assert(/^\d+\.\d+\.\d+/.test(values.version), `status version is ${JSON.stringify(values.version)}`);
+  assert(/^(\d+h )?(\d+m )?\d+s$/.test(values.uptime), `status uptime is ${JSON.stringify(values.uptime)}`);
+  assert(await page.isHidden("#status-error"), "the status error is showing");
+  await shot(page, "1-landing");
+  noErrors(tab);
+  return `${assets.length} assets (${assets.map((u) => new URL(u).pathname).join(" ")}), status ${values.server} ${values.version} up ${values.uptime}`;
+});
+
+await check("echo page", "2-echo", async (opened) => {
+  const tab = await openPage(opened, "echo");
+  const { page } = tab;
+  await visit(page, "/echo.html");
+  await waitPill(page, "open");
+  const times = [`text ${await roundTrip(page, "text")}`];
+  const sizes = await page.$$eval("#size option", (os) => os.map((o) => Number(o.value)));
+  for (const s of [16, 1024, 65536, 1000000]) assert(sizes.includes(s), `no ${s} B option (${sizes.join(", ")})`);
+  for (const size of sizes) {
+    times.push(`${size} B ${await roundTrip(page, "binary", size, 20_000)}`);
+  }
+  await shot(page, "2-echo");
+  noErrors(tab);
+  return times.join(", ");
+});
+
+await check("chat between two people", "3-chat", async (opened) => {
+  const ann = await openPage(opened, "ann");
+  const bob = await openPage(opened, "bob");
+  for (const { page } of [ann, bob]) {
+    await visit(page, "/chat.html");
+    await waitPill(page, "open");
+  }
+  await joinChat(ann.page, "ann", "lobby");
+  await waitMembers(ann.page, "ann", ["ann"]);
+  await joinChat(bob.page, "bob", "lobby");
+  await waitMembers(ann.page, "ann", ["ann", "bob"]);
+  await waitMembers(bob.page, "bob", ["ann", "bob"]);
+
+  await say(bob.page, "hello from bob");
+  await waitSaid(ann.page, "ann", "bob", "hello from bob");
+  await waitSaid(bob.page, "bob (their own line)", "bob", "hello from bob");
+  await say(ann.page, "hello from ann");
+  await waitSaid(bob.page, "bob", "ann", "hello from ann");
+  await waitSaid(ann.page, "ann (their own line)", "ann", "hello from ann");
+  await shot(ann.page, "3-chat-ann");
+  await shot(bob.page, "3-chat-bob");
+
+  await bob.page.click("#leave");
+  await waitIn(ann.page, () => [...document.querySelectorAll("#messages [data-kind=presence]")]
+    .some((li) => li.textContent.includes("bob") && /left/.test(li.textContent)),
+  null, "ann sees no presence line for bob leaving");
+  await waitMembers(ann.page, "ann", ["ann"]);
+  await waitMembers(bob.page, "bob", []);
+  assert(await bob.page.isDisabled("#text") && await bob.page.isDisabled("#send"), "bob can still type after leaving");
+  assert(await bob.page.isDisabled("#leave"), "bob's Leave is still enabled after leaving");
+  await shot(ann.page, "3-chat-ann-after-leave");
+  await shot(bob.page, "3-chat-bob-after-leave");
+  noErrors(ann);
+  noErrors(bob);
+});
+
+await check("echo reconnects after a server restart", "4-reconnect", async (opened) => {
+  const tab = await openPage(opened, "echo");
+  const { page } = tab;
+  await visit(page, "/echo.html");
+  await waitPill(page, "open");
+  await roundTrip(page, "text");
+  await stopServer();
+  await waitIn(page, () => document.getElementById("state").textContent.startsWith("closed"), null,
+    "the pill does not say closed after the server stopped");
+  const closed = await pill(page);
+  await shot(page, "4-reconnect-closed");
+  const attempts = await startServer();
+  await waitPill(page, "open", 15_000);
+  const rtt = await roundTrip(page, "text");
+  await roundTrip(page, "binary", 1024);
+  await shot(page, "4-reconnect-open");
+  // Refused connections while the server is down are logged as console errors; those are expected.
+  noErrors(tab, { console: false });
+  return `pill ${JSON.stringify(closed)} then "open"; server up after ${attempts} start(s); text echo ${rtt}`;
+});
+
+await browser.close().catch(() => {});
+// Stop the server this program started, and wait for it, so it is not left behind as a zombie;
+// the script's trap stays the fallback (it kills whatever pid the pid file holds).
+if (restarted) {
+  restarted.child.kill("SIGTERM");
+  const gone = await Promise.race([restarted.exit.then(() => true), new Promise((r) => setTimeout(r, 5000, false))]);
+  if (gone) fs.rmSync(pidFile, { force: true });
+}
+const passed = results.filter((r) => r.ok).length;
+const failed = results.length - passed;
+log(`screenshots: ${shotsTaken.map((f) => path.relative(root, f)).join(" ")}`);
+console.log(`browser-test: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
