@@ -409,12 +409,15 @@ impl App {
             w.header("Sec-WebSocket-Protocol", protocol);
         }
         w.finish(None, false);
+        let target = if head.query.is_empty() {
+            head.path.into()
+        } else {
+            format!("{}?{}", head.path, head.query).into()
+        };
         let info = ConnInfo {
             id: origin.id,
-            peer: origin.peer,
             handler: index,
-            path: head.path.into(),
-            query: head.query.into(),
+            target,
             protocol: protocol.map(Into::into),
             claims: claims.map(|c| Box::new(c.clone())),
         };
@@ -429,6 +432,7 @@ impl App {
             hub,
             out,
             backlog: 0,
+            peer: origin.peer,
             now: origin.now,
         };
         let flow = session.open(step, head.headers);

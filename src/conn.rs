@@ -424,6 +424,7 @@ impl Conn {
             hub,
             out,
             backlog,
+            peer: self.peer,
             now,
         };
         let flow = f(session, step);
@@ -524,11 +525,11 @@ impl Conn {
     /// Called before the connection is dropped: a WebSocket that did not
     /// finish its closing handshake reports 1006 to its handler.
     pub fn release(&mut self, app: &mut App) {
-        if let Phase::WebSocket(session) = &mut self.phase {
-            if let Some((handler, _, hub)) = app.socket(session.handler()) {
-                session.abandon(handler, hub);
-            }
-        }
+        // Whatever the handler sends from on_close here goes nowhere: the socket is going.
+        self.on_session(app, None, Instant::now(), |session, step| {
+            session.abandon(step);
+            Flow::Open
+        });
     }
 
     /// Queues an error answer and stops reading requests.

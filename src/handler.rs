@@ -209,8 +209,8 @@ impl<S> fmt::Debug for WebSocket<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("id", &self.link.info.id)
-            .field("peer", &self.link.info.peer)
-            .field("path", &self.link.info.path)
+            .field("peer", &self.link.peer)
+            .field("path", &self.link.info.path())
             .finish_non_exhaustive()
     }
 }
@@ -392,7 +392,7 @@ impl<S> WebSocket<'_, S> {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.link.info.peer
+        self.link.peer
     }
 
     /// The negotiated subprotocol, if any.
@@ -402,12 +402,12 @@ impl<S> WebSocket<'_, S> {
 
     /// The path of the upgrade request, as sent (percent-encoded).
     pub fn path(&self) -> &str {
-        &self.link.info.path
+        self.link.info.path()
     }
 
     /// The query of the upgrade request, without `?`.
     pub fn query(&self) -> &str {
-        &self.link.info.query
+        self.link.info.query()
     }
 
     /// The verified claims of the JSON Web Token the upgrade carried, on a
@@ -458,14 +458,23 @@ impl<S> WebSocket<'_, S> {
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
     pub id: ConnId,
-    pub peer: SocketAddr,
     /// The handler serving it (its index in the app's action list).
     pub handler: usize,
-    pub path: Box<str>,
-    pub query: Box<str>,
+    /// The upgrade request's target: the path, and `?query` if there was one.
+    pub target: Box<str>,
     pub protocol: Option<Box<str>>,
     /// The verified JWT claims of the upgrade, on a route with JWT auth.
     pub claims: Option<Box<serde_json::Value>>,
+}
+
+impl ConnInfo {
+    pub fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
+    }
+
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
 }
 
 /// The sending side's state that outlives one callback.
@@ -487,6 +496,7 @@ pub(crate) struct Link<'a> {
     pub backlog: usize,
     pub limit: usize,
     pub info: &'a ConnInfo,
+    pub peer: SocketAddr,
     pub flags: &'a mut SendFlags,
     pub metrics: &'a mut ConnStats,
     pub hub: &'a mut Hub,

@@ -1,13 +1,17 @@
 //! One upgraded connection: frames in through the receiver, events out to the
 //! handler, the closing handshake, pings, timers and idle timeouts.
+//!
+//! A session holds only what must outlive one event (it is what an idle
+//! WebSocket costs); everything else — the handler, the config, the hub, the
+//! output buffer, the peer's address — is lent to it for one [`Step`].
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
-use crate::config::RateAction;
+use crate::config::{Config, RateAction};
 use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, Message, SendFlags};
 use crate::hub::Hub;
 use crate::rate::RateLimiter;
@@ -39,37 +43,10 @@ pub(crate) const POLICY: u16 = 1008;
 
 /// What the handler's callbacks see of the connection, apart from the receiver.
 struct Side {
-    /// Bytes the connection had queued when this step began.
-    backlog: usize,
-    /// `webSockets.maxBackpressure`.
-    limit: usize,
     state: Box<dyn Any>,
     info: ConnInfo,
     flags: SendFlags,
     metrics: ConnStats,
-}
-
-impl Side {
-    /// The state and a link for one callback.
-    fn link<'a>(
-        &'a mut self,
-        out: &'a mut Vec<u8>,
-        hub: &'a mut Hub,
-        headers: Option<&'a [httparse::Header<'a>]>,
-    ) -> (&'a mut dyn Any, Link<'a>) {
-        let link = Link {
-            base: out.len(),
-            backlog: self.backlog,
-            limit: self.limit,
-            out,
-            info: &self.info,
-            flags: &mut self.flags,
-            metrics: &mut self.metrics,
-            hub,
-            headers,
-        };
-        (&mut *self.state, link)
-    }
 }
 
 /// The state of one WebSocket connection.
@@ -78,10 +55,11 @@ pub(crate) struct Session {
     side: Side,
     /// `on_close` has run.
     finished: bool,
+    /// `wake` is the close deadline (a close frame went out), not the next ping.
+    closing: bool,
     last_read: Instant,
-    next_ping: Option<Instant>,
-    /// Set once we sent a close frame: when to stop waiting for the peer's.
-    close_deadline: Option<Instant>,
+    /// While open: when to ping next. Once closing: when to stop waiting for the peer's close.
+    wake: Option<Instant>,
     /// `limits.rate`, when configured.
     rate: Option<Box<RateLimiter>>,
 }
@@ -102,7 +80,34 @@ pub(crate) struct Step<'a> {
     pub out: &'a mut Vec<u8>,
     /// Bytes the connection has queued besides `out`.
     pub backlog: usize,
+    pub peer: SocketAddr,
     pub now: Instant,
+}
+
+impl Step<'_> {
+    /// Runs one callback; false if it panicked.
+    fn call(
+        &mut self,
+        side: &mut Side,
+        headers: Option<&[httparse::Header<'_>]>,
+        event: Event<'_>,
+    ) -> bool {
+        let link = Link {
+            base: self.out.len(),
+            out: &mut *self.out,
+            backlog: self.backlog,
+            limit: self.config.web_sockets.max_backpressure,
+            info: &side.info,
+            peer: self.peer,
+            flags: &mut side.flags,
+            metrics: &mut side.metrics,
+            hub: &mut *self.hub,
+            headers,
+        };
+        let handler = &mut *self.handler;
+        let state = &mut *side.state;
+        catch_unwind(AssertUnwindSafe(|| handler.dispatch(state, link, event))).is_ok()
+    }
 }
 
 impl Session {
@@ -122,17 +127,15 @@ impl Session {
         Session {
             receiver: Receiver::new(limits),
             side: Side {
-                backlog: 0,
-                limit: config.web_sockets.max_backpressure,
                 state,
                 info,
                 flags: SendFlags::default(),
                 metrics: ConnStats::default(),
             },
             finished: false,
+            closing: false,
             last_read: now,
-            next_ping: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
-            close_deadline: None,
+            wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
             rate: config
                 .limits
                 .rate
@@ -162,23 +165,6 @@ impl Session {
         self.side.flags.over && !self.finished
     }
 
-    /// Runs `on_drain`: the output has room again.
-    pub fn drained(&mut self, step: Step<'_>) -> Flow {
-        let Step {
-            handler,
-            config,
-            hub,
-            out,
-            backlog,
-            now,
-        } = step;
-        self.side.backlog = backlog;
-        self.side.flags.over = false;
-        let (state, link) = self.side.link(out, hub, None);
-        let ok = call(handler, state, link, Event::Drain);
-        self.after(handler, hub, out, config, now, ok)
-    }
-
     /// Counts a frame of `payload` bytes delivered from elsewhere (the
     /// server-wide counters are the reactor's to update).
     pub fn count_delivery(&mut self, payload: usize) {
@@ -187,58 +173,41 @@ impl Session {
         m.bytes_out += payload as u64;
     }
 
+    /// The peer's state, for [`Hub::send_where`](crate::Hub::send_where) filters.
+    pub fn state(&self) -> &dyn Any {
+        &*self.side.state
+    }
+
     /// Runs `on_open`, with the upgrade request's headers readable.
-    pub fn open(&mut self, step: Step<'_>, headers: &[httparse::Header<'_>]) -> Flow {
-        let Step {
-            handler,
-            config,
-            hub,
-            out,
-            backlog,
-            now,
-        } = step;
-        self.side.backlog = backlog;
-        let (state, link) = self.side.link(out, hub, Some(headers));
-        let ok = call(handler, state, link, Event::Open);
-        self.after(handler, hub, out, config, now, ok)
+    pub fn open(&mut self, mut step: Step<'_>, headers: &[httparse::Header<'_>]) -> Flow {
+        let ok = step.call(&mut self.side, Some(headers), Event::Open);
+        self.after(&mut step, ok)
     }
 
     /// Runs `on_timer` for one of this connection's timers.
-    pub fn timer(&mut self, step: Step<'_>, timer: TimerId) -> Flow {
-        let Step {
-            handler,
-            config,
-            hub,
-            out,
-            backlog,
-            now,
-        } = step;
-        self.side.backlog = backlog;
+    pub fn timer(&mut self, mut step: Step<'_>, timer: TimerId) -> Flow {
         if self.finished {
             return Flow::Close;
         }
-        let (state, link) = self.side.link(out, hub, None);
-        let ok = call(handler, state, link, Event::Timer(timer));
-        self.after(handler, hub, out, config, now, ok)
+        let ok = step.call(&mut self.side, None, Event::Timer(timer));
+        self.after(&mut step, ok)
+    }
+
+    /// Runs `on_drain`: the output has room again.
+    pub fn drained(&mut self, mut step: Step<'_>) -> Flow {
+        self.side.flags.over = false;
+        let ok = step.call(&mut self.side, None, Event::Drain);
+        self.after(&mut step, ok)
     }
 
     /// Decodes `buf` and runs the callbacks; returns the bytes used.
-    pub fn receive(&mut self, step: Step<'_>, buf: &mut [u8]) -> (usize, Flow) {
-        let Step {
-            handler,
-            config,
-            hub,
-            out,
-            backlog,
-            now,
-        } = step;
-        self.side.backlog = backlog;
-        self.last_read = now;
+    pub fn receive(&mut self, mut step: Step<'_>, buf: &mut [u8]) -> (usize, Flow) {
+        self.last_read = step.now;
         let mut pos = 0;
         while pos < buf.len() && !self.finished {
             let (used, event) = match self.receiver.decode(&mut buf[pos..]) {
                 Ok(decoded) => decoded,
-                Err(e) => return (buf.len(), self.fail(handler, hub, out, e)),
+                Err(e) => return (buf.len(), self.fail(&mut step, e)),
             };
             pos += used;
             let Some(event) = event else {
@@ -249,19 +218,14 @@ impl Session {
             };
             let ok = match event {
                 receiver::Event::Message { text, data } => {
-                    count_in(&mut self.side.metrics, hub, data.len(), true);
-                    match rate_check(&mut self.rate, hub, now, 1, data.len()) {
+                    count_in(&mut self.side.metrics, step.hub, data.len(), true);
+                    match rate_check(&mut self.rate, step.hub, step.now, 1, data.len()) {
                         Some(RateAction::Drop) => continue,
                         Some(RateAction::Close) => {
-                            return (
-                                buf.len(),
-                                self.close_now(handler, hub, out, POLICY, "rate limit"),
-                            )
+                            return (buf.len(), self.close_now(&mut step, POLICY, "rate limit"))
                         }
-                        None => {}
+                        None => deliver(&mut step, &mut self.side, text, data),
                     }
-                    let (state, link) = self.side.link(out, hub, None);
-                    deliver(handler, state, link, text, data)
                 }
                 receiver::Event::Fragment {
                     text,
@@ -269,41 +233,40 @@ impl Session {
                     first,
                     last,
                 } => {
-                    count_in(&mut self.side.metrics, hub, data.len(), last);
+                    count_in(&mut self.side.metrics, step.hub, data.len(), last);
                     // Half a message cannot be dropped cleanly: a streamed one over the rate closes.
-                    if rate_check(&mut self.rate, hub, now, u32::from(first), data.len()).is_some()
-                    {
-                        return (
-                            buf.len(),
-                            self.close_now(handler, hub, out, POLICY, "rate limit"),
-                        );
-                    }
-                    let (state, link) = self.side.link(out, hub, None);
-                    call(
-                        handler,
-                        state,
-                        link,
-                        Event::Partial(Fragment {
-                            text,
-                            data,
-                            first,
-                            last,
-                        }),
+                    if rate_check(
+                        &mut self.rate,
+                        step.hub,
+                        step.now,
+                        u32::from(first),
+                        data.len(),
                     )
+                    .is_some()
+                    {
+                        return (buf.len(), self.close_now(&mut step, POLICY, "rate limit"));
+                    }
+                    let fragment = Fragment {
+                        text,
+                        data,
+                        first,
+                        last,
+                    };
+                    step.call(&mut self.side, None, Event::Partial(fragment))
                 }
                 receiver::Event::Ping(payload) => {
                     if !self.side.flags.close_sent {
-                        write_frame(out, true, OpCode::Pong, payload);
+                        write_frame(step.out, true, OpCode::Pong, payload);
                     }
                     true
                 }
                 receiver::Event::Pong(_) => true,
                 receiver::Event::Close { code, reason } => {
                     let reason = reason.to_string();
-                    return (pos, self.peer_closed(handler, hub, out, code, &reason));
+                    return (pos, self.peer_closed(&mut step, code, &reason));
                 }
             };
-            if self.after(handler, hub, out, config, now, ok) == Flow::Close {
+            if self.after(&mut step, ok) == Flow::Close {
                 return (buf.len(), Flow::Close);
             }
         }
@@ -318,66 +281,42 @@ impl Session {
     }
 
     /// The peer's close frame: answer it (unless we started the close), report it, end.
-    fn peer_closed(
-        &mut self,
-        handler: &mut dyn AnyHandler,
-        hub: &mut Hub,
-        out: &mut Vec<u8>,
-        code: Option<u16>,
-        reason: &str,
-    ) -> Flow {
+    fn peer_closed(&mut self, step: &mut Step<'_>, code: Option<u16>, reason: &str) -> Flow {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
-            write_close(out, code.unwrap_or(0), "");
+            write_close(step.out, code.unwrap_or(0), "");
         }
-        self.finish(handler, hub, out, code.unwrap_or(NO_STATUS), reason);
+        self.finish(step, code.unwrap_or(NO_STATUS), reason);
         Flow::Close
     }
 
     /// A protocol violation: tell the handler, send the close code, end.
-    fn fail(
-        &mut self,
-        handler: &mut dyn AnyHandler,
-        hub: &mut Hub,
-        out: &mut Vec<u8>,
-        err: WsError,
-    ) -> Flow {
-        let hits = &mut hub.stats.limits;
+    fn fail(&mut self, step: &mut Step<'_>, err: WsError) -> Flow {
+        let hits = &mut step.hub.stats.limits;
         match err {
             WsError::FrameTooLarge => hits.frame += 1,
             WsError::MessageTooLarge => hits.message += 1,
             _ => hits.protocol += 1,
         }
-        log::debug!(
-            "{}: {err}; closing with {}",
-            self.side.info.peer,
-            err.close_code()
-        );
-        let (state, link) = self.side.link(out, hub, None);
-        call(handler, state, link, Event::Error(&err));
-        self.close_now(handler, hub, out, err.close_code(), &err.to_string())
+        log::debug!("{}: {err}; closing with {}", step.peer, err.close_code());
+        step.call(&mut self.side, None, Event::Error(&err));
+        self.close_now(step, err.close_code(), &err.to_string())
     }
 
     /// Sends a close (if none was sent), reports it, and ends without waiting for the peer.
-    pub fn close_now(
-        &mut self,
-        handler: &mut dyn AnyHandler,
-        hub: &mut Hub,
-        out: &mut Vec<u8>,
-        code: u16,
-        reason: &str,
-    ) -> Flow {
+    pub fn close_now(&mut self, step: &mut Step<'_>, code: u16, reason: &str) -> Flow {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
-            write_close(out, code, reason);
+            write_close(step.out, code, reason);
         }
-        self.finish(handler, hub, out, code, reason);
+        self.finish(step, code, reason);
         Flow::Close
     }
 
     /// Starts the closing handshake from the server's side (another
-    /// connection's handler asked for it): the peer gets `closeTimeout` to answer.
+    /// connection's handler asked for it, or the server is stopping): the
+    /// peer gets `closeTimeout` to answer.
     pub fn close_by_server(&mut self, step: Step<'_>, code: u16, reason: &str) {
         if self.side.flags.close_sent || self.finished {
             return;
@@ -390,112 +329,76 @@ impl Session {
     /// After a callback: a panic closes with 1011, a send over the
     /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
-    fn after(
-        &mut self,
-        handler: &mut dyn AnyHandler,
-        hub: &mut Hub,
-        out: &mut Vec<u8>,
-        config: &Config,
-        now: Instant,
-        ok: bool,
-    ) -> Flow {
-        if self.side.flags.over && config.web_sockets.close_on_backpressure {
-            return self.close_now(handler, hub, out, POLICY, "backpressure");
+    fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
+        if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
+            return self.close_now(step, POLICY, "backpressure");
         }
         if !ok {
             log::error!(
                 "a WebSocket handler for {} panicked; closing {} with 1011",
-                self.side.info.path,
+                self.side.info.path(),
                 self.side.info.id
             );
-            return self.close_now(handler, hub, out, INTERNAL_ERROR, "handler failed");
+            return self.close_now(step, INTERNAL_ERROR, "handler failed");
         }
-        self.note_close_sent(config, now);
+        self.note_close_sent(step.config, step.now);
         Flow::Open
     }
 
     /// Once a close frame is out, the peer gets `closeTimeout` to answer.
     fn note_close_sent(&mut self, config: &Config, now: Instant) {
-        if self.side.flags.close_sent && self.close_deadline.is_none() {
-            self.close_deadline = now.checked_add(config.web_sockets.close_timeout);
+        if self.side.flags.close_sent && !self.closing {
+            self.closing = true;
+            self.wake = now.checked_add(config.web_sockets.close_timeout);
         }
     }
 
     /// Runs `on_close` once, then takes the connection out of the hub.
-    pub fn finish(
-        &mut self,
-        handler: &mut dyn AnyHandler,
-        hub: &mut Hub,
-        out: &mut Vec<u8>,
-        code: u16,
-        reason: &str,
-    ) {
+    fn finish(&mut self, step: &mut Step<'_>, code: u16, reason: &str) {
         if self.finished {
             return;
         }
         self.finished = true;
-        let (state, link) = self.side.link(out, hub, None);
-        call(handler, state, link, Event::Close(code, reason));
-        hub.remove_socket(self.side.info.id);
+        step.call(&mut self.side, None, Event::Close(code, reason));
+        step.hub.remove_socket(self.side.info.id);
     }
 
     /// The connection is going away without a close handshake (reset, server stop).
-    pub fn abandon(&mut self, handler: &mut dyn AnyHandler, hub: &mut Hub) {
-        let mut sink = Vec::new();
-        self.finish(handler, hub, &mut sink, ABNORMAL, "");
+    pub fn abandon(&mut self, mut step: Step<'_>) {
+        self.finish(&mut step, ABNORMAL, "");
     }
 
     /// When the session next needs attention.
     pub fn due(&self, inactivity: Option<Duration>) -> Option<Instant> {
         let idle = inactivity.and_then(|d| self.last_read.checked_add(d));
-        [idle, self.next_ping, self.close_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [idle, self.wake].into_iter().flatten().min()
     }
 
     /// Acts on a passed deadline: the close wait, a dead peer, or a ping.
-    pub fn timeout(&mut self, step: Step<'_>) -> Flow {
-        let Step {
-            handler,
-            config,
-            hub,
-            out,
-            backlog,
-            now,
-        } = step;
-        self.side.backlog = backlog;
-        if self.close_deadline.is_some_and(|d| d <= now) {
-            self.finish(
-                handler,
-                hub,
-                out,
-                ABNORMAL,
-                "no close frame from the peer in time",
-            );
+    pub fn timeout(&mut self, mut step: Step<'_>) -> Flow {
+        let now = step.now;
+        let woken = self.wake.is_some_and(|w| w <= now);
+        if self.closing && woken {
+            self.finish(&mut step, ABNORMAL, "no close frame from the peer in time");
             return Flow::Close;
         }
-        let idle = config
+        let idle = step
+            .config
             .timeouts
             .inactivity
             .and_then(|d| self.last_read.checked_add(d));
         if idle.is_some_and(|d| d <= now) {
-            return self.close_now(handler, hub, out, GOING_AWAY, "idle");
+            return self.close_now(&mut step, GOING_AWAY, "idle");
         }
-        if let (Some(at), Some(every)) = (self.next_ping, config.web_sockets.ping) {
-            if at <= now {
-                if !self.side.flags.close_sent {
-                    write_frame(out, true, OpCode::Ping, b"");
-                }
-                self.next_ping = now.checked_add(every);
-            }
+        if woken && !self.closing {
+            write_frame(step.out, true, OpCode::Ping, b"");
+            self.wake = step
+                .config
+                .web_sockets
+                .ping
+                .and_then(|p| now.checked_add(p));
         }
         Flow::Open
-    }
-
-    /// The peer's state, for [`Hub::send_where`](crate::Hub::send_where) filters.
-    pub fn state(&self) -> &dyn Any {
-        &*self.side.state
     }
 }
 
@@ -526,30 +429,14 @@ fn count_in(metrics: &mut ConnStats, hub: &mut Hub, bytes: usize, ends_message: 
 }
 
 /// Hands a whole message to `on_message`, as text or binary.
-fn deliver(
-    handler: &mut dyn AnyHandler,
-    state: &mut dyn Any,
-    link: Link<'_>,
-    text: bool,
-    data: &[u8],
-) -> bool {
+fn deliver(step: &mut Step<'_>, side: &mut Side, text: bool, data: &[u8]) -> bool {
     if !text {
-        return call(handler, state, link, Event::Message(Message::Binary(data)));
+        return step.call(side, None, Event::Message(Message::Binary(data)));
     }
     // Validated already unless webSockets.validateUTF is off; then repair.
     let text = match std::str::from_utf8(data) {
         Ok(t) => Cow::Borrowed(t),
         Err(_) => String::from_utf8_lossy(data),
     };
-    call(handler, state, link, Event::Message(Message::Text(&text)))
-}
-
-/// Runs one callback; false if it panicked.
-fn call(
-    handler: &mut dyn AnyHandler,
-    state: &mut dyn Any,
-    link: Link<'_>,
-    event: Event<'_>,
-) -> bool {
-    catch_unwind(AssertUnwindSafe(|| handler.dispatch(state, link, event))).is_ok()
+    step.call(side, None, Event::Message(Message::Text(&text)))
 }
