@@ -236,14 +236,21 @@ impl Conn {
 
     /// True while queued output is too large to take more input: a peer
     /// that sends but does not read cannot make this connection hold more
-    /// than the limit plus one answer. The limit is `HIGH_WATER` for HTTP
-    /// and `webSockets.maxBackpressure` for a WebSocket.
+    /// than the limit plus one answer.
+    ///
+    /// HTTP stops at `HIGH_WATER`. A WebSocket stops at half of
+    /// `webSockets.maxBackpressure`, so the answer to the last message read
+    /// still fits under the limit (an echo loses nothing to a slow reader),
+    /// and whenever a send did not fit, until `on_drain`.
     fn paused(&self, ctx: &Ctx<'_>) -> bool {
-        let limit = match self.phase {
-            Phase::WebSocket(_) => ctx.app.config.web_sockets.max_backpressure,
-            _ => HIGH_WATER,
-        };
-        self.output.streaming() || self.output.backlog() + ctx.scratch.len() > limit
+        let queued = self.output.backlog() + ctx.scratch.len();
+        self.output.streaming()
+            || match &self.phase {
+                Phase::WebSocket(s) => {
+                    s.owes_drain() || queued >= ctx.app.config.web_sockets.max_backpressure / 2
+                }
+                _ => queued > HIGH_WATER,
+            }
     }
 
     /// Processes freshly read bytes, keeping only an unprocessed tail.
