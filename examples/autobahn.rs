@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 listen: ['http://127.0.0.1:{port}'],
                 routes: [ {{ match: '', handler: 'action', methods: ['GET'] }} ],
                 limits: {{ connections: 1000, maxFrame: '20MB', maxMessage: '20MB' }},
+                webSockets: {{ maxBackpressure: '64MB' }},
             }} }}"
         ),
         ".".as_ref(),

@@ -457,6 +457,7 @@ impl App {
             .collect()
     }
 
+    /// Answers a refused upgrade; the connection closes after it.
     fn refuse_upgrade(
         &mut self,
         out: &mut Vec<u8>,
@@ -465,6 +466,9 @@ impl App {
         reason: &str,
     ) -> Handled {
         self.hub.stats.upgrades_rejected += 1;
+        if status == 403 {
+            self.hub.stats.limits.auth += 1;
+        }
         self.write_status_page(out, status, true, header, reason);
         Handled::response(true)
     }

@@ -219,6 +219,11 @@ impl Conn {
                 Ok(n) => {
                     self.since = ctx.now;
                     self.take_bytes(ctx, &mut read_buf[..n]);
+                    if self.paused(ctx) {
+                        // Input may be held unprocessed: resume it once the output drains.
+                        self.read_paused = true;
+                        return Ok(());
+                    }
                     // A short read means the socket is drained: edge-triggered
                     // polling reports the next arrival, so skip the extra read
                     // that would only say WouldBlock. A pending EOF was flagged
@@ -463,7 +468,8 @@ impl Conn {
         if !session.can_send() {
             return Delivered::Refused;
         }
-        if self.output.backlog() + frame.len() > config.web_sockets.max_backpressure {
+        // The limit plus one message: a frame is refused only once the limit is reached.
+        if self.output.backlog() >= config.web_sockets.max_backpressure {
             return if session.dropped(config) {
                 Delivered::Close
             } else {

@@ -442,10 +442,7 @@ impl<S> WebSocket<'_, S> {
 
     /// Writes an encoded frame (of `payload` bytes) to this connection, in order with its other sends.
     fn echo_here(&mut self, frame: &[u8], payload: usize) -> bool {
-        if self.link.flags.close_sent
-            || self.link.flags.block.is_some()
-            || !self.link.room_for(frame.len())
-        {
+        if self.link.flags.close_sent || self.link.flags.block.is_some() || !self.link.room_for() {
             return false;
         }
         self.link.out.extend_from_slice(frame);
@@ -505,9 +502,12 @@ pub(crate) struct Link<'a> {
 
 impl Link<'_> {
     /// False (and the connection marked as over) if `frame` more bytes do not fit.
-    fn room_for(&mut self, frame: usize) -> bool {
+    /// The output may hold the limit plus one message: a send is refused
+    /// only once the limit is reached, so a message larger than the limit
+    /// still goes out when nothing waits before it.
+    fn room_for(&mut self) -> bool {
         let queued = self.backlog + self.out.len().saturating_sub(self.base);
-        if queued.saturating_add(frame) <= self.limit {
+        if queued < self.limit {
             return true;
         }
         self.flags.over = true;
@@ -522,7 +522,7 @@ impl Link<'_> {
         if self.flags.block.is_some() {
             return SendStatus::Refused;
         }
-        if !self.room_for(payload.len() + 10) {
+        if !self.room_for() {
             return SendStatus::Dropped;
         }
         write_frame(self.out, true, opcode, payload);
@@ -534,7 +534,7 @@ impl Link<'_> {
         if self.flags.close_sent {
             return SendStatus::Closed;
         }
-        if !self.room_for(payload.len() + 10) {
+        if !self.room_for() {
             return SendStatus::Dropped;
         }
         let opcode = match self.flags.block {

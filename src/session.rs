@@ -162,7 +162,7 @@ impl Session {
 
     /// True while `on_drain` is owed.
     pub fn owes_drain(&self) -> bool {
-        self.side.flags.over && !self.finished
+        self.side.flags.over && !self.finished && !self.side.flags.close_sent
     }
 
     /// Counts a frame of `payload` bytes delivered from elsewhere (the

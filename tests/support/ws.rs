@@ -292,6 +292,18 @@ impl Ws {
         self.expect_close(code);
     }
 
+    /// Reads `n` bytes that are not frames (the body of a refusal's response).
+    pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
+        self.need(n);
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads everything until the server closes the TCP connection.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        while self.fill() {}
+        std::mem::take(&mut self.buf)
+    }
+
     /// The server has closed the TCP connection (EOF or reset), with nothing more to say.
     pub fn expect_eof(&mut self) {
         assert!(
