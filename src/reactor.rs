@@ -475,8 +475,21 @@ impl Reactor {
             }
         }
         self.scratch.clear();
+        self.prune_timers();
         // on_close may have sent to others (a chat's "left" notice).
         self.deliver(now);
+    }
+
+    /// Rebuilds the deadline heap once the wake-ups of closed connections
+    /// outnumber the live ones, so churn cannot grow it (linear, amortised
+    /// over at least as many closes).
+    fn prune_timers(&mut self) {
+        if self.timers.len() <= 2 * self.conns.len() + 1024 {
+            return;
+        }
+        let conns = &self.conns;
+        self.timers
+            .retain(|w| conns.get(w.key).is_some_and(|c| c.serial == w.serial));
     }
 
     /// The addresses the listeners are bound to.

@@ -74,10 +74,17 @@ impl Timers {
         }
     }
 
-    /// Number of wake-ups held (for tests).
-    #[cfg(test)]
+    /// Number of wake-ups held.
     pub fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    /// Drops the wake-ups of connections that are gone. A closed connection
+    /// leaves its wake-up behind (finding it would cost a heap search), and
+    /// under churn those would pile up until their time came; the reactor
+    /// calls this when they outnumber the live ones.
+    pub fn retain(&mut self, mut live: impl FnMut(&Wake) -> bool) {
+        self.heap.retain(|Reverse(w)| live(w));
     }
 }
 
@@ -117,6 +124,17 @@ mod tests {
         assert_eq!(timers.len(), 2);
         assert_eq!(timers.poll_timeout(t0), Some(Duration::from_secs(2)));
         assert!(timers.pop_due(t0).is_none());
+    }
+
+    #[test]
+    fn retain_drops_the_wake_ups_of_closed_connections() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        for key in 0..10 {
+            timers.set(&mut Deadline::default(), Some(t0), key, 1);
+        }
+        timers.retain(|w| w.key % 2 == 0);
+        assert_eq!(timers.len(), 5);
     }
 
     #[test]
