@@ -1,0 +1,967 @@
+//! The closed-loop WebSocket load generator: one thread, one `mio` loop,
+//! non-blocking sockets. Prints one line of JSON with the results.
+//!
+//! ```text
+//! load echo   --addr 127.0.0.1:9002 --conns 100 --size 20 --depth 1 --duration 5 [--warmup 1] [--pid PID]
+//! load echo   --addr 127.0.0.1:9002 --conns 10 --size 20 --messages 2000
+//! load idle   --addr 127.0.0.1:9002 --conns 10000 --pid PID
+//! load fanout --addr 127.0.0.1:9002 --conns 10000 --size 1024 --duration 5 --pid PID
+//! ```
+//!
+//! - `echo`: every connection keeps `--depth` messages of `--size` bytes in
+//!   flight on `/ws/echo`; each echo is checked (opcode, length, bytes) and
+//!   its round trip recorded, and is answered by the next message. Runs for
+//!   `--duration` seconds after `--warmup`, or until every connection has had
+//!   `--messages` echoes. Reports messages per second and latency quantiles.
+//! - `idle`: opens `--conns` WebSockets, each echoes `--messages` (default 1)
+//!   messages, then holds them all for `--hold` seconds and reports how much
+//!   the server's RSS grew per connection (needs `--pid`).
+//! - `fanout`: `--conns` members on `/ws/room`, then one driver on
+//!   `/ws/publish` that sends a message and waits until every member has it
+//!   before sending the next. Reports publishes per second and the time from
+//!   a publish to its last delivery.
+//!
+//! With `--pid`, the server's CPU use (all threads, from `/proc/PID/task/*/schedstat`)
+//! over the measured window and its RSS at the end are reported too, and so is
+//! this process's own CPU use: a server under ~90% CPU was not the bottleneck.
+//!
+//! Frames are binary (`--text` for text), masked with a fixed key (the
+//! payload is masked once, up front). Every run ends with a closing handshake
+//! on every connection (except `idle`, which just disconnects), so two runs
+//! that differ only in `--messages` differ only in the messages.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use wisp_bench::{cpu_ns, rss_kib, status_kib, Histogram, ECHO_PATH, PUBLISH_PATH, ROOM_PATH};
+
+const USAGE: &str = "\
+usage: load MODE --addr HOST:PORT [options]
+  MODE          echo | idle | fanout
+  --addr A      the server (loopback only)
+  --path P      the echo path (default /ws/echo)
+  --conns N     connections (echo: 1; idle, fanout: members; default 1)
+  --size B      payload bytes per message (default 20)
+  --depth D     messages in flight per connection (echo; default 1)
+  --duration S  seconds to measure (default 5; echo, fanout)
+  --warmup S    seconds to run before measuring (default 1 with --duration)
+  --messages M  echo: stop after M echoes per connection instead of a duration;
+                idle: echoes per connection before holding (default 1)
+  --hold S      idle: seconds to hold the connections before reading RSS (default 2)
+  --pid PID     the server's process id, for its CPU and RSS
+  --label L     a label copied into the JSON
+  --text        send text frames instead of binary";
+
+/// The fixed masking key of every frame the load sends.
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+/// The `Sec-WebSocket-Key` every connection sends, and the accept value it must get.
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+/// Connections allowed to be connecting or upgrading at once.
+const OPENING_AT_ONCE: usize = 256;
+/// How long the whole opening phase, or the draining and closing, may take.
+const PHASE_LIMIT: Duration = Duration::from_secs(60);
+/// How long a run may go without any echo or delivery before it is called stuck.
+const STALL_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Echo,
+    Idle,
+    Fanout,
+}
+
+#[derive(Debug)]
+struct Options {
+    mode: Mode,
+    addr: SocketAddr,
+    path: String,
+    conns: usize,
+    size: usize,
+    depth: usize,
+    duration: Duration,
+    warmup: Duration,
+    messages: Option<u64>,
+    hold: Duration,
+    pid: Option<u32>,
+    label: String,
+    text: bool,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut args = std::env::args().skip(1);
+    let mode = match args.next().as_deref() {
+        Some("echo") => Mode::Echo,
+        Some("idle") => Mode::Idle,
+        Some("fanout") => Mode::Fanout,
+        Some("--help" | "-h") | None => return Err(USAGE.into()),
+        Some(other) => return Err(format!("unknown mode {other:?}\n{USAGE}")),
+    };
+    let mut o = Options {
+        mode,
+        addr: "127.0.0.1:9002".parse().unwrap(),
+        path: ECHO_PATH.into(),
+        conns: 1,
+        size: 20,
+        depth: 1,
+        duration: Duration::from_secs(5),
+        warmup: Duration::from_secs(1),
+        messages: None,
+        hold: Duration::from_secs(2),
+        pid: None,
+        label: String::new(),
+        text: false,
+    };
+    let mut warmup_given = false;
+    while let Some(flag) = args.next() {
+        if flag == "--text" {
+            o.text = true;
+            continue;
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = format!("{flag} {value}: not a valid value");
+        let seconds = |v: &str| -> Result<Duration, String> {
+            let s: f64 = v
+                .parse()
+                .map_err(|_| format!("{flag} {v}: not a number of seconds"))?;
+            Duration::try_from_secs_f64(s).map_err(|_| format!("{flag} {v}: out of range"))
+        };
+        match flag.as_str() {
+            "--addr" => o.addr = value.parse().map_err(|_| bad.clone())?,
+            "--path" => o.path = value,
+            "--conns" => o.conns = value.parse().map_err(|_| bad.clone())?,
+            "--size" => o.size = value.parse().map_err(|_| bad.clone())?,
+            "--depth" => o.depth = value.parse().map_err(|_| bad.clone())?,
+            "--duration" => o.duration = seconds(&value)?,
+            "--warmup" => {
+                o.warmup = seconds(&value)?;
+                warmup_given = true;
+            }
+            "--messages" => o.messages = Some(value.parse().map_err(|_| bad.clone())?),
+            "--hold" => o.hold = seconds(&value)?,
+            "--pid" => o.pid = Some(value.parse().map_err(|_| bad.clone())?),
+            "--label" => o.label = value,
+            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
+        }
+    }
+    if !o.addr.ip().is_loopback() {
+        return Err("load only targets loopback addresses".into());
+    }
+    if o.conns == 0 || o.depth == 0 {
+        return Err("--conns and --depth must be at least 1".into());
+    }
+    if o.mode == Mode::Echo && o.messages.is_some() && !warmup_given {
+        o.warmup = Duration::ZERO;
+    }
+    if o.mode == Mode::Idle && o.pid.is_none() {
+        return Err("idle needs --pid: it measures the server's memory".into());
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match Load::new(options).and_then(Load::run) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where one connection is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Not opened yet.
+    Waiting,
+    /// TCP connect in progress.
+    Connecting,
+    /// Upgrade request sent, waiting for the 101.
+    Upgrading,
+    Open,
+    /// Our close frame sent, waiting for the server's.
+    Closing,
+    Done,
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Echo,
+    Member,
+    Driver,
+}
+
+struct Conn {
+    stream: Option<TcpStream>,
+    phase: Phase,
+    role: Role,
+    /// Bytes of an incomplete frame (or head) kept between reads.
+    input: Vec<u8>,
+    /// Bytes not yet written, from `written` on.
+    output: Vec<u8>,
+    written: usize,
+    /// Messages sent and echoes received.
+    sent: u64,
+    received: u64,
+    /// When each message in flight was sent, oldest first.
+    in_flight: VecDeque<Instant>,
+}
+
+/// Where the whole run is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    Opening,
+    /// Sending; measuring once `measure_from` has passed.
+    Running,
+    /// Idle: holding the connections until the deadline.
+    Holding,
+    /// No new messages; waiting for those in flight.
+    Draining,
+    Closing,
+    Finished,
+}
+
+struct Load {
+    o: Options,
+    poll: Poll,
+    conns: Vec<Conn>,
+    /// Connections in `Connecting` or `Upgrading`.
+    opening: usize,
+    /// The next connection to open.
+    next_to_open: usize,
+    open: usize,
+    done: usize,
+    stage: Stage,
+    stage_since: Instant,
+    /// One masked message, ready to write.
+    frame: Vec<u8>,
+    /// The payload an echo must carry.
+    payload: Vec<u8>,
+    opcode: u8,
+    close_frame: Vec<u8>,
+    scratch: Vec<u8>,
+    latency: Histogram,
+    measure_from: Option<Instant>,
+    measure_until: Option<Instant>,
+    measuring: bool,
+    measured: u64,
+    last_progress: Instant,
+    /// Totals over the whole run (not only the measured window).
+    echoes: u64,
+    /// Fan-out: when the publish in flight was sent, and members that have it.
+    published_at: Option<Instant>,
+    delivered: usize,
+    publishes: u64,
+    window: Window,
+    opened_at: Option<Instant>,
+    rss_before: Option<u64>,
+}
+
+/// What was read at the start and the end of the measured window.
+#[derive(Default)]
+struct Window {
+    start: Option<(Instant, Option<u64>, Option<u64>)>,
+    end: Option<(Instant, Option<u64>, Option<u64>)>,
+}
+
+fn sample(pid: Option<u32>) -> (Instant, Option<u64>, Option<u64>) {
+    (
+        Instant::now(),
+        pid.and_then(cpu_ns),
+        cpu_ns(std::process::id()),
+    )
+}
+
+/// A masked frame with `payload`.
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(payload.len() + 14);
+    f.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&MASK);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    f
+}
+
+/// One complete server frame at the start of `buf`: (opcode byte, payload
+/// range, frame length), or `None` if more bytes are needed.
+fn parse_frame(buf: &[u8]) -> io::Result<Option<(u8, usize, usize)>> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    if buf[1] & 0x80 != 0 {
+        return Err(io::Error::other("the server sent a masked frame"));
+    }
+    let (len, start) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+        127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().unwrap()), 10),
+        126 | 127 => return Ok(None),
+        n => (u64::from(n), 2),
+    };
+    let len = usize::try_from(len).map_err(|_| io::Error::other("a frame too large"))?;
+    let end = start + len;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    Ok(Some((buf[0], start, end)))
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Load {
+    fn new(o: Options) -> io::Result<Load> {
+        let opcode = if o.text { 0x1 } else { 0x2 };
+        // Printable bytes, so a text frame is valid UTF-8.
+        let payload: Vec<u8> = (0..o.size).map(|i| b'a' + (i % 26) as u8).collect();
+        let members = o.conns;
+        let mut conns = Vec::with_capacity(members + 1);
+        let role = match o.mode {
+            Mode::Fanout => Role::Member,
+            _ => Role::Echo,
+        };
+        for _ in 0..members {
+            conns.push(Conn::new(role));
+        }
+        if o.mode == Mode::Fanout {
+            conns.push(Conn::new(Role::Driver));
+        }
+        let now = Instant::now();
+        Ok(Load {
+            frame: masked_frame(opcode, &payload),
+            close_frame: masked_frame(0x8, &1000u16.to_be_bytes()),
+            payload,
+            opcode,
+            poll: Poll::new()?,
+            conns,
+            opening: 0,
+            next_to_open: 0,
+            open: 0,
+            done: 0,
+            stage: Stage::Opening,
+            stage_since: now,
+            scratch: vec![0; 256 * 1024],
+            latency: Histogram::default(),
+            measure_from: None,
+            measure_until: None,
+            measuring: false,
+            measured: 0,
+            last_progress: now,
+            echoes: 0,
+            published_at: None,
+            delivered: 0,
+            publishes: 0,
+            window: Window::default(),
+            opened_at: None,
+            rss_before: None,
+            o,
+        })
+    }
+
+    fn run(mut self) -> io::Result<String> {
+        let started = Instant::now();
+        if self.o.mode == Mode::Idle {
+            self.rss_before = self.o.pid.and_then(rss_kib);
+        }
+        let mut events = Events::with_capacity(1024);
+        self.open_more()?;
+        while self.stage != Stage::Finished {
+            let timeout = Some(Duration::from_millis(20));
+            self.poll.poll(&mut events, timeout)?;
+            for event in events.iter() {
+                let i = event.token().0;
+                if let Err(e) = self.on_event(i, event.is_writable() || event.is_error()) {
+                    return Err(io::Error::new(e.kind(), format!("connection {i}: {e}")));
+                }
+            }
+            self.tick()?;
+        }
+        Ok(self.report(started))
+    }
+
+    /// Starts connecting more connections, up to `OPENING_AT_ONCE` at once.
+    fn open_more(&mut self) -> io::Result<()> {
+        let members = self.o.conns;
+        while self.opening < OPENING_AT_ONCE && self.next_to_open < self.conns.len() {
+            let i = self.next_to_open;
+            // The fan-out driver connects after every member is in the room.
+            if self.conns[i].role == Role::Driver && self.open < members {
+                break;
+            }
+            let mut stream = TcpStream::connect(self.o.addr)?;
+            self.poll.registry().register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            let c = &mut self.conns[i];
+            c.stream = Some(stream);
+            c.phase = Phase::Connecting;
+            self.opening += 1;
+            self.next_to_open += 1;
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, i: usize, writable: bool) -> io::Result<()> {
+        if self.conns[i].phase == Phase::Connecting {
+            if !writable {
+                return Ok(());
+            }
+            let c = &mut self.conns[i];
+            let stream = c.stream.as_ref().unwrap();
+            if let Some(e) = stream.take_error()? {
+                return Err(e);
+            }
+            match stream.peer_addr() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            stream.set_nodelay(true)?;
+            let path = match c.role {
+                Role::Echo => self.o.path.as_str(),
+                Role::Member => ROOM_PATH,
+                Role::Driver => PUBLISH_PATH,
+            };
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                self.o.addr
+            );
+            c.output.extend_from_slice(request.as_bytes());
+            c.phase = Phase::Upgrading;
+        }
+        if matches!(self.conns[i].phase, Phase::Waiting | Phase::Done) {
+            return Ok(());
+        }
+        self.read(i)?;
+        self.flush(i)
+    }
+
+    /// Reads until the socket would block, handling every complete frame.
+    fn read(&mut self, i: usize) -> io::Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.read_with(i, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    fn read_with(&mut self, i: usize, scratch: &mut [u8]) -> io::Result<()> {
+        loop {
+            let Some(stream) = self.conns[i].stream.as_mut() else {
+                return Ok(());
+            };
+            let n = match stream.read(scratch) {
+                Ok(0) => return self.on_eof(i),
+                Ok(n) => n,
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if self.conns[i].phase == Phase::Closing {
+                        return self.finish(i);
+                    }
+                    return Err(e);
+                }
+            };
+            let now = Instant::now();
+            // Parse straight from the scratch buffer unless a tail is waiting.
+            let mut input = std::mem::take(&mut self.conns[i].input);
+            let consumed = if input.is_empty() {
+                let used = self.consume(i, &scratch[..n], now)?;
+                if used < n {
+                    input.extend_from_slice(&scratch[used..n]);
+                }
+                None
+            } else {
+                input.extend_from_slice(&scratch[..n]);
+                Some(self.consume(i, &input, now)?)
+            };
+            if let Some(used) = consumed {
+                input.drain(..used);
+            }
+            let c = &mut self.conns[i];
+            if c.phase == Phase::Done {
+                return Ok(());
+            }
+            c.input = input;
+        }
+    }
+
+    /// Handles what `buf` holds: the upgrade response, then frames. Returns
+    /// the bytes used; the rest is an incomplete head or frame.
+    fn consume(&mut self, i: usize, buf: &[u8], now: Instant) -> io::Result<usize> {
+        let mut at = 0;
+        if self.conns[i].phase == Phase::Upgrading {
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                if buf.len() > 8192 {
+                    return Err(io::Error::other("an upgrade response head over 8 KiB"));
+                }
+                return Ok(0);
+            };
+            let head = String::from_utf8_lossy(&buf[..end]);
+            if !head.starts_with("HTTP/1.1 101") || !head.contains(ACCEPT) {
+                let line = head.lines().next().unwrap_or("");
+                return Err(io::Error::other(format!("upgrade refused: {line}")));
+            }
+            at = end + 4;
+            self.on_open(i, now);
+        }
+        while let Some((op, start, end)) = parse_frame(&buf[at..])? {
+            let payload = &buf[at + start..at + end];
+            at += end;
+            if op & 0x0f == 0x8 {
+                return self.on_close_frame(i).map(|()| at);
+            }
+            self.on_frame(i, op, payload, now)?;
+        }
+        Ok(at)
+    }
+
+    fn on_open(&mut self, i: usize, now: Instant) {
+        self.conns[i].phase = Phase::Open;
+        self.opening -= 1;
+        self.open += 1;
+        if self.open == self.conns.len() {
+            self.opened_at = Some(now);
+        }
+    }
+
+    fn on_frame(&mut self, i: usize, op: u8, payload: &[u8], now: Instant) -> io::Result<()> {
+        match op {
+            0x89 => {
+                // A ping: answer it (no server here sends one unasked).
+                let pong = masked_frame(0xA, payload);
+                self.conns[i].output.extend_from_slice(&pong);
+                return Ok(());
+            }
+            0x8A => return Ok(()),
+            _ => {}
+        }
+        if op != 0x80 | self.opcode
+            || payload.len() != self.payload.len()
+            || payload != self.payload
+        {
+            return Err(io::Error::other(format!(
+                "a wrong message: opcode {op:#x}, {} bytes where {} were sent",
+                payload.len(),
+                self.payload.len()
+            )));
+        }
+        self.last_progress = now;
+        match self.conns[i].role {
+            Role::Echo => self.on_echo(i, now),
+            Role::Member => self.on_delivery(i, now),
+            Role::Driver => Err(io::Error::other("the publisher got a message")),
+        }
+    }
+
+    fn on_echo(&mut self, i: usize, now: Instant) -> io::Result<()> {
+        let c = &mut self.conns[i];
+        let Some(sent) = c.in_flight.pop_front() else {
+            return Err(io::Error::other("an echo of nothing"));
+        };
+        c.received += 1;
+        self.echoes += 1;
+        if self.measuring {
+            self.latency.record(now - sent);
+            self.measured += 1;
+        }
+        let more = match self.stage {
+            Stage::Running => match (self.o.mode, self.o.messages) {
+                (Mode::Echo, Some(m)) => c.sent < m,
+                (Mode::Echo, None) => true,
+                _ => false,
+            },
+            _ => false,
+        };
+        if more {
+            self.send(i, now);
+        }
+        Ok(())
+    }
+
+    fn on_delivery(&mut self, i: usize, now: Instant) -> io::Result<()> {
+        self.conns[i].received += 1;
+        self.delivered += 1;
+        if self.delivered < self.o.conns {
+            return Ok(());
+        }
+        let Some(at) = self.published_at.take() else {
+            return Err(io::Error::other("a delivery of nothing"));
+        };
+        self.delivered = 0;
+        self.publishes += 1;
+        if self.measuring {
+            self.latency.record(now - at);
+            self.measured += 1;
+        }
+        if self.stage == Stage::Running {
+            self.publish(now)?;
+        }
+        Ok(())
+    }
+
+    /// Queues one message on connection `i` (written by `flush`).
+    fn send(&mut self, i: usize, now: Instant) {
+        let c = &mut self.conns[i];
+        c.output.extend_from_slice(&self.frame);
+        c.in_flight.push_back(now);
+        c.sent += 1;
+    }
+
+    /// The fan-out driver sends the next publish, at once (this runs while
+    /// a member's delivery is being handled).
+    fn publish(&mut self, now: Instant) -> io::Result<()> {
+        let driver = self.conns.len() - 1;
+        let c = &mut self.conns[driver];
+        c.output.extend_from_slice(&self.frame);
+        c.sent += 1;
+        self.published_at = Some(now);
+        self.flush(driver)
+    }
+
+    fn on_close_frame(&mut self, i: usize) -> io::Result<()> {
+        if self.conns[i].phase == Phase::Closing {
+            return self.finish(i);
+        }
+        Err(io::Error::other("the server closed the WebSocket"))
+    }
+
+    fn on_eof(&mut self, i: usize) -> io::Result<()> {
+        if self.conns[i].phase == Phase::Closing {
+            return self.finish(i);
+        }
+        Err(io::Error::other("the server closed the connection"))
+    }
+
+    /// Done with connection `i`: deregister and drop its socket.
+    fn finish(&mut self, i: usize) -> io::Result<()> {
+        let c = &mut self.conns[i];
+        if let Some(mut stream) = c.stream.take() {
+            self.poll.registry().deregister(&mut stream)?;
+        }
+        c.phase = Phase::Done;
+        c.input = Vec::new();
+        c.output = Vec::new();
+        self.done += 1;
+        Ok(())
+    }
+
+    /// Writes what connection `i` has queued, until the socket would block.
+    fn flush(&mut self, i: usize) -> io::Result<()> {
+        let c = &mut self.conns[i];
+        let Some(stream) = c.stream.as_mut() else {
+            return Ok(());
+        };
+        while c.written < c.output.len() {
+            match stream.write(&c.output[c.written..]) {
+                Ok(n) => c.written += n,
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if c.phase == Phase::Closing => return self.finish(i),
+                Err(e) => return Err(e),
+            }
+        }
+        c.output.clear();
+        c.written = 0;
+        Ok(())
+    }
+
+    /// Moves the run along: more connections, the start and end of the
+    /// measured window, draining, closing.
+    fn tick(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        match self.stage {
+            Stage::Opening => {
+                self.open_more()?;
+                if self.open == self.conns.len() {
+                    self.start(now)?;
+                } else if now - self.stage_since > PHASE_LIMIT {
+                    return Err(io::Error::other(format!(
+                        "only {} of {} connections upgraded in {PHASE_LIMIT:?}",
+                        self.open,
+                        self.conns.len()
+                    )));
+                }
+            }
+            Stage::Running => {
+                if let (Some(from), false) = (self.measure_from, self.measuring) {
+                    if now >= from {
+                        self.window.start = Some(sample(self.o.pid));
+                        self.measuring = true;
+                        self.measure_until = Some(now + self.o.duration);
+                    }
+                }
+                let all_done = match (self.o.mode, self.o.messages) {
+                    (Mode::Echo, Some(m)) => self.echoes >= m * self.o.conns as u64,
+                    (Mode::Idle, _) => self.echoes >= self.idle_messages() * self.o.conns as u64,
+                    _ => false,
+                };
+                let time_up = self.measure_until.is_some_and(|t| now >= t);
+                if all_done || time_up {
+                    self.measuring = false;
+                    self.window.end = Some(sample(self.o.pid));
+                    if self.o.mode == Mode::Idle {
+                        self.set_stage(Stage::Holding, now);
+                    } else {
+                        self.set_stage(Stage::Draining, now);
+                    }
+                } else if now - self.last_progress > STALL_LIMIT {
+                    return Err(io::Error::other(format!(
+                        "no echo or delivery for {STALL_LIMIT:?} ({} echoes, {} publishes so far)",
+                        self.echoes, self.publishes
+                    )));
+                }
+            }
+            Stage::Holding => {
+                if now - self.stage_since >= self.o.hold {
+                    // Every connection stays open until the process exits.
+                    self.window.end = Some(sample(self.o.pid));
+                    self.set_stage(Stage::Finished, now);
+                }
+            }
+            Stage::Draining => {
+                let in_flight: usize = self.conns.iter().map(|c| c.in_flight.len()).sum::<usize>()
+                    + usize::from(self.published_at.is_some());
+                if in_flight == 0 && self.o.mode == Mode::Fanout {
+                    // Members only receive (fastwebsockets' do not even read),
+                    // so the fan-out disconnects without closing handshakes.
+                    self.set_stage(Stage::Finished, now);
+                } else if in_flight == 0 {
+                    self.close_all(now)?;
+                } else if now - self.stage_since > PHASE_LIMIT {
+                    return Err(io::Error::other(format!(
+                        "{in_flight} echoes never came back"
+                    )));
+                }
+            }
+            Stage::Closing => {
+                if self.done == self.conns.len() {
+                    self.set_stage(Stage::Finished, now);
+                } else if now - self.stage_since > PHASE_LIMIT {
+                    return Err(io::Error::other(format!(
+                        "{} connections did not finish the closing handshake",
+                        self.conns.len() - self.done
+                    )));
+                }
+            }
+            Stage::Finished => {}
+        }
+        Ok(())
+    }
+
+    fn idle_messages(&self) -> u64 {
+        self.o.messages.unwrap_or(1)
+    }
+
+    fn set_stage(&mut self, stage: Stage, now: Instant) {
+        self.stage = stage;
+        self.stage_since = now;
+    }
+
+    /// Every connection is open: start sending.
+    fn start(&mut self, now: Instant) -> io::Result<()> {
+        self.set_stage(Stage::Running, now);
+        self.last_progress = now;
+        match self.o.mode {
+            Mode::Echo => {
+                let first = match self.o.messages {
+                    Some(m) => m.min(self.o.depth as u64) as usize,
+                    None => self.o.depth,
+                };
+                if self.o.messages.is_none() || !self.o.warmup.is_zero() {
+                    self.measure_from = Some(now + self.o.warmup);
+                } else {
+                    self.window.start = Some(sample(self.o.pid));
+                    self.measuring = true;
+                }
+                for i in 0..self.conns.len() {
+                    for _ in 0..first {
+                        self.send(i, now);
+                    }
+                    self.flush(i)?;
+                }
+            }
+            Mode::Idle => {
+                self.window.start = Some(sample(self.o.pid));
+                for i in 0..self.conns.len() {
+                    if self.idle_messages() > 0 {
+                        self.send(i, now);
+                        self.flush(i)?;
+                    }
+                }
+                // `on_echo` sends no more in idle mode: one message each.
+                self.o.messages = Some(self.idle_messages().min(1));
+            }
+            Mode::Fanout => {
+                self.measure_from = Some(now + self.o.warmup);
+                self.publish(now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every connection a close frame (1000).
+    fn close_all(&mut self, now: Instant) -> io::Result<()> {
+        self.set_stage(Stage::Closing, now);
+        for i in 0..self.conns.len() {
+            if self.conns[i].phase != Phase::Open {
+                continue;
+            }
+            let c = &mut self.conns[i];
+            c.output.extend_from_slice(&self.close_frame);
+            c.phase = Phase::Closing;
+            self.flush(i)?;
+        }
+        Ok(())
+    }
+
+    fn report(&self, started: Instant) -> String {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let mut put = |k: &str, v: String| fields.push((k.to_string(), v));
+        let mode = match self.o.mode {
+            Mode::Echo => "echo",
+            Mode::Idle => "idle",
+            Mode::Fanout => "fanout",
+        };
+        put("mode", format!("{mode:?}"));
+        put("label", format!("{:?}", self.o.label));
+        put("conns", self.o.conns.to_string());
+        put("size", self.o.size.to_string());
+        let (Some(start), Some(end)) = (&self.window.start, &self.window.end) else {
+            put("error", "\"no measured window\"".into());
+            return json(&fields);
+        };
+        let seconds = (end.0 - start.0).as_secs_f64().max(1e-9);
+        let pct = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => format!(
+                "{:.1}",
+                (b.saturating_sub(a)) as f64 / 1e9 / seconds * 100.0
+            ),
+            _ => "null".into(),
+        };
+        let us = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
+        let pid = self.o.pid;
+        match self.o.mode {
+            Mode::Echo | Mode::Fanout => {
+                if self.o.mode == Mode::Echo {
+                    put("depth", self.o.depth.to_string());
+                    put("messages", self.measured.to_string());
+                    put(
+                        "msgs_per_s",
+                        format!("{:.0}", self.measured as f64 / seconds),
+                    );
+                    put(
+                        "mib_per_s",
+                        format!(
+                            "{:.1}",
+                            self.measured as f64 * self.o.size as f64 / seconds / 1048576.0
+                        ),
+                    );
+                } else {
+                    put("publishes", self.measured.to_string());
+                    put(
+                        "publishes_per_s",
+                        format!("{:.1}", self.measured as f64 / seconds),
+                    );
+                    put(
+                        "deliveries_per_s",
+                        format!(
+                            "{:.0}",
+                            self.measured as f64 * self.o.conns as f64 / seconds
+                        ),
+                    );
+                }
+                put("seconds", format!("{seconds:.3}"));
+                put("p50_us", us(self.latency.quantile_ns(0.5)));
+                put("p99_us", us(self.latency.quantile_ns(0.99)));
+                put("p999_us", us(self.latency.quantile_ns(0.999)));
+                put("max_us", us(self.latency.max_ns()));
+                put("server_cpu_pct", pct(start.1, end.1));
+                put("load_cpu_pct", pct(start.2, end.2));
+            }
+            Mode::Idle => {
+                let after = pid.and_then(rss_kib);
+                put(
+                    "open_seconds",
+                    format!(
+                        "{:.3}",
+                        self.opened_at.map_or(0.0, |t| (t - started).as_secs_f64())
+                    ),
+                );
+                put("rss_before_kib", opt(self.rss_before));
+                put("rss_after_kib", opt(after));
+                let per = match (self.rss_before, after) {
+                    (Some(b), Some(a)) => format!(
+                        "{:.0}",
+                        (a as f64 - b as f64) * 1024.0 / self.o.conns as f64
+                    ),
+                    _ => "null".into(),
+                };
+                put("bytes_per_conn", per);
+            }
+        }
+        put("server_rss_kib", opt(pid.and_then(rss_kib)));
+        put(
+            "server_hwm_kib",
+            opt(pid.and_then(|p| status_kib(p, "VmHWM"))),
+        );
+        json(&fields)
+    }
+}
+
+impl Conn {
+    fn new(role: Role) -> Conn {
+        Conn {
+            stream: None,
+            phase: Phase::Waiting,
+            role,
+            input: Vec::new(),
+            output: Vec::new(),
+            written: 0,
+            sent: 0,
+            received: 0,
+            in_flight: VecDeque::new(),
+        }
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or("null".into(), |v| v.to_string())
+}
+
+/// `{"k": v, …}` from values already written as JSON.
+fn json(fields: &[(String, String)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}

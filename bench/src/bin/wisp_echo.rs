@@ -1,0 +1,99 @@
+//! wisp serving the benchmark's paths: `/ws/echo`, `/ws/room`, `/ws/publish`,
+//! and, with a second argument, a folder of static files at `/`.
+//!
+//! ```text
+//! wisp_echo PORT [DOCUMENTS]
+//! ```
+//!
+//! The limits are raised for the benchmark: 20,000 connections and room
+//! members (the idle and fan-out runs hold 10,000), 20 MB frames, no cap on
+//! keep-alive requests (as nginx is configured). SIGINT or SIGTERM stops it
+//! through a `ServerHandle`, so `valgrind --tool=callgrind` sees a normal
+//! exit and writes its profile.
+
+use wisp::{Config, Handler, Message, Server, WebSocket};
+use wisp_bench::{ECHO_PATH, PUBLISH_PATH, ROOM_PATH};
+
+/// The one room of the fan-out benchmark.
+const ROOM: &str = "bench";
+
+/// `/ws/echo`: every message back with its opcode.
+struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
+        ws.send(msg);
+    }
+}
+
+/// `/ws/room`: joins the room on open and only receives.
+struct Member;
+
+impl Handler for Member {
+    type State = ();
+
+    fn on_open(&mut self, ws: &mut WebSocket<'_, ()>) {
+        if ws.join(ROOM).is_err() {
+            ws.close(1008, "the room is full");
+        }
+    }
+}
+
+/// `/ws/publish`: every message goes to every member of the room.
+struct Publish;
+
+impl Handler for Publish {
+    type State = ();
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
+        ws.publish(ROOM, msg, None);
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port = wisp_bench::port_arg()?;
+    let documents = std::env::args().nth(2).unwrap_or_else(|| ".".into());
+    let config = Config::parse(
+        &format!(
+            "{{ web: {{
+                listen: ['http://127.0.0.1:{port}'],
+                documents: {documents:?},
+                routes: [
+                    {{ match: '/ws/', handler: 'action', methods: ['GET'] }},
+                    {{ match: '' }},
+                ],
+                limits: {{
+                    connections: 20100, roomMembers: 20000, requests: 'unlimited',
+                    maxFrame: '20MB', maxMessage: '20MB',
+                }},
+                timeouts: {{ shutdown: '2 secs' }},
+            }} }}"
+        ),
+        ".".as_ref(),
+    )?;
+    let mut server = Server::bind(config)?;
+    server.websocket(ECHO_PATH, Echo);
+    server.websocket(ROOM_PATH, Member);
+    server.websocket(PUBLISH_PATH, Publish);
+    for addr in server.local_addrs() {
+        println!("wisp_echo on ws://{addr}{ECHO_PATH}");
+    }
+    stop_on_signals(&server)?;
+    server.run()?;
+    Ok(())
+}
+
+/// SIGINT and SIGTERM stop the server gracefully (as the `wisp` binary does).
+fn stop_on_signals(server: &Server) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let handle = server.handle();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            handle.stop();
+        }
+    });
+    Ok(())
+}
