@@ -182,7 +182,7 @@ impl Output {
             self.queue.push_back(Chunk::Owned(scratch.clone()));
             scratch.clear();
         }
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
             // Give the deque's memory back: an idle connection owns no buffer.
             self.queue = VecDeque::new();
         }
