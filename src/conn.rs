@@ -219,7 +219,7 @@ impl Conn {
                 Ok(n) => {
                     self.since = ctx.now;
                     self.take_bytes(ctx, &mut read_buf[..n]);
-                    if self.paused(ctx) {
+                    if !self.input.is_empty() && self.paused(ctx) {
                         // Input may be held unprocessed: resume it once the output drains.
                         self.read_paused = true;
                         return Ok(());
@@ -248,7 +248,12 @@ impl Conn {
     /// still fits under the limit (an echo loses nothing to a slow reader),
     /// and whenever a send did not fit, until `on_drain`.
     fn paused(&self, ctx: &Ctx<'_>) -> bool {
-        let queued = self.output.backlog() + ctx.scratch.len();
+        // The common case, nothing queued, without walking the queue.
+        let queued = if self.output.is_idle() {
+            0
+        } else {
+            self.output.backlog()
+        } + ctx.scratch.len();
         self.output.streaming()
             || match &self.phase {
                 Phase::WebSocket(s) => {
