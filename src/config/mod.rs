@@ -344,6 +344,14 @@ impl Config {
 
     /// Parses json5 text (`{ web: { … } }`); relative paths are taken from `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        if nesting(text) > MAX_NESTING {
+            // The json5 parser recurses once per level: deep enough input
+            // would overflow the stack instead of failing (found by fuzzing).
+            return Err(ConfigError::Syntax {
+                path: None,
+                message: format!("nested more than {MAX_NESTING} levels deep"),
+            });
+        }
         let root: Value = json5::from_str(text).map_err(|e| ConfigError::Syntax {
             path: None,
             message: e.to_string(),
@@ -354,6 +362,51 @@ impl Config {
             message: e.message,
         })
     }
+}
+
+/// Deeper than any configuration needs, far shallower than the stack allows.
+const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of `{` and `[` outside strings and comments.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            '"' | '\'' => {
+                // Skip the string, escapes included.
+                while let Some(s) = chars.next() {
+                    match s {
+                        '\\' => {
+                            chars.next();
+                        }
+                        s if s == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                chars.find(|&s| s == '\n');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut star = false;
+                for s in chars.by_ref() {
+                    if star && s == '/' {
+                        break;
+                    }
+                    star = s == '*';
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 impl ConfigError {
@@ -909,6 +962,18 @@ mod tests {
                 "{text}\n  got:  {err}\n  want: {want}"
             );
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_recurses() {
+        assert_eq!(
+            nesting("{ a: [ { b: '[[[{{{' } ], // [[[\n /* {{{ */ c: \"]]\" }"),
+            3
+        );
+        let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+        let err = parse(&format!("{{ web: {{ x: {deep} }} }}")).unwrap_err();
+        assert!(err.contains("nested more than 64 levels"), "{err}");
+        assert!(parse("{ web: { headers: {} } }").is_ok());
     }
 
     #[test]
