@@ -232,12 +232,6 @@ pub(crate) fn parse_owned(
 /// end has not arrived. A head that is good whole never breaks one early, so
 /// this only ever refuses sooner, or with another error, a head that is no
 /// good.
-///
-/// KNOWN BUG, reported, allowed here only until it is fixed: whether a bad
-/// version is 400 or 505 depends on how much of the request line has
-/// arrived, since `looks_like_other_version` reads the line as far as the
-/// buffer goes (`GET / HTTP/2` is 400 but `GET / HTTP/2.0` is 505, and
-/// `GET / HTTP/2.0` is 505 but `GET / HTTP/2.0\x0e\n` is 400).
 pub(crate) fn refused_early(
     prefix: &Result<Option<OwnedHead>, HttpError>,
     whole: &Result<Option<OwnedHead>, HttpError>,
@@ -248,8 +242,6 @@ pub(crate) fn refused_early(
         (_, Ok(Some(_))) => false,
         (Err(HttpError::HeadTooLarge), _) => cut > limits.header,
         (Err(HttpError::UriTooLong), _) => cut > limits.uri.saturating_add(64),
-        (Err(HttpError::Malformed), Err(HttpError::UnsupportedVersion)) => true,
-        (Err(HttpError::UnsupportedVersion), Err(HttpError::Malformed)) => true,
         _ => false,
     }
 }

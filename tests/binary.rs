@@ -29,7 +29,12 @@ impl Drop for Running {
 
 /// Starts the binary and reads the one line it prints to learn its address.
 fn start(args: &[&str]) -> Running {
-    let mut child = wisp()
+    start_command(wisp(), args)
+}
+
+/// Starts `command` (the binary, or a wrapper that runs it) with `args`.
+fn start_command(mut command: Command, args: &[&str]) -> Running {
+    let mut child = command
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -190,6 +195,62 @@ fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
         std::thread::sleep(std::time::Duration::from_millis(10)); // polling, not synchronisation
     }
     None
+}
+
+#[test]
+fn out_of_descriptors_pauses_accepting_and_keeps_serving_what_it_has() {
+    // Started with 24 descriptors: a handful of connections use them up.
+    let mut command = Command::new("prlimit");
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "--nofile=24:24",
+        "--",
+        env!("CARGO_BIN_EXE_wisp"),
+    ]);
+    let mut w = start_command(
+        command,
+        &[
+            "--config",
+            "web.json5",
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ],
+    );
+    let stderr = w.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut held = Client::connect(w.addr);
+    held.send(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(held.response().status, 200);
+    // More connections than descriptors: the kernel queues them, accept fails with EMFILE.
+    let flood: Vec<Client> = (0..40).map(|_| Client::connect(w.addr)).collect();
+    let warned = rx
+        .recv_timeout(support::IO_TIMEOUT)
+        .expect("a warning on stderr");
+    assert!(warned.contains("out of file descriptors"), "{warned}");
+    // The connection it has is still served while it cannot accept more;
+    // a file it cannot open for want of descriptors is a 503, not a 403.
+    held.send(b"GET /api/status HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(held.response().status, 200);
+    held.send(b"GET /app.js HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(matches!(held.response().status, 200 | 503));
+    drop(flood);
+    drop(held);
+    // Once descriptors free up, new connections are served again.
+    let deadline = std::time::Instant::now() + support::IO_TIMEOUT;
+    loop {
+        let mut c = Client::connect(w.addr);
+        c.send(b"GET /favicon.svg HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        if c.read_to_close().starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never served again");
+    }
 }
 
 #[test]

@@ -73,6 +73,16 @@ pub(crate) fn serve(
     serve_file(site, head, &relative, found, sink)
 }
 
+/// The status for a file that was found but could not be opened: out of
+/// descriptors is the server's trouble (503), not the client's.
+fn open_status(e: &std::io::Error) -> u16 {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => 404,
+        std::io::ErrorKind::PermissionDenied => 403,
+        _ => 503,
+    }
+}
+
 fn refusal(e: PathError) -> Refusal {
     Refusal::Status(match e {
         PathError::BadRequest => 400,
@@ -147,7 +157,7 @@ fn serve_file(
         }
         _ => RangeRequest::Full,
     };
-    let file = File::open(&chosen.file.path).map_err(|_| Refusal::Status(403))?;
+    let file = File::open(&chosen.file.path).map_err(|e| Refusal::Status(open_status(&e)))?;
     let send_body = head.method != "HEAD";
     // Where this response starts, so a failed read can take its head back.
     let mark = sink.out.len();

@@ -82,6 +82,12 @@ pub(crate) fn parse_head<'a>(
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return partial_verdict(buf, limits).map(|()| None),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        // Whether a bad version is another HTTP version (505) or garbage (400)
+        // is decided on the whole request line, so the verdict does not
+        // depend on where a read happened to end (found by property tests).
+        Err(httparse::Error::Version) if !buf.contains(&b'\n') => {
+            return partial_verdict(buf, limits).map(|()| None)
+        }
         Err(httparse::Error::Version) if looks_like_other_version(buf) => {
             return Err(HttpError::UnsupportedVersion)
         }
@@ -586,6 +592,29 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    #[test]
+    fn a_bad_version_gets_the_same_answer_however_the_line_arrives() {
+        let cases: &[(&[u8], HttpError)] = &[
+            (
+                b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+                HttpError::UnsupportedVersion,
+            ),
+            (b"GET / HTTP/2.0\x0e\nHost: h\r\n\r\n", HttpError::Malformed),
+        ];
+        for (input, want) in cases {
+            let line_end = input.iter().position(|&b| b == b'\n').unwrap();
+            for cut in 0..=line_end {
+                assert_eq!(
+                    parse(&input[..cut]),
+                    Ok(None),
+                    "cut {cut} of {:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+            assert_eq!(parse(input), Err(*want));
         }
     }
 
