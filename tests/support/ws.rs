@@ -157,14 +157,18 @@ impl Ws {
     /// Reads more bytes; false at end of stream (EOF or reset).
     fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
-            Err(e) => panic!("read failed: {e}; unparsed {:?}", self.buf),
+        loop {
+            return match self.stream.read(&mut chunk) {
+                Ok(0) => false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    true
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
+                // A signal to the test process (a child exiting) is not the server's doing.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => panic!("read failed: {e}; unparsed {:?}", self.buf),
+            };
         }
     }
 
