@@ -6,54 +6,14 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 
+use support::binary::{start_command, wisp, Running};
 use support::{Client, TempDir};
 
-fn wisp() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wisp"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-/// A running binary, killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary and reads the one line it prints to learn its address.
+/// Starts the binary (stderr piped, for the tests that read it).
 fn start(args: &[&str]) -> Running {
-    start_command(wisp(), args)
-}
-
-/// Starts `command` (the binary, or a wrapper that runs it) with `args`.
-fn start_command(mut command: Command, args: &[&str]) -> Running {
-    let mut child = command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches(',')
-        .parse()
-        .unwrap();
-    Running { child, addr }
+    let mut command = wisp();
+    command.stderr(Stdio::piped());
+    start_command(command, args)
 }
 
 /// Runs the binary to completion; returns (success, stdout, stderr).
@@ -206,6 +166,7 @@ fn out_of_descriptors_pauses_accepting_and_keeps_serving_what_it_has() {
         "--",
         env!("CARGO_BIN_EXE_wisp"),
     ]);
+    command.stderr(Stdio::piped());
     let mut w = start_command(
         command,
         &[

@@ -11,16 +11,17 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::binary::{start_command, Running};
 use support::ws::{Ws, TEXT};
 use support::{TempDir, TestServer, IO_TIMEOUT};
 use wisp::{
@@ -1319,43 +1320,14 @@ fn stats_and_metrics_count_exactly_what_was_sent() {
 // ---------------------------------------------------------------------------
 // 12. The shipped binary's /ws/chat
 
-/// A running binary, killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary with the shipped config on a free port and reads the
-/// one line it prints to learn its address.
+/// Starts the binary with the shipped config on a free port.
 fn start_binary() -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--config", "web.json5", "--listen", "http://127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches(',')
-        .parse()
-        .unwrap();
-    Running { child, addr }
+    let mut command = support::binary::wisp();
+    command.stderr(Stdio::null());
+    start_command(
+        command,
+        &["--config", "web.json5", "--listen", "http://127.0.0.1:0"],
+    )
 }
 
 fn chat(w: &Running) -> Ws {

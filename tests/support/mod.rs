@@ -264,4 +264,5 @@ impl Client {
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+pub mod binary;
 pub mod ws;
