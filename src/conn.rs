@@ -22,6 +22,7 @@ use crate::http::request::{header_storage, parse_head, Framing, Head};
 use crate::output::{Flushed, Output};
 use crate::schedule::TimerId;
 use crate::session::{Flow, Session, Step, GOING_AWAY};
+use crate::socket::Socket;
 use crate::timer::Deadline;
 
 /// Output queued beyond this stops parsing pipelined requests and reading the socket.
@@ -153,7 +154,7 @@ impl Conn {
     fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
         let mut drained = false;
         loop {
-            let flushed = self.output.flush(&mut self.stream, ctx.scratch)?;
+            let flushed = self.output.flush(&mut Socket(&self.stream), ctx.scratch)?;
             if self.output.progressed {
                 self.since = ctx.now;
             }
@@ -211,7 +212,7 @@ impl Conn {
                 self.read_paused = true;
                 return Ok(());
             }
-            match self.stream.read(read_buf) {
+            match Socket(&self.stream).read(read_buf) {
                 Ok(0) => {
                     self.read_closed = true;
                     return Ok(());

@@ -113,6 +113,7 @@ mod routes;
 mod schedule;
 mod server;
 mod session;
+mod socket;
 mod stats;
 mod timer;
 mod upgrade;
