@@ -2,173 +2,19 @@
 //! error event with the connection staying open, the binary, open and close
 //! fallbacks, a custom event key, and per-connection state.
 //!
-//! Tests wait for the server's bytes, never for a clock: "nothing was sent" is
-//! checked by sending a later message and reading its answer first.
-//! `IO_TIMEOUT` is only a safety net.
+//! The client is `support::ws`. Tests wait for the server's bytes, never for a
+//! clock: "nothing was sent" is checked by sending a later message and reading
+//! its answer first. `IO_TIMEOUT` is only a safety net.
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use support::{find, TestServer, IO_TIMEOUT};
+use support::ws::{Ws, BINARY};
+use support::{TestServer, IO_TIMEOUT};
 use wisp::Router;
-
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-
-// ---------------------------------------------------------------------------
-// A small WebSocket client: masked frames out, unmasked frames in.
-
-struct Ws {
-    stream: TcpStream,
-    /// Bytes read and not yet parsed (frames may come with the 101's head).
-    buf: Vec<u8>,
-    /// Makes each frame's masking key different.
-    frames: u32,
-}
-
-impl Ws {
-    /// Opens a WebSocket to `path`; panics unless the server answers 101.
-    fn open(s: &TestServer, path: &str) -> Ws {
-        let stream = TcpStream::connect(s.addr).unwrap();
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut ws = Ws {
-            stream,
-            buf: Vec::new(),
-            frames: 0,
-        };
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        ws.stream.write_all(request.as_bytes()).unwrap();
-        let end = loop {
-            if let Some(i) = find(&ws.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            assert!(ws.fill(), "connection closed before the 101");
-        };
-        let head = String::from_utf8_lossy(&ws.buf[..end]).into_owned();
-        assert!(head.starts_with("HTTP/1.1 101 "), "upgrade refused: {head}");
-        assert!(
-            head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-            "bad accept: {head}"
-        );
-        ws.buf.drain(..end);
-        ws
-    }
-
-    /// Reads more bytes; false at end of stream (EOF or reset).
-    fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
-            Err(e) => panic!("read failed: {e}"),
-        }
-    }
-
-    fn need(&mut self, n: usize) {
-        while self.buf.len() < n {
-            assert!(self.fill(), "connection closed inside a frame");
-        }
-    }
-
-    /// Sends one whole masked frame.
-    fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
-        let mut out = vec![0x80 | opcode];
-        match payload.len() {
-            len @ 0..=125 => out.push(0x80 | len as u8),
-            len @ 126..=0xFFFF => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        self.frames += 1;
-        let key = (0x9E37_79B9u32.wrapping_mul(self.frames) | 1).to_be_bytes();
-        out.extend_from_slice(&key);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        self.stream.write_all(&out).unwrap();
-    }
-
-    fn send_text(&mut self, text: &str) {
-        self.send_frame(TEXT, text.as_bytes());
-    }
-
-    fn send_json(&mut self, value: &Value) {
-        self.send_text(&value.to_string());
-    }
-
-    /// Reads one whole server frame: (opcode, payload).
-    fn read_frame(&mut self) -> (u8, Vec<u8>) {
-        self.need(2);
-        let (b0, b1) = (self.buf[0], self.buf[1]);
-        assert_eq!(b0 & 0xF0, 0x80, "not a whole, unextended frame");
-        assert_eq!(b1 & 0x80, 0, "the server masked a frame");
-        let (len, header) = match b1 & 0x7F {
-            126 => {
-                self.need(4);
-                (
-                    usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
-                    4,
-                )
-            }
-            127 => {
-                self.need(10);
-                let len = u64::from_be_bytes(self.buf[2..10].try_into().unwrap());
-                (usize::try_from(len).unwrap(), 10)
-            }
-            short => (usize::from(short), 2),
-        };
-        self.need(header + len);
-        let payload = self.buf[header..header + len].to_vec();
-        self.buf.drain(..header + len);
-        (b0 & 0x0F, payload)
-    }
-
-    /// Reads a text message holding JSON.
-    fn read_json(&mut self) -> Value {
-        let (opcode, payload) = self.read_frame();
-        assert_eq!(
-            opcode,
-            TEXT,
-            "expected text, got {opcode} {:?}",
-            String::from_utf8_lossy(&payload)
-        );
-        serde_json::from_slice(&payload).expect("the server sent JSON")
-    }
-
-    /// Sends `request` and reads the answer.
-    fn call(&mut self, request: Value) -> Value {
-        self.send_json(&request);
-        self.read_json()
-    }
-
-    /// Closes with 1000: waits for the server's close frame, then its EOF.
-    fn close(mut self, reason: &str) {
-        let payload = [&1000u16.to_be_bytes()[..], reason.as_bytes()].concat();
-        self.send_frame(CLOSE, &payload);
-        let (opcode, payload) = self.read_frame();
-        assert_eq!(opcode, CLOSE);
-        assert_eq!(payload[..2], 1000u16.to_be_bytes());
-        while self.fill() {}
-        assert!(self.buf.is_empty(), "bytes after the close frame");
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Servers
@@ -248,7 +94,7 @@ fn error_with_id(text: &str, id: Value) -> Value {
 #[test]
 fn dispatches_typed_messages() {
     let s = serve(api);
-    let mut ws = Ws::open(&s, "/ws/api");
+    let mut ws = Ws::open(s.addr, "/ws/api");
     assert_eq!(
         ws.call(json!({ "event": "add", "a": 1, "b": 2 })),
         json!({ "event": "sum", "value": 3 })
@@ -270,13 +116,13 @@ fn dispatches_typed_messages() {
     // A Value closure gets the message as it came.
     let raw = json!({ "event": "raw", "nested": { "deep": [true, null, 1.5] } });
     assert_eq!(ws.call(raw.clone()), raw);
-    ws.close("done");
+    ws.close_with(1000, "done");
 }
 
 #[test]
 fn replies_carry_the_request_id() {
     let s = serve(api);
-    let mut ws = Ws::open(&s, "/ws/api");
+    let mut ws = Ws::open(s.addr, "/ws/api");
     for id in [json!(7), json!("abc"), json!({ "n": [1] }), json!(null)] {
         assert_eq!(
             ws.call(json!({ "event": "add", "a": 2, "b": 3, "id": id })),
@@ -292,13 +138,13 @@ fn replies_carry_the_request_id() {
         ws.call(json!({ "event": "scalar", "id": 1 })),
         json!([1, 2])
     );
-    ws.close("done");
+    ws.close_with(1000, "done");
 }
 
 #[test]
 fn empty_replies_send_nothing() {
     let s = serve(api);
-    let mut ws = Ws::open(&s, "/ws/api");
+    let mut ws = Ws::open(s.addr, "/ws/api");
     for event in ["unit", "null", "none"] {
         ws.send_json(&json!({ "event": event, "id": 1 }));
     }
@@ -307,13 +153,13 @@ fn empty_replies_send_nothing() {
         ws.call(json!({ "event": "add", "a": 0, "b": 1 })),
         json!({ "event": "sum", "value": 1 })
     );
-    ws.close("done");
+    ws.close_with(1000, "done");
 }
 
 #[test]
 fn errors_are_answered_and_the_connection_stays_open() {
     let s = serve(api);
-    let mut ws = Ws::open(&s, "/ws/api");
+    let mut ws = Ws::open(s.addr, "/ws/api");
     let cases: Vec<(&str, Value)> = vec![
         (
             "{\"event\":",
@@ -362,20 +208,20 @@ fn errors_are_answered_and_the_connection_stays_open() {
             json!({ "event": "sum", "value": 2, "id": request })
         );
     }
-    ws.close("done");
+    ws.close_with(1000, "done");
 }
 
 #[test]
 fn binary_messages_without_a_fallback_are_an_error() {
     let s = serve(api);
-    let mut ws = Ws::open(&s, "/ws/api");
-    ws.send_frame(BINARY, b"\x00\x01\x02");
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    ws.send_binary(b"\x00\x01\x02");
     assert_eq!(ws.read_json(), error("binary messages are not supported"));
     assert_eq!(
         ws.call(json!({ "event": "add", "a": 4, "b": 4 })),
         json!({ "event": "sum", "value": 8 })
     );
-    ws.close("done");
+    ws.close_with(1000, "done");
 }
 
 #[test]
@@ -392,17 +238,17 @@ fn binary_messages_go_to_the_fallback() {
                 |ws, _: Value| json!({ "event": "bytes", "total": *ws.state() }),
             )
     });
-    let mut ws = Ws::open(&s, "/ws/api");
-    ws.send_frame(BINARY, b"abc");
-    assert_eq!(ws.read_frame(), (BINARY, b"cba".to_vec()));
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    ws.send_binary(b"abc");
+    ws.expect_message(BINARY, b"cba");
     let big = vec![7u8; 70_000];
-    ws.send_frame(BINARY, &big);
-    assert_eq!(ws.read_frame(), (BINARY, big));
+    ws.send_binary(&big);
+    ws.expect_message(BINARY, &big);
     assert_eq!(
         ws.call(json!({ "event": "bytes" })),
         json!({ "event": "bytes", "total": 70_003 })
     );
-    ws.close("done");
+    ws.close_with(1000, "done");
 }
 
 #[test]
@@ -412,7 +258,7 @@ fn the_event_key_can_be_changed() {
             .key("type")
             .on("ping", |_, _: Value| json!({ "type": "pong" }))
     });
-    let mut ws = Ws::open(&s, "/ws/api");
+    let mut ws = Ws::open(s.addr, "/ws/api");
     assert_eq!(
         ws.call(json!({ "type": "ping", "id": 1 })),
         json!({ "type": "pong", "id": 1 })
@@ -426,12 +272,12 @@ fn the_event_key_can_be_changed() {
         ws.call(json!({ "type": "pang" })),
         json!({ "type": "error", "error": "unknown event \"pang\"" })
     );
-    ws.send_frame(BINARY, b"x");
+    ws.send_binary(b"x");
     assert_eq!(
         ws.read_json(),
         json!({ "type": "error", "error": "binary messages are not supported" })
     );
-    ws.close("done");
+    ws.close_with(1000, "done");
 }
 
 #[test]
@@ -448,11 +294,11 @@ fn open_and_close_fallbacks() {
                 let _ = tx.send((code, reason.to_string(), *ws.state()));
             })
     });
-    let mut ws = Ws::open(&s, "/ws/api");
+    let mut ws = Ws::open(s.addr, "/ws/api");
     assert_eq!(ws.read_json(), json!({ "event": "welcome", "host": "t" }));
     ws.send_json(&json!({ "event": "tick" }));
     ws.send_json(&json!({ "event": "tick" }));
-    ws.close("bye");
+    ws.close_with(1000, "bye");
     let seen = closed
         .recv_timeout(IO_TIMEOUT)
         .expect("on_close was called");
@@ -474,8 +320,8 @@ fn state_is_per_connection_and_starts_from_default() {
             json!({ "event": "count", "n": state.n, "names": state.names })
         })
     });
-    let mut first = Ws::open(&s, "/ws/api");
-    let mut second = Ws::open(&s, "/ws/api");
+    let mut first = Ws::open(s.addr, "/ws/api");
+    let mut second = Ws::open(s.addr, "/ws/api");
     for n in 1..=3 {
         assert_eq!(
             first.call(json!({ "event": "count", "name": format!("a{n}") }))["n"],
@@ -490,12 +336,12 @@ fn state_is_per_connection_and_starts_from_default() {
         first.call(json!({ "event": "count", "name": "a4" })),
         json!({ "event": "count", "n": 4, "names": ["a1", "a2", "a3", "a4"] })
     );
-    first.close("done");
-    second.close("done");
+    first.close_with(1000, "done");
+    second.close_with(1000, "done");
     // A new connection starts over.
-    let mut third = Ws::open(&s, "/ws/api");
+    let mut third = Ws::open(s.addr, "/ws/api");
     assert_eq!(third.call(json!({ "event": "count", "name": "c" }))["n"], 1);
-    third.close("done");
+    third.close_with(1000, "done");
 }
 
 #[test]
@@ -525,10 +371,10 @@ fn the_issue_example_compiles_and_answers() {
             );
         },
     );
-    let mut ws = Ws::open(&s, "/ws/api");
+    let mut ws = Ws::open(s.addr, "/ws/api");
     assert_eq!(
         ws.call(json!({ "event": "ping", "id": "x" })),
         json!({ "event": "pong", "id": "x" })
     );
-    ws.close("done");
+    ws.close_with(1000, "done");
 }

@@ -2,32 +2,23 @@
 //! close code the server fails a connection with, the closing handshake, pings,
 //! and what a handler sees and sends.
 //!
-//! The client here is raw bytes on a `TcpStream`: it masks what it sends with a
-//! fresh key per frame and checks that the server never masks. Tests wait for
-//! the server's bytes, never for a clock; `IO_TIMEOUT` is only a safety net.
+//! The client (`support::ws`) is raw bytes on a `TcpStream`: it masks what it
+//! sends with a fresh key per frame and checks that the server never masks.
+//! Tests wait for the server's bytes, never for a clock; `IO_TIMEOUT` is only a
+//! safety net.
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{find, Resp, TestServer, IO_TIMEOUT};
+use support::ws::{
+    close_payload, masked_frame, next_mask, upgrade_request, Ws, BINARY, CLOSE, CONTINUATION, PING,
+    PONG, RFC_ACCEPT, RFC_KEY, TEXT,
+};
+use support::{Resp, TestServer, IO_TIMEOUT};
 use wisp::{Fragment, Handler, Message, SendStatus, WebSocket, WsError};
-
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-
-/// The key and accept value of RFC 6455 §1.3.
-const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const RFC_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 // ---------------------------------------------------------------------------
 // Handlers
@@ -188,265 +179,13 @@ fn next_seen(seen: &Receiver<Seen>) -> Seen {
 }
 
 // ---------------------------------------------------------------------------
-// The client
-
-/// A masking key that differs from frame to frame (and is never all zeros, so
-/// an unmasking bug cannot hide).
-fn next_mask() -> [u8; 4] {
-    static SEED: AtomicU32 = AtomicU32::new(0x9E37_79B9);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut x = SEED.fetch_add(0x6D2B_79F5, Ordering::Relaxed) ^ nanos;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    if x == 0 {
-        x = 0xA15B_07E3;
-    }
-    x.to_be_bytes()
-}
-
-/// A client frame: `first` is the whole first header byte (FIN, RSV, opcode);
-/// the length is in its shortest form and the payload masked with a fresh key.
-fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let len = payload.len();
-    match len {
-        0..=125 => out.push(0x80 | len as u8),
-        126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    let key = next_mask();
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
-}
-
-/// The first header byte of a frame.
-fn first_byte(fin: bool, opcode: u8) -> u8 {
-    if fin {
-        0x80 | opcode
-    } else {
-        opcode
-    }
-}
-
-/// A close frame payload: the code, then the reason.
-fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
-    [&code.to_be_bytes()[..], reason].concat()
-}
-
-/// An upgrade request for `target` with the RFC's key, plus `extra` header lines.
-fn upgrade_request(target: &str, extra: &str) -> String {
-    format!(
-        "GET {target} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    )
-}
-
-/// A raw WebSocket client.
-struct Ws {
-    stream: TcpStream,
-    /// Bytes read and not yet parsed.
-    buf: Vec<u8>,
-    /// The header length of the last frame read: 2, 4 or 10.
-    last_header_len: usize,
-}
-
-impl Ws {
-    /// Opens a WebSocket to `target`; panics unless the server answers 101.
-    fn open(s: &TestServer, target: &str) -> Ws {
-        Ws::open_with(s, target, "").1
-    }
-
-    /// Opens a WebSocket with `extra` request header lines; returns the 101 response too.
-    fn open_with(s: &TestServer, target: &str, extra: &str) -> (Resp, Ws) {
-        let (resp, ws) = Ws::handshake(s, upgrade_request(target, extra).as_bytes());
-        assert_eq!(resp.status, 101, "upgrade refused: {resp:?}");
-        (resp, ws)
-    }
-
-    /// Sends `bytes` (a request and whatever follows it) in one write and reads
-    /// the response head; bytes after the head are kept for `read_frame`.
-    fn handshake(s: &TestServer, bytes: &[u8]) -> (Resp, Ws) {
-        let stream = TcpStream::connect(s.addr).unwrap();
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut ws = Ws {
-            stream,
-            buf: Vec::new(),
-            last_header_len: 0,
-        };
-        ws.send_raw(bytes);
-        let end = loop {
-            if let Some(i) = find(&ws.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            assert!(ws.fill(), "connection closed before a response head");
-        };
-        let head = String::from_utf8(ws.buf[..end].to_vec()).expect("head is UTF-8");
-        ws.buf.drain(..end);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let headers = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (n, v) = l.split_once(':').expect("header has a colon");
-                (n.to_string(), v.trim().to_string())
-            })
-            .collect();
-        let resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        (resp, ws)
-    }
-
-    /// Reads more bytes; false at end of stream (EOF or reset).
-    fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
-            Err(e) => panic!("read failed: {e}; unparsed {:?}", self.buf),
-        }
-    }
-
-    /// Reads until `n` bytes are buffered.
-    fn need(&mut self, n: usize) {
-        while self.buf.len() < n {
-            assert!(
-                self.fill(),
-                "connection closed with {} of {n} bytes of a frame",
-                self.buf.len()
-            );
-        }
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
-    }
-
-    /// Sends one masked frame.
-    fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        self.send_raw(&masked_frame(first_byte(fin, opcode), payload));
-    }
-
-    fn send_text(&mut self, text: &str) {
-        self.send_frame(true, TEXT, text.as_bytes());
-    }
-
-    fn send_close(&mut self, code: u16, reason: &str) {
-        self.send_frame(true, CLOSE, &close_payload(code, reason.as_bytes()));
-    }
-
-    /// Reads one server frame: (FIN, opcode, payload). Server frames are never masked.
-    fn read_frame(&mut self) -> (bool, u8, Vec<u8>) {
-        self.need(2);
-        let (b0, b1) = (self.buf[0], self.buf[1]);
-        assert_eq!(b1 & 0x80, 0, "the server masked a frame");
-        assert_eq!(b0 & 0x70, 0, "the server set RSV bits");
-        let (len, header_len) = match b1 & 0x7F {
-            126 => {
-                self.need(4);
-                (u64::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
-            }
-            127 => {
-                self.need(10);
-                (u64::from_be_bytes(self.buf[2..10].try_into().unwrap()), 10)
-            }
-            short => (u64::from(short), 2),
-        };
-        let end = header_len + usize::try_from(len).unwrap();
-        self.need(end);
-        let payload = self.buf[header_len..end].to_vec();
-        self.buf.drain(..end);
-        self.last_header_len = header_len;
-        (b0 & 0x80 != 0, b0 & 0x0F, payload)
-    }
-
-    /// Reads one frame and checks it is a whole message of this kind and content.
-    fn expect_message(&mut self, opcode: u8, payload: &[u8]) {
-        let (fin, op, got) = self.read_frame();
-        assert_eq!(
-            (fin, op, got.len()),
-            (true, opcode, payload.len()),
-            "got {:?}",
-            String::from_utf8_lossy(&got[..got.len().min(80)])
-        );
-        assert!(got == payload, "payload differs");
-    }
-
-    fn expect_text(&mut self, text: &str) {
-        self.expect_message(TEXT, text.as_bytes());
-    }
-
-    /// Reads a text frame holding JSON.
-    fn read_json(&mut self) -> Value {
-        let (fin, op, payload) = self.read_frame();
-        assert_eq!((fin, op), (true, TEXT));
-        serde_json::from_slice(&payload).expect("JSON")
-    }
-
-    /// Reads a close frame; returns its code and reason.
-    fn read_close(&mut self) -> (u16, String) {
-        close_of(self.read_frame())
-    }
-
-    /// Reads a close frame with `code`, then checks the server closed the TCP
-    /// connection with nothing after it.
-    fn expect_close(&mut self, code: u16) {
-        let (got, reason) = self.read_close();
-        assert_eq!(got, code, "close reason {reason:?}");
-        self.expect_eof();
-    }
-
-    /// The server has closed the TCP connection (EOF or reset), with nothing more to say.
-    fn expect_eof(&mut self) {
-        assert!(
-            !self.fill() && self.buf.is_empty(),
-            "expected the connection to close; got {:?}",
-            self.buf
-        );
-    }
-}
-
-/// The code and reason of a frame that must be a close frame.
-fn close_of((fin, op, payload): (bool, u8, Vec<u8>)) -> (u16, String) {
-    assert_eq!(
-        (fin, op),
-        (true, CLOSE),
-        "expected a close frame, got {:?}",
-        String::from_utf8_lossy(&payload)
-    );
-    assert!(payload.len() >= 2, "close frame without a code");
-    let code = u16::from_be_bytes([payload[0], payload[1]]);
-    let reason = String::from_utf8(payload[2..].to_vec()).expect("close reason is UTF-8");
-    (code, reason)
-}
+// Failures the tests expect
 
 /// Sends `bytes` on a fresh `/ws/echo` connection and expects the server to
 /// fail it with `code`: a close frame, the TCP connection closed, and the
 /// handler told through `on_error` and then `on_close`.
 fn fails_with(s: &TestServer, seen: &Receiver<Seen>, bytes: &[u8], code: u16) {
-    let mut ws = Ws::open(s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_raw(bytes);
     ws.expect_close(code);
     assert_eq!(next_seen(seen), Seen::Error(code));
@@ -473,7 +212,7 @@ fn refused(s: &TestServer, request: &str, status: u16) -> Resp {
 #[test]
 fn rfc_example_key_is_upgraded_with_the_rfc_accept_value() {
     let (s, _) = server();
-    let (r, mut ws) = Ws::open_with(&s, "/ws/echo", "");
+    let (r, mut ws) = Ws::open_with(s.addr, "/ws/echo", "");
     assert_eq!(r.header("sec-websocket-accept"), Some(RFC_ACCEPT));
     assert!(r
         .header("upgrade")
@@ -492,7 +231,7 @@ fn upgrade_and_connection_are_matched_as_token_lists_in_any_case() {
     let request = upgrade_request("/ws/echo", "")
         .replace("Upgrade: websocket", "Upgrade: WebSocket")
         .replace("Connection: Upgrade", "Connection: keep-alive, Upgrade");
-    let (r, mut ws) = Ws::handshake(&s, request.as_bytes());
+    let (r, mut ws) = Ws::handshake(s.addr, request.as_bytes());
     assert_eq!(r.status, 101);
     assert_eq!(r.header("sec-websocket-accept"), Some(RFC_ACCEPT));
     ws.send_text("tokens");
@@ -564,7 +303,7 @@ fn protocol_server() -> TestServer {
 #[test]
 fn offered_subprotocol_the_server_speaks_is_chosen_and_seen_by_the_handler() {
     let s = protocol_server();
-    let (r, mut ws) = Ws::open_with(&s, "/ws/info", "Sec-WebSocket-Protocol: mqtt, json\r\n");
+    let (r, mut ws) = Ws::open_with(s.addr, "/ws/info", "Sec-WebSocket-Protocol: mqtt, json\r\n");
     assert_eq!(r.header("sec-websocket-protocol"), Some("json"));
     assert_eq!(ws.read_json()["protocol"], "json");
     ws.send_text("again");
@@ -574,7 +313,7 @@ fn offered_subprotocol_the_server_speaks_is_chosen_and_seen_by_the_handler() {
 #[test]
 fn no_subprotocol_offered_means_no_protocol_header() {
     let s = protocol_server();
-    let (r, mut ws) = Ws::open_with(&s, "/ws/info", "");
+    let (r, mut ws) = Ws::open_with(s.addr, "/ws/info", "");
     assert_eq!(r.header("sec-websocket-protocol"), None);
     assert_eq!(ws.read_json()["protocol"], Value::Null);
 }
@@ -595,7 +334,7 @@ fn more_than_ten_subprotocols_offered_is_400() {
     refused(&s, &upgrade_request("/ws/info", &offer), 400);
     // Ten, the one it speaks among them, is fine.
     let offer = format!("Sec-WebSocket-Protocol: {}, json\r\n", many[..9].join(", "));
-    let (r, _ws) = Ws::open_with(&s, "/ws/info", &offer);
+    let (r, _ws) = Ws::open_with(s.addr, "/ws/info", &offer);
     assert_eq!(r.header("sec-websocket-protocol"), Some("json"));
 }
 
@@ -608,7 +347,7 @@ fn frames_in_the_same_write_as_the_upgrade_head_are_not_lost() {
     let mut bytes = upgrade_request("/ws/echo", "").into_bytes();
     bytes.extend(masked_frame(0x81, b"early bird"));
     bytes.extend(masked_frame(0x82, &[1, 2, 3]));
-    let (r, mut ws) = Ws::handshake(&s, &bytes);
+    let (r, mut ws) = Ws::handshake(s.addr, &bytes);
     assert_eq!(r.status, 101);
     ws.expect_text("early bird");
     ws.expect_message(BINARY, &[1, 2, 3]);
@@ -617,7 +356,7 @@ fn frames_in_the_same_write_as_the_upgrade_head_are_not_lost() {
 #[test]
 fn text_and_binary_messages_are_echoed() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("hello, κόσμε");
     ws.expect_text("hello, κόσμε");
     let bytes: Vec<u8> = (0..=255).collect();
@@ -628,7 +367,7 @@ fn text_and_binary_messages_are_echoed() {
 #[test]
 fn empty_messages_are_echoed() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_frame(true, TEXT, b"");
     ws.expect_message(TEXT, b"");
     ws.send_frame(true, BINARY, b"");
@@ -642,7 +381,7 @@ fn empty_messages_are_echoed() {
 #[test]
 fn payloads_of_every_length_encoding_are_echoed_in_the_shortest_form() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     for (len, header) in [(125, 2), (126, 4), (65535, 4), (65536, 10)] {
         let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         ws.send_frame(true, BINARY, &payload);
@@ -654,7 +393,7 @@ fn payloads_of_every_length_encoding_are_echoed_in_the_shortest_form() {
 #[test]
 fn a_ping_between_fragments_is_answered_before_the_reassembled_message() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_frame(false, TEXT, b"Hel");
     ws.send_frame(true, PING, b"are you there?");
     ws.send_frame(false, CONTINUATION, b"lo, ");
@@ -666,7 +405,7 @@ fn a_ping_between_fragments_is_answered_before_the_reassembled_message() {
 #[test]
 fn frames_dribbled_one_byte_per_write_are_reassembled() {
     let (s, seen) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.stream.set_nodelay(true).unwrap();
     let long: Vec<u8> = (0..300).map(|i| (i % 256) as u8).collect();
     let bytes = [
@@ -691,7 +430,7 @@ fn frames_dribbled_one_byte_per_write_are_reassembled() {
 #[test]
 fn with_validate_utf_off_invalid_text_reaches_the_handler_repaired() {
     let (s, seen) = server_with("webSockets: { validateUTF: false }");
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_frame(true, TEXT, b"bad \xff byte");
     ws.expect_text("bad \u{fffd} byte");
     // Close reasons are still checked.
@@ -704,7 +443,7 @@ fn with_validate_utf_off_invalid_text_reaches_the_handler_repaired() {
 #[test]
 fn a_character_split_across_fragments_is_valid_text() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     // κ is CE BA.
     ws.send_frame(false, TEXT, b"\xce");
     ws.send_frame(true, CONTINUATION, b"\xba");
@@ -788,7 +527,7 @@ fn message_over_max_message_is_failed_with_1009() {
     let (s, seen) = server_with("limits: { maxFrame: '1K', maxMessage: '2K' }");
     let k = vec![b'k'; 1024];
     // Exactly 2K in two frames is fine.
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_frame(false, BINARY, &k);
     ws.send_frame(true, CONTINUATION, &k);
     ws.expect_message(BINARY, &[k.clone(), k.clone()].concat());
@@ -865,7 +604,7 @@ fn close_reason_that_is_not_utf8_is_failed_with_1007() {
 #[test]
 fn client_close_is_echoed_then_tcp_closes_and_on_close_sees_code_and_reason() {
     let (s, seen) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_close(1000, "bye");
     ws.expect_close(1000);
     assert_eq!(next_seen(&seen), Seen::Close(1000, "bye".to_string()));
@@ -874,9 +613,9 @@ fn client_close_is_echoed_then_tcp_closes_and_on_close_sees_code_and_reason() {
 #[test]
 fn client_close_without_a_code_is_echoed_without_one_and_reported_as_1005() {
     let (s, seen) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_frame(true, CLOSE, b"");
-    assert_eq!(ws.read_frame(), (true, CLOSE, Vec::new()));
+    ws.expect_frame(true, CLOSE, b"");
     ws.expect_eof();
     assert_eq!(next_seen(&seen), Seen::Close(1005, String::new()));
 }
@@ -884,7 +623,7 @@ fn client_close_without_a_code_is_echoed_without_one_and_reported_as_1005() {
 #[test]
 fn handler_close_is_the_last_frame_and_the_server_waits_for_the_client_close() {
     let (s, seen) = server_with("webSockets: { closeTimeout: '1 min' }");
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("close-4000");
     assert_eq!(ws.read_close(), (4000, "done".to_string()));
     assert_eq!(next_seen(&seen), Seen::SendAfterClose(SendStatus::Closed));
@@ -900,7 +639,7 @@ fn handler_close_is_the_last_frame_and_the_server_waits_for_the_client_close() {
 #[test]
 fn handler_close_unanswered_is_dropped_after_close_timeout_with_1006() {
     let (s, seen) = server_with("webSockets: { closeTimeout: '300 ms' }");
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     let start = Instant::now();
     ws.send_text("close-4000");
     assert_eq!(ws.read_close().0, 4000);
@@ -916,7 +655,7 @@ fn handler_close_unanswered_is_dropped_after_close_timeout_with_1006() {
 #[test]
 fn dropping_tcp_without_a_close_frame_reports_1006() {
     let (s, seen) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("hi");
     ws.expect_text("hi");
     drop(ws);
@@ -926,7 +665,7 @@ fn dropping_tcp_without_a_close_frame_reports_1006() {
 #[test]
 fn stopping_the_server_closes_open_websockets_with_1001_and_calls_on_close_once() {
     let (s, seen) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("hi");
     ws.expect_text("hi");
     // Stops the server and joins its thread (in the background: the server
@@ -947,7 +686,7 @@ fn stopping_the_server_closes_open_websockets_with_1001_and_calls_on_close_once(
 #[test]
 fn stopping_the_server_drops_a_peer_that_never_answers_its_close_with_1006() {
     let (s, seen) = server_with("timeouts: { shutdown: '300 ms' }");
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("hi");
     ws.expect_text("hi");
     let start = Instant::now();
@@ -969,21 +708,21 @@ fn stopping_the_server_drops_a_peer_that_never_answers_its_close_with_1006() {
 #[test]
 fn server_pings_a_client_that_sends_nothing() {
     let (s, _) = server_with("webSockets: { ping: '200 ms' }");
-    let mut ws = Ws::open(&s, "/ws/echo");
-    let (fin, op, payload) = ws.read_frame();
-    assert_eq!((fin, op), (true, PING));
-    assert!(payload.len() <= 125);
+    let mut ws = Ws::open(s.addr, "/ws/echo");
+    let f = ws.read_frame();
+    assert_eq!((f.fin, f.opcode), (true, PING));
+    assert!(f.payload.len() <= 125);
 }
 
 #[test]
 fn client_that_answers_pings_stays_open_past_the_inactivity_timeout() {
     let (s, _) = server_with("timeouts: { inactivity: '500 ms' }, webSockets: { ping: '100 ms' }");
     let start = Instant::now();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     for _ in 0..8 {
-        let (fin, op, payload) = ws.read_frame();
-        assert_eq!((fin, op), (true, PING), "only pings while idle");
-        ws.send_frame(true, PONG, &payload);
+        let f = ws.read_frame();
+        assert_eq!((f.fin, f.opcode), (true, PING), "only pings while idle");
+        ws.send_frame(true, PONG, &f.payload);
     }
     assert!(
         start.elapsed() > Duration::from_millis(500),
@@ -991,13 +730,13 @@ fn client_that_answers_pings_stays_open_past_the_inactivity_timeout() {
     );
     ws.send_text("still here");
     loop {
-        let (fin, op, payload) = ws.read_frame();
-        if op == PING {
-            ws.send_frame(true, PONG, &payload);
+        let f = ws.read_frame();
+        if f.opcode == PING {
+            ws.send_frame(true, PONG, &f.payload);
             continue;
         }
         assert_eq!(
-            (fin, op, payload.as_slice()),
+            (f.fin, f.opcode, f.payload.as_slice()),
             (true, TEXT, &b"still here"[..])
         );
         break;
@@ -1009,16 +748,16 @@ fn client_that_never_answers_pings_is_closed_with_1001() {
     let (s, seen) =
         server_with("timeouts: { inactivity: '400 ms' }, webSockets: { ping: '100 ms' }");
     let start = Instant::now();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     let mut pings = 0;
     let (code, _) = loop {
-        let (fin, op, payload) = ws.read_frame();
-        if op == PING {
-            assert!(fin);
+        let f = ws.read_frame();
+        if f.opcode == PING {
+            assert!(f.fin);
             pings += 1;
             continue;
         }
-        break close_of((fin, op, payload));
+        break f.code_and_reason();
     };
     assert_eq!(code, 1001);
     ws.expect_eof();
@@ -1036,7 +775,7 @@ fn client_that_never_answers_pings_is_closed_with_1001() {
 #[test]
 fn streaming_handler_gets_pieces_with_first_and_last_marked() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/stream");
+    let mut ws = Ws::open(s.addr, "/ws/stream");
     let parts: [&[u8]; 3] = [b"one-", b"two-", b"three"];
     let bytes = [
         masked_frame(BINARY, parts[0]),
@@ -1064,7 +803,7 @@ fn streaming_handler_gets_pieces_with_first_and_last_marked() {
 #[test]
 fn streamed_messages_are_not_bound_by_max_message() {
     let (s, _) = server_with("limits: { maxFrame: '1K', maxMessage: '1K' }");
-    let mut ws = Ws::open(&s, "/ws/stream");
+    let mut ws = Ws::open(s.addr, "/ws/stream");
     let frames: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i; 1024]).collect();
     for (i, f) in frames.iter().enumerate() {
         let opcode = if i == 0 { BINARY } else { CONTINUATION };
@@ -1081,17 +820,17 @@ fn streamed_messages_are_not_bound_by_max_message() {
 #[test]
 fn a_panicking_handler_closes_only_its_connection_with_1011() {
     let (s, seen) = server();
-    let mut other = Ws::open(&s, "/ws/echo");
+    let mut other = Ws::open(s.addr, "/ws/echo");
     other.send_text("before");
     other.expect_text("before");
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("panic");
     ws.expect_close(1011);
     assert!(matches!(next_seen(&seen), Seen::Close(1011, _)));
     other.send_text("after");
     other.expect_text("after");
     assert_eq!(s.get("/a.txt").text(), "A");
-    let mut fresh = Ws::open(&s, "/ws/echo");
+    let mut fresh = Ws::open(s.addr, "/ws/echo");
     fresh.send_text("new");
     fresh.expect_text("new");
 }
@@ -1099,11 +838,11 @@ fn a_panicking_handler_closes_only_its_connection_with_1011() {
 #[test]
 fn send_block_spreads_one_message_over_text_and_continuation_frames() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("blocks");
-    assert_eq!(ws.read_frame(), (false, TEXT, b"a".to_vec()));
-    assert_eq!(ws.read_frame(), (false, CONTINUATION, b"b".to_vec()));
-    assert_eq!(ws.read_frame(), (true, CONTINUATION, b"c".to_vec()));
+    ws.expect_frame(false, TEXT, b"a");
+    ws.expect_frame(false, CONTINUATION, b"b");
+    ws.expect_frame(true, CONTINUATION, b"c");
     // The block message is finished: whole messages go out again.
     ws.send_text("after");
     ws.expect_text("after");
@@ -1112,7 +851,7 @@ fn send_block_spreads_one_message_over_text_and_continuation_frames() {
 #[test]
 fn send_json_sends_a_text_frame_with_the_json() {
     let (s, _) = server();
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("json");
     assert_eq!(ws.read_json(), json!({ "answer": 42, "list": [1, "two"] }));
 }
@@ -1120,7 +859,11 @@ fn send_json_sends_a_text_frame_with_the_json() {
 #[test]
 fn on_open_sees_the_path_query_and_headers_of_the_upgrade_request() {
     let (s, _) = server();
-    let (_, mut ws) = Ws::open_with(&s, "/ws/info?a=1&b=two%20words", "X-Test: hello there\r\n");
+    let (_, mut ws) = Ws::open_with(
+        s.addr,
+        "/ws/info?a=1&b=two%20words",
+        "X-Test: hello there\r\n",
+    );
     let v = ws.read_json();
     assert_eq!(v["path"], "/ws/info");
     assert_eq!(v["query"], "a=1&b=two%20words");
@@ -1135,7 +878,7 @@ fn on_open_sees_the_path_query_and_headers_of_the_upgrade_request() {
 fn many_sequential_connections_leave_the_server_healthy_with_fresh_state_each() {
     let (s, seen) = server();
     for _ in 0..200 {
-        let mut ws = Ws::open(&s, "/ws/echo");
+        let mut ws = Ws::open(s.addr, "/ws/echo");
         ws.send_text("count");
         ws.expect_text("1");
         ws.send_text("count");
@@ -1145,7 +888,7 @@ fn many_sequential_connections_leave_the_server_healthy_with_fresh_state_each() 
         assert_eq!(next_seen(&seen), Seen::Close(1000, String::new()));
     }
     assert_eq!(s.get("/a.txt").text(), "A");
-    let mut ws = Ws::open(&s, "/ws/echo");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
     ws.send_text("count");
     ws.expect_text("1");
 }

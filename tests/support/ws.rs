@@ -90,6 +90,20 @@ impl Frame {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.payload).into_owned()
     }
+
+    /// The code and reason of a frame that must be a close frame.
+    pub fn code_and_reason(&self) -> (u16, String) {
+        assert_eq!(
+            (self.fin, self.opcode),
+            (true, CLOSE),
+            "expected a close frame, got {self:?} ({:?})",
+            self.text()
+        );
+        assert!(self.payload.len() >= 2, "close frame without a code");
+        let code = u16::from_be_bytes([self.payload[0], self.payload[1]]);
+        let reason = String::from_utf8(self.payload[2..].to_vec()).expect("close reason is UTF-8");
+        (code, reason)
+    }
 }
 
 /// A raw WebSocket client connection.
@@ -97,6 +111,8 @@ pub struct Ws {
     pub stream: TcpStream,
     /// Bytes read and not yet parsed (frames may arrive with the 101's head).
     buf: Vec<u8>,
+    /// The header length of the last frame read: 2, 4 or 10.
+    pub last_header_len: usize,
 }
 
 impl Ws {
@@ -122,6 +138,7 @@ impl Ws {
         let mut ws = Ws {
             stream,
             buf: Vec::new(),
+            last_header_len: 0,
         };
         ws.send_raw(bytes);
         let end = loop {
@@ -139,6 +156,10 @@ impl Ws {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        assert!(
+            status_line.starts_with("HTTP/1.1 "),
+            "not an HTTP/1.1 response: {status_line:?}"
+        );
         let headers = lines
             .filter(|l| !l.is_empty())
             .map(|l| {
@@ -236,11 +257,30 @@ impl Ws {
         self.need(end);
         let payload = self.buf[header_len..end].to_vec();
         self.buf.drain(..end);
+        self.last_header_len = header_len;
         Frame {
             fin: b0 & 0x80 != 0,
             opcode: b0 & 0x0F,
             payload,
         }
+    }
+
+    /// Reads one frame that must have this FIN bit, opcode and payload. A
+    /// payload that differs is not printed whole: it may be large.
+    pub fn expect_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let f = self.read_frame();
+        assert_eq!(
+            (f.fin, f.opcode, f.payload.len()),
+            (fin, opcode, payload.len()),
+            "got {:?}",
+            String::from_utf8_lossy(&f.payload[..f.payload.len().min(80)])
+        );
+        assert!(f.payload == payload, "payload differs");
+    }
+
+    /// Reads one frame that must be a whole message of this kind and content.
+    pub fn expect_message(&mut self, opcode: u8, payload: &[u8]) {
+        self.expect_frame(true, opcode, payload);
     }
 
     /// Reads one frame that must be a whole text message; returns its text.
@@ -266,19 +306,15 @@ impl Ws {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"))
     }
 
+    /// Sends `request` as a JSON text message and reads the JSON answer.
+    pub fn call(&mut self, request: serde_json::Value) -> serde_json::Value {
+        self.send_json(&request);
+        self.read_json()
+    }
+
     /// Reads a close frame; returns its code and reason.
     pub fn read_close(&mut self) -> (u16, String) {
-        let f = self.read_frame();
-        assert_eq!(
-            (f.fin, f.opcode),
-            (true, CLOSE),
-            "expected a close frame, got {f:?} ({:?})",
-            f.text()
-        );
-        assert!(f.payload.len() >= 2, "close frame without a code");
-        let code = u16::from_be_bytes([f.payload[0], f.payload[1]]);
-        let reason = String::from_utf8(f.payload[2..].to_vec()).expect("close reason is UTF-8");
-        (code, reason)
+        self.read_frame().code_and_reason()
     }
 
     /// Reads a close frame with `code`, then checks the server closed the TCP
@@ -291,8 +327,13 @@ impl Ws {
 
     /// The closing handshake from our side: send a close with `code`, read the
     /// server's answer (the same code), then the end of the TCP connection.
-    pub fn close(mut self, code: u16) {
-        self.send_close(code, "");
+    pub fn close(self, code: u16) {
+        self.close_with(code, "");
+    }
+
+    /// [`Ws::close`] with a reason in our close frame.
+    pub fn close_with(mut self, code: u16, reason: &str) {
+        self.send_close(code, reason);
         self.expect_close(code);
     }
 
