@@ -248,20 +248,29 @@ impl Conn {
     /// `webSockets.maxBackpressure`, so the answer to the last message read
     /// still fits under the limit (an echo loses nothing to a slow reader),
     /// and whenever a send did not fit, until `on_drain`.
+    #[inline]
     fn paused(&self, ctx: &Ctx<'_>) -> bool {
-        // The common case, nothing queued, without walking the queue.
-        let queued = if self.output.is_idle() {
-            0
-        } else {
-            self.output.backlog()
-        } + ctx.scratch.len();
-        self.output.streaming()
-            || match &self.phase {
-                Phase::WebSocket(s) => {
-                    s.owes_drain() || queued >= ctx.app.config.web_sockets.max_backpressure / 2
-                }
-                _ => queued > HIGH_WATER,
+        if !self.output.is_idle() {
+            return self.paused_with_backlog(ctx);
+        }
+        // The common case, nothing queued but the scratch, without walking the queue.
+        self.over_mark(ctx, ctx.scratch.len())
+    }
+
+    #[inline(never)]
+    fn paused_with_backlog(&self, ctx: &Ctx<'_>) -> bool {
+        self.output.streaming() || self.over_mark(ctx, self.output.backlog() + ctx.scratch.len())
+    }
+
+    /// True when `queued` bytes of output are enough to stop taking input.
+    #[inline]
+    fn over_mark(&self, ctx: &Ctx<'_>, queued: usize) -> bool {
+        match &self.phase {
+            Phase::WebSocket(s) => {
+                s.owes_drain() || queued >= ctx.app.config.web_sockets.max_backpressure / 2
             }
+            _ => queued > HIGH_WATER,
+        }
     }
 
     /// Processes freshly read bytes, keeping only an unprocessed tail.

@@ -425,7 +425,9 @@ impl Reactor {
             Ok(Next::Keep) => self.rearm(key),
             Ok(Next::Close) | Err(_) => self.close(key, now),
         }
-        self.deliver(now);
+        if !self.app.hub.outbox.is_empty() {
+            self.deliver(now);
+        }
     }
 
     /// Fires every passed deadline.

@@ -161,6 +161,7 @@ impl Session {
     }
 
     /// True while `on_drain` is owed.
+    #[inline]
     pub fn owes_drain(&self) -> bool {
         self.side.flags.over && !self.finished && !self.side.flags.close_sent
     }
@@ -329,6 +330,7 @@ impl Session {
     /// After a callback: a panic closes with 1011, a send over the
     /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
+    #[inline]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
         if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
             return self.close_now(step, POLICY, "backpressure");
@@ -403,6 +405,7 @@ impl Session {
 }
 
 /// Charges a message (or a piece) to the rate limiter; `Some(action)` if it is over.
+#[inline]
 fn rate_check(
     rate: &mut Option<Box<RateLimiter>>,
     hub: &mut Hub,
@@ -419,6 +422,7 @@ fn rate_check(
 }
 
 /// Counts received payload; a message counts once, at its end.
+#[inline]
 fn count_in(metrics: &mut ConnStats, hub: &mut Hub, bytes: usize, ends_message: bool) {
     let bytes = bytes as u64;
     let messages = u64::from(ends_message);

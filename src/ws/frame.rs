@@ -115,26 +115,44 @@ fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
     buf.get(at..at + N)?.try_into().ok()
 }
 
-/// Appends an unmasked header (servers never mask) in its shortest form.
-pub(crate) fn write_header(out: &mut Vec<u8>, fin: bool, opcode: OpCode, len: usize) {
-    out.push((u8::from(fin) << 7) | opcode.as_u8());
+/// The longest frame header a server writes: two bytes and an eight-byte length.
+const MAX_HEADER: usize = 10;
+
+/// An unmasked header (servers never mask) in its shortest form, and its length.
+fn encode_header(fin: bool, opcode: OpCode, len: usize) -> ([u8; MAX_HEADER], usize) {
+    let mut head = [0; MAX_HEADER];
+    head[0] = (u8::from(fin) << 7) | opcode.as_u8();
     // Each cast is bounded by its match arm.
-    match len {
-        0..=125 => out.push(len as u8),
+    let used = match len {
+        0..=125 => {
+            head[1] = len as u8;
+            2
+        }
         126..=0xFFFF => {
-            out.push(126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
+            head[1] = 126;
+            head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
         }
         _ => {
-            out.push(127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
         }
-    }
+    };
+    (head, used)
 }
 
-/// Appends a whole unmasked frame.
+/// Appends an unmasked header (servers never mask) in its shortest form.
+pub(crate) fn write_header(out: &mut Vec<u8>, fin: bool, opcode: OpCode, len: usize) {
+    let (head, used) = encode_header(fin, opcode, len);
+    out.extend_from_slice(&head[..used]);
+}
+
+/// Appends a whole unmasked frame, growing `out` at most once.
 pub(crate) fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]) {
-    write_header(out, fin, opcode, payload.len());
+    let (head, used) = encode_header(fin, opcode, payload.len());
+    out.reserve(used + payload.len());
+    out.extend_from_slice(&head[..used]);
     out.extend_from_slice(payload);
 }
 

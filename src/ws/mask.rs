@@ -18,8 +18,16 @@ pub(crate) fn apply_mask(data: &mut [u8], mask: [u8; 4], phase: usize) {
         chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
     // The tail starts at a multiple of 8, hence of 4: the key is still aligned.
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
-        *byte ^= key[i % 4];
+    let mut tail = chunks.into_remainder();
+    if tail.len() >= 4 {
+        let (four, rest) = tail.split_at_mut(4);
+        let mut bytes = [0; 4];
+        bytes.copy_from_slice(four);
+        four.copy_from_slice(&(u32::from_ne_bytes(bytes) ^ u32::from_ne_bytes(key)).to_ne_bytes());
+        tail = rest;
+    }
+    for (byte, k) in tail.iter_mut().zip(key) {
+        *byte ^= k;
     }
 }
 
