@@ -318,6 +318,9 @@ impl Conn {
         pos
     }
 
+    // Out of line: its header array would otherwise swell the stack frame of
+    // `process`, which every WebSocket read goes through.
+    #[inline(never)]
     fn on_head_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &[u8]) -> usize {
         if let Phase::Head {
             started: started @ None,
@@ -367,6 +370,7 @@ impl Conn {
         }
     }
 
+    #[inline(never)]
     fn on_body_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &[u8]) -> usize {
         let Phase::Body(pending) = &mut self.phase else {
             return 0;

@@ -67,6 +67,9 @@ pub(crate) enum Event<'a> {
     },
 }
 
+/// The header of a masked frame with a 7-bit length: two bytes and the key.
+const SHORT_HEADER: usize = 6;
+
 /// What a call returns: bytes consumed, and at most one event.
 type Decoded<'a> = Result<(usize, Option<Event<'a>>), WsError>;
 
@@ -148,6 +151,10 @@ impl Receiver {
         if self.message().is_none() {
             // The last message may have been lent out of the buffer; it is over.
             self.partial = None;
+            if let Some((text, mask, end)) = self.short_frame(buf) {
+                let event = self.whole_frame(text, mask, &mut buf[SHORT_HEADER..end])?;
+                return Ok((end, Some(event)));
+            }
         }
         if let Some(message) = self.message().filter(|m| m.frame.remaining > 0) {
             return self.payload(message, buf);
@@ -164,6 +171,30 @@ impl Receiver {
                 self.data_frame(&header, mask, buf)
             }
         }
+    }
+
+    /// The most common frame of all: a whole, unfragmented, masked Text or
+    /// Binary frame of at most 125 bytes, with no message in progress.
+    /// Returns whether it is Text, its key and where it ends, so it can be
+    /// decoded without the general path; `None` leaves anything else,
+    /// including every error, to that path.
+    #[inline]
+    fn short_frame(&self, buf: &[u8]) -> Option<(bool, [u8; 4], usize)> {
+        let (&[first, second, k0, k1, k2, k3], rest) = buf.split_first_chunk::<SHORT_HEADER>()?;
+        // FIN, no RSV bits, Text (1) or Binary (2).
+        let text = match first {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        // Masked, with the length in the 7-bit field.
+        let len = second ^ 0x80;
+        let fits = u64::from(len) <= self.limits.max_frame.min(self.limits.max_message);
+        (len <= 125 && usize::from(len) <= rest.len() && fits).then_some((
+            text,
+            [k0, k1, k2, k3],
+            SHORT_HEADER + usize::from(len),
+        ))
     }
 
     /// True while a data message is in progress: begun, not yet ended.
