@@ -281,11 +281,11 @@ impl App {
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
-        let Some(root) = route.root.as_deref() else {
+        let Some(docs) = route.root.as_ref() else {
             return self.status_page(out, 500, close, None);
         };
         let site = FileSite {
-            root,
+            docs,
             index: &self.config.index,
             mime: &self.mime,
             route: &route.config,

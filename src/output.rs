@@ -8,11 +8,18 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
+use std::sync::OnceLock;
 
-/// Bytes read from a file per refill while streaming a large body.
+use rustix::io::Errno;
+use rustix::net::SendFlags;
+
+/// Bytes read from a file per refill while a body is copied through user space.
 pub(crate) const FILE_CHUNK: usize = 64 * 1024;
+/// The most one `sendfile` is asked for (Linux moves at most about 2 GiB per call).
+const SENDFILE_MAX: usize = 0x7fff_f000;
 
 /// One piece of a streamed body.
 #[derive(Debug)]
@@ -23,16 +30,88 @@ pub(crate) enum Segment {
     Range { offset: u64, remaining: u64 },
 }
 
-/// A large body that is read from its file a chunk at a time as the socket drains.
+/// A large body, sent from its file as the socket drains.
+///
+/// File bytes go from the page cache to the socket with `sendfile(2)`: no
+/// copy through user space and no buffer in wisp. Where `sendfile` must not
+/// or cannot be used (see `sendfile_is_safe`, or a file system that does
+/// not support it), the body is read a chunk at a time into the output and
+/// written from there instead.
 #[derive(Debug)]
 pub(crate) struct FileBody {
-    file: File,
+    /// Shared with the documents' open-file cache; every read names its offset.
+    file: Rc<File>,
     segments: VecDeque<Segment>,
+    /// Copy through user space instead of `sendfile`.
+    copy: bool,
+}
+
+/// What [`FileBody::send`] achieved.
+enum Sent {
+    /// Every segment has been written.
+    Done,
+    /// The socket is full.
+    Blocked,
+    /// `sendfile` is not supported for this file: copy from here on.
+    Copy,
 }
 
 impl FileBody {
-    pub fn new(file: File, segments: VecDeque<Segment>) -> FileBody {
-        FileBody { file, segments }
+    pub fn new(file: Rc<File>, segments: VecDeque<Segment>) -> FileBody {
+        FileBody {
+            file,
+            segments,
+            copy: !sendfile_is_safe(),
+        }
+    }
+
+    /// Writes the segments in order, file ranges with `sendfile`, until the
+    /// body is complete or the socket is full.
+    fn send<W: Write + AsFd>(&mut self, sock: &mut W, progressed: &mut bool) -> io::Result<Sent> {
+        loop {
+            let left = self.segments.len();
+            let Some(segment) = self.segments.front_mut() else {
+                return Ok(Sent::Done);
+            };
+            match segment {
+                Segment::Bytes(bytes) => {
+                    let mut done = 0;
+                    // A part head: the part's bytes follow at once.
+                    let more = left > 1;
+                    let state = write_all_nb(sock, bytes, &mut done, progressed, more);
+                    bytes.drain(..done);
+                    if state? == Flushed::Blocked {
+                        return Ok(Sent::Blocked);
+                    }
+                }
+                Segment::Range { offset, remaining } => {
+                    while *remaining > 0 {
+                        let want = usize::try_from(*remaining)
+                            .unwrap_or(SENDFILE_MAX)
+                            .min(SENDFILE_MAX);
+                        match rustix::fs::sendfile(sock.as_fd(), &*self.file, Some(offset), want) {
+                            // A file that shrinks under us cannot fill its
+                            // Content-Length: the connection is dropped.
+                            Ok(0) => return Err(shrank()),
+                            Ok(n) => {
+                                *remaining -= n as u64;
+                                *progressed = true;
+                            }
+                            Err(Errno::AGAIN) => return Ok(Sent::Blocked),
+                            Err(Errno::INTR) => {}
+                            // The file system cannot splice (some FUSE and
+                            // network file systems): `offset` is where to go on.
+                            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                                self.copy = true;
+                                return Ok(Sent::Copy);
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+            }
+            self.segments.pop_front();
+        }
     }
 
     /// Appends the next piece (at most `FILE_CHUNK` file bytes) to `out`.
@@ -54,7 +133,10 @@ impl FileBody {
                 out.resize(start + want, 0);
                 // A file that shrinks under us cannot fill its Content-Length:
                 // read_exact_at fails and the connection is dropped.
-                self.file.read_exact_at(&mut out[start..], *offset)?;
+                if let Err(e) = self.file.read_exact_at(&mut out[start..], *offset) {
+                    out.truncate(start);
+                    return Err(e);
+                }
                 *offset += want as u64;
                 *remaining -= want as u64;
                 if *remaining == 0 {
@@ -64,6 +146,35 @@ impl FileBody {
         }
         Ok(true)
     }
+}
+
+fn shrank() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the file shrank while it was being sent",
+    )
+}
+
+/// Whether this process may use `sendfile` on a connection.
+///
+/// `sendfile` takes no `MSG_NOSIGNAL`: writing into a connection its peer has
+/// reset raises SIGPIPE, which ends a process that has not ignored it. Rust
+/// programs ignore SIGPIPE from start-up (the standard library does so before
+/// `main`), so this is true almost everywhere; a host that restored the
+/// default action gets the copying path, whose sends pass `MSG_NOSIGNAL`.
+/// Read once from `/proc/self/status` (no `/proc`: copy).
+fn sendfile_is_safe() -> bool {
+    static SAFE: OnceLock<bool> = OnceLock::new();
+    *SAFE.get_or_init(|| {
+        let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+            return false;
+        };
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigIgn:"))
+            .and_then(|mask| u128::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask >> (signal_hook::consts::SIGPIPE - 1) & 1 == 1)
+    })
 }
 
 /// What a flush achieved.
@@ -172,9 +283,14 @@ impl Output {
         self.file = Some(Box::new(body));
     }
 
-    /// Writes the queue, then `scratch`, then file chunks, until done or the socket is full.
-    /// Whatever stays unwritten moves into the queue; `scratch` is left empty.
-    pub fn flush<W: Write>(&mut self, sock: &mut W, scratch: &mut Vec<u8>) -> io::Result<Flushed> {
+    /// Writes the queue, then `scratch`, then the file body, until done or the socket is full.
+    /// Whatever stays unwritten moves into the queue (a file body stays where
+    /// it is); `scratch` is left empty.
+    pub fn flush<W: Write + AsFd>(
+        &mut self,
+        sock: &mut W,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Flushed> {
         self.progressed = false;
         let result = self.flush_inner(sock, scratch);
         if !scratch.is_empty() {
@@ -189,7 +305,7 @@ impl Output {
         result
     }
 
-    fn flush_inner<W: Write>(
+    fn flush_inner<W: Write + AsFd>(
         &mut self,
         sock: &mut W,
         scratch: &mut Vec<u8>,
@@ -201,7 +317,9 @@ impl Output {
         loop {
             if !scratch.is_empty() {
                 let mut done = 0;
-                let state = write_all_nb(sock, scratch, &mut done, &mut self.progressed);
+                // A head whose body follows with `sendfile`.
+                let more = self.file.as_ref().is_some_and(|f| !f.copy);
+                let state = write_all_nb(sock, scratch, &mut done, &mut self.progressed, more);
                 scratch.drain(..done);
                 if state? == Flushed::Blocked {
                     return Ok(Flushed::Blocked);
@@ -210,7 +328,16 @@ impl Output {
             let Some(file) = self.file.as_mut() else {
                 return Ok(Flushed::All);
             };
-            if !file.refill(scratch)? {
+            let more = if file.copy {
+                file.refill(scratch)?
+            } else {
+                match file.send(sock, &mut self.progressed)? {
+                    Sent::Done => false,
+                    Sent::Blocked => return Ok(Flushed::Blocked),
+                    Sent::Copy => true,
+                }
+            };
+            if !more {
                 self.file = None;
                 return Ok(Flushed::All);
             }
@@ -261,14 +388,27 @@ impl Output {
 }
 
 /// Writes `buf[*done..]` until finished or WouldBlock.
-fn write_all_nb<W: Write>(
+///
+/// `more` says that more output follows at once (a response head before its
+/// file): the bytes go with `MSG_MORE`, so the kernel holds them for the
+/// next write instead of sending a small packet of their own. On loopback
+/// that halved the reader's CPU per 1 MiB response; the last write of a
+/// response must go without it, or its tail would wait for the cork timer.
+fn write_all_nb<W: Write + AsFd>(
     sock: &mut W,
     buf: &[u8],
     done: &mut usize,
     progressed: &mut bool,
+    more: bool,
 ) -> io::Result<Flushed> {
     while *done < buf.len() {
-        match sock.write(&buf[*done..]) {
+        let written = if more {
+            let flags = SendFlags::NOSIGNAL | SendFlags::MORE;
+            rustix::net::send(sock.as_fd(), &buf[*done..], flags).map_err(io::Error::from)
+        } else {
+            sock.write(&buf[*done..])
+        };
+        match written {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 *done += n;
@@ -285,11 +425,39 @@ fn write_all_nb<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::BorrowedFd;
+    use std::time::Duration;
 
-    /// A socket that accepts `room` bytes, then blocks.
+    /// A real loopback connection: `sock` is the server's end (non-blocking,
+    /// a small send buffer), `peer` the client's (blocking, a small receive
+    /// buffer), so a large body fills the connection and has to wait.
+    fn connection() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // Accepted sockets inherit the listener's receive buffer.
+        rustix::net::sockopt::set_socket_recv_buffer_size(&listener, 16 * 1024).unwrap();
+        let sock = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        rustix::net::sockopt::set_socket_send_buffer_size(&sock, 16 * 1024).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (sock, peer)
+    }
+
+    /// Reads exactly `n` bytes from the peer.
+    fn read_exactly(peer: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut got = vec![0; n];
+        peer.read_exact(&mut got).unwrap();
+        got
+    }
+
+    /// A socket that accepts `room` bytes (at most 7 per write), then blocks,
+    /// whatever the real connection behind it could take.
     struct Throttled {
         room: usize,
-        got: Vec<u8>,
+        sock: TcpStream,
     }
 
     impl Write for Throttled {
@@ -298,8 +466,8 @@ mod tests {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let n = buf.len().min(self.room).min(7);
+            let n = self.sock.write(&buf[..n])?;
             self.room -= n;
-            self.got.extend_from_slice(&buf[..n]);
             Ok(n)
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -307,13 +475,21 @@ mod tests {
         }
     }
 
+    impl AsFd for Throttled {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.sock.as_fd()
+        }
+    }
+
+    fn throttled(room: usize) -> (Throttled, TcpStream) {
+        let (sock, peer) = connection();
+        (Throttled { room, sock }, peer)
+    }
+
     #[test]
     fn unwritten_scratch_moves_to_pending_and_order_is_kept() {
         let mut out = Output::default();
-        let mut sock = Throttled {
-            room: 10,
-            got: Vec::new(),
-        };
+        let (mut sock, mut peer) = throttled(10);
         let mut scratch = b"0123456789abcdef".to_vec();
         assert_eq!(
             out.flush(&mut sock, &mut scratch).unwrap(),
@@ -326,7 +502,7 @@ mod tests {
         assert!(scratch.is_empty());
         sock.room = 100;
         assert_eq!(out.flush(&mut sock, &mut scratch).unwrap(), Flushed::All);
-        assert_eq!(sock.got, b"0123456789abcdefXYZ");
+        assert_eq!(read_exactly(&mut peer, 19), b"0123456789abcdefXYZ");
         assert!(out.is_idle());
         assert_eq!(
             out.queue.capacity(),
@@ -338,10 +514,7 @@ mod tests {
     #[test]
     fn shared_frames_keep_their_place_in_line_and_are_not_copied() {
         let mut out = Output::default();
-        let mut sock = Throttled {
-            room: 3,
-            got: Vec::new(),
-        };
+        let (mut sock, mut peer) = throttled(3);
         let mut scratch = b"first;".to_vec();
         assert_eq!(
             out.flush(&mut sock, &mut scratch).unwrap(),
@@ -365,42 +538,149 @@ mod tests {
         let mut want = b"first;".to_vec();
         want.extend_from_slice(&big);
         want.extend_from_slice(b"small;last");
-        assert_eq!(sock.got, want);
+        assert_eq!(read_exactly(&mut peer, want.len()), want);
         assert_eq!(Rc::strong_count(&big), 1, "written frames are released");
         assert!(out.is_idle());
     }
 
-    #[test]
-    fn file_body_streams_in_chunks_behind_the_head() {
-        let path = std::env::temp_dir().join(format!("wisp-output-{}", std::process::id()));
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
-        let file = File::open(&path).unwrap();
-        let segments = [
+    /// A temporary file of `len` patterned bytes, removed on drop.
+    struct TempFile {
+        path: std::path::PathBuf,
+        data: Vec<u8>,
+    }
+
+    impl TempFile {
+        fn new(tag: &str, len: usize) -> TempFile {
+            let path =
+                std::env::temp_dir().join(format!("wisp-output-{tag}-{}", std::process::id()));
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            TempFile { path, data }
+        }
+
+        fn open(&self) -> Rc<File> {
+            Rc::new(File::open(&self.path).unwrap())
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// A head, then a multipart-like body: bytes, a range, bytes, a range, bytes.
+    fn parts() -> VecDeque<Segment> {
+        [
             Segment::Bytes(b"<".to_vec()),
             Segment::Range {
                 offset: 10,
-                remaining: 150_000,
+                remaining: 600_000,
+            },
+            Segment::Bytes(b"|".to_vec()),
+            Segment::Range {
+                offset: 5,
+                remaining: 3,
             },
             Segment::Bytes(b">".to_vec()),
         ]
         .into_iter()
-        .collect();
-        let mut out = Output::default();
-        out.set_file(FileBody::new(file, segments));
-        let mut scratch = b"HEAD".to_vec();
-        let mut sock = Throttled {
-            room: 1000,
-            got: Vec::new(),
-        };
-        while out.flush(&mut sock, &mut scratch).unwrap() == Flushed::Blocked {
-            assert!(out.backlog() <= FILE_CHUNK, "memory stays bounded");
-            sock.room = 50_000;
-        }
+        .collect()
+    }
+
+    fn parts_expected(data: &[u8]) -> Vec<u8> {
         let mut want = b"HEAD<".to_vec();
-        want.extend_from_slice(&data[10..150_010]);
+        want.extend_from_slice(&data[10..600_010]);
+        want.push(b'|');
+        want.extend_from_slice(&data[5..8]);
         want.push(b'>');
-        assert_eq!(sock.got, want);
-        std::fs::remove_file(path).unwrap();
+        want
+    }
+
+    /// Flushes `body` behind `HEAD` into a connection the peer drains slowly;
+    /// returns what the peer read, and checks that the output never held more
+    /// than `most` bytes of the file and that the connection did fill up.
+    fn stream(body: FileBody, len: usize, most: usize) -> Vec<u8> {
+        let (mut sock, mut peer) = connection();
+        let mut out = Output::default();
+        out.set_file(body);
+        let mut scratch = b"HEAD".to_vec();
+        let mut got = Vec::new();
+        let mut buf = vec![0; 4096];
+        let mut blocked = 0;
+        while out.flush(&mut sock, &mut scratch).unwrap() == Flushed::Blocked {
+            blocked += 1;
+            assert!(out.backlog() <= most, "memory stays bounded");
+            // The connection is full, so there is something to read.
+            let n = peer.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            blocked > 0,
+            "the body should not fit the connection at once"
+        );
+        assert!(out.is_idle());
+        got.extend(read_exactly(&mut peer, len - got.len()));
+        got
+    }
+
+    #[test]
+    fn file_body_goes_out_with_sendfile_in_order_behind_the_head() {
+        let f = TempFile::new("sendfile", 700_000);
+        let mut body = FileBody::new(f.open(), parts());
+        body.copy = false;
+        // Nothing of the file passes through wisp's memory.
+        let got = stream(body, parts_expected(&f.data).len(), 0);
+        assert!(got == parts_expected(&f.data), "streamed bytes differ");
+    }
+
+    #[test]
+    fn file_body_can_be_copied_in_chunks_instead() {
+        let f = TempFile::new("copy", 700_000);
+        let mut body = FileBody::new(f.open(), parts());
+        body.copy = true;
+        let got = stream(body, parts_expected(&f.data).len(), FILE_CHUNK);
+        assert!(got == parts_expected(&f.data), "streamed bytes differ");
+    }
+
+    /// A file cut short after its head went out fails the flush (and so the
+    /// connection) instead of sending fewer bytes than promised.
+    fn shrinking(copy: bool) {
+        let f = TempFile::new(if copy { "shrink-copy" } else { "shrink" }, 300_000);
+        let file = f.open();
+        let segments = std::iter::once(Segment::Range {
+            offset: 0,
+            remaining: 300_000,
+        })
+        .collect();
+        let mut body = FileBody::new(Rc::clone(&file), segments);
+        body.copy = copy;
+        let (mut sock, mut peer) = connection();
+        let mut out = Output::default();
+        out.set_file(body);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&f.path)
+            .unwrap()
+            .set_len(200_000)
+            .unwrap();
+        let mut scratch = b"HEAD".to_vec();
+        let mut buf = vec![0; 65536];
+        let mut got = 0;
+        let err = loop {
+            match out.flush(&mut sock, &mut scratch) {
+                Ok(Flushed::Blocked) => got += peer.read(&mut buf).unwrap(),
+                Ok(Flushed::All) => panic!("a short body was reported complete"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(got <= 4 + 200_000);
+    }
+
+    #[test]
+    fn a_file_that_shrinks_fails_instead_of_sending_short() {
+        shrinking(false);
+        shrinking(true);
     }
 }

@@ -1,16 +1,15 @@
 //! Which configured route answers a path: redirects first, then the first matching route.
 
-use std::path::PathBuf;
-
 use crate::config::{Config, HandlerKind, Redirect, RouteConfig};
 use crate::error::StartError;
+use crate::files::Documents;
 
 /// A route with its documents folder resolved once at start-up.
 #[derive(Debug)]
 pub(crate) struct Route {
     pub config: RouteConfig,
-    /// Canonical documents folder (file routes only).
-    pub root: Option<PathBuf>,
+    /// Canonical documents folder and the files it keeps open (file routes only).
+    pub root: Option<Documents>,
 }
 
 impl Route {
@@ -59,10 +58,11 @@ impl Routes {
                 let root = match r.handler {
                     HandlerKind::File => {
                         let dir = r.documents.as_ref().unwrap_or(&config.documents);
-                        Some(dir.canonicalize().map_err(|source| StartError::Documents {
+                        let root = dir.canonicalize().map_err(|source| StartError::Documents {
                             path: dir.clone(),
                             source,
-                        })?)
+                        })?;
+                        Some(Documents::new(root))
                     }
                     HandlerKind::Action => None,
                 };

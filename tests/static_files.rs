@@ -345,3 +345,117 @@ fn large_file_ranges_stream_too() {
     assert_eq!(r.status, 206);
     assert!(find(&r.body, &expected[200000..299999]).is_some());
 }
+
+#[test]
+fn a_file_changed_after_it_was_served_is_served_as_it_is_now() {
+    let s = TestServer::files(|d| {
+        d.write("page.html", "first");
+        d.write("gone.txt", "here");
+    });
+    let before = s.get("/page.html");
+    assert_eq!(before.text(), "first");
+    // Edited in place: new length, new validators.
+    s.docs.write("page.html", "second, longer");
+    let edited = s.get("/page.html");
+    assert_eq!(edited.text(), "second, longer");
+    assert_eq!(edited.header("content-length"), Some("14"));
+    assert_ne!(edited.header("etag"), before.header("etag"));
+    // Replaced the way editors and deployments do: a new file renamed over it.
+    let fresh = s.docs.write("page.tmp", "third");
+    std::fs::rename(fresh, s.docs.path.join("page.html")).unwrap();
+    let replaced = s.get("/page.html");
+    assert_eq!(replaced.text(), "third");
+    assert_ne!(replaced.header("etag"), edited.header("etag"));
+    // Removed.
+    assert_eq!(s.get("/gone.txt").status, 200);
+    std::fs::remove_file(s.docs.path.join("gone.txt")).unwrap();
+    assert_eq!(s.get("/gone.txt").status, 404);
+}
+
+#[test]
+fn a_symlink_pointed_out_of_the_root_after_it_was_served_is_not_served() {
+    let outside = support::TempDir::new("outside-relink");
+    let secret = outside.write("secret.txt", "SECRET");
+    let s = TestServer::files(|d| {
+        d.write("real.txt", "inside");
+        std::os::unix::fs::symlink(d.path.join("real.txt"), d.path.join("alias.txt")).unwrap();
+    });
+    assert_eq!(s.get("/alias.txt").text(), "inside");
+    let alias = s.docs.path.join("alias.txt");
+    std::fs::remove_file(&alias).unwrap();
+    std::os::unix::fs::symlink(&secret, &alias).unwrap();
+    let r = s.get("/alias.txt");
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("SECRET"));
+}
+
+#[test]
+fn a_file_swapped_for_a_fifo_is_refused_without_blocking_the_server() {
+    let s = site();
+    assert_eq!(s.get("/style.css").status, 200);
+    let path = s.docs.path.join("style.css");
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&path).status();
+    if !made.is_ok_and(|status| status.success()) {
+        eprintln!("mkfifo unavailable; skipping");
+        return;
+    }
+    assert_eq!(s.get("/style.css").status, 404);
+    // The loop is not stuck on the FIFO.
+    assert_eq!(s.get("/app.js").text(), "let x=1;");
+}
+
+#[test]
+fn pipelined_requests_around_large_files_are_answered_in_order() {
+    const SIZE: usize = 1024 * 1024 + 7;
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 249) as u8).collect();
+    let expected = data.clone();
+    let s = TestServer::files(move |d| {
+        d.write("big.bin", &data);
+        d.write("small.txt", "small");
+    });
+    let mut c = s.client();
+    c.send(
+        b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+          HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=100-200099\r\n\r\n\
+          GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0,-70000\r\n\r\n\
+          GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    assert!(r.body == expected, "the whole file differs");
+    assert_eq!(c.response().text(), "small");
+    let r = c.head_response();
+    assert_eq!(r.header("content-length"), Some(SIZE.to_string().as_str()));
+    let r = c.response();
+    assert_eq!(r.status, 206);
+    assert!(r.body == expected[100..200_100], "the range differs");
+    let r = c.response();
+    assert_eq!(r.status, 206);
+    let boundary = r
+        .header("content-type")
+        .unwrap()
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let mut want = format!(
+        "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 0-0/{SIZE}\r\n\r\n"
+    )
+    .into_bytes();
+    want.extend_from_slice(&expected[..1]);
+    want.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {}-{}/{SIZE}\r\n\r\n",
+            SIZE - 70_000,
+            SIZE - 1
+        )
+        .as_bytes(),
+    );
+    want.extend_from_slice(&expected[SIZE - 70_000..]);
+    want.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert!(r.body == want, "the multipart body differs");
+    assert_eq!(c.response().text(), "small");
+}

@@ -1,23 +1,25 @@
 //! The static file handler: a confined path, validators, ranges and precompressed variants.
 
+pub(crate) mod cache;
 pub(crate) mod mime;
 pub(crate) mod path;
 
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::config::RouteConfig;
-use crate::http::conditional::{file_etag, if_range_holds, none_match, not_modified_since};
-use crate::http::date::format_http_date;
+use crate::http::conditional::{if_range_holds, none_match, not_modified_since};
 use crate::http::encoding::{choose_encoding, Encoding};
 use crate::http::range::{parse_range, ByteRange, Multipart, RangeRequest};
 use crate::http::request::Head;
 use crate::http::response::HeadWriter;
 use crate::output::{FileBody, Segment};
+pub(crate) use cache::Documents;
+use cache::{Found, OpenFile};
 use mime::MimeTable;
-use path::{normalize, resolve, PathError, Resolved};
+use path::{normalize, PathError};
 
 /// Files up to this size are read whole into the response; larger ones stream.
 pub(crate) const INLINE_LIMIT: u64 = 64 * 1024;
@@ -26,8 +28,8 @@ const MAX_RANGES: usize = 16;
 
 /// What the file handler needs besides the request.
 pub(crate) struct FileSite<'a> {
-    /// The canonical documents folder of the route.
-    pub root: &'a Path,
+    /// The documents folder of the route, with the files it keeps open.
+    pub docs: &'a Documents,
     pub index: &'a str,
     pub mime: &'a MimeTable,
     pub route: &'a RouteConfig,
@@ -55,31 +57,23 @@ pub(crate) fn serve(
     sink: &mut Sink<'_>,
 ) -> Result<(), Refusal> {
     let (relative, trailing_slash) = normalize(head.path).map_err(refusal)?;
-    let found = resolve(site.root, &relative).map_err(refusal)?;
-    if found.is_dir {
-        if !trailing_slash {
-            return redirect_to_slash(head, sink);
-        }
-        let index = join(&relative, site.index);
-        let found = resolve(site.root, &index).map_err(refusal)?;
-        if found.is_dir {
-            return Err(Refusal::Status(404));
-        }
-        return serve_file(site, head, &index, found, sink);
-    }
     if trailing_slash {
-        return Err(Refusal::Status(404));
+        let index = join(&relative, site.index);
+        // The common case first: an index file served before, checked with one stat.
+        if let Some(file) = site.docs.cached(&index) {
+            return serve_file(site, head, &index, file, sink);
+        }
+        return match site.docs.find(&relative).map_err(refusal)? {
+            Found::File(_) => Err(Refusal::Status(404)),
+            Found::Dir => match site.docs.find(&index).map_err(refusal)? {
+                Found::File(file) => serve_file(site, head, &index, file, sink),
+                Found::Dir => Err(Refusal::Status(404)),
+            },
+        };
     }
-    serve_file(site, head, &relative, found, sink)
-}
-
-/// The status for a file that was found but could not be opened: out of
-/// descriptors is the server's trouble (503), not the client's.
-fn open_status(e: &std::io::Error) -> u16 {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => 404,
-        std::io::ErrorKind::PermissionDenied => 403,
-        _ => 503,
+    match site.docs.find(&relative).map_err(refusal)? {
+        Found::File(file) => serve_file(site, head, &relative, file, sink),
+        Found::Dir => redirect_to_slash(head, sink),
     }
 }
 
@@ -88,6 +82,7 @@ fn refusal(e: PathError) -> Refusal {
         PathError::BadRequest => 400,
         PathError::NotFound => 404,
         PathError::Forbidden => 403,
+        PathError::Unavailable => 503,
     })
 }
 
@@ -119,7 +114,7 @@ fn redirect_to_slash(head: &Head<'_>, sink: &mut Sink<'_>) -> Result<(), Refusal
 
 /// The representation chosen for a request: the file or one of its precompressed siblings.
 struct Chosen {
-    file: Resolved,
+    file: Rc<OpenFile>,
     encoding: Encoding,
 }
 
@@ -127,37 +122,34 @@ fn serve_file(
     site: &FileSite<'_>,
     head: &Head<'_>,
     relative: &str,
-    found: Resolved,
+    found: Rc<OpenFile>,
     sink: &mut Sink<'_>,
 ) -> Result<(), Refusal> {
     let content_type = site.mime.for_path(relative);
     let chosen = choose_variant(site, head, relative, found);
-    let meta = &chosen.file.metadata;
-    let size = meta.len();
-    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    let etag = file_etag(meta.ino(), size, mtime);
-    let last_modified = format_http_date(mtime);
+    let open = &*chosen.file;
+    let (size, mtime, etag) = (open.metadata.len(), open.mtime, open.etag.as_str());
 
     let validators = Validators {
-        etag: &etag,
-        last_modified: &last_modified,
+        etag,
+        last_modified: &open.last_modified,
         encoding: chosen.encoding,
         compressed_route: site.route.compressed,
         max_age: site.route.cache_max_age.map(|d| d.as_secs()),
     };
-    if not_modified(head, &etag, mtime) {
+    if not_modified(head, etag, mtime) {
         let mut w = HeadWriter::start(sink.out, 304, sink.date, sink.extra);
         validators.write(&mut w);
         w.finish(None, sink.close);
         return Ok(());
     }
     let ranges = match head.header("range") {
-        Some(range) if head.method == "GET" && range_allowed(head, &etag, mtime) => {
+        Some(range) if head.method == "GET" && range_allowed(head, etag, mtime) => {
             parse_range(range, size, MAX_RANGES)
         }
         _ => RangeRequest::Full,
     };
-    let file = File::open(&chosen.file.path).map_err(|e| Refusal::Status(open_status(&e)))?;
+    let file = &open.file;
     let send_body = head.method != "HEAD";
     // Where this response starts, so a failed read can take its head back.
     let mark = sink.out.len();
@@ -206,7 +198,7 @@ fn serve_file(
                     });
                 }
                 segments.push_back(Segment::Bytes(multipart.closing));
-                sink.file = Some(FileBody::new(file, segments));
+                sink.file = Some(FileBody::new(Rc::clone(file), segments));
             }
         }
         RangeRequest::Unsatisfiable => {
@@ -261,7 +253,12 @@ fn range_allowed(head: &Head<'_>, etag: &str, mtime: SystemTime) -> bool {
 }
 
 /// Picks a precompressed sibling (`.br`, `.gz`) on compressed routes when the client accepts it.
-fn choose_variant(site: &FileSite<'_>, head: &Head<'_>, relative: &str, found: Resolved) -> Chosen {
+fn choose_variant(
+    site: &FileSite<'_>,
+    head: &Head<'_>,
+    relative: &str,
+    found: Rc<OpenFile>,
+) -> Chosen {
     if !site.route.compressed {
         return Chosen {
             file: found,
@@ -270,9 +267,10 @@ fn choose_variant(site: &FileSite<'_>, head: &Head<'_>, relative: &str, found: R
     }
     let sibling = |enc: Encoding| {
         let suffix = enc.suffix()?;
-        resolve(site.root, &format!("{relative}{suffix}"))
-            .ok()
-            .filter(|r| !r.is_dir)
+        match site.docs.find(&format!("{relative}{suffix}")) {
+            Ok(Found::File(file)) => Some(file),
+            _ => None,
+        }
     };
     let br = sibling(Encoding::Brotli);
     let gz = sibling(Encoding::Gzip);
@@ -292,7 +290,12 @@ fn choose_variant(site: &FileSite<'_>, head: &Head<'_>, relative: &str, found: R
 }
 
 /// Puts one byte range of the file into the response: inline when small, else streamed.
-fn body_range(file: File, r: ByteRange, size: u64, sink: &mut Sink<'_>) -> Result<(), Refusal> {
+fn body_range(
+    file: &Rc<File>,
+    r: ByteRange,
+    size: u64,
+    sink: &mut Sink<'_>,
+) -> Result<(), Refusal> {
     if size == 0 {
         return Ok(());
     }
@@ -303,7 +306,7 @@ fn body_range(file: File, r: ByteRange, size: u64, sink: &mut Sink<'_>) -> Resul
             remaining: len,
         })
         .collect();
-        sink.file = Some(FileBody::new(file, segments));
+        sink.file = Some(FileBody::new(Rc::clone(file), segments));
         return Ok(());
     }
     let start = sink.out.len();
