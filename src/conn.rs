@@ -5,7 +5,7 @@
 //! output is written from the shared scratch buffer and only what the socket
 //! refuses is kept (see `output.rs`).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -38,6 +38,8 @@ pub(crate) struct Ctx<'a> {
     /// Responses are composed here and written from here.
     pub scratch: &'a mut Vec<u8>,
     pub now: Instant,
+    /// `now` plus `timeouts.inactivity`: the idle deadline of a connection active now.
+    pub idle_at: Option<Instant>,
 }
 
 /// What became of a frame delivered from another connection.
@@ -152,6 +154,15 @@ impl Conn {
     /// Writes what is queued; when it all went out, resumes paused input and
     /// decides whether the connection is finished.
     fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+        // The common case: all this event's output is in the scratch buffer
+        // and nothing else is owed.
+        if self.output.is_idle()
+            && !self.read_paused
+            && !self.owes_drain(ctx.app)
+            && self.write_scratch(ctx)?
+        {
+            return self.after_output(ctx.now);
+        }
         let mut drained = false;
         loop {
             let flushed = self.output.flush(&mut Socket(&self.stream), ctx.scratch)?;
@@ -178,6 +189,32 @@ impl Conn {
             self.read_all(ctx, read_buf, false)?;
         }
         self.after_output(ctx.now)
+    }
+
+    /// Writes the scratch buffer straight to the socket; true when all of it
+    /// went. What the socket refused stays in the scratch buffer for the
+    /// general path to queue.
+    fn write_scratch(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
+        let mut done = 0;
+        while done < ctx.scratch.len() {
+            match Socket(&self.stream).write(&ctx.scratch[done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    self.since = ctx.now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let all = done == ctx.scratch.len();
+        if all {
+            ctx.scratch.clear();
+        } else {
+            ctx.scratch.drain(..done);
+        }
+        Ok(all)
     }
 
     /// Decides what an idle output means in each phase.
@@ -468,8 +505,9 @@ impl Conn {
     /// Runs WebSocket frames through the session; returns the bytes used.
     fn on_frames(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
         let mut used = buf.len();
+        let idle_at = ctx.idle_at;
         let flow = self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
-            let (n, flow) = session.receive(step, buf);
+            let (n, flow) = session.receive(step, buf, idle_at);
             used = n;
             flow
         });
@@ -580,7 +618,7 @@ impl Conn {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
             Phase::WebSocket(session) => {
                 let stalled = if self.output.is_idle() { None } else { stall() };
-                earliest(session.due(t.inactivity), stalled)
+                earliest(session.due(), stalled)
             }
             _ if !self.output.is_idle() => stall(),
             Phase::Head { started: None } | Phase::Closing { until: None } => stall(),

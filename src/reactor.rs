@@ -56,6 +56,8 @@ pub(crate) struct Reactor {
     accept_paused_until: Option<Instant>,
     /// Connections that received deliveries and are flushed at the end of the turn.
     dirty: Vec<usize>,
+    /// When a connection that shows life this turn goes idle (`timeouts.inactivity`).
+    idle_at: Option<Instant>,
     /// Open connections per address, when `limits.connectionsPerIp` is set.
     per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
@@ -82,6 +84,7 @@ impl Reactor {
             next_serial: 0,
             accept_paused_until: None,
             dirty: Vec::new(),
+            idle_at: None,
             per_ip: HashMap::new(),
             commands,
             app,
@@ -126,6 +129,13 @@ impl Reactor {
             }
             let now = Instant::now();
             self.app.date.update(SystemTime::now());
+            // Once per turn, not once per message.
+            self.idle_at = self
+                .app
+                .config
+                .timeouts
+                .inactivity
+                .and_then(|d| now.checked_add(d));
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.run_commands(now),
@@ -178,6 +188,7 @@ impl Reactor {
                         key: id.key,
                         scratch: &mut self.scratch,
                         now,
+                        idle_at: self.idle_at,
                     };
                     conn.user_timer(&mut ctx, timer);
                     // What the handler sent is in the scratch buffer: write it now.
@@ -384,6 +395,7 @@ impl Reactor {
             key,
             scratch: &mut self.scratch,
             now,
+            idle_at: self.idle_at,
         };
         let conn = if over {
             Conn::turned_away(stream, peer, serial, &mut ctx)
@@ -420,6 +432,7 @@ impl Reactor {
             key,
             scratch: &mut self.scratch,
             now,
+            idle_at: self.idle_at,
         };
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
             Ok(Next::Keep) => self.rearm(key),
@@ -444,6 +457,7 @@ impl Reactor {
                 key: wake.key,
                 scratch: &mut self.scratch,
                 now,
+                idle_at: self.idle_at,
             };
             match conn.timeout(&mut ctx, &mut self.read_buf) {
                 Ok(Next::Keep) => self.rearm(wake.key),
