@@ -218,6 +218,7 @@ impl Conn {
     }
 
     /// Decides what an idle output means in each phase.
+    #[inline]
     fn after_output(&mut self, now: Instant) -> io::Result<Next> {
         match self.phase {
             Phase::Closing { .. } => {
@@ -313,7 +314,11 @@ impl Conn {
     /// Processes freshly read bytes, keeping only an unprocessed tail.
     fn take_bytes(&mut self, ctx: &mut Ctx<'_>, fresh: &mut [u8]) {
         if self.input.is_empty() {
-            let used = self.process(ctx, fresh);
+            let used = match self.phase {
+                // One session call takes every whole frame there is.
+                Phase::WebSocket(_) => self.on_frames(ctx, fresh),
+                _ => self.process(ctx, fresh),
+            };
             if used < fresh.len() {
                 self.input.extend_from_slice(&fresh[used..]);
             }
@@ -612,6 +617,7 @@ impl Conn {
     }
 
     /// When this connection next needs attention.
+    #[inline]
     pub fn due(&self, t: &Timeouts) -> Option<Instant> {
         let stall = || add(self.since, t.inactivity);
         match &self.phase {

@@ -435,7 +435,11 @@ impl Reactor {
             idle_at: self.idle_at,
         };
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
-            Ok(Next::Keep) => self.rearm(key),
+            Ok(Next::Keep) => {
+                // As `rearm`, without looking the connection up again.
+                let due = conn.due(&self.app.config.timeouts);
+                self.timers.set(&mut conn.deadline, due, key, conn.serial);
+            }
             Ok(Next::Close) | Err(_) => self.close(key, now),
         }
         if !self.app.hub.outbox.is_empty() {

@@ -337,7 +337,7 @@ impl Session {
     /// After a callback: a panic closes with 1011, a send over the
     /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
-    #[inline]
+    #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
         if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
             return self.close_now(step, POLICY, "backpressure");
@@ -378,6 +378,7 @@ impl Session {
     }
 
     /// When the session next needs attention.
+    #[inline]
     pub fn due(&self) -> Option<Instant> {
         match (self.idle_at, self.wake) {
             (Some(idle), Some(wake)) => Some(idle.min(wake)),
