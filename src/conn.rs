@@ -5,7 +5,7 @@
 //! output is written from the shared scratch buffer and only what the socket
 //! refuses is kept (see `output.rs`).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -141,7 +141,7 @@ impl Conn {
     pub fn ready(
         &mut self,
         ctx: &mut Ctx<'_>,
-        read_buf: &mut [u8],
+        read_buf: &mut Vec<u8>,
         readable: bool,
         read_closed: bool,
     ) -> io::Result<Next> {
@@ -153,7 +153,7 @@ impl Conn {
 
     /// Writes what is queued; when it all went out, resumes paused input and
     /// decides whether the connection is finished.
-    fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+    fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
         // The common case: all this event's output is in the scratch buffer
         // and nothing else is owed.
         if self.output.is_idle()
@@ -242,7 +242,7 @@ impl Conn {
     fn read_all(
         &mut self,
         ctx: &mut Ctx<'_>,
-        read_buf: &mut [u8],
+        read_buf: &mut Vec<u8>,
         hint_closed: bool,
     ) -> io::Result<()> {
         loop {
@@ -250,7 +250,7 @@ impl Conn {
                 self.read_paused = true;
                 return Ok(());
             }
-            match Socket(&self.stream).read(read_buf) {
+            match Socket(&self.stream).read_spare(read_buf) {
                 Ok(0) => {
                     self.read_closed = true;
                     return Ok(());
@@ -267,7 +267,7 @@ impl Conn {
                     // polling reports the next arrival, so skip the extra read
                     // that would only say WouldBlock. A pending EOF was flagged
                     // in the event, so keep reading then to see it.
-                    if n < read_buf.len() && !hint_closed {
+                    if n < read_buf.capacity() && !hint_closed {
                         return Ok(());
                     }
                 }
@@ -634,7 +634,7 @@ impl Conn {
     }
 
     /// Acts on a passed deadline.
-    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
         if matches!(self.phase, Phase::WebSocket(_)) {
             let stalled = !self.output.is_idle()
                 && add(self.since, ctx.app.config.timeouts.inactivity)

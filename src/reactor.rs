@@ -38,7 +38,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// What other threads share with the loop.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub stop: AtomicBool,
+    pub stop: Arc<AtomicBool>,
     pub waker: Waker,
 }
 
@@ -79,7 +79,7 @@ impl Reactor {
             conns: Slab::new(),
             counted: 0,
             timers: Timers::default(),
-            read_buf: vec![0; READ_BUF],
+            read_buf: Vec::with_capacity(READ_BUF),
             scratch: Vec::new(),
             next_serial: 0,
             accept_paused_until: None,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpListener;
-use mio::{Poll, Waker};
+use mio::{Interest, Poll, Registry, Waker};
 
 use crate::app::App;
 use crate::config::Config;
@@ -40,6 +40,10 @@ use crate::stats::Stats;
 pub struct Server {
     reactor: Reactor,
     commands: Sender<Command>,
+    /// A second handle on the loop's registry, for sources added after `bind`.
+    registry: Registry,
+    /// Signals stop the loop by writing here (see [`Server::stop_on_signals`]).
+    signal_pipe: Option<mio::net::UnixStream>,
 }
 
 impl std::fmt::Debug for Server {
@@ -64,14 +68,17 @@ impl Server {
         }
         Reactor::register(&poll, &mut listeners).map_err(StartError::Io)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
+        let registry = poll.registry().try_clone().map_err(StartError::Io)?;
         let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
             waker,
         });
         let (commands, inbox) = mpsc::channel();
         Ok(Server {
             reactor: Reactor::new(poll, listeners, app, shared, inbox),
             commands,
+            registry,
+            signal_pipe: None,
         })
     }
 
@@ -141,6 +148,26 @@ impl Server {
             shared: Arc::clone(&self.reactor.shared),
             commands: self.commands.clone(),
         }
+    }
+
+    /// Stops the server gracefully (as [`ServerHandle::stop`] does) when the
+    /// process receives one of `signals`, e.g. `SIGINT` and `SIGTERM`.
+    ///
+    /// No thread waits for them: the signal handler (signal-hook's, no
+    /// `unsafe` of ours) sets the stop flag and writes a byte to a socket
+    /// the loop polls, which wakes it.
+    pub fn stop_on_signals(&mut self, signals: &[i32]) -> io::Result<()> {
+        let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        let mut rx = mio::net::UnixStream::from_std(rx);
+        self.registry.register(&mut rx, WAKER, Interest::READABLE)?;
+        for &signal in signals {
+            signal_hook::flag::register(signal, Arc::clone(&self.reactor.shared.stop))?;
+            signal_hook::low_level::pipe::register(signal, tx.try_clone()?)?;
+        }
+        self.signal_pipe = Some(rx);
+        Ok(())
     }
 
     /// Serves until [`ServerHandle::stop`] is called.
