@@ -40,6 +40,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) struct Shared {
     pub stop: Arc<AtomicBool>,
     pub waker: Waker,
+    /// The thread running the loop, once it runs.
+    pub loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
 }
 
 pub(crate) struct Reactor {

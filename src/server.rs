@@ -72,6 +72,7 @@ impl Server {
         let shared = Arc::new(Shared {
             stop: Arc::new(AtomicBool::new(false)),
             waker,
+            loop_thread: std::sync::OnceLock::new(),
         });
         let (commands, inbox) = mpsc::channel();
         Ok(Server {
@@ -172,6 +173,11 @@ impl Server {
 
     /// Serves until [`ServerHandle::stop`] is called.
     pub fn run(mut self) -> io::Result<()> {
+        let _ = self
+            .reactor
+            .shared
+            .loop_thread
+            .set(std::thread::current().id());
         self.reactor.run()
     }
 }
@@ -271,9 +277,14 @@ impl ServerHandle {
     }
 
     /// The server's counters, fetched from the server thread (waits up to
-    /// five seconds; `None` if the server has stopped). Do not call it from
-    /// a handler: the server thread would wait for itself.
+    /// five seconds; `None` if the server has stopped). From the server
+    /// thread itself (a handler) it answers `None` at once, since the loop
+    /// cannot serve a request while it waits for the answer: handlers read
+    /// [`WebSocket::stats`](crate::WebSocket::stats) instead.
     pub fn stats(&self) -> Option<Stats> {
+        if self.shared.loop_thread.get() == Some(&std::thread::current().id()) {
+            return None;
+        }
         let (tx, rx) = mpsc::channel();
         if !self.run(move |hub| {
             let _ = tx.send(hub.stats().clone());
