@@ -5,7 +5,7 @@
 //! output is written from the shared scratch buffer and only what the socket
 //! refuses is kept (see `output.rs`).
 
-use std::io::{self, Read};
+use std::io::{self, Write};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -38,6 +38,8 @@ pub(crate) struct Ctx<'a> {
     /// Responses are composed here and written from here.
     pub scratch: &'a mut Vec<u8>,
     pub now: Instant,
+    /// `now` plus `timeouts.inactivity`: the idle deadline of a connection active now.
+    pub idle_at: Option<Instant>,
 }
 
 /// What became of a frame delivered from another connection.
@@ -139,7 +141,7 @@ impl Conn {
     pub fn ready(
         &mut self,
         ctx: &mut Ctx<'_>,
-        read_buf: &mut [u8],
+        read_buf: &mut Vec<u8>,
         readable: bool,
         read_closed: bool,
     ) -> io::Result<Next> {
@@ -151,7 +153,16 @@ impl Conn {
 
     /// Writes what is queued; when it all went out, resumes paused input and
     /// decides whether the connection is finished.
-    fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+    fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
+        // The common case: all this event's output is in the scratch buffer
+        // and nothing else is owed.
+        if self.output.is_idle()
+            && !self.read_paused
+            && !self.owes_drain(ctx.app)
+            && self.write_scratch(ctx)?
+        {
+            return self.after_output(ctx.now);
+        }
         let mut drained = false;
         loop {
             let flushed = self.output.flush(&mut Socket(&self.stream), ctx.scratch)?;
@@ -180,7 +191,34 @@ impl Conn {
         self.after_output(ctx.now)
     }
 
+    /// Writes the scratch buffer straight to the socket; true when all of it
+    /// went. What the socket refused stays in the scratch buffer for the
+    /// general path to queue.
+    fn write_scratch(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
+        let mut done = 0;
+        while done < ctx.scratch.len() {
+            match Socket(&self.stream).write(&ctx.scratch[done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    self.since = ctx.now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let all = done == ctx.scratch.len();
+        if all {
+            ctx.scratch.clear();
+        } else {
+            ctx.scratch.drain(..done);
+        }
+        Ok(all)
+    }
+
     /// Decides what an idle output means in each phase.
+    #[inline]
     fn after_output(&mut self, now: Instant) -> io::Result<Next> {
         match self.phase {
             Phase::Closing { .. } => {
@@ -204,7 +242,7 @@ impl Conn {
     fn read_all(
         &mut self,
         ctx: &mut Ctx<'_>,
-        read_buf: &mut [u8],
+        read_buf: &mut Vec<u8>,
         hint_closed: bool,
     ) -> io::Result<()> {
         loop {
@@ -212,7 +250,7 @@ impl Conn {
                 self.read_paused = true;
                 return Ok(());
             }
-            match Socket(&self.stream).read(read_buf) {
+            match Socket(&self.stream).read_spare(read_buf) {
                 Ok(0) => {
                     self.read_closed = true;
                     return Ok(());
@@ -229,7 +267,7 @@ impl Conn {
                     // polling reports the next arrival, so skip the extra read
                     // that would only say WouldBlock. A pending EOF was flagged
                     // in the event, so keep reading then to see it.
-                    if n < read_buf.len() && !hint_closed {
+                    if n < read_buf.capacity() && !hint_closed {
                         return Ok(());
                     }
                 }
@@ -276,7 +314,11 @@ impl Conn {
     /// Processes freshly read bytes, keeping only an unprocessed tail.
     fn take_bytes(&mut self, ctx: &mut Ctx<'_>, fresh: &mut [u8]) {
         if self.input.is_empty() {
-            let used = self.process(ctx, fresh);
+            let used = match self.phase {
+                // One session call takes every whole frame there is.
+                Phase::WebSocket(_) => self.on_frames(ctx, fresh),
+                _ => self.process(ctx, fresh),
+            };
             if used < fresh.len() {
                 self.input.extend_from_slice(&fresh[used..]);
             }
@@ -468,8 +510,9 @@ impl Conn {
     /// Runs WebSocket frames through the session; returns the bytes used.
     fn on_frames(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
         let mut used = buf.len();
+        let idle_at = ctx.idle_at;
         let flow = self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
-            let (n, flow) = session.receive(step, buf);
+            let (n, flow) = session.receive(step, buf, idle_at);
             used = n;
             flow
         });
@@ -574,13 +617,14 @@ impl Conn {
     }
 
     /// When this connection next needs attention.
+    #[inline]
     pub fn due(&self, t: &Timeouts) -> Option<Instant> {
         let stall = || add(self.since, t.inactivity);
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
             Phase::WebSocket(session) => {
                 let stalled = if self.output.is_idle() { None } else { stall() };
-                earliest(session.due(t.inactivity), stalled)
+                earliest(session.due(), stalled)
             }
             _ if !self.output.is_idle() => stall(),
             Phase::Head { started: None } | Phase::Closing { until: None } => stall(),
@@ -590,7 +634,7 @@ impl Conn {
     }
 
     /// Acts on a passed deadline.
-    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut [u8]) -> io::Result<Next> {
+    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
         if matches!(self.phase, Phase::WebSocket(_)) {
             let stalled = !self.output.is_idle()
                 && add(self.since, ctx.app.config.timeouts.inactivity)

@@ -225,6 +225,7 @@ pub(crate) struct Output {
 
 impl Output {
     /// Where new output must go: after the backlog if there is one, else the shared scratch.
+    #[inline]
     pub fn target<'a>(&'a mut self, scratch: &'a mut Vec<u8>) -> &'a mut Vec<u8> {
         if self.queue.is_empty() {
             return scratch;

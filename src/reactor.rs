@@ -38,8 +38,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// What other threads share with the loop.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub stop: AtomicBool,
+    pub stop: Arc<AtomicBool>,
     pub waker: Waker,
+    /// The thread running the loop, once it runs.
+    pub loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
 }
 
 pub(crate) struct Reactor {
@@ -56,6 +58,8 @@ pub(crate) struct Reactor {
     accept_paused_until: Option<Instant>,
     /// Connections that received deliveries and are flushed at the end of the turn.
     dirty: Vec<usize>,
+    /// When a connection that shows life this turn goes idle (`timeouts.inactivity`).
+    idle_at: Option<Instant>,
     /// Open connections per address, when `limits.connectionsPerIp` is set.
     per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
@@ -77,11 +81,12 @@ impl Reactor {
             conns: Slab::new(),
             counted: 0,
             timers: Timers::default(),
-            read_buf: vec![0; READ_BUF],
+            read_buf: Vec::with_capacity(READ_BUF),
             scratch: Vec::new(),
             next_serial: 0,
             accept_paused_until: None,
             dirty: Vec::new(),
+            idle_at: None,
             per_ip: HashMap::new(),
             commands,
             app,
@@ -126,6 +131,13 @@ impl Reactor {
             }
             let now = Instant::now();
             self.app.date.update(SystemTime::now());
+            // Once per turn, not once per message.
+            self.idle_at = self
+                .app
+                .config
+                .timeouts
+                .inactivity
+                .and_then(|d| now.checked_add(d));
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.run_commands(now),
@@ -178,6 +190,7 @@ impl Reactor {
                         key: id.key,
                         scratch: &mut self.scratch,
                         now,
+                        idle_at: self.idle_at,
                     };
                     conn.user_timer(&mut ctx, timer);
                     // What the handler sent is in the scratch buffer: write it now.
@@ -384,6 +397,7 @@ impl Reactor {
             key,
             scratch: &mut self.scratch,
             now,
+            idle_at: self.idle_at,
         };
         let conn = if over {
             Conn::turned_away(stream, peer, serial, &mut ctx)
@@ -420,9 +434,14 @@ impl Reactor {
             key,
             scratch: &mut self.scratch,
             now,
+            idle_at: self.idle_at,
         };
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
-            Ok(Next::Keep) => self.rearm(key),
+            Ok(Next::Keep) => {
+                // As `rearm`, without looking the connection up again.
+                let due = conn.due(&self.app.config.timeouts);
+                self.timers.set(&mut conn.deadline, due, key, conn.serial);
+            }
             Ok(Next::Close) | Err(_) => self.close(key, now),
         }
         if !self.app.hub.outbox.is_empty() {
@@ -444,6 +463,7 @@ impl Reactor {
                 key: wake.key,
                 scratch: &mut self.scratch,
                 now,
+                idle_at: self.idle_at,
             };
             match conn.timeout(&mut ctx, &mut self.read_buf) {
                 Ok(Next::Keep) => self.rearm(wake.key),

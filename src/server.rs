@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpListener;
-use mio::{Poll, Waker};
+use mio::{Interest, Poll, Registry, Waker};
 
 use crate::app::App;
 use crate::config::Config;
@@ -40,6 +40,10 @@ use crate::stats::Stats;
 pub struct Server {
     reactor: Reactor,
     commands: Sender<Command>,
+    /// A second handle on the loop's registry, for sources added after `bind`.
+    registry: Registry,
+    /// Signals stop the loop by writing here (see [`Server::stop_on_signals`]).
+    signal_pipe: Option<mio::net::UnixStream>,
 }
 
 impl std::fmt::Debug for Server {
@@ -64,14 +68,18 @@ impl Server {
         }
         Reactor::register(&poll, &mut listeners).map_err(StartError::Io)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
+        let registry = poll.registry().try_clone().map_err(StartError::Io)?;
         let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
             waker,
+            loop_thread: std::sync::OnceLock::new(),
         });
         let (commands, inbox) = mpsc::channel();
         Ok(Server {
             reactor: Reactor::new(poll, listeners, app, shared, inbox),
             commands,
+            registry,
+            signal_pipe: None,
         })
     }
 
@@ -143,8 +151,33 @@ impl Server {
         }
     }
 
+    /// Stops the server gracefully (as [`ServerHandle::stop`] does) when the
+    /// process receives one of `signals`, e.g. `SIGINT` and `SIGTERM`.
+    ///
+    /// No thread waits for them: the signal handler (signal-hook's, no
+    /// `unsafe` of ours) sets the stop flag and writes a byte to a socket
+    /// the loop polls, which wakes it.
+    pub fn stop_on_signals(&mut self, signals: &[i32]) -> io::Result<()> {
+        let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        let mut rx = mio::net::UnixStream::from_std(rx);
+        self.registry.register(&mut rx, WAKER, Interest::READABLE)?;
+        for &signal in signals {
+            signal_hook::flag::register(signal, Arc::clone(&self.reactor.shared.stop))?;
+            signal_hook::low_level::pipe::register(signal, tx.try_clone()?)?;
+        }
+        self.signal_pipe = Some(rx);
+        Ok(())
+    }
+
     /// Serves until [`ServerHandle::stop`] is called.
     pub fn run(mut self) -> io::Result<()> {
+        let _ = self
+            .reactor
+            .shared
+            .loop_thread
+            .set(std::thread::current().id());
         self.reactor.run()
     }
 }
@@ -244,9 +277,14 @@ impl ServerHandle {
     }
 
     /// The server's counters, fetched from the server thread (waits up to
-    /// five seconds; `None` if the server has stopped). Do not call it from
-    /// a handler: the server thread would wait for itself.
+    /// five seconds; `None` if the server has stopped). From the server
+    /// thread itself (a handler) it answers `None` at once, since the loop
+    /// cannot serve a request while it waits for the answer: handlers read
+    /// [`WebSocket::stats`](crate::WebSocket::stats) instead.
     pub fn stats(&self) -> Option<Stats> {
+        if self.shared.loop_thread.get() == Some(&std::thread::current().id()) {
+            return None;
+        }
         let (tx, rx) = mpsc::channel();
         if !self.run(move |hub| {
             let _ = tx.send(hub.stats().clone());

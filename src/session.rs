@@ -9,7 +9,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{Config, RateAction};
 use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, Message, SendFlags};
@@ -57,7 +57,8 @@ pub(crate) struct Session {
     finished: bool,
     /// `wake` is the close deadline (a close frame went out), not the next ping.
     closing: bool,
-    last_read: Instant,
+    /// When the peer counts as gone if it sends nothing more (`timeouts.inactivity`).
+    idle_at: Option<Instant>,
     /// While open: when to ping next. Once closing: when to stop waiting for the peer's close.
     wake: Option<Instant>,
     /// `limits.rate`, when configured.
@@ -134,7 +135,7 @@ impl Session {
             },
             finished: false,
             closing: false,
-            last_read: now,
+            idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
             wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
             rate: config
                 .limits
@@ -202,8 +203,14 @@ impl Session {
     }
 
     /// Decodes `buf` and runs the callbacks; returns the bytes used.
-    pub fn receive(&mut self, mut step: Step<'_>, buf: &mut [u8]) -> (usize, Flow) {
-        self.last_read = step.now;
+    /// `idle_at` is the idle deadline of a peer that just sent something.
+    pub fn receive(
+        &mut self,
+        mut step: Step<'_>,
+        buf: &mut [u8],
+        idle_at: Option<Instant>,
+    ) -> (usize, Flow) {
+        self.idle_at = idle_at;
         let mut pos = 0;
         while pos < buf.len() && !self.finished {
             let (used, event) = match self.receiver.decode(&mut buf[pos..]) {
@@ -330,7 +337,7 @@ impl Session {
     /// After a callback: a panic closes with 1011, a send over the
     /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
-    #[inline]
+    #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
         if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
             return self.close_now(step, POLICY, "backpressure");
@@ -371,9 +378,12 @@ impl Session {
     }
 
     /// When the session next needs attention.
-    pub fn due(&self, inactivity: Option<Duration>) -> Option<Instant> {
-        let idle = inactivity.and_then(|d| self.last_read.checked_add(d));
-        [idle, self.wake].into_iter().flatten().min()
+    #[inline]
+    pub fn due(&self) -> Option<Instant> {
+        match (self.idle_at, self.wake) {
+            (Some(idle), Some(wake)) => Some(idle.min(wake)),
+            (idle, wake) => idle.or(wake),
+        }
     }
 
     /// Acts on a passed deadline: the close wait, a dead peer, or a ping.
@@ -384,12 +394,7 @@ impl Session {
             self.finish(&mut step, ABNORMAL, "no close frame from the peer in time");
             return Flow::Close;
         }
-        let idle = step
-            .config
-            .timeouts
-            .inactivity
-            .and_then(|d| self.last_read.checked_add(d));
-        if idle.is_some_and(|d| d <= now) {
+        if self.idle_at.is_some_and(|d| d <= now) {
             return self.close_now(&mut step, GOING_AWAY, "idle");
         }
         if woken && !self.closing {

@@ -17,6 +17,21 @@ use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 /// A borrowed connection socket that reads and writes without libc.
 pub(crate) struct Socket<'a>(pub &'a TcpStream);
 
+impl Socket<'_> {
+    /// Reads into `buf`'s spare capacity (after clearing it), so no page of
+    /// the buffer is touched before a read fills it: an idle server's
+    /// 64 KiB read buffer costs no memory until data arrives.
+    pub(crate) fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        buf.clear();
+        let (n, _) = rustix::net::recv(
+            self.0,
+            rustix::buffer::spare_capacity(buf),
+            RecvFlags::empty(),
+        )?;
+        Ok(n)
+    }
+}
+
 impl Read for Socket<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let (n, _) = rustix::net::recv(self.0, buf, RecvFlags::empty())?;

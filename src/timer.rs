@@ -34,6 +34,7 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// Sets a connection's deadline, pushing a wake-up only if none fires by then.
+    #[inline]
     pub fn set(&mut self, d: &mut Deadline, due: Option<Instant>, key: usize, serial: u64) {
         d.due = due;
         if let Some(at) = due {

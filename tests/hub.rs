@@ -1506,3 +1506,42 @@ fn chat_disconnect_without_a_close_frame_tells_the_others() {
 fn chat_disconnect_with_a_close_frame_tells_the_others() {
     bob_disconnects(|bob| bob.close(1000));
 }
+
+/// Asks its own server for the counters through a `ServerHandle`, from a handler.
+struct AsksItsOwnServer {
+    handle: ServerHandle,
+}
+
+impl Handler for AsksItsOwnServer {
+    type State = ();
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, _msg: Message<'_>) {
+        let answer = match self.handle.stats() {
+            Some(_) => "some",
+            None => "none",
+        };
+        ws.send_text(answer);
+    }
+}
+
+#[test]
+fn server_handle_stats_from_the_server_thread_answers_none_without_waiting() {
+    let s = TestServer::start(
+        WS_ROUTES,
+        |_| {},
+        |srv| {
+            let handle = srv.handle();
+            srv.websocket("/ws/self", AsksItsOwnServer { handle });
+        },
+    );
+    let mut ws = Ws::open(s.addr, "/ws/self");
+    // Waiting for itself, the loop would stall five seconds before giving up:
+    // a read timeout well under that tells the two apart.
+    ws.stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    ws.send_text("stats?");
+    assert_eq!(ws.read_text(), "none");
+    ws.send_text("again");
+    assert_eq!(ws.read_text(), "none");
+}

@@ -150,6 +150,13 @@ pub(crate) fn write_header(out: &mut Vec<u8>, fin: bool, opcode: OpCode, len: us
 
 /// Appends a whole unmasked frame, growing `out` at most once.
 pub(crate) fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]) {
+    if let Ok(len @ 0..=125) = u8::try_from(payload.len()) {
+        // Most frames: a two-byte header, written without the general encoder.
+        out.reserve(2 + payload.len());
+        out.extend_from_slice(&[(u8::from(fin) << 7) | opcode.as_u8(), len]);
+        out.extend_from_slice(payload);
+        return;
+    }
     let (head, used) = encode_header(fin, opcode, payload.len());
     out.reserve(used + payload.len());
     out.extend_from_slice(&head[..used]);

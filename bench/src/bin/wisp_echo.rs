@@ -80,20 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for addr in server.local_addrs() {
         println!("wisp_echo on ws://{addr}{ECHO_PATH}");
     }
-    stop_on_signals(&server)?;
+    server.stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     server.run()?;
-    Ok(())
-}
-
-/// SIGINT and SIGTERM stop the server gracefully (as the `wisp` binary does).
-fn stop_on_signals(server: &Server) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    let handle = server.handle();
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            handle.stop();
-        }
-    });
     Ok(())
 }

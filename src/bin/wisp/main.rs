@@ -151,28 +151,13 @@ fn run() -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         urls.join(", ")
     );
-    stop_on_signals(&server)?;
+    server
+        .stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| format!("cannot watch for signals: {e}"))?;
     server
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;
     log::info!("stopped");
-    Ok(())
-}
-
-/// SIGINT and SIGTERM stop the server gracefully: no new connections,
-/// WebSockets closed with 1001, responses in flight finished within
-/// `timeouts.shutdown`; then the process exits 0.
-fn stop_on_signals(server: &Server) -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    let handle = server.handle();
-    std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            log::info!("signal {signal}: stopping");
-            handle.stop();
-        }
-    });
     Ok(())
 }
 
