@@ -514,6 +514,11 @@ impl Reactor {
             .retain(|w| conns.get(w.key).is_some_and(|c| c.serial == w.serial));
     }
 
+    /// The loop's registry, for sources added after start-up.
+    pub fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
     /// The addresses the listeners are bound to.
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
         self.listeners

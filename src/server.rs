@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpListener;
-use mio::{Interest, Poll, Registry, Waker};
+use mio::{Interest, Poll, Waker};
 
 use crate::app::App;
 use crate::config::Config;
@@ -40,8 +40,6 @@ use crate::stats::Stats;
 pub struct Server {
     reactor: Reactor,
     commands: Sender<Command>,
-    /// A second handle on the loop's registry, for sources added after `bind`.
-    registry: Registry,
     /// Signals stop the loop by writing here (see [`Server::stop_on_signals`]).
     signal_pipe: Option<mio::net::UnixStream>,
 }
@@ -68,7 +66,6 @@ impl Server {
         }
         Reactor::register(&poll, &mut listeners).map_err(StartError::Io)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
-        let registry = poll.registry().try_clone().map_err(StartError::Io)?;
         let shared = Arc::new(Shared {
             stop: Arc::new(AtomicBool::new(false)),
             waker,
@@ -78,7 +75,6 @@ impl Server {
         Ok(Server {
             reactor: Reactor::new(poll, listeners, app, shared, inbox),
             commands,
-            registry,
             signal_pipe: None,
         })
     }
@@ -162,7 +158,9 @@ impl Server {
         rx.set_nonblocking(true)?;
         tx.set_nonblocking(true)?;
         let mut rx = mio::net::UnixStream::from_std(rx);
-        self.registry.register(&mut rx, WAKER, Interest::READABLE)?;
+        self.reactor
+            .registry()
+            .register(&mut rx, WAKER, Interest::READABLE)?;
         for &signal in signals {
             signal_hook::flag::register(signal, Arc::clone(&self.reactor.shared.stop))?;
             signal_hook::low_level::pipe::register(signal, tx.try_clone()?)?;
