@@ -187,34 +187,27 @@ fn unchanged(now: &Metadata, then: &Metadata) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::scratch::Scratch;
     use std::fs;
     use std::os::unix::fs::FileExt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A fresh canonical documents folder and an `outside` sibling, removed on drop.
+    /// A fresh canonical documents folder (with an `outside` sibling) and its cache.
     struct Site {
-        base: PathBuf,
+        scratch: Scratch,
         docs: Documents,
     }
 
     impl Site {
         fn new(tag: &str) -> Site {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let base =
-                std::env::temp_dir().join(format!("wisp-cache-{tag}-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&base);
-            fs::create_dir_all(base.join("root")).unwrap();
-            fs::create_dir_all(base.join("outside")).unwrap();
-            let base = base.canonicalize().unwrap();
+            let scratch = Scratch::new(&format!("cache-{tag}"));
             Site {
-                docs: Documents::new(base.join("root")),
-                base,
+                docs: Documents::new(scratch.root.clone()),
+                scratch,
             }
         }
 
         fn root(&self, name: &str) -> PathBuf {
-            self.base.join("root").join(name)
+            self.scratch.root.join(name)
         }
 
         fn file(&self, relative: &str) -> Rc<OpenFile> {
@@ -222,12 +215,6 @@ mod tests {
                 Ok(Found::File(file)) => file,
                 other => panic!("{relative}: {other:?}"),
             }
-        }
-    }
-
-    impl Drop for Site {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.base);
         }
     }
 
@@ -297,11 +284,12 @@ mod tests {
     fn a_symlink_pointed_out_of_the_root_later_is_not_served() {
         let s = Site::new("relink");
         fs::write(s.root("real.txt"), "inside").unwrap();
-        fs::write(s.base.join("outside/secret.txt"), "SECRET").unwrap();
+        fs::write(s.scratch.outside.join("secret.txt"), "SECRET").unwrap();
         std::os::unix::fs::symlink("real.txt", s.root("alias.txt")).unwrap();
         assert_eq!(contents(&s.file("alias.txt")), b"inside");
         fs::remove_file(s.root("alias.txt")).unwrap();
-        std::os::unix::fs::symlink(s.base.join("outside/secret.txt"), s.root("alias.txt")).unwrap();
+        std::os::unix::fs::symlink(s.scratch.outside.join("secret.txt"), s.root("alias.txt"))
+            .unwrap();
         assert_eq!(s.docs.find("alias.txt").unwrap_err(), PathError::NotFound);
         // A folder on the way moved out of the root, a symlink to it put in its
         // place, and the file written there: the file has changed, so it is resolved
@@ -309,9 +297,9 @@ mod tests {
         fs::create_dir(s.root("sub")).unwrap();
         fs::write(s.root("sub/secret.txt"), "inside").unwrap();
         s.file("sub/secret.txt");
-        fs::rename(s.root("sub"), s.base.join("outside/sub")).unwrap();
-        fs::write(s.base.join("outside/sub/secret.txt"), "SECRET").unwrap();
-        std::os::unix::fs::symlink(s.base.join("outside/sub"), s.root("sub")).unwrap();
+        fs::rename(s.root("sub"), s.scratch.outside.join("sub")).unwrap();
+        fs::write(s.scratch.outside.join("sub/secret.txt"), "SECRET").unwrap();
+        std::os::unix::fs::symlink(s.scratch.outside.join("sub"), s.root("sub")).unwrap();
         assert_eq!(
             s.docs.find("sub/secret.txt").unwrap_err(),
             PathError::NotFound

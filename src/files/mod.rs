@@ -3,6 +3,8 @@
 pub(crate) mod cache;
 pub(crate) mod mime;
 pub(crate) mod path;
+#[cfg(test)]
+mod scratch;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -286,8 +286,8 @@ fn open_refusal(e: Errno) -> PathError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::scratch::Scratch;
     use std::fs;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use PathError::{BadRequest, NotFound};
 
@@ -443,38 +443,6 @@ mod tests {
     /// Makes a symlink at `at` pointing to `target`.
     fn link(target: impl AsRef<Path>, at: impl AsRef<Path>) {
         std::os::unix::fs::symlink(target, at).unwrap();
-    }
-
-    /// A fresh folder under the system temp dir with a `root` (canonical) and an
-    /// `outside` sibling, removed on drop even when a test fails.
-    struct Scratch {
-        base: PathBuf,
-        root: PathBuf,
-        outside: PathBuf,
-    }
-
-    impl Scratch {
-        fn new(tag: &str) -> Scratch {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let base =
-                std::env::temp_dir().join(format!("wisp-path-{tag}-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&base);
-            fs::create_dir_all(base.join("root")).unwrap();
-            fs::create_dir_all(base.join("outside")).unwrap();
-            let base = base.canonicalize().unwrap();
-            Scratch {
-                root: base.join("root"),
-                outside: base.join("outside"),
-                base,
-            }
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.base);
-        }
     }
 
     #[test]
