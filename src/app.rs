@@ -230,7 +230,7 @@ impl App {
             return Handled::response(close);
         }
         let Ok((relative, trailing)) = normalize(head.path) else {
-            return self.status_page(out, 400, close, None);
+            return self.status_page(head, out, 400, close, None);
         };
         let routed = routing_path(&relative, trailing);
         match self.routes.decide(&routed) {
@@ -240,10 +240,10 @@ impl App {
                 w.finish(Some(0), close);
                 Handled::response(close)
             }
-            Decision::NotFound => self.status_page(out, 404, close, None),
+            Decision::NotFound => self.status_page(head, out, 404, close, None),
             Decision::Route(route) if !route.allows(head.method) => {
                 let allow = route.allow_header();
-                self.status_page(out, 405, close, Some(("Allow", &allow)))
+                self.status_page(head, out, 405, close, Some(("Allow", &allow)))
             }
             Decision::Route(route) => {
                 let claims = match &route.config.auth {
@@ -254,7 +254,7 @@ impl App {
                             log::debug!("{}: 401 for {}: {e}", origin.peer, head.path);
                             self.hub.stats.limits.auth += 1;
                             let challenge = Some(("WWW-Authenticate", e.challenge()));
-                            return self.status_page(out, 401, close, challenge);
+                            return self.status_page(head, out, 401, close, challenge);
                         }
                     },
                 };
@@ -282,7 +282,7 @@ impl App {
         close: bool,
     ) -> Handled {
         let Some(docs) = route.root.as_ref() else {
-            return self.status_page(out, 500, close, None);
+            return self.status_page(head, out, 500, close, None);
         };
         let site = FileSite {
             docs,
@@ -303,7 +303,7 @@ impl App {
                 close: sink.close,
                 upgrade: None,
             },
-            Err(Refusal::Status(status)) => self.status_page(out, status, close, None),
+            Err(Refusal::Status(status)) => self.status_page(head, out, status, close, None),
         }
     }
 
@@ -321,7 +321,7 @@ impl App {
             origin,
         } = incoming;
         let Some(index) = self.actions.iter().position(|a| matches(&a.prefix, routed)) else {
-            return self.status_page(out, 404, close, None);
+            return self.status_page(head, out, 404, close, None);
         };
         let handler = match &mut self.actions[index].endpoint {
             Endpoint::Http(handler) => handler,
@@ -336,7 +336,7 @@ impl App {
                     "the action handler for {} panicked; answered 500",
                     head.path
                 );
-                self.status_page(out, 500, true, None)
+                self.status_page(head, out, 500, true, None)
             }
         }
     }
@@ -469,7 +469,13 @@ impl App {
         if status == 403 {
             self.hub.stats.limits.auth += 1;
         }
-        self.write_status_page(out, status, true, header, reason);
+        let page = StatusPage {
+            status,
+            header,
+            detail: reason,
+            head_only: false,
+        };
+        self.write_status_page(out, page, true);
         Handled::response(true)
     }
 
@@ -511,29 +517,44 @@ impl App {
             _ => {}
         }
         let detail = err.to_string();
-        self.write_status_page(out, err.status(), true, None, &detail);
+        let page = StatusPage {
+            status: err.status(),
+            header: None,
+            detail: &detail,
+            head_only: false,
+        };
+        self.write_status_page(out, page, true);
     }
 
     /// A short text page for an error status.
+    /// A short plain-text page for `status`, without its body for HEAD (RFC
+    /// 9110 §9.3.2: a body there would be read as the next response).
     fn status_page(
         &self,
+        head: &Head<'_>,
         out: &mut Vec<u8>,
         status: u16,
         close: bool,
         header: Option<(&str, &str)>,
     ) -> Handled {
-        self.write_status_page(out, status, close, header, "");
+        let page = StatusPage {
+            status,
+            header,
+            detail: "",
+            // Content-Length stays: it is what a GET would have received.
+            head_only: head.method == "HEAD",
+        };
+        self.write_status_page(out, page, close);
         Handled::response(close)
     }
 
-    fn write_status_page(
-        &self,
-        out: &mut Vec<u8>,
-        status: u16,
-        close: bool,
-        header: Option<(&str, &str)>,
-        detail: &str,
-    ) {
+    fn write_status_page(&self, out: &mut Vec<u8>, page: StatusPage<'_>, close: bool) {
+        let StatusPage {
+            status,
+            header,
+            detail,
+            head_only,
+        } = page;
         let body = if detail.is_empty() {
             format!("{status} {}\n", reason(status))
         } else {
@@ -545,8 +566,21 @@ impl App {
             w.header(name, value);
         }
         w.finish(Some(body.len() as u64), close);
-        out.extend_from_slice(body.as_bytes());
+        if !head_only {
+            out.extend_from_slice(body.as_bytes());
+        }
     }
+}
+
+/// What a plain-text status page says.
+struct StatusPage<'a> {
+    status: u16,
+    /// One extra header (`Allow`, `WWW-Authenticate`, …).
+    header: Option<(&'a str, &'a str)>,
+    /// Said after the reason phrase, when not empty.
+    detail: &'a str,
+    /// A HEAD request: the head only.
+    head_only: bool,
 }
 
 /// The client's offered subprotocol equal to `protocol`, borrowed from the request.

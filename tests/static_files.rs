@@ -130,6 +130,67 @@ fn if_none_match_and_if_modified_since_give_304() {
     assert_eq!(r.status, 200);
 }
 
+#[test]
+fn if_match_and_if_unmodified_since_give_412() {
+    let s = site();
+    let r = s.get("/style.css");
+    let etag = r.header("etag").unwrap().to_string();
+    let modified = r.header("last-modified").unwrap().to_string();
+    let old = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let request = |headers: &str| {
+        s.raw(format!("GET /style.css HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes())
+    };
+    for h in [
+        format!("If-Match: {etag}\r\n"),
+        format!("If-Match: \"nope\", {etag}\r\n"),
+        "If-Match: *\r\n".to_string(),
+        format!("If-Unmodified-Since: {modified}\r\n"),
+        "If-Unmodified-Since: not a date\r\n".to_string(),
+        // If-Match decides; If-Unmodified-Since is then not looked at.
+        format!("If-Match: {etag}\r\nIf-Unmodified-Since: {old}\r\n"),
+    ] {
+        let r = request(&h);
+        assert_eq!(r.status, 200, "{h}");
+        assert_eq!(r.text(), "body{}", "{h}");
+    }
+    for h in [
+        "If-Match: \"nope\"\r\n".to_string(),
+        // If-Match compares strongly: a weak tag never matches.
+        format!("If-Match: W/{etag}\r\n"),
+        format!("If-Unmodified-Since: {old}\r\n"),
+        // A failed precondition comes before If-None-Match's 304.
+        format!("If-Match: \"nope\"\r\nIf-None-Match: {etag}\r\n"),
+    ] {
+        let r = request(&h);
+        assert_eq!(r.status, 412, "{h}");
+        assert_eq!(r.header("connection"), None, "{h}: keep-alive stays");
+    }
+    // HEAD too, and the connection stays in sync after a 412.
+    let mut c = s.client();
+    c.send(b"HEAD /style.css HTTP/1.1\r\nHost: t\r\nIf-Match: \"nope\"\r\n\r\n");
+    assert_eq!(c.head_response().status, 412);
+    c.send(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().text(), "body{}");
+}
+
+#[test]
+fn a_refused_head_has_no_body_and_keeps_the_connection_in_sync() {
+    let s = site();
+    let mut c = s.client();
+    for path in ["/missing.txt", "/%00", "/style.css/"] {
+        c.send(format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let r = c.head_response();
+        assert!(r.status >= 400, "{path}: {}", r.status);
+        // The length a GET would have had, and no body: the next answer follows at once.
+        assert!(r.header("content-length").is_some(), "{path}");
+        if r.header("connection") == Some("close") {
+            return;
+        }
+        c.send(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(c.response().text(), "body{}", "after HEAD {path}");
+    }
+}
+
 fn range(s: &TestServer, spec: &str) -> support::Resp {
     s.raw(format!("GET /docs/guide.txt HTTP/1.1\r\nHost: t\r\nRange: {spec}\r\n\r\n").as_bytes())
 }

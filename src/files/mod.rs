@@ -12,7 +12,9 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::config::RouteConfig;
-use crate::http::conditional::{if_range_holds, none_match, not_modified_since};
+use crate::http::conditional::{
+    if_range_holds, match_strong, modified_since, none_match, not_modified_since,
+};
 use crate::http::encoding::{choose_encoding, Encoding};
 use crate::http::range::{parse_range, ByteRange, Multipart, RangeRequest};
 use crate::http::request::Head;
@@ -139,6 +141,9 @@ fn serve_file(
         compressed_route: site.route.compressed,
         max_age: site.route.cache_max_age.map(|d| d.as_secs()),
     };
+    if precondition_failed(head, etag, mtime) {
+        return Err(Refusal::Status(412));
+    }
     if not_modified(head, etag, mtime) {
         let mut w = HeadWriter::start(sink.out, 304, sink.date, sink.extra);
         validators.write(&mut w);
@@ -240,6 +245,17 @@ impl Validators<'_> {
 }
 
 /// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
+/// If-Match, or else If-Unmodified-Since, does not hold (RFC 9110 §13.2.2:
+/// evaluated before If-None-Match and If-Modified-Since).
+fn precondition_failed(head: &Head<'_>, etag: &str, mtime: SystemTime) -> bool {
+    match head.header("if-match") {
+        Some(v) => !match_strong(v, etag),
+        None => head
+            .header("if-unmodified-since")
+            .is_some_and(|v| modified_since(v, mtime)),
+    }
+}
+
 fn not_modified(head: &Head<'_>, etag: &str, mtime: SystemTime) -> bool {
     match head.header("if-none-match") {
         Some(v) => none_match(v, etag),
@@ -251,7 +267,7 @@ fn not_modified(head: &Head<'_>, etag: &str, mtime: SystemTime) -> bool {
 
 fn range_allowed(head: &Head<'_>, etag: &str, mtime: SystemTime) -> bool {
     head.header("if-range")
-        .is_none_or(|v| if_range_holds(v, etag, mtime))
+        .is_none_or(|v| if_range_holds(v, etag, mtime, SystemTime::now()))
 }
 
 /// Picks a precompressed sibling (`.br`, `.gz`) on compressed routes when the client accepts it.

@@ -25,11 +25,26 @@ pub(crate) fn file_etag(ino: u64, size: u64, mtime: SystemTime) -> String {
 /// entity-tags compared weakly (`W/"x"` matches `"x"`); empty list elements
 /// and OWS around commas are fine, and a malformed member matches nothing.
 pub(crate) fn none_match(header: &[u8], etag: &str) -> bool {
+    list_matches(header, etag, false)
+}
+
+/// If-Match (RFC 9110 §13.1.1): whether `header` matches `etag`, so the
+/// request may go on; when it does not, the answer is 412.
+///
+/// `*` matches any current representation. Otherwise the list's
+/// entity-tags are compared strongly: a weak tag never matches.
+pub(crate) fn match_strong(header: &[u8], etag: &str) -> bool {
+    list_matches(header, etag, true)
+}
+
+/// Whether the list of entity-tags in `header` (or `*`) matches `etag`,
+/// comparing strongly (both tags strong and equal) or weakly.
+fn list_matches(header: &[u8], etag: &str, strong: bool) -> bool {
     let header = trim(header);
     if header == b"*" {
         return true;
     }
-    let Some((_, ours)) = parse_entity_tag(etag.as_bytes()) else {
+    let Some((ours_weak, ours)) = parse_entity_tag(etag.as_bytes()) else {
         return false;
     };
     let mut rest = header;
@@ -39,8 +54,8 @@ pub(crate) fn none_match(header: &[u8], etag: &str) -> bool {
             return false;
         }
         match parse_entity_tag_prefix(rest) {
-            Some((_, opaque, after)) if at_member_end(after) => {
-                if opaque == ours {
+            Some((weak, opaque, after)) if at_member_end(after) => {
+                if opaque == ours && !(strong && (weak || ours_weak)) {
                     return true;
                 }
                 rest = after;
@@ -52,6 +67,14 @@ pub(crate) fn none_match(header: &[u8], etag: &str) -> bool {
             },
         }
     }
+}
+
+/// If-Unmodified-Since (RFC 9110 §13.1.4): whether the file, last modified
+/// at `mtime`, changed after the date in `header`, so the answer is 412.
+///
+/// A header that is not a valid HTTP date is ignored (gives `false`).
+pub(crate) fn modified_since(header: &[u8], mtime: SystemTime) -> bool {
+    parse_http_date(header).is_some_and(|since| whole_seconds(mtime) > since)
 }
 
 /// If-Modified-Since (RFC 9110 §13.1.3): whether the file, last modified at
@@ -66,9 +89,17 @@ pub(crate) fn not_modified_since(header: &[u8], mtime: SystemTime) -> bool {
 /// If-Range (RFC 9110 §13.1.5): whether a Range request may be honoured.
 ///
 /// An entity-tag must match `etag` by strong comparison (a weak tag never
-/// holds); an HTTP date must equal `mtime` truncated to whole seconds exactly.
-/// Anything else gives `false`, so the full representation is sent.
-pub(crate) fn if_range_holds(header: &[u8], etag: &str, mtime: SystemTime) -> bool {
+/// holds); an HTTP date must equal `mtime` truncated to whole seconds
+/// exactly, and only counts when that Last-Modified is a strong validator:
+/// at least one second older than `now` (§8.8.2.2), since a file changed
+/// twice within its last second would otherwise look unchanged. Anything
+/// else gives `false`, so the full representation is sent.
+pub(crate) fn if_range_holds(
+    header: &[u8],
+    etag: &str,
+    mtime: SystemTime,
+    now: SystemTime,
+) -> bool {
     let header = trim(header);
     if header.starts_with(b"W/") || header.starts_with(b"\"") {
         return match (parse_entity_tag(header), parse_entity_tag(etag.as_bytes())) {
@@ -76,7 +107,8 @@ pub(crate) fn if_range_holds(header: &[u8], etag: &str, mtime: SystemTime) -> bo
             _ => false,
         };
     }
-    parse_http_date(header).is_some_and(|date| date == whole_seconds(mtime))
+    let strong = whole_seconds(mtime) + Duration::from_secs(1) <= whole_seconds(now);
+    strong && parse_http_date(header).is_some_and(|date| date == whole_seconds(mtime))
 }
 
 /// `t` rounded down to a whole second (towards the past, also before the epoch).
@@ -169,6 +201,11 @@ mod tests {
     const T: u64 = 784_111_777;
     const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
+    /// A `now` long after every modification time in these tests.
+    fn later() -> SystemTime {
+        at(2_000_000_000, 0)
+    }
+
     #[test]
     fn etag_is_strong_quoted_hex() {
         let tag = file_etag(0x1234, 20, at(T, 5));
@@ -228,7 +265,7 @@ mod tests {
     #[test]
     fn a_weak_etag_of_ours_compares_weakly() {
         assert!(none_match(b"\"v\"", "W/\"v\""));
-        assert!(!if_range_holds(b"\"v\"", "W/\"v\"", UNIX_EPOCH));
+        assert!(!if_range_holds(b"\"v\"", "W/\"v\"", UNIX_EPOCH, later()));
         assert!(!none_match(b"\"v\"", "not a tag"));
     }
 
@@ -270,25 +307,67 @@ mod tests {
     fn if_range_with_an_entity_tag_is_strong() {
         let etag = "\"abc-1\"";
         let mtime = at(T, 0);
-        assert!(if_range_holds(b"\"abc-1\"", etag, mtime));
-        assert!(if_range_holds(b"  \"abc-1\"\t", etag, mtime));
-        assert!(!if_range_holds(b"W/\"abc-1\"", etag, mtime));
-        assert!(!if_range_holds(b"\"abc-2\"", etag, mtime));
-        assert!(!if_range_holds(b"\"old\"", etag, mtime));
-        assert!(!if_range_holds(b"\"abc-1\", \"abc-1\"", etag, mtime));
-        assert!(!if_range_holds(b"\"abc-1", etag, mtime));
-        assert!(!if_range_holds(b"*", etag, mtime));
+        assert!(if_range_holds(b"\"abc-1\"", etag, mtime, later()));
+        assert!(if_range_holds(b"  \"abc-1\"\t", etag, mtime, later()));
+        assert!(!if_range_holds(b"W/\"abc-1\"", etag, mtime, later()));
+        assert!(!if_range_holds(b"\"abc-2\"", etag, mtime, later()));
+        assert!(!if_range_holds(b"\"old\"", etag, mtime, later()));
+        assert!(!if_range_holds(
+            b"\"abc-1\", \"abc-1\"",
+            etag,
+            mtime,
+            later()
+        ));
+        assert!(!if_range_holds(b"\"abc-1", etag, mtime, later()));
+        assert!(!if_range_holds(b"*", etag, mtime, later()));
+    }
+
+    #[test]
+    fn if_match_compares_strongly() {
+        let etag = "\"abc-1\"";
+        assert!(match_strong(b"\"abc-1\"", etag));
+        assert!(match_strong(b"\"x\", \"abc-1\"", etag));
+        assert!(match_strong(b" * ", etag));
+        assert!(!match_strong(b"W/\"abc-1\"", etag));
+        assert!(!match_strong(b"\"abc-1\"", "W/\"abc-1\""));
+        assert!(!match_strong(b"\"abc-2\"", etag));
+        assert!(!match_strong(b"", etag));
+        assert!(!match_strong(b"abc-1", etag));
+        assert!(match_strong(b"junk, \"abc-1\"", etag));
+    }
+
+    #[test]
+    fn if_unmodified_since_fails_only_for_a_later_change() {
+        assert!(!modified_since(DATE, at(T, 0)));
+        assert!(!modified_since(DATE, at(T, 999_999_999)));
+        assert!(!modified_since(DATE, at(T - 1, 0)));
+        assert!(modified_since(DATE, at(T + 1, 0)));
+        assert!(!modified_since(b"not a date", at(T + 1, 0)));
+        assert!(!modified_since(b"", at(T + 1, 0)));
+    }
+
+    #[test]
+    fn if_range_with_a_date_needs_a_strong_last_modified() {
+        let etag = "\"abc-1\"";
+        // Modified within the second before now: weak, so the range is not honoured.
+        assert!(!if_range_holds(DATE, etag, at(T, 0), at(T, 900_000_000)));
+        assert!(if_range_holds(DATE, etag, at(T, 0), at(T + 1, 0)));
     }
 
     #[test]
     fn if_range_with_a_date_must_be_exact() {
         let etag = "\"abc-1\"";
-        assert!(if_range_holds(DATE, etag, at(T, 0)));
-        assert!(if_range_holds(DATE, etag, at(T, 123_456_789)));
-        assert!(if_range_holds(b"Sun Nov  6 08:49:37 1994", etag, at(T, 0)));
-        assert!(!if_range_holds(DATE, etag, at(T - 1, 0)));
-        assert!(!if_range_holds(DATE, etag, at(T + 1, 0)));
-        assert!(!if_range_holds(b"", etag, at(T, 0)));
-        assert!(!if_range_holds(b"not a date", etag, at(T, 0)));
+        assert!(if_range_holds(DATE, etag, at(T, 0), later()));
+        assert!(if_range_holds(DATE, etag, at(T, 123_456_789), later()));
+        assert!(if_range_holds(
+            b"Sun Nov  6 08:49:37 1994",
+            etag,
+            at(T, 0),
+            later()
+        ));
+        assert!(!if_range_holds(DATE, etag, at(T - 1, 0), later()));
+        assert!(!if_range_holds(DATE, etag, at(T + 1, 0), later()));
+        assert!(!if_range_holds(b"", etag, at(T, 0), later()));
+        assert!(!if_range_holds(b"not a date", etag, at(T, 0), later()));
     }
 }

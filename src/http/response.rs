@@ -123,6 +123,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         409 => "Conflict",
         410 => "Gone",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
