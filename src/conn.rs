@@ -46,8 +46,10 @@ pub(crate) struct Ctx<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivered {
     Queued,
-    /// Not a WebSocket that can receive (closing, or mid-`send_block`).
+    /// Not a WebSocket that can receive (closing, or gone).
     Refused,
+    /// Mid-`send_block`: the frame must wait until that message is finished.
+    Held,
     /// Over `webSockets.maxBackpressure`: dropped.
     Dropped,
     /// Over it, with `closeOnBackpressure`: the connection must be closed.
@@ -527,6 +529,9 @@ impl Conn {
         let Phase::WebSocket(session) = &mut self.phase else {
             return Delivered::Refused;
         };
+        if session.in_block() {
+            return Delivered::Held;
+        }
         if !session.can_send() {
             return Delivered::Refused;
         }
@@ -541,6 +546,16 @@ impl Conn {
         session.count_delivery(frame_payload_len(frame));
         self.output.push_shared(frame);
         Delivered::Queued
+    }
+
+    /// True while a WebSocket is in the middle of a `send_block` message.
+    pub fn in_block(&self) -> bool {
+        matches!(&self.phase, Phase::WebSocket(s) if s.in_block())
+    }
+
+    /// Bytes queued beyond what the socket took.
+    pub fn backlog(&self) -> usize {
+        self.output.backlog()
     }
 
     /// True when a WebSocket that dropped sends for backpressure has room again

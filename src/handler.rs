@@ -246,6 +246,8 @@ impl<S> WebSocket<'_, S> {
     /// SendBlock): `more` is true while frames are still to come. The first
     /// call's `text` sets the message's kind. Other messages are refused until
     /// the last block (`more == false`) is sent; pings and closes may interleave.
+    /// What other connections send here meanwhile waits, and goes out after
+    /// the last block (within `webSockets.maxBackpressure`).
     pub fn send_block(&mut self, text: bool, data: &[u8], more: bool) -> SendStatus {
         self.link.block(text, data, more)
     }

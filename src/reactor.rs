@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub(crate) struct Reactor {
     dirty: Vec<usize>,
     /// When a connection that shows life this turn goes idle (`timeouts.inactivity`).
     idle_at: Option<Instant>,
+    /// Frames sent to connections in the middle of a `send_block` message,
+    /// by slab key: they are queued once that message is finished.
+    held: HashMap<usize, Held>,
     /// Open connections per address, when `limits.connectionsPerIp` is set.
     per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
@@ -87,6 +91,7 @@ impl Reactor {
             accept_paused_until: None,
             dirty: Vec::new(),
             idle_at: None,
+            held: HashMap::new(),
             per_ip: HashMap::new(),
             commands,
             app,
@@ -256,6 +261,21 @@ impl Reactor {
                     self.dirty.push(id.key);
                 }
                 Delivered::Refused => {}
+                Delivered::Held => {
+                    let held = self.held.entry(id.key).or_insert_with(|| Held {
+                        serial: id.serial,
+                        frames: Vec::new(),
+                        bytes: 0,
+                    });
+                    // As for queued frames: the limit plus one message.
+                    let limit = self.app.config.web_sockets.max_backpressure;
+                    if held.bytes + conn.backlog() >= limit {
+                        dropped += 1;
+                    } else {
+                        held.bytes += frame.len();
+                        held.frames.push(Rc::clone(frame));
+                    }
+                }
                 Delivered::Dropped => dropped += 1,
                 Delivered::Close => {
                     dropped += 1;
@@ -444,9 +464,53 @@ impl Reactor {
             }
             Ok(Next::Close) | Err(_) => self.close(key, now),
         }
+        if !self.held.is_empty() {
+            self.release_held(key);
+        }
         if !self.app.hub.outbox.is_empty() {
             self.deliver(now);
         }
+    }
+
+    /// Queues the frames held for `key` once its `send_block` message is finished.
+    fn release_held(&mut self, key: usize) {
+        let Some(held) = self.held.get(&key) else {
+            return;
+        };
+        let id = ConnId {
+            key,
+            serial: held.serial,
+        };
+        let Some(conn) = live(&mut self.conns, id) else {
+            self.held.remove(&key);
+            return;
+        };
+        if conn.in_block() {
+            return;
+        }
+        let Some(held) = self.held.remove(&key) else {
+            return;
+        };
+        let stats = &mut self.app.hub.stats;
+        let mut closing = false;
+        for frame in &held.frames {
+            match conn.deliver(&self.app.config, frame) {
+                Delivered::Queued => {
+                    stats.messages_out += 1;
+                    stats.bytes_out += crate::conn::frame_payload_len(frame) as u64;
+                }
+                Delivered::Dropped => stats.limits.backpressure += 1,
+                Delivered::Close => {
+                    stats.limits.backpressure += 1;
+                    closing = true;
+                }
+                Delivered::Refused | Delivered::Held => {}
+            }
+        }
+        if closing {
+            self.app.hub.close(id, POLICY, "backpressure");
+        }
+        self.dirty.push(key);
     }
 
     /// Fires every passed deadline.
@@ -482,6 +546,7 @@ impl Reactor {
     }
 
     fn close(&mut self, key: usize, now: Instant) {
+        self.held.remove(&key);
         if let Some(mut conn) = self.conns.try_remove(key) {
             conn.release(&mut self.app);
             let _ = self.poll.registry().deregister(&mut conn.stream);
@@ -526,6 +591,15 @@ impl Reactor {
             .filter_map(|l| l.local_addr().ok())
             .collect()
     }
+}
+
+/// Frames waiting for one connection's `send_block` message to finish.
+#[derive(Debug)]
+struct Held {
+    serial: u64,
+    frames: Vec<Rc<[u8]>>,
+    /// Their bytes: with the connection's backlog, bounded by `maxBackpressure`.
+    bytes: usize,
 }
 
 /// The connection with this id, if it is still the one in its slot.

@@ -154,6 +154,11 @@ impl Session {
         !self.side.flags.close_sent && self.side.flags.block.is_none()
     }
 
+    /// True while a `send_block` message is unfinished (and no close went out).
+    pub fn in_block(&self) -> bool {
+        self.side.flags.block.is_some() && !self.side.flags.close_sent
+    }
+
     /// Notes a delivery dropped for backpressure; true if the connection
     /// should be closed for it (`webSockets.closeOnBackpressure`).
     pub fn dropped(&mut self, config: &Config) -> bool {

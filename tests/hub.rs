@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::binary::{start_command, Running};
-use support::ws::{Ws, TEXT};
+use support::ws::{Ws, CONTINUATION, TEXT};
 use support::{TempDir, TestServer, IO_TIMEOUT};
 use wisp::{
     Config, ConnId, Handler, Message, Request, Response, Server, ServerHandle, TimerId, Upgrade,
@@ -1544,4 +1544,72 @@ fn server_handle_stats_from_the_server_thread_answers_none_without_waiting() {
     assert_eq!(ws.read_text(), "none");
     ws.send_text("again");
     assert_eq!(ws.read_text(), "none");
+}
+
+/// `?name=N` names the connection. `begin` starts a `send_block` message
+/// ("part1"), `end` finishes it ("part2"), and `to:NAME:TEXT` sends TEXT to
+/// NAME through the hub, answering the send's status.
+#[derive(Default)]
+struct Blocks {
+    ids: HashMap<String, ConnId>,
+}
+
+impl Handler for Blocks {
+    type State = String;
+
+    fn on_upgrade(&mut self, req: &Request<'_>) -> Upgrade<String> {
+        Upgrade::Accept(req.query_param("name").unwrap_or_default().to_string())
+    }
+
+    fn on_open(&mut self, ws: &mut WebSocket<'_, String>) {
+        let name = ws.state().clone();
+        self.ids.insert(name, ws.id());
+    }
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_, String>, msg: Message<'_>) {
+        let Message::Text(text) = msg else { return };
+        match text {
+            "begin" => drop(ws.send_block(true, b"part1", true)),
+            "end" => drop(ws.send_block(true, b"part2", false)),
+            _ => {
+                let Some((name, what)) = text.strip_prefix("to:").and_then(|t| t.split_once(':'))
+                else {
+                    return;
+                };
+                let status = match self.ids.get(name) {
+                    Some(&to) => format!("{:?}", ws.send_to(to, Message::Text(what))),
+                    None => "unknown".to_string(),
+                };
+                ws.send_text(&status);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_message_sent_to_a_connection_mid_send_block_waits_for_the_block_to_end() {
+    let s = TestServer::start(
+        WS_ROUTES,
+        |_| {},
+        |srv| {
+            srv.websocket("/ws/blocks", Blocks::default());
+        },
+    );
+    let mut a = Ws::open(s.addr, "/ws/blocks?name=a");
+    let mut b = Ws::open(s.addr, "/ws/blocks?name=b");
+    a.send_text("begin");
+    a.expect_frame(false, TEXT, b"part1");
+    // Sent while a's message is unfinished: queued, not lost.
+    b.send_text("to:a:hello");
+    assert_eq!(b.read_text(), "Queued");
+    b.send_text("to:a:again");
+    assert_eq!(b.read_text(), "Queued");
+    a.send_text("end");
+    a.expect_frame(true, CONTINUATION, b"part2");
+    assert_eq!(a.read_text(), "hello");
+    assert_eq!(a.read_text(), "again");
+    // And afterwards deliveries go straight through.
+    b.send_text("to:a:later");
+    assert_eq!(b.read_text(), "Queued");
+    assert_eq!(a.read_text(), "later");
 }
