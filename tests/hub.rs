@@ -1162,8 +1162,13 @@ fn server_handle_stop_closes_every_websocket_with_1001_and_run_returns() {
     for ws in [&mut ann, &mut bob] {
         let (code, _reason) = ws.read_close();
         assert_eq!(code, 1001);
+        // Answered, the closing handshake ends at once (an unanswered one
+        // waits for `closeTimeout`, which tests/websocket.rs covers).
+        ws.send_close(1001, "");
         ws.expect_eof();
     }
+    // Closing our side too ends the server's linger, so `run` returns now.
+    drop((ann, bob));
     let result = s
         .done
         .recv_timeout(IO_TIMEOUT)
