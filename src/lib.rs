@@ -99,7 +99,9 @@ pub mod config;
 mod conn;
 mod error;
 mod files;
-// Entry points for fuzz/; not part of the API.
+// Entry points for fuzz/ (its Cargo.toml turns the feature on) and the
+// property tests; not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
 mod handler;
