@@ -374,6 +374,7 @@ fn close_event(payload: &[u8]) -> Result<Event<'_>, WsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzz::Owned;
     use crate::ws::frame::write_header;
 
     const KEY: [u8; 4] = [0xa1, 0x5b, 0x07, 0xe3];
@@ -413,41 +414,6 @@ mod tests {
         masked(true, OpCode::Close, payload)
     }
 
-    /// An event copied out of the buffers it borrows.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Owned {
-        Message(bool, Vec<u8>),
-        Fragment {
-            text: bool,
-            data: Vec<u8>,
-            first: bool,
-            last: bool,
-        },
-        Ping(Vec<u8>),
-        Pong(Vec<u8>),
-        Close(Option<u16>, String),
-    }
-
-    fn own(event: Event<'_>) -> Owned {
-        match event {
-            Event::Message { text, data } => Owned::Message(text, data.to_vec()),
-            Event::Fragment {
-                text,
-                data,
-                first,
-                last,
-            } => Owned::Fragment {
-                text,
-                data: data.to_vec(),
-                first,
-                last,
-            },
-            Event::Ping(p) => Owned::Ping(p.to_vec()),
-            Event::Pong(p) => Owned::Pong(p.to_vec()),
-            Event::Close { code, reason } => Owned::Close(code, reason.to_string()),
-        }
-    }
-
     /// Plays the caller: keeps the unconsumed tail, appends what arrives,
     /// and decodes until told to wait.
     struct Feeder {
@@ -472,7 +438,7 @@ mod tests {
                     (0, None) => break,
                     (n, event) => {
                         pos += n;
-                        events.extend(event.map(own));
+                        events.extend(event.map(Owned::from));
                     }
                 }
             }
