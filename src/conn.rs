@@ -5,7 +5,7 @@
 //! output is written from the shared scratch buffer and only what the socket
 //! refuses is kept (see `output.rs`).
 
-use std::io::{self, Write};
+use std::io;
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -19,7 +19,7 @@ use crate::handler::ConnId;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::{header_storage, parse_head, Framing, Head};
-use crate::output::{Flushed, Output};
+use crate::output::{write_all_nb, Flushed, Output};
 use crate::schedule::TimerId;
 use crate::session::{Flow, Session, Step, GOING_AWAY};
 use crate::socket::Socket;
@@ -197,26 +197,23 @@ impl Conn {
     /// went. What the socket refused stays in the scratch buffer for the
     /// general path to queue.
     fn write_scratch(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
-        let mut done = 0;
-        while done < ctx.scratch.len() {
-            match Socket(&self.stream).write(&ctx.scratch[done..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    done += n;
-                    self.since = ctx.now;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let (mut done, mut progressed) = (0, false);
+        let flushed = write_all_nb(
+            &mut Socket(&self.stream),
+            ctx.scratch,
+            &mut done,
+            &mut progressed,
+            false,
+        )?;
+        if progressed {
+            self.since = ctx.now;
         }
-        let all = done == ctx.scratch.len();
-        if all {
+        if flushed == Flushed::All {
             ctx.scratch.clear();
         } else {
             ctx.scratch.drain(..done);
         }
-        Ok(all)
+        Ok(flushed == Flushed::All)
     }
 
     /// Decides what an idle output means in each phase.

@@ -395,7 +395,8 @@ impl Output {
 /// next write instead of sending a small packet of their own. On loopback
 /// that halved the reader's CPU per 1 MiB response; the last write of a
 /// response must go without it, or its tail would wait for the cork timer.
-fn write_all_nb<W: Write + AsFd>(
+#[inline]
+pub(crate) fn write_all_nb<W: Write + AsFd>(
     sock: &mut W,
     buf: &[u8],
     done: &mut usize,
