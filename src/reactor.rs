@@ -457,11 +457,8 @@ impl Reactor {
             idle_at: self.idle_at,
         };
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
-            Ok(Next::Keep) => {
-                // As `rearm`, without looking the connection up again.
-                let due = conn.due(&self.app.config.timeouts);
-                self.timers.set(&mut conn.deadline, due, key, conn.serial);
-            }
+            // Not `rearm`: the connection is at hand, no second lookup.
+            Ok(Next::Keep) => arm(&mut self.timers, conn, key, &self.app.config.timeouts),
             Ok(Next::Close) | Err(_) => self.close(key, now),
         }
         if !self.held.is_empty() {
@@ -540,8 +537,7 @@ impl Reactor {
     /// Recomputes a connection's deadline after it did something.
     fn rearm(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
-            let due = conn.due(&self.app.config.timeouts);
-            self.timers.set(&mut conn.deadline, due, key, conn.serial);
+            arm(&mut self.timers, conn, key, &self.app.config.timeouts);
         }
     }
 
@@ -600,6 +596,13 @@ struct Held {
     frames: Vec<Rc<[u8]>>,
     /// Their bytes: with the connection's backlog, bounded by `maxBackpressure`.
     bytes: usize,
+}
+
+/// Sets the deadline of the connection in slot `key` to when it next needs attention.
+#[inline]
+fn arm(timers: &mut Timers, conn: &mut Conn, key: usize, timeouts: &crate::config::Timeouts) {
+    let due = conn.due(timeouts);
+    timers.set(&mut conn.deadline, due, key, conn.serial);
 }
 
 /// The connection with this id, if it is still the one in its slot.
