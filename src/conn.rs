@@ -147,14 +147,58 @@ impl Conn {
         readable: bool,
         read_closed: bool,
     ) -> io::Result<Next> {
+        if readable && !read_closed && self.is_quiet_websocket() {
+            return self.websocket_read(ctx, read_buf);
+        }
         if readable || read_closed || self.read_paused {
             self.read_all(ctx, read_buf, read_closed)?;
         }
         self.flush(ctx, read_buf)
     }
 
+    /// True for an open WebSocket with nothing held back: no unparsed input,
+    /// no queued output, reading not paused, nothing owed to the handler.
+    #[inline]
+    fn is_quiet_websocket(&self) -> bool {
+        matches!(&self.phase, Phase::WebSocket(s) if !s.owes_drain())
+            && self.input.is_empty()
+            && self.output.is_idle()
+            && !self.read_paused
+    }
+
+    /// The hot path of a busy WebSocket: one read, its frames, one write,
+    /// without the general path's loops. A full read buffer, an incomplete
+    /// frame or a socket that refuses part of the answer continue on the
+    /// general path.
+    #[inline]
+    fn websocket_read(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
+        let n = match Socket(&self.stream).read_spare(read_buf) {
+            Ok(0) => {
+                self.read_closed = true;
+                return self.flush(ctx, read_buf);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Keep),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.read_all(ctx, read_buf, false)?;
+                return self.flush(ctx, read_buf);
+            }
+            Err(e) => return Err(e),
+        };
+        self.since = ctx.now;
+        self.take_bytes(ctx, &mut read_buf[..n]);
+        if n == read_buf.capacity() {
+            // The socket may hold more.
+            self.read_all(ctx, read_buf, false)?;
+        } else if !self.input.is_empty() && self.paused(ctx) {
+            self.read_paused = true;
+        }
+        self.flush(ctx, read_buf)
+    }
+
     /// Writes what is queued; when it all went out, resumes paused input and
     /// decides whether the connection is finished.
+    #[inline(always)]
     fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
         // The common case: all this event's output is in the scratch buffer
         // and nothing else is owed.
@@ -165,6 +209,12 @@ impl Conn {
         {
             return self.after_output(ctx.now);
         }
+        self.flush_queued(ctx, read_buf)
+    }
+
+    /// The general flush: a queue, a file body, paused input or `on_drain`.
+    #[inline(never)]
+    fn flush_queued(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
         let mut drained = false;
         loop {
             let flushed = self.output.flush(&mut Socket(&self.stream), ctx.scratch)?;
@@ -196,6 +246,7 @@ impl Conn {
     /// Writes the scratch buffer straight to the socket; true when all of it
     /// went. What the socket refused stays in the scratch buffer for the
     /// general path to queue.
+    #[inline(always)]
     fn write_scratch(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
         let (mut done, mut progressed) = (0, false);
         let flushed = write_all_nb(
@@ -217,7 +268,7 @@ impl Conn {
     }
 
     /// Decides what an idle output means in each phase.
-    #[inline]
+    #[inline(always)]
     fn after_output(&mut self, now: Instant) -> io::Result<Next> {
         match self.phase {
             Phase::Closing { .. } => {
@@ -311,6 +362,7 @@ impl Conn {
     }
 
     /// Processes freshly read bytes, keeping only an unprocessed tail.
+    #[inline(always)]
     fn take_bytes(&mut self, ctx: &mut Ctx<'_>, fresh: &mut [u8]) {
         if self.input.is_empty() {
             let used = match self.phase {
@@ -629,15 +681,22 @@ impl Conn {
     }
 
     /// When this connection next needs attention.
-    #[inline]
+    #[inline(always)]
     pub fn due(&self, t: &Timeouts) -> Option<Instant> {
+        match &self.phase {
+            // The busiest case first, and without a call.
+            Phase::WebSocket(session) if self.output.is_idle() => session.due(),
+            _ => self.due_otherwise(t),
+        }
+    }
+
+    /// `due` for everything but an idle WebSocket.
+    #[inline(never)]
+    fn due_otherwise(&self, t: &Timeouts) -> Option<Instant> {
         let stall = || add(self.since, t.inactivity);
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
-            Phase::WebSocket(session) => {
-                let stalled = if self.output.is_idle() { None } else { stall() };
-                earliest(session.due(), stalled)
-            }
+            Phase::WebSocket(session) => earliest(session.due(), stall()),
             _ if !self.output.is_idle() => stall(),
             Phase::Head { started: None } | Phase::Closing { until: None } => stall(),
             Phase::Head { started: Some(s) } => earliest(add(*s, t.parse), add(*s, t.request)),

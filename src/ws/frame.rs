@@ -149,6 +149,7 @@ pub(crate) fn write_header(out: &mut Vec<u8>, fin: bool, opcode: OpCode, len: us
 }
 
 /// Appends a whole unmasked frame, growing `out` at most once.
+#[inline(always)]
 pub(crate) fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]) {
     if let Ok(len @ 0..=125) = u8::try_from(payload.len()) {
         // Most frames: a two-byte header, written without the general encoder.
@@ -157,6 +158,12 @@ pub(crate) fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload:
         out.extend_from_slice(payload);
         return;
     }
+    write_long_frame(out, fin, opcode, payload);
+}
+
+/// `write_frame` for payloads of 126 bytes and more.
+#[inline(never)]
+fn write_long_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]) {
     let (head, used) = encode_header(fin, opcode, payload.len());
     out.reserve(used + payload.len());
     out.extend_from_slice(&head[..used]);
