@@ -56,11 +56,15 @@ pub(crate) struct Origin {
     pub now: Instant,
 }
 
-/// The `Date` header value, formatted once per second.
+/// The `Date` header value, formatted once per second, and read from the
+/// clock only when a turn of the loop answers an HTTP request (a loop busy
+/// with WebSocket frames never asks).
 #[derive(Debug)]
 pub(crate) struct DateCache {
     secs: u64,
     text: String,
+    /// A new turn began since the clock was last read.
+    stale: bool,
 }
 
 impl DateCache {
@@ -68,13 +72,27 @@ impl DateCache {
         let mut d = DateCache {
             secs: u64::MAX,
             text: String::new(),
+            stale: false,
         };
         d.update(SystemTime::now());
         d
     }
 
+    /// A new turn of the loop: the next response reads the clock again.
+    pub fn expire(&mut self) {
+        self.stale = true;
+    }
+
+    /// Brings the text up to date if the turn changed.
+    fn refresh(&mut self) {
+        if self.stale {
+            self.stale = false;
+            self.update(SystemTime::now());
+        }
+    }
+
     /// Reformats when the second has changed.
-    pub fn update(&mut self, now: SystemTime) {
+    fn update(&mut self, now: SystemTime) {
         let secs = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -172,7 +190,10 @@ impl App {
     }
 
     /// The WebSocket handler at `index`, the config and the hub, for a session's step.
-    pub fn socket(&mut self, index: usize) -> Option<(&mut dyn AnyHandler, &Config, &mut Hub)> {
+    pub fn socket(
+        &mut self,
+        index: usize,
+    ) -> Option<(&mut (dyn AnyHandler + 'static), &Config, &mut Hub)> {
         match &mut self.actions.get_mut(index)?.endpoint {
             Endpoint::Socket { handler, .. } => Some((&mut **handler, &self.config, &mut self.hub)),
             Endpoint::Http(_) => None,
@@ -189,6 +210,7 @@ impl App {
         close: bool,
     ) -> Handled {
         self.hub.stats.requests += 1;
+        self.date.refresh();
         let mark = out.len();
         let handled = self.answer(head, body, origin, out, close);
         if self.config.log.access {
@@ -516,6 +538,7 @@ impl App {
             HttpError::Busy => hits.connections += 1,
             _ => {}
         }
+        self.date.refresh();
         let detail = err.to_string();
         let page = StatusPage {
             status: err.status(),

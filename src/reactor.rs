@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -113,29 +113,34 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         // Once stopping: until when connections may finish what they are doing.
         let mut draining: Option<Option<Instant>> = None;
+        // The clock is read once per turn, after the poll. The poll's timeout
+        // is reckoned from that reading of the turn before, so a deadline can
+        // fire late by as long as that turn's work took (as any deadline
+        // that falls due during a turn already does).
+        let mut now = Instant::now();
         loop {
             if draining.is_none() && self.shared.stop.load(Ordering::Acquire) {
-                draining = Some(self.begin_shutdown(Instant::now()));
+                now = Instant::now();
+                draining = Some(self.begin_shutdown(now));
             }
             let until = draining.flatten();
-            if draining.is_some()
-                && (self.conns.is_empty() || until.is_some_and(|t| t <= Instant::now()))
-            {
+            if draining.is_some() && (self.conns.is_empty() || until.is_some_and(|t| t <= now)) {
                 break;
             }
-            let mut timeout = self.poll_timeout(Instant::now());
+            let mut timeout = self.poll_timeout(now);
             if let Some(until) = until {
-                let left = until.saturating_duration_since(Instant::now());
+                let left = until.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let polled = self.poll.poll(&mut events, timeout);
+            now = Instant::now();
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
-            let now = Instant::now();
-            self.app.date.update(SystemTime::now());
+            self.app.date.expire();
             // Once per turn, not once per message.
             self.idle_at = self
                 .app

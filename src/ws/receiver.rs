@@ -147,7 +147,20 @@ impl Receiver {
     /// caller keeps the unconsumed tail and calls again when more arrive. Any
     /// other result asks to be called again with the rest. After an error or
     /// a Close event the receiver is done: the caller closes.
+    #[inline(always)]
     pub(crate) fn decode<'a>(&'a mut self, buf: &'a mut [u8]) -> Decoded<'a> {
+        if self.partial.is_none() {
+            if let Some((text, mask, end)) = self.short_frame(buf) {
+                let event = self.whole_frame(text, mask, &mut buf[SHORT_HEADER..end])?;
+                return Ok((end, Some(event)));
+            }
+        }
+        self.decode_other(buf)
+    }
+
+    /// `decode` for everything but a short frame with no message in progress.
+    #[inline(never)]
+    fn decode_other<'a>(&'a mut self, buf: &'a mut [u8]) -> Decoded<'a> {
         if self.message().is_none() {
             // The last message may have been lent out of the buffer; it is over.
             self.partial = None;
@@ -255,6 +268,7 @@ impl Receiver {
     }
 
     /// Hands out a one-frame message whose payload is all in `payload`.
+    #[inline(always)]
     fn whole_frame<'a>(
         &self,
         text: bool,
