@@ -454,7 +454,7 @@ impl App {
             hub,
             out,
             backlog: 0,
-            peer: origin.peer,
+            peer: &origin.peer,
             now: origin.now,
         };
         let flow = session.open(step, head.headers);

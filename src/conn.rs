@@ -548,7 +548,7 @@ impl Conn {
             hub,
             out,
             backlog,
-            peer: self.peer,
+            peer: &self.peer,
             now,
         };
         let flow = f(session, step);

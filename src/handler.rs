@@ -394,7 +394,7 @@ impl<S> WebSocket<'_, S> {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.link.peer
+        *self.link.peer
     }
 
     /// The negotiated subprotocol, if any.
@@ -495,7 +495,7 @@ pub(crate) struct Link<'a> {
     pub backlog: usize,
     pub limit: usize,
     pub info: &'a ConnInfo,
-    pub peer: SocketAddr,
+    pub peer: &'a SocketAddr,
     pub flags: &'a mut SendFlags,
     pub metrics: &'a mut ConnStats,
     pub hub: &'a mut Hub,

@@ -81,12 +81,13 @@ pub(crate) struct Step<'a> {
     pub out: &'a mut Vec<u8>,
     /// Bytes the connection has queued besides `out`.
     pub backlog: usize,
-    pub peer: SocketAddr,
+    pub peer: &'a SocketAddr,
     pub now: Instant,
 }
 
 impl Step<'_> {
     /// Runs one callback; false if it panicked.
+    #[inline(always)]
     fn call(
         &mut self,
         side: &mut Side,
