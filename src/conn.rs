@@ -60,6 +60,9 @@ pub(crate) enum Delivered {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
     Keep,
+    /// Kept, and its deadline can only have moved later: the wake-up
+    /// already armed comes first, and `Conn::due` is read again when it fires.
+    KeepLater,
     Close,
 }
 
@@ -172,13 +175,14 @@ impl Conn {
     /// general path.
     #[inline]
     fn websocket_read(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
+        let closing = self.ws_closing();
         let n = match Socket(&self.stream).read_spare(read_buf) {
             Ok(0) => {
                 self.read_closed = true;
                 return self.flush(ctx, read_buf);
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Keep),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::KeepLater),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 self.read_all(ctx, read_buf, false)?;
                 return self.flush(ctx, read_buf);
@@ -193,7 +197,22 @@ impl Conn {
         } else if !self.input.is_empty() && self.paused(ctx) {
             self.read_paused = true;
         }
-        self.flush(ctx, read_buf)
+        let next = self.flush(ctx, read_buf)?;
+        // Still open with nothing queued, and no close frame went out: only
+        // the idle deadline moved, and it moved later.
+        if next == Next::Keep && self.output.is_idle() && self.ws_closing() == closing {
+            return Ok(Next::KeepLater);
+        }
+        Ok(next)
+    }
+
+    /// For a WebSocket, whether its closing handshake has begun.
+    #[inline(always)]
+    fn ws_closing(&self) -> Option<bool> {
+        match &self.phase {
+            Phase::WebSocket(session) => Some(session.is_closing()),
+            _ => None,
+        }
     }
 
     /// Writes what is queued; when it all went out, resumes paused input and

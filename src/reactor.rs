@@ -464,6 +464,7 @@ impl Reactor {
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
             // Not `rearm`: the connection is at hand, no second lookup.
             Ok(Next::Keep) => arm(&mut self.timers, conn, key, &self.app.config.timeouts),
+            Ok(Next::KeepLater) => {}
             Ok(Next::Close) | Err(_) => self.close(key, now),
         }
         if !self.held.is_empty() {
@@ -521,7 +522,12 @@ impl Reactor {
             let Some(conn) = self.conns.get_mut(wake.key) else {
                 continue;
             };
-            if conn.serial != wake.serial || !self.timers.fire(&mut conn.deadline, wake, now) {
+            if conn.serial != wake.serial {
+                continue;
+            }
+            // Events that only moved the deadline later left it unrecorded.
+            conn.deadline.due = conn.due(&self.app.config.timeouts);
+            if !self.timers.fire(&mut conn.deadline, wake, now) {
                 continue;
             }
             let mut ctx = Ctx {
@@ -532,7 +538,7 @@ impl Reactor {
                 idle_at: self.idle_at,
             };
             match conn.timeout(&mut ctx, &mut self.read_buf) {
-                Ok(Next::Keep) => self.rearm(wake.key),
+                Ok(Next::Keep | Next::KeepLater) => self.rearm(wake.key),
                 Ok(Next::Close) | Err(_) => self.close(wake.key, now),
             }
             self.deliver(now);

@@ -150,6 +150,12 @@ impl Session {
         self.side.info.handler
     }
 
+    /// True once a close frame went out: the deadline is the wait for the peer's.
+    #[inline]
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
     /// True while messages may still be sent to the peer.
     pub fn can_send(&self) -> bool {
         !self.side.flags.close_sent && self.side.flags.block.is_none()
