@@ -225,6 +225,26 @@ impl Session {
         self.idle_at = idle_at;
         let mut pos = 0;
         while pos < buf.len() && !self.finished {
+            // The common case on its own: a whole short message, no event to build.
+            if let Some(short) = self.receiver.short_message(&mut buf[pos..]) {
+                let (text, payload) = match short {
+                    Ok(short) => short,
+                    Err(e) => return (buf.len(), self.fail(&mut step, e)),
+                };
+                let data = &buf[pos + payload.start..pos + payload.end];
+                pos += payload.end;
+                let ok = match take_message(&mut self.side, &mut self.rate, &mut step, text, data) {
+                    Taken::Delivered(ok) => ok,
+                    Taken::Dropped => continue,
+                    Taken::OverRate => {
+                        return (buf.len(), self.close_now(&mut step, POLICY, "rate limit"))
+                    }
+                };
+                if self.after(&mut step, ok) == Flow::Close {
+                    return (buf.len(), Flow::Close);
+                }
+                continue;
+            }
             let (used, event) = match self.receiver.decode(&mut buf[pos..]) {
                 Ok(decoded) => decoded,
                 Err(e) => return (buf.len(), self.fail(&mut step, e)),
@@ -238,13 +258,12 @@ impl Session {
             };
             let ok = match event {
                 receiver::Event::Message { text, data } => {
-                    count_in(&mut self.side.metrics, step.hub, data.len(), true);
-                    match rate_check(&mut self.rate, step.hub, step.now, 1, data.len()) {
-                        Some(RateAction::Drop) => continue,
-                        Some(RateAction::Close) => {
+                    match take_message(&mut self.side, &mut self.rate, &mut step, text, data) {
+                        Taken::Delivered(ok) => ok,
+                        Taken::Dropped => continue,
+                        Taken::OverRate => {
                             return (buf.len(), self.close_now(&mut step, POLICY, "rate limit"))
                         }
-                        None => deliver(&mut step, &mut self.side, text, data),
                     }
                 }
                 receiver::Event::Fragment {
@@ -421,6 +440,34 @@ impl Session {
     }
 }
 
+/// What became of a whole message.
+enum Taken {
+    /// Handed to the handler; false if the callback panicked.
+    Delivered(bool),
+    /// Over `limits.rate` with the `drop` action.
+    Dropped,
+    /// Over `limits.rate` with the `close` action.
+    OverRate,
+}
+
+/// Counts a whole message, charges it to the rate limiter and, within the
+/// rate, hands it to `on_message`.
+#[inline(always)]
+fn take_message(
+    side: &mut Side,
+    rate: &mut Option<Box<RateLimiter>>,
+    step: &mut Step<'_>,
+    text: bool,
+    data: &[u8],
+) -> Taken {
+    count_in(&mut side.metrics, step.hub, data.len(), true);
+    match rate_check(rate, step.hub, step.now, 1, data.len()) {
+        Some(RateAction::Drop) => Taken::Dropped,
+        Some(RateAction::Close) => Taken::OverRate,
+        None => Taken::Delivered(deliver(step, side, text, data)),
+    }
+}
+
 /// Charges a message (or a piece) to the rate limiter; `Some(action)` if it is over.
 #[inline]
 fn rate_check(
@@ -450,6 +497,7 @@ fn count_in(metrics: &mut ConnStats, hub: &mut Hub, bytes: usize, ends_message: 
 }
 
 /// Hands a whole message to `on_message`, as text or binary.
+#[inline(always)]
 fn deliver(step: &mut Step<'_>, side: &mut Side, text: bool, data: &[u8]) -> bool {
     if !text {
         return step.call(side, None, Event::Message(Message::Binary(data)));

@@ -186,6 +186,27 @@ impl Receiver {
         }
     }
 
+    /// The common case on its own: a whole short message (see
+    /// `short_frame`) when not streaming, unmasked in place. Returns whether
+    /// it is Text and where its payload lies in `buf` (the frame ends with
+    /// it); `None` leaves everything else to [`Receiver::decode`].
+    #[inline(always)]
+    pub(crate) fn short_message(
+        &self,
+        buf: &mut [u8],
+    ) -> Option<Result<(bool, std::ops::Range<usize>), WsError>> {
+        if self.partial.is_some() || self.limits.streaming {
+            return None;
+        }
+        let (text, mask, end) = self.short_frame(buf)?;
+        let payload = &mut buf[SHORT_HEADER..end];
+        apply_mask(payload, mask, 0);
+        if text && self.limits.validate_utf8 && std::str::from_utf8(payload).is_err() {
+            return Some(Err(WsError::InvalidUtf8));
+        }
+        Some(Ok((text, SHORT_HEADER..end)))
+    }
+
     /// The most common frame of all: a whole, unfragmented, masked Text or
     /// Binary frame of at most 125 bytes, with no message in progress.
     /// Returns whether it is Text, its key and where it ends, so it can be
