@@ -150,8 +150,10 @@ impl Conn {
         readable: bool,
         read_closed: bool,
     ) -> io::Result<Next> {
-        if readable && !read_closed && self.is_quiet_websocket() {
-            return self.websocket_read(ctx, read_buf);
+        if readable && !read_closed {
+            if let Some(closing) = self.quiet_websocket() {
+                return self.websocket_read(ctx, read_buf, closing);
+            }
         }
         if readable || read_closed || self.read_paused {
             self.read_all(ctx, read_buf, read_closed)?;
@@ -159,14 +161,17 @@ impl Conn {
         self.flush(ctx, read_buf)
     }
 
-    /// True for an open WebSocket with nothing held back: no unparsed input,
-    /// no queued output, reading not paused, nothing owed to the handler.
+    /// For an open WebSocket with nothing held back (no unparsed input, no
+    /// queued output, reading not paused, nothing owed to the handler):
+    /// whether its closing handshake has begun.
     #[inline]
-    fn is_quiet_websocket(&self) -> bool {
-        matches!(&self.phase, Phase::WebSocket(s) if !s.owes_drain())
-            && self.input.is_empty()
-            && self.output.is_idle()
-            && !self.read_paused
+    fn quiet_websocket(&self) -> Option<bool> {
+        let Phase::WebSocket(s) = &self.phase else {
+            return None;
+        };
+        let quiet =
+            !s.owes_drain() && self.input.is_empty() && self.output.is_idle() && !self.read_paused;
+        quiet.then(|| s.is_closing())
     }
 
     /// The hot path of a busy WebSocket: one read, its frames, one write,
@@ -174,8 +179,12 @@ impl Conn {
     /// frame or a socket that refuses part of the answer continue on the
     /// general path.
     #[inline]
-    fn websocket_read(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
-        let closing = self.ws_closing();
+    fn websocket_read(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        read_buf: &mut Vec<u8>,
+        closing: bool,
+    ) -> io::Result<Next> {
         let n = match Socket(&self.stream).read_spare(read_buf) {
             Ok(0) => {
                 self.read_closed = true;
@@ -197,22 +206,19 @@ impl Conn {
         } else if !self.input.is_empty() && self.paused(ctx) {
             self.read_paused = true;
         }
-        let next = self.flush(ctx, read_buf)?;
-        // Still open with nothing queued, and no close frame went out: only
-        // the idle deadline moved, and it moved later.
-        if next == Next::Keep && self.output.is_idle() && self.ws_closing() == closing {
+        // Still open, nothing owed, and no close frame went out in this
+        // event: the answers go out in one write, and the deadline can only
+        // have moved later (the idle one).
+        let unchanged = !self.read_paused
+            && !self.read_closed
+            && matches!(&self.phase, Phase::WebSocket(s) if !s.owes_drain() && s.is_closing() == closing);
+        if !unchanged {
+            return self.flush(ctx, read_buf);
+        }
+        if self.write_scratch(ctx)? {
             return Ok(Next::KeepLater);
         }
-        Ok(next)
-    }
-
-    /// For a WebSocket, whether its closing handshake has begun.
-    #[inline(always)]
-    fn ws_closing(&self) -> Option<bool> {
-        match &self.phase {
-            Phase::WebSocket(session) => Some(session.is_closing()),
-            _ => None,
-        }
+        self.flush_queued(ctx, read_buf)
     }
 
     /// Writes what is queued; when it all went out, resumes paused input and
