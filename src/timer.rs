@@ -1,9 +1,11 @@
 //! Deadlines for every connection in one min-heap.
 //!
-//! A connection keeps its own current deadline; the heap only holds wake-ups.
+//! A connection keeps its own deadline; the heap only holds wake-ups.
 //! Moving a deadline later pushes nothing (the old wake-up re-arms itself when
 //! it fires early), so a busy connection costs no heap work per event, and an
 //! entry for a closed or reused slot is recognised by its serial and skipped.
+//! A busy WebSocket does not even record its later deadline: the reactor
+//! reads it from the connection again when a wake-up fires.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -20,7 +22,8 @@ pub(crate) struct Wake {
 /// A connection's side of the bookkeeping.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Deadline {
-    /// When the connection wants attention.
+    /// When the connection wants attention, as of its last re-arm (it may
+    /// have moved later since; the reactor refreshes it before `fire`).
     pub due: Option<Instant>,
     /// The earliest wake-up already in the heap for it.
     armed: Option<Instant>,
