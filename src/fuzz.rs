@@ -304,8 +304,39 @@ pub(crate) struct Outcome {
     pub(crate) unconsumed: usize,
 }
 
+/// What `Receiver::short_message` made of some bytes, owned.
+type Short = Option<Result<(bool, Vec<u8>, usize), WsError>>;
+
+/// Runs `Receiver::short_message` on a copy of `buf`, so the decoder can
+/// then run on the bytes themselves and the two be compared.
+fn short_message(receiver: &Receiver, buf: &[u8]) -> Short {
+    let mut copy = buf.to_vec();
+    let short = receiver.short_message(&mut copy)?;
+    Some(short.map(|(text, payload)| (text, copy[payload.clone()].to_vec(), payload.end)))
+}
+
+/// The session takes whole short messages with `short_message` and
+/// everything else with `decode`: where the first answers, both must agree.
+fn check_short(short: &Short, decoded: &Result<(usize, Option<Event<'_>>), WsError>) {
+    let Some(short) = short else {
+        return;
+    };
+    match (short, decoded) {
+        (Ok((text, data, end)), Ok((used, Some(Event::Message { text: t, data: d })))) => {
+            assert_eq!(
+                (text, data.as_slice(), end),
+                (t, *d, used),
+                "short and decode differ"
+            );
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "short and decode fail differently"),
+        (short, decoded) => panic!("short {short:?} but decode {decoded:?}"),
+    }
+}
+
 /// Plays the connection: appends each piece to the unconsumed tail and calls
 /// the receiver until it asks for more, stopping at an error or a Close.
+/// Before each call it checks the short-message path against the decoder.
 pub(crate) fn feed<'p>(limits: Limits, pieces: impl IntoIterator<Item = &'p [u8]>) -> Outcome {
     let mut receiver = Receiver::new(limits);
     let mut pending = Vec::new();
@@ -322,7 +353,10 @@ pub(crate) fn feed<'p>(limits: Limits, pieces: impl IntoIterator<Item = &'p [u8]
         let mut idle = 0;
         loop {
             let available = pending.len() - pos;
-            let (used, event) = match receiver.decode(&mut pending[pos..]) {
+            let short = short_message(&receiver, &pending[pos..]);
+            let decoded = receiver.decode(&mut pending[pos..]);
+            check_short(&short, &decoded);
+            let (used, event) = match decoded {
                 Ok((0, None)) => break,
                 Ok(decoded) => decoded,
                 Err(e) => return done(events, Some(e)),

@@ -837,6 +837,51 @@ mod tests {
         }
     }
 
+    /// The session's short-message path takes exactly the whole short Text
+    /// and Binary frames, and leaves every other frame to `decode` untouched.
+    #[test]
+    fn short_messages_and_what_is_left_to_decode() {
+        let rx = Receiver::new(ROOMY);
+        let mut buf = text(true, b"hello");
+        assert_eq!(rx.short_message(&mut buf), Some(Ok((true, 6..11))));
+        assert_eq!(&buf[6..11], b"hello", "unmasked in place");
+        let mut buf = binary(true, &[0xff; 125]);
+        assert_eq!(rx.short_message(&mut buf), Some(Ok((false, 6..131))));
+        let mut bad = text(true, b"\xff");
+        assert_eq!(rx.short_message(&mut bad), Some(Err(WsError::InvalidUtf8)));
+
+        let long = binary(true, &[0; 126]);
+        let unmasked = [0x82, 0x01, b'x'];
+        let others: [&[u8]; 7] = [
+            &text(false, b"first"),
+            &cont(true, b"last"),
+            &masked(true, OpCode::Ping, b""),
+            &close(&[0x03, 0xe8]),
+            &long,
+            &unmasked,
+            &text(true, b"cut")[..8],
+        ];
+        for frame in others {
+            let mut copy = frame.to_vec();
+            assert_eq!(rx.short_message(&mut copy), None, "{frame:?}");
+            assert_eq!(copy, frame, "left as it was");
+        }
+
+        let streaming = Receiver::new(Limits {
+            streaming: true,
+            ..ROOMY
+        });
+        assert_eq!(streaming.short_message(&mut text(true, b"hi")), None);
+        let small = Receiver::new(Limits {
+            max_frame: 4,
+            ..ROOMY
+        });
+        assert_eq!(small.short_message(&mut text(true, b"hello")), None);
+        let mut midway = Receiver::new(ROOMY);
+        assert!(midway.decode(&mut text(false, b"he")).is_ok());
+        assert_eq!(midway.short_message(&mut text(true, b"llo")), None);
+    }
+
     #[test]
     fn a_control_frame_waits_until_whole_without_touching_the_bytes() {
         let frame = masked(true, OpCode::Ping, b"abc");
