@@ -208,9 +208,9 @@ pub struct WebSocket<'a, S> {
 impl<S> fmt::Debug for WebSocket<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
-            .field("id", &self.link.info.id)
+            .field("id", &self.link.side.info.id)
             .field("peer", &self.link.peer)
-            .field("path", &self.link.info.path())
+            .field("path", &self.link.side.info.path())
             .finish_non_exhaustive()
     }
 }
@@ -261,23 +261,23 @@ impl<S> WebSocket<'_, S> {
     /// a reason (cut to 123 bytes). Nothing more can be sent afterwards; the
     /// connection ends when the peer answers, or after `webSockets.closeTimeout`.
     pub fn close(&mut self, code: u16, reason: &str) -> SendStatus {
-        if self.link.flags.close_sent {
+        if self.link.side.flags.close_sent {
             return SendStatus::Closed;
         }
-        self.link.flags.close_sent = true;
+        self.link.side.flags.close_sent = true;
         write_close(self.link.out, code, reason);
         SendStatus::Queued
     }
 
     /// True once a close frame has been sent; further sends return [`SendStatus::Closed`].
     pub fn is_closing(&self) -> bool {
-        self.link.flags.close_sent
+        self.link.side.flags.close_sent
     }
 
     /// Sends a message to another connection (or this one) by id;
     /// [`SendStatus::Closed`] if it is not an open WebSocket.
     pub fn send_to(&mut self, to: ConnId, msg: Message<'_>) -> SendStatus {
-        if to == self.link.info.id {
+        if to == self.link.side.info.id {
             return self.send(msg);
         }
         self.link.hub.send(to, msg)
@@ -289,17 +289,17 @@ impl<S> WebSocket<'_, S> {
         self.echo_unless(&frame, msg.as_bytes().len(), except);
         self.link
             .hub
-            .deliver(Targets::All, frame, [except, Some(self.link.info.id)]);
+            .deliver(Targets::All, frame, [except, Some(self.link.side.info.id)]);
     }
 
     /// Sends a message to every WebSocket served by this connection's handler (its route) but `except`.
     pub fn broadcast_route(&mut self, msg: Message<'_>, except: Option<ConnId>) {
         let frame = encode(msg);
         self.echo_unless(&frame, msg.as_bytes().len(), except);
-        let to = Targets::Handler(self.link.info.handler);
+        let to = Targets::Handler(self.link.side.info.handler);
         self.link
             .hub
-            .deliver(to, frame, [except, Some(self.link.info.id)]);
+            .deliver(to, frame, [except, Some(self.link.side.info.id)]);
     }
 
     /// Sends a message to every other WebSocket whose state is an `S2` and passes `filter`.
@@ -308,7 +308,7 @@ impl<S> WebSocket<'_, S> {
         msg: Message<'_>,
         filter: impl Fn(ConnId, &S2) -> bool + 'static,
     ) {
-        let me = self.link.info.id;
+        let me = self.link.side.info.id;
         self.link
             .hub
             .send_where(msg, move |id, s| id != me && filter(id, s));
@@ -316,19 +316,19 @@ impl<S> WebSocket<'_, S> {
 
     /// Joins a room; fails over `limits.roomsPerConnection` or `limits.roomMembers`.
     pub fn join(&mut self, room: &str) -> Result<(), RoomError> {
-        self.link.hub.join(self.link.info.id, room)
+        self.link.hub.join(self.link.side.info.id, room)
     }
 
     /// Leaves a room; false if this connection was not in it.
     pub fn leave(&mut self, room: &str) -> bool {
-        self.link.hub.leave(self.link.info.id, room)
+        self.link.hub.leave(self.link.side.info.id, room)
     }
 
     /// Sends a message to every member of a room but `except` (this
     /// connection included if it is a member); returns how many it goes to.
     pub fn publish(&mut self, room: &str, msg: Message<'_>, except: Option<ConnId>) -> usize {
         let frame = encode(msg);
-        let me = self.link.info.id;
+        let me = self.link.side.info.id;
         let mine = self.link.hub.in_room(me, room)
             && except != Some(me)
             && self.echo_here(&frame, msg.as_bytes().len());
@@ -337,12 +337,12 @@ impl<S> WebSocket<'_, S> {
 
     /// True if this connection is in the room.
     pub fn in_room(&self, room: &str) -> bool {
-        self.link.hub.in_room(self.link.info.id, room)
+        self.link.hub.in_room(self.link.side.info.id, room)
     }
 
     /// The rooms this connection is in.
     pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
-        self.link.hub.rooms_of(self.link.info.id)
+        self.link.hub.rooms_of(self.link.side.info.id)
     }
 
     /// The members of a room, in no particular order.
@@ -362,12 +362,12 @@ impl<S> WebSocket<'_, S> {
         self.link
             .hub
             .timers
-            .add_conn(self.link.info.id, after, every)
+            .add_conn(self.link.side.info.id, after, every)
     }
 
     /// Cancels one of this connection's timers; false if it is not pending.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.link.hub.timers.owned_by(timer, self.link.info.id)
+        self.link.hub.timers.owned_by(timer, self.link.side.info.id)
             && self.link.hub.timers.cancel(timer)
     }
 
@@ -384,12 +384,12 @@ impl<S> WebSocket<'_, S> {
 
     /// This connection's counters.
     pub fn metrics(&self) -> ConnStats {
-        *self.link.metrics
+        self.link.side.metrics
     }
 
     /// This connection's id.
     pub fn id(&self) -> ConnId {
-        self.link.info.id
+        self.link.side.info.id
     }
 
     /// The peer's address.
@@ -399,23 +399,23 @@ impl<S> WebSocket<'_, S> {
 
     /// The negotiated subprotocol, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.link.info.protocol.as_deref()
+        self.link.side.info.protocol.as_deref()
     }
 
     /// The path of the upgrade request, as sent (percent-encoded).
     pub fn path(&self) -> &str {
-        self.link.info.path()
+        self.link.side.info.path()
     }
 
     /// The query of the upgrade request, without `?`.
     pub fn query(&self) -> &str {
-        self.link.info.query()
+        self.link.side.info.query()
     }
 
     /// The verified claims of the JSON Web Token the upgrade carried, on a
     /// route with `auth: { type: 'jwt', … }`.
     pub fn claims(&self) -> Option<&serde_json::Value> {
-        self.link.info.claims.as_deref()
+        self.link.side.info.claims.as_deref()
     }
 
     /// A header of the upgrade request (case-insensitive name). Only during
@@ -437,14 +437,17 @@ impl<S> WebSocket<'_, S> {
 
     /// Writes a shared frame to this connection unless it is `except`.
     fn echo_unless(&mut self, frame: &[u8], payload: usize, except: Option<ConnId>) {
-        if except != Some(self.link.info.id) {
+        if except != Some(self.link.side.info.id) {
             self.echo_here(frame, payload);
         }
     }
 
     /// Writes an encoded frame (of `payload` bytes) to this connection, in order with its other sends.
     fn echo_here(&mut self, frame: &[u8], payload: usize) -> bool {
-        if self.link.flags.close_sent || self.link.flags.block.is_some() || !self.link.room_for() {
+        if self.link.side.flags.close_sent
+            || self.link.side.flags.block.is_some()
+            || !self.link.room_for()
+        {
             return false;
         }
         self.link.out.extend_from_slice(frame);
@@ -486,18 +489,25 @@ pub(crate) struct SendFlags {
     pub over: bool,
 }
 
+/// What a session lends each callback's [`Link`] of itself, in one piece.
+#[derive(Debug)]
+pub(crate) struct LinkSide {
+    pub info: ConnInfo,
+    pub flags: SendFlags,
+    pub metrics: ConnStats,
+}
+
 /// A callback's view of its connection: where output goes and what it knows.
+/// Built for every callback, so it is kept to a few words.
 pub(crate) struct Link<'a> {
     pub out: &'a mut Vec<u8>,
-    /// What `out` held when the callback started, and what the connection
-    /// had queued besides: sends beyond `limit` in all are dropped.
+    /// What `out` held when the callback started.
     pub base: usize,
-    pub backlog: usize,
-    pub limit: usize,
-    pub info: &'a ConnInfo,
+    /// How many bytes may be added to `out` before sends are dropped: the
+    /// limit minus what the connection had queued besides.
+    pub room: usize,
+    pub side: &'a mut LinkSide,
     pub peer: &'a SocketAddr,
-    pub flags: &'a mut SendFlags,
-    pub metrics: &'a mut ConnStats,
     pub hub: &'a mut Hub,
     pub headers: Option<&'a [httparse::Header<'a>]>,
 }
@@ -508,20 +518,19 @@ impl Link<'_> {
     /// only once the limit is reached, so a message larger than the limit
     /// still goes out when nothing waits before it.
     fn room_for(&mut self) -> bool {
-        let queued = self.backlog + self.out.len().saturating_sub(self.base);
-        if queued < self.limit {
+        if self.out.len().saturating_sub(self.base) < self.room {
             return true;
         }
-        self.flags.over = true;
+        self.side.flags.over = true;
         self.hub.stats.limits.backpressure += 1;
         false
     }
 
     fn data(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
-        if self.flags.close_sent {
+        if self.side.flags.close_sent {
             return SendStatus::Closed;
         }
-        if self.flags.block.is_some() {
+        if self.side.flags.block.is_some() {
             return SendStatus::Refused;
         }
         if !self.room_for() {
@@ -533,26 +542,26 @@ impl Link<'_> {
     }
 
     fn block(&mut self, text: bool, payload: &[u8], more: bool) -> SendStatus {
-        if self.flags.close_sent {
+        if self.side.flags.close_sent {
             return SendStatus::Closed;
         }
         if !self.room_for() {
             return SendStatus::Dropped;
         }
-        let opcode = match self.flags.block {
+        let opcode = match self.side.flags.block {
             Some(_) => OpCode::Continuation,
             None if text => OpCode::Text,
             None => OpCode::Binary,
         };
         write_frame(self.out, !more, opcode, payload);
-        self.metrics.bytes_out += payload.len() as u64;
+        self.side.metrics.bytes_out += payload.len() as u64;
         self.hub.stats.bytes_out += payload.len() as u64;
         if !more {
-            self.metrics.messages_out += 1;
+            self.side.metrics.messages_out += 1;
             self.hub.stats.messages_out += 1;
         }
-        self.flags.block = if more {
-            Some(self.flags.block.unwrap_or(text))
+        self.side.flags.block = if more {
+            Some(self.side.flags.block.unwrap_or(text))
         } else {
             None
         };
@@ -560,7 +569,7 @@ impl Link<'_> {
     }
 
     fn control(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
-        if self.flags.close_sent {
+        if self.side.flags.close_sent {
             return SendStatus::Closed;
         }
         if payload.len() > 125 {
@@ -572,8 +581,8 @@ impl Link<'_> {
 
     /// Counts one message of `bytes` payload sent to this connection.
     pub fn count_out(&mut self, bytes: usize) {
-        self.metrics.messages_out += 1;
-        self.metrics.bytes_out += bytes as u64;
+        self.side.metrics.messages_out += 1;
+        self.side.metrics.bytes_out += bytes as u64;
         self.hub.stats.messages_out += 1;
         self.hub.stats.bytes_out += bytes as u64;
     }

@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use crate::config::{Config, RateAction};
-use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, Message, SendFlags};
+use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, LinkSide, Message, SendFlags};
 use crate::hub::Hub;
 use crate::rate::RateLimiter;
 use crate::schedule::TimerId;
@@ -44,9 +44,8 @@ pub(crate) const POLICY: u16 = 1008;
 /// What the handler's callbacks see of the connection, apart from the receiver.
 struct Side {
     state: Box<dyn Any>,
-    info: ConnInfo,
-    flags: SendFlags,
-    metrics: ConnStats,
+    /// What a callback's `Link` borrows, in one piece.
+    link: LinkSide,
 }
 
 /// The state of one WebSocket connection.
@@ -68,7 +67,7 @@ pub(crate) struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("info", &self.side.info)
+            .field("info", &self.side.link.info)
             .finish_non_exhaustive()
     }
 }
@@ -97,12 +96,9 @@ impl Step<'_> {
         let link = Link {
             base: self.out.len(),
             out: &mut *self.out,
-            backlog: self.backlog,
-            limit: self.config.web_sockets.max_backpressure,
-            info: &side.info,
+            room: (self.config.web_sockets.max_backpressure).saturating_sub(self.backlog),
+            side: &mut side.link,
             peer: self.peer,
-            flags: &mut side.flags,
-            metrics: &mut side.metrics,
             hub: &mut *self.hub,
             headers,
         };
@@ -130,9 +126,11 @@ impl Session {
             receiver: Receiver::new(limits),
             side: Side {
                 state,
-                info,
-                flags: SendFlags::default(),
-                metrics: ConnStats::default(),
+                link: LinkSide {
+                    info,
+                    flags: SendFlags::default(),
+                    metrics: ConnStats::default(),
+                },
             },
             finished: false,
             closing: false,
@@ -147,7 +145,7 @@ impl Session {
 
     /// The index of the handler serving this connection.
     pub fn handler(&self) -> usize {
-        self.side.info.handler
+        self.side.link.info.handler
     }
 
     /// True once a close frame went out: the deadline is the wait for the peer's.
@@ -158,31 +156,31 @@ impl Session {
 
     /// True while messages may still be sent to the peer.
     pub fn can_send(&self) -> bool {
-        !self.side.flags.close_sent && self.side.flags.block.is_none()
+        !self.side.link.flags.close_sent && self.side.link.flags.block.is_none()
     }
 
     /// True while a `send_block` message is unfinished (and no close went out).
     pub fn in_block(&self) -> bool {
-        self.side.flags.block.is_some() && !self.side.flags.close_sent
+        self.side.link.flags.block.is_some() && !self.side.link.flags.close_sent
     }
 
     /// Notes a delivery dropped for backpressure; true if the connection
     /// should be closed for it (`webSockets.closeOnBackpressure`).
     pub fn dropped(&mut self, config: &Config) -> bool {
-        self.side.flags.over = true;
+        self.side.link.flags.over = true;
         config.web_sockets.close_on_backpressure
     }
 
     /// True while `on_drain` is owed.
     #[inline]
     pub fn owes_drain(&self) -> bool {
-        self.side.flags.over && !self.finished && !self.side.flags.close_sent
+        self.side.link.flags.over && !self.finished && !self.side.link.flags.close_sent
     }
 
     /// Counts a frame of `payload` bytes delivered from elsewhere (the
     /// server-wide counters are the reactor's to update).
     pub fn count_delivery(&mut self, payload: usize) {
-        let m = &mut self.side.metrics;
+        let m = &mut self.side.link.metrics;
         m.messages_out += 1;
         m.bytes_out += payload as u64;
     }
@@ -209,7 +207,7 @@ impl Session {
 
     /// Runs `on_drain`: the output has room again.
     pub fn drained(&mut self, mut step: Step<'_>) -> Flow {
-        self.side.flags.over = false;
+        self.side.link.flags.over = false;
         let ok = step.call(&mut self.side, None, Event::Drain);
         self.after(&mut step, ok)
     }
@@ -272,7 +270,7 @@ impl Session {
                     first,
                     last,
                 } => {
-                    count_in(&mut self.side.metrics, step.hub, data.len(), last);
+                    count_in(&mut self.side.link.metrics, step.hub, data.len(), last);
                     // Half a message cannot be dropped cleanly: a streamed one over the rate closes.
                     if rate_check(
                         &mut self.rate,
@@ -294,7 +292,7 @@ impl Session {
                     step.call(&mut self.side, None, Event::Partial(fragment))
                 }
                 receiver::Event::Ping(payload) => {
-                    if !self.side.flags.close_sent {
+                    if !self.side.link.flags.close_sent {
                         write_frame(step.out, true, OpCode::Pong, payload);
                     }
                     true
@@ -321,8 +319,8 @@ impl Session {
 
     /// The peer's close frame: answer it (unless we started the close), report it, end.
     fn peer_closed(&mut self, step: &mut Step<'_>, code: Option<u16>, reason: &str) -> Flow {
-        if !self.side.flags.close_sent {
-            self.side.flags.close_sent = true;
+        if !self.side.link.flags.close_sent {
+            self.side.link.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
             write_close(step.out, code.unwrap_or(0), "");
         }
@@ -345,8 +343,8 @@ impl Session {
 
     /// Sends a close (if none was sent), reports it, and ends without waiting for the peer.
     pub fn close_now(&mut self, step: &mut Step<'_>, code: u16, reason: &str) -> Flow {
-        if !self.side.flags.close_sent {
-            self.side.flags.close_sent = true;
+        if !self.side.link.flags.close_sent {
+            self.side.link.flags.close_sent = true;
             write_close(step.out, code, reason);
         }
         self.finish(step, code, reason);
@@ -357,10 +355,10 @@ impl Session {
     /// connection's handler asked for it, or the server is stopping): the
     /// peer gets `closeTimeout` to answer.
     pub fn close_by_server(&mut self, step: Step<'_>, code: u16, reason: &str) {
-        if self.side.flags.close_sent || self.finished {
+        if self.side.link.flags.close_sent || self.finished {
             return;
         }
-        self.side.flags.close_sent = true;
+        self.side.link.flags.close_sent = true;
         write_close(step.out, code, reason);
         self.note_close_sent(step.config, step.now);
     }
@@ -370,14 +368,14 @@ impl Session {
     /// starts the wait for the peer's.
     #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
-        if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
+        if self.side.link.flags.over && step.config.web_sockets.close_on_backpressure {
             return self.close_now(step, POLICY, "backpressure");
         }
         if !ok {
             log::error!(
                 "a WebSocket handler for {} panicked; closing {} with 1011",
-                self.side.info.path(),
-                self.side.info.id
+                self.side.link.info.path(),
+                self.side.link.info.id
             );
             return self.close_now(step, INTERNAL_ERROR, "handler failed");
         }
@@ -387,7 +385,7 @@ impl Session {
 
     /// Once a close frame is out, the peer gets `closeTimeout` to answer.
     fn note_close_sent(&mut self, config: &Config, now: Instant) {
-        if self.side.flags.close_sent && !self.closing {
+        if self.side.link.flags.close_sent && !self.closing {
             self.closing = true;
             self.wake = now.checked_add(config.web_sockets.close_timeout);
         }
@@ -400,7 +398,7 @@ impl Session {
         }
         self.finished = true;
         step.call(&mut self.side, None, Event::Close(code, reason));
-        step.hub.remove_socket(self.side.info.id);
+        step.hub.remove_socket(self.side.link.info.id);
     }
 
     /// The connection is going away without a close handshake (reset, server stop).
@@ -460,7 +458,7 @@ fn take_message(
     text: bool,
     data: &[u8],
 ) -> Taken {
-    count_in(&mut side.metrics, step.hub, data.len(), true);
+    count_in(&mut side.link.metrics, step.hub, data.len(), true);
     match rate_check(rate, step.hub, step.now, 1, data.len()) {
         Some(RateAction::Drop) => Taken::Dropped,
         Some(RateAction::Close) => Taken::OverRate,
