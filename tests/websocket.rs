@@ -743,6 +743,33 @@ fn client_that_answers_pings_stays_open_past_the_inactivity_timeout() {
     }
 }
 
+/// Every message moves the idle deadline later (without pings to re-arm it);
+/// the armed wake-up, when it comes early, finds the later one.
+#[test]
+fn messages_keep_a_websocket_open_past_the_inactivity_timeout_then_quiet_closes_it() {
+    let (s, seen) = server_with("timeouts: { inactivity: '1 sec' }");
+    let mut ws = Ws::open(s.addr, "/ws/echo");
+    let start = Instant::now();
+    // Pacing, not synchronisation: each echo is awaited before the next.
+    while start.elapsed() < Duration::from_millis(2500) {
+        ws.send_text("tick");
+        ws.expect_text("tick");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let quiet = Instant::now();
+    let f = ws.read_frame();
+    assert_eq!(
+        (f.opcode, f.code_and_reason().0),
+        (CLOSE, 1001),
+        "closed as idle"
+    );
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(800),
+        "not before a whole quiet second"
+    );
+    assert!(matches!(next_seen(&seen), Seen::Close(1001, _)));
+}
+
 #[test]
 fn client_that_never_answers_pings_is_closed_with_1001() {
     let (s, seen) =
