@@ -96,7 +96,11 @@ impl Step<'_> {
         let link = Link {
             base: self.out.len(),
             out: &mut *self.out,
-            room: (self.config.web_sockets.max_backpressure).saturating_sub(self.backlog),
+            room: self
+                .config
+                .web_sockets
+                .max_backpressure
+                .saturating_sub(self.backlog),
             side: &mut side.link,
             peer: self.peer,
             hub: &mut *self.hub,

@@ -147,20 +147,7 @@ impl Receiver {
     /// caller keeps the unconsumed tail and calls again when more arrive. Any
     /// other result asks to be called again with the rest. After an error or
     /// a Close event the receiver is done: the caller closes.
-    #[inline(always)]
     pub(crate) fn decode<'a>(&'a mut self, buf: &'a mut [u8]) -> Decoded<'a> {
-        if self.partial.is_none() {
-            if let Some((text, mask, end)) = self.short_frame(buf) {
-                let event = self.whole_frame(text, mask, &mut buf[SHORT_HEADER..end])?;
-                return Ok((end, Some(event)));
-            }
-        }
-        self.decode_other(buf)
-    }
-
-    /// `decode` for everything but a short frame with no message in progress.
-    #[inline(never)]
-    fn decode_other<'a>(&'a mut self, buf: &'a mut [u8]) -> Decoded<'a> {
         if self.message().is_none() {
             // The last message may have been lent out of the buffer; it is over.
             self.partial = None;
@@ -199,12 +186,8 @@ impl Receiver {
             return None;
         }
         let (text, mask, end) = self.short_frame(buf)?;
-        let payload = &mut buf[SHORT_HEADER..end];
-        apply_mask(payload, mask, 0);
-        if text && self.limits.validate_utf8 && std::str::from_utf8(payload).is_err() {
-            return Some(Err(WsError::InvalidUtf8));
-        }
-        Some(Ok((text, SHORT_HEADER..end)))
+        let unmasked = self.unmask_whole(text, mask, &mut buf[SHORT_HEADER..end]);
+        Some(unmasked.map(|()| (text, SHORT_HEADER..end)))
     }
 
     /// The most common frame of all: a whole, unfragmented, masked Text or
@@ -288,18 +271,24 @@ impl Receiver {
         })
     }
 
-    /// Hands out a one-frame message whose payload is all in `payload`.
+    /// Unmasks the whole payload of a one-frame message and checks a text one.
     #[inline(always)]
+    fn unmask_whole(&self, text: bool, mask: [u8; 4], payload: &mut [u8]) -> Result<(), WsError> {
+        apply_mask(payload, mask, 0);
+        if text && self.limits.validate_utf8 && std::str::from_utf8(payload).is_err() {
+            return Err(WsError::InvalidUtf8);
+        }
+        Ok(())
+    }
+
+    /// Hands out a one-frame message whose payload is all in `payload`.
     fn whole_frame<'a>(
         &self,
         text: bool,
         mask: [u8; 4],
         payload: &'a mut [u8],
     ) -> Result<Event<'a>, WsError> {
-        apply_mask(payload, mask, 0);
-        if text && self.limits.validate_utf8 && std::str::from_utf8(payload).is_err() {
-            return Err(WsError::InvalidUtf8);
-        }
+        self.unmask_whole(text, mask, payload)?;
         Ok(if self.limits.streaming {
             Event::Fragment {
                 text,
