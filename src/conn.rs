@@ -5,7 +5,7 @@
 //! output is written from the shared scratch buffer and only what the socket
 //! refuses is kept (see `output.rs`).
 
-use std::io;
+use std::io::{self, Write};
 use std::mem;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -215,9 +215,27 @@ impl Conn {
         if !unchanged {
             return self.flush(ctx, read_buf);
         }
-        if self.write_scratch(ctx)? {
+        // The answers in one write, which the socket nearly always takes
+        // whole (`since` is already now, from the read).
+        if ctx.scratch.is_empty() {
             return Ok(Next::KeepLater);
         }
+        match Socket(&self.stream).write(ctx.scratch) {
+            Ok(n) if n == ctx.scratch.len() => {
+                ctx.scratch.clear();
+                return Ok(Next::KeepLater);
+            }
+            Ok(n) => {
+                ctx.scratch.drain(..n);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        // The rest is queued, or retried after an interrupt.
         self.flush_queued(ctx, read_buf)
     }
 
