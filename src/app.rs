@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::auth;
 use crate::config::{Config, HandlerKind};
+use crate::conn::Turn;
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
@@ -448,16 +449,14 @@ impl App {
         };
         hub.add_socket(origin.id, index);
         let mut session = Session::new(state, handler.streaming(), info, config, origin.now);
-        let step = Step {
-            handler,
-            config,
-            hub,
-            out,
-            backlog: 0,
-            peer: &origin.peer,
-            now: origin.now,
-        };
-        let flow = session.open(step, head.headers);
+        // The 101 is in `out`; on_open's sends go after it.
+        let mut turn = Turn::lend(std::mem::take(out), origin.now);
+        turn.room = config.web_sockets.max_backpressure;
+        let flow = session.open(
+            Step::new(handler, config, hub, &mut turn, &origin.peer),
+            head.headers,
+        );
+        *out = turn.scratch;
         Handled {
             file: None,
             close: flow == crate::session::Flow::Close,

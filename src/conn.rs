@@ -33,13 +33,46 @@ const LINGER: Duration = Duration::from_secs(2);
 /// The shared, per-loop state a connection works with.
 pub(crate) struct Ctx<'a> {
     pub app: &'a mut App,
+    pub turn: &'a mut Turn,
     /// The connection's slab key.
     pub key: usize,
-    /// Responses are composed here and written from here.
-    pub scratch: &'a mut Vec<u8>,
+}
+
+/// What connections work with during one turn of the loop, besides the app:
+/// the shared output buffer, the clock, and the send budget of the running
+/// WebSocket callback. It borrows nothing, so a callback reaches all of it
+/// through one pointer.
+#[derive(Debug)]
+pub(crate) struct Turn {
+    /// Responses and frames are composed here and written from here.
+    pub scratch: Vec<u8>,
     pub now: Instant,
     /// `now` plus `timeouts.inactivity`: the idle deadline of a connection active now.
     pub idle_at: Option<Instant>,
+    /// What `scratch` held when the running callback started.
+    pub base: usize,
+    /// How many bytes the running callback's sends may add to `scratch`:
+    /// `webSockets.maxBackpressure` minus what its connection had queued besides.
+    pub room: usize,
+}
+
+impl Turn {
+    pub fn new(now: Instant) -> Turn {
+        Turn::lend(Vec::new(), now)
+    }
+
+    /// A turn whose output goes to `buf` (taken for the while, and given back
+    /// from `scratch`): a connection's own queue, when the shared buffer
+    /// cannot be used.
+    pub fn lend(buf: Vec<u8>, now: Instant) -> Turn {
+        Turn {
+            scratch: buf,
+            now,
+            idle_at: None,
+            base: 0,
+            room: 0,
+        }
+    }
 }
 
 /// What became of a frame delivered from another connection.
@@ -136,7 +169,7 @@ impl Conn {
         serial: u64,
         ctx: &mut Ctx<'_>,
     ) -> Conn {
-        let mut conn = Conn::new(stream, peer, serial, ctx.now);
+        let mut conn = Conn::new(stream, peer, serial, ctx.turn.now);
         conn.counted = false;
         conn.refuse(ctx, HttpError::Busy);
         conn
@@ -198,35 +231,30 @@ impl Conn {
             }
             Err(e) => return Err(e),
         };
-        self.since = ctx.now;
+        self.since = ctx.turn.now;
         self.take_bytes(ctx, &mut read_buf[..n]);
-        if n == read_buf.capacity() {
-            // The socket may hold more.
-            self.read_all(ctx, read_buf, false)?;
-        } else if !self.input.is_empty() && self.paused(ctx) {
-            self.read_paused = true;
+        if n == read_buf.capacity() || !self.input.is_empty() {
+            return self.websocket_more(ctx, read_buf, n);
         }
         // Still open, nothing owed, and no close frame went out in this
         // event: the answers go out in one write, and the deadline can only
         // have moved later (the idle one).
-        let unchanged = !self.read_paused
-            && !self.read_closed
-            && matches!(&self.phase, Phase::WebSocket(s) if !s.owes_drain() && s.is_closing() == closing);
+        let unchanged = matches!(&self.phase, Phase::WebSocket(s) if !s.owes_drain() && s.is_closing() == closing);
         if !unchanged {
             return self.flush(ctx, read_buf);
         }
         // The answers in one write, which the socket nearly always takes
         // whole (`since` is already now, from the read).
-        if ctx.scratch.is_empty() {
+        if ctx.turn.scratch.is_empty() {
             return Ok(Next::KeepLater);
         }
-        match Socket(&self.stream).write(ctx.scratch) {
-            Ok(n) if n == ctx.scratch.len() => {
-                ctx.scratch.clear();
+        match Socket(&self.stream).write(&ctx.turn.scratch) {
+            Ok(n) if n == ctx.turn.scratch.len() => {
+                ctx.turn.scratch.clear();
                 return Ok(Next::KeepLater);
             }
             Ok(n) => {
-                ctx.scratch.drain(..n);
+                ctx.turn.scratch.drain(..n);
             }
             Err(e)
                 if matches!(
@@ -237,6 +265,23 @@ impl Conn {
         }
         // The rest is queued, or retried after an interrupt.
         self.flush_queued(ctx, read_buf)
+    }
+
+    /// The lane's read of `n` bytes left more to do: the socket may hold
+    /// more (the read filled the buffer), or a frame is incomplete.
+    #[inline(never)]
+    fn websocket_more(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        read_buf: &mut Vec<u8>,
+        n: usize,
+    ) -> io::Result<Next> {
+        if n == read_buf.capacity() {
+            self.read_all(ctx, read_buf, false)?;
+        } else if self.paused(ctx) {
+            self.read_paused = true;
+        }
+        self.flush(ctx, read_buf)
     }
 
     /// Writes what is queued; when it all went out, resumes paused input and
@@ -250,7 +295,7 @@ impl Conn {
             && !self.owes_drain(ctx.app)
             && self.write_scratch(ctx)?
         {
-            return self.after_output(ctx.now);
+            return self.after_output(ctx.turn.now);
         }
         self.flush_queued(ctx, read_buf)
     }
@@ -260,16 +305,16 @@ impl Conn {
     fn flush_queued(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
         let mut drained = false;
         loop {
-            let flushed = self.output.flush(&mut Socket(&self.stream), ctx.scratch)?;
+            let flushed = self
+                .output
+                .flush(&mut Socket(&self.stream), &mut ctx.turn.scratch)?;
             if self.output.progressed {
-                self.since = ctx.now;
+                self.since = ctx.turn.now;
             }
             // Once per flush, so a handler that overflows again in on_drain cannot loop.
             if !drained && self.owes_drain(ctx.app) {
                 drained = true;
-                self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |s, step| {
-                    s.drained(step)
-                });
+                self.on_session(ctx.app, ctx.turn, true, |s, step| s.drained(step));
                 continue;
             }
             if flushed == Flushed::Blocked {
@@ -283,7 +328,7 @@ impl Conn {
             self.process_held(ctx);
             self.read_all(ctx, read_buf, false)?;
         }
-        self.after_output(ctx.now)
+        self.after_output(ctx.turn.now)
     }
 
     /// Writes the scratch buffer straight to the socket; true when all of it
@@ -294,18 +339,18 @@ impl Conn {
         let (mut done, mut progressed) = (0, false);
         let flushed = write_all_nb(
             &mut Socket(&self.stream),
-            ctx.scratch,
+            &ctx.turn.scratch,
             &mut done,
             &mut progressed,
             false,
         )?;
         if progressed {
-            self.since = ctx.now;
+            self.since = ctx.turn.now;
         }
         if flushed == Flushed::All {
-            ctx.scratch.clear();
+            ctx.turn.scratch.clear();
         } else {
-            ctx.scratch.drain(..done);
+            ctx.turn.scratch.drain(..done);
         }
         Ok(flushed == Flushed::All)
     }
@@ -349,7 +394,7 @@ impl Conn {
                     return Ok(());
                 }
                 Ok(n) => {
-                    self.since = ctx.now;
+                    self.since = ctx.turn.now;
                     self.take_bytes(ctx, &mut read_buf[..n]);
                     if !self.input.is_empty() && self.paused(ctx) {
                         // Input may be held unprocessed: resume it once the output drains.
@@ -385,12 +430,13 @@ impl Conn {
             return self.paused_with_backlog(ctx);
         }
         // The common case, nothing queued but the scratch, without walking the queue.
-        self.over_mark(ctx, ctx.scratch.len())
+        self.over_mark(ctx, ctx.turn.scratch.len())
     }
 
     #[inline(never)]
     fn paused_with_backlog(&self, ctx: &Ctx<'_>) -> bool {
-        self.output.streaming() || self.over_mark(ctx, self.output.backlog() + ctx.scratch.len())
+        self.output.streaming()
+            || self.over_mark(ctx, self.output.backlog() + ctx.turn.scratch.len())
     }
 
     /// True when `queued` bytes of output are enough to stop taking input.
@@ -462,7 +508,7 @@ impl Conn {
             started: started @ None,
         } = &mut self.phase
         {
-            *started = Some(ctx.now);
+            *started = Some(ctx.turn.now);
         }
         let limits = ctx.app.limits;
         let mut storage = header_storage();
@@ -475,8 +521,8 @@ impl Conn {
             }
         };
         let started = match self.phase {
-            Phase::Head { started } => started.unwrap_or(ctx.now),
-            _ => ctx.now,
+            Phase::Head { started } => started.unwrap_or(ctx.turn.now),
+            _ => ctx.turn.now,
         };
         match head.framing {
             Framing::None => {
@@ -492,7 +538,7 @@ impl Conn {
             framing => {
                 if head.expect_continue {
                     self.output
-                        .target(ctx.scratch)
+                        .target(&mut ctx.turn.scratch)
                         .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
                 self.phase = Phase::Body(Box::new(PendingBody {
@@ -545,9 +591,9 @@ impl Conn {
         let origin = Origin {
             id: self.id(ctx),
             peer: self.peer,
-            now: ctx.now,
+            now: ctx.turn.now,
         };
-        let out = self.output.target(ctx.scratch);
+        let out = self.output.target(&mut ctx.turn.scratch);
         let handled = ctx.app.handle(head, body, origin, out, close);
         if let Some(file) = handled.file {
             self.output.set_file(file);
@@ -567,36 +613,43 @@ impl Conn {
     }
 
     /// Runs `f` on the WebSocket session with its handler, config, hub and
-    /// an output buffer: the shared scratch (`scratch`) during an event, else
-    /// the connection's own queue. Ends the WebSocket when `f` says so.
+    /// the turn. Its sends go to the turn's scratch buffer when that holds
+    /// this connection's output of this event (`shared`) and nothing is
+    /// queued before it; else the connection's queue is lent to the turn for
+    /// the while. Ends the WebSocket when `f` says so.
+    #[inline(always)]
     fn on_session(
         &mut self,
         app: &mut App,
-        out: Option<&mut Vec<u8>>,
-        now: Instant,
+        turn: &mut Turn,
+        shared: bool,
         f: impl FnOnce(&mut Session, Step<'_>) -> Flow,
     ) -> Option<Flow> {
         let Phase::WebSocket(session) = &mut self.phase else {
             return None;
         };
-        let (handler, config, hub) = app.socket(session.handler())?;
-        let backlog = self.output.backlog();
-        let out = match out {
-            Some(scratch) => self.output.target(scratch),
-            None => self.output.tail(),
+        let max = app.config.web_sockets.max_backpressure;
+        let mut lent = None;
+        if shared && !self.output.has_queue() {
+            turn.room = max;
+        } else {
+            turn.room = max.saturating_sub(self.output.backlog());
+            let tail = self.output.tail();
+            mem::swap(&mut turn.scratch, tail);
+            lent = Some(tail);
+        }
+        let Some((handler, config, hub)) = app.socket(session.handler()) else {
+            if let Some(tail) = lent {
+                mem::swap(&mut turn.scratch, tail);
+            }
+            return None;
         };
-        let step = Step {
-            handler,
-            config,
-            hub,
-            out,
-            backlog,
-            peer: &self.peer,
-            now,
-        };
-        let flow = f(session, step);
+        let flow = f(session, Step::new(handler, config, hub, turn, &self.peer));
+        if let Some(tail) = lent {
+            mem::swap(&mut turn.scratch, tail);
+        }
         if flow == Flow::Close {
-            self.end_websocket(now);
+            self.end_websocket(turn.now);
         }
         Some(flow)
     }
@@ -604,8 +657,8 @@ impl Conn {
     /// Runs WebSocket frames through the session; returns the bytes used.
     fn on_frames(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
         let mut used = buf.len();
-        let idle_at = ctx.idle_at;
-        let flow = self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
+        let idle_at = ctx.turn.idle_at;
+        let flow = self.on_session(ctx.app, ctx.turn, true, |session, step| {
             let (n, flow) = session.receive(step, buf, idle_at);
             used = n;
             flow
@@ -658,8 +711,8 @@ impl Conn {
     }
 
     /// The hub asked to close this WebSocket.
-    pub fn close_socket(&mut self, app: &mut App, now: Instant, code: u16, reason: &str) {
-        self.on_session(app, None, now, |session, step| {
+    pub fn close_socket(&mut self, app: &mut App, turn: &mut Turn, code: u16, reason: &str) {
+        self.on_session(app, turn, false, |session, step| {
             session.close_by_server(step, code, reason);
             Flow::Open
         });
@@ -667,7 +720,7 @@ impl Conn {
 
     /// Runs the handler's `on_timer` for one of this connection's timers.
     pub fn user_timer(&mut self, ctx: &mut Ctx<'_>, timer: TimerId) {
-        self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
+        self.on_session(ctx.app, ctx.turn, true, |session, step| {
             session.timer(step, timer)
         });
     }
@@ -675,10 +728,10 @@ impl Conn {
     /// The server is stopping: close the WebSocket with 1001 and report it.
     /// The server is stopping: a WebSocket starts its closing handshake with
     /// 1001; returns true for an idle HTTP connection, which can simply be closed.
-    pub fn wind_down(&mut self, app: &mut App, now: Instant) -> bool {
+    pub fn wind_down(&mut self, app: &mut App, turn: &mut Turn) -> bool {
         match self.phase {
             Phase::WebSocket(_) => {
-                self.on_session(app, None, now, |session, step| {
+                self.on_session(app, turn, false, |session, step| {
                     session.close_by_server(step, GOING_AWAY, "server shutting down");
                     Flow::Open
                 });
@@ -706,9 +759,9 @@ impl Conn {
 
     /// Called before the connection is dropped: a WebSocket that did not
     /// finish its closing handshake reports 1006 to its handler.
-    pub fn release(&mut self, app: &mut App) {
+    pub fn release(&mut self, app: &mut App, turn: &mut Turn) {
         // Whatever the handler sends from on_close here goes nowhere: the socket is going.
-        self.on_session(app, None, Instant::now(), |session, step| {
+        self.on_session(app, turn, false, |session, step| {
             session.abandon(step);
             Flow::Open
         });
@@ -717,9 +770,10 @@ impl Conn {
     /// Queues an error answer and stops reading requests.
     fn refuse(&mut self, ctx: &mut Ctx<'_>, err: HttpError) {
         log::debug!("{}: {} {err}", self.peer, err.status());
-        ctx.app.refuse(err, self.output.target(ctx.scratch));
+        ctx.app
+            .refuse(err, self.output.target(&mut ctx.turn.scratch));
         self.phase = Phase::Closing {
-            until: Some(ctx.now + LINGER),
+            until: Some(ctx.turn.now + LINGER),
         };
     }
 
@@ -752,13 +806,13 @@ impl Conn {
         if matches!(self.phase, Phase::WebSocket(_)) {
             let stalled = !self.output.is_idle()
                 && add(self.since, ctx.app.config.timeouts.inactivity)
-                    .is_some_and(|d| d <= ctx.now);
+                    .is_some_and(|d| d <= ctx.turn.now);
             if stalled {
                 // The peer stopped reading: nothing can reach it any more.
-                self.release(ctx.app);
+                self.release(ctx.app, ctx.turn);
                 return Ok(Next::Close);
             }
-            self.on_session(ctx.app, Some(ctx.scratch), ctx.now, |session, step| {
+            self.on_session(ctx.app, ctx.turn, true, |session, step| {
                 session.timeout(step)
             });
             return self.flush(ctx, read_buf);

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::conn::Turn;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::{encode, Hub, RoomError, Targets};
@@ -265,7 +266,7 @@ impl<S> WebSocket<'_, S> {
             return SendStatus::Closed;
         }
         self.link.side.flags.close_sent = true;
-        write_close(self.link.out, code, reason);
+        write_close(&mut self.link.turn.scratch, code, reason);
         SendStatus::Queued
     }
 
@@ -450,7 +451,7 @@ impl<S> WebSocket<'_, S> {
         {
             return false;
         }
-        self.link.out.extend_from_slice(frame);
+        self.link.turn.scratch.extend_from_slice(frame);
         self.link.count_out(payload);
         true
     }
@@ -500,12 +501,8 @@ pub(crate) struct LinkSide {
 /// A callback's view of its connection: where output goes and what it knows.
 /// Built for every callback, so it is kept to a few words.
 pub(crate) struct Link<'a> {
-    pub out: &'a mut Vec<u8>,
-    /// What `out` held when the callback started.
-    pub base: usize,
-    /// How many bytes may be added to `out` before sends are dropped: the
-    /// limit minus what the connection had queued besides.
-    pub room: usize,
+    /// The output buffer (`turn.scratch`) and the callback's send budget.
+    pub turn: &'a mut Turn,
     pub side: &'a mut LinkSide,
     pub peer: &'a SocketAddr,
     pub hub: &'a mut Hub,
@@ -518,7 +515,8 @@ impl Link<'_> {
     /// only once the limit is reached, so a message larger than the limit
     /// still goes out when nothing waits before it.
     fn room_for(&mut self) -> bool {
-        if self.out.len().saturating_sub(self.base) < self.room {
+        let turn = &*self.turn;
+        if turn.scratch.len().saturating_sub(turn.base) < turn.room {
             return true;
         }
         self.side.flags.over = true;
@@ -536,7 +534,7 @@ impl Link<'_> {
         if !self.room_for() {
             return SendStatus::Dropped;
         }
-        write_frame(self.out, true, opcode, payload);
+        write_frame(&mut self.turn.scratch, true, opcode, payload);
         self.count_out(payload.len());
         SendStatus::Queued
     }
@@ -553,7 +551,7 @@ impl Link<'_> {
             None if text => OpCode::Text,
             None => OpCode::Binary,
         };
-        write_frame(self.out, !more, opcode, payload);
+        write_frame(&mut self.turn.scratch, !more, opcode, payload);
         self.side.metrics.bytes_out += payload.len() as u64;
         self.hub.stats.bytes_out += payload.len() as u64;
         if !more {
@@ -575,7 +573,7 @@ impl Link<'_> {
         if payload.len() > 125 {
             return SendStatus::Refused;
         }
-        write_frame(self.out, true, opcode, payload);
+        write_frame(&mut self.turn.scratch, true, opcode, payload);
         SendStatus::Queued
     }
 

@@ -274,6 +274,13 @@ impl Output {
         self.file.is_some()
     }
 
+    /// True when bytes wait in the queue (a file body aside): new output
+    /// must go after them, not into the shared scratch buffer.
+    #[inline]
+    pub fn has_queue(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// True when nothing is waiting to be written.
     pub fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.file.is_none()

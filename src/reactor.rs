@@ -15,7 +15,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::app::App;
-use crate::conn::{Conn, Ctx, Delivered, Next};
+use crate::conn::{Conn, Ctx, Delivered, Next, Turn};
 use crate::handler::ConnId;
 use crate::hub::{Delivery, Hub, Targets};
 use crate::schedule::Fired;
@@ -53,14 +53,13 @@ pub(crate) struct Reactor {
     counted: usize,
     timers: Timers,
     read_buf: Vec<u8>,
-    scratch: Vec<u8>,
+    /// The shared output buffer and the turn's clock.
+    turn: Turn,
     next_serial: u64,
     /// Set after EMFILE: accepting resumes at this time.
     accept_paused_until: Option<Instant>,
     /// Connections that received deliveries and are flushed at the end of the turn.
     dirty: Vec<usize>,
-    /// When a connection that shows life this turn goes idle (`timeouts.inactivity`).
-    idle_at: Option<Instant>,
     /// Frames sent to connections in the middle of a `send_block` message,
     /// by slab key: they are queued once that message is finished.
     held: HashMap<usize, Held>,
@@ -86,11 +85,10 @@ impl Reactor {
             counted: 0,
             timers: Timers::default(),
             read_buf: Vec::with_capacity(READ_BUF),
-            scratch: Vec::new(),
+            turn: Turn::new(Instant::now()),
             next_serial: 0,
             accept_paused_until: None,
             dirty: Vec::new(),
-            idle_at: None,
             held: HashMap::new(),
             per_ip: HashMap::new(),
             commands,
@@ -121,6 +119,7 @@ impl Reactor {
         loop {
             if draining.is_none() && self.shared.stop.load(Ordering::Acquire) {
                 now = Instant::now();
+                self.turn.now = now;
                 draining = Some(self.begin_shutdown(now));
             }
             let until = draining.flatten();
@@ -141,8 +140,9 @@ impl Reactor {
                 return Err(e);
             }
             self.app.date.expire();
+            self.turn.now = now;
             // Once per turn, not once per message.
-            self.idle_at = self
+            self.turn.idle_at = self
                 .app
                 .config
                 .timeouts
@@ -150,13 +150,12 @@ impl Reactor {
                 .and_then(|d| now.checked_add(d));
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.run_commands(now),
+                    WAKER => self.run_commands(),
                     Token(t) if t > LISTENER_BASE - self.listeners.len() => {
                         self.accept(LISTENER_BASE - t, now);
                     }
                     Token(key) => self.conn_event(
                         key,
-                        now,
                         event.is_readable() || event.is_error(),
                         event.is_read_closed(),
                     ),
@@ -165,24 +164,24 @@ impl Reactor {
             self.resume_accepting(now);
             self.expire(now);
             self.fire_user_timers(now);
-            self.flush_dirty(now);
+            self.flush_dirty();
         }
         // What did not finish in time is dropped (unfinished WebSockets report 1006).
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            self.close(key, Instant::now());
+            self.close(key);
         }
         Ok(())
     }
 
     /// Runs what other threads sent, each as if it were a global timer.
-    fn run_commands(&mut self, now: Instant) {
+    fn run_commands(&mut self) {
         while let Ok(command) = self.commands.try_recv() {
             // A panicking closure costs only itself.
             if catch_unwind(AssertUnwindSafe(|| command(&mut self.app.hub))).is_err() {
                 log::error!("a closure sent through a ServerHandle panicked");
             }
-            self.deliver(now);
+            self.deliver();
         }
     }
 
@@ -197,14 +196,12 @@ impl Reactor {
                     };
                     let mut ctx = Ctx {
                         app: &mut self.app,
+                        turn: &mut self.turn,
                         key: id.key,
-                        scratch: &mut self.scratch,
-                        now,
-                        idle_at: self.idle_at,
                     };
                     conn.user_timer(&mut ctx, timer);
                     // What the handler sent is in the scratch buffer: write it now.
-                    self.conn_event(id.key, now, false, false);
+                    self.conn_event(id.key, false, false);
                 }
                 Fired::Global(timer, mut f) => {
                     let ran = catch_unwind(AssertUnwindSafe(|| f(&mut self.app.hub))).is_ok();
@@ -214,14 +211,14 @@ impl Reactor {
                         log::error!("a global timer panicked; it is cancelled");
                         self.app.hub.timers.forget(timer);
                     }
-                    self.deliver(now);
+                    self.deliver();
                 }
             }
         }
     }
 
     /// Hands what handlers sent to other connections to their output queues.
-    fn deliver(&mut self, now: Instant) {
+    fn deliver(&mut self) {
         while !self.app.hub.outbox.is_empty() {
             for delivery in mem::take(&mut self.app.hub.outbox) {
                 match delivery {
@@ -230,7 +227,7 @@ impl Reactor {
                     }
                     Delivery::Close { to, code, reason } => {
                         if let Some(conn) = live(&mut self.conns, to) {
-                            conn.close_socket(&mut self.app, now, code, &reason);
+                            conn.close_socket(&mut self.app, &mut self.turn, code, &reason);
                             self.dirty.push(to.key);
                         }
                     }
@@ -300,13 +297,13 @@ impl Reactor {
     }
 
     /// Writes out everything delivered this turn, one write per connection.
-    fn flush_dirty(&mut self, now: Instant) {
+    fn flush_dirty(&mut self) {
         while !self.dirty.is_empty() {
             let mut dirty = mem::take(&mut self.dirty);
             dirty.sort_unstable();
             dirty.dedup();
             for key in dirty {
-                self.conn_event(key, now, false, false);
+                self.conn_event(key, false, false);
             }
         }
     }
@@ -324,13 +321,13 @@ impl Reactor {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let idle = match self.conns.get_mut(key) {
-                Some(conn) => conn.wind_down(&mut self.app, now),
+                Some(conn) => conn.wind_down(&mut self.app, &mut self.turn),
                 None => continue,
             };
             if idle {
-                self.close(key, now);
+                self.close(key);
             } else {
-                self.conn_event(key, now, false, false);
+                self.conn_event(key, false, false);
             }
         }
         log::info!("stopping: {} connections finishing", self.conns.len());
@@ -419,10 +416,8 @@ impl Reactor {
         let serial = self.next_serial;
         let mut ctx = Ctx {
             app: &mut self.app,
+            turn: &mut self.turn,
             key,
-            scratch: &mut self.scratch,
-            now,
-            idle_at: self.idle_at,
         };
         let conn = if over {
             Conn::turned_away(stream, peer, serial, &mut ctx)
@@ -438,7 +433,7 @@ impl Reactor {
         entry.insert(conn);
         if over {
             // The 503 is in the scratch buffer: write it now.
-            self.conn_event(key, now, false, false);
+            self.conn_event(key, false, false);
         } else {
             self.rearm(key);
         }
@@ -450,28 +445,26 @@ impl Reactor {
         limit != usize::MAX && self.per_ip.get(&ip).is_some_and(|&n| n >= limit)
     }
 
-    fn conn_event(&mut self, key: usize, now: Instant, readable: bool, read_closed: bool) {
+    fn conn_event(&mut self, key: usize, readable: bool, read_closed: bool) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let mut ctx = Ctx {
             app: &mut self.app,
+            turn: &mut self.turn,
             key,
-            scratch: &mut self.scratch,
-            now,
-            idle_at: self.idle_at,
         };
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
             // Not `rearm`: the connection is at hand, no second lookup.
             Ok(Next::Keep) => arm(&mut self.timers, conn, key, &self.app.config.timeouts),
             Ok(Next::KeepLater) => {}
-            Ok(Next::Close) | Err(_) => self.close(key, now),
+            Ok(Next::Close) | Err(_) => self.close(key),
         }
         if !self.held.is_empty() {
             self.release_held(key);
         }
         if !self.app.hub.outbox.is_empty() {
-            self.deliver(now);
+            self.deliver();
         }
     }
 
@@ -532,16 +525,14 @@ impl Reactor {
             }
             let mut ctx = Ctx {
                 app: &mut self.app,
+                turn: &mut self.turn,
                 key: wake.key,
-                scratch: &mut self.scratch,
-                now,
-                idle_at: self.idle_at,
             };
             match conn.timeout(&mut ctx, &mut self.read_buf) {
                 Ok(Next::Keep | Next::KeepLater) => self.rearm(wake.key),
-                Ok(Next::Close) | Err(_) => self.close(wake.key, now),
+                Ok(Next::Close) | Err(_) => self.close(wake.key),
             }
-            self.deliver(now);
+            self.deliver();
         }
     }
 
@@ -552,10 +543,10 @@ impl Reactor {
         }
     }
 
-    fn close(&mut self, key: usize, now: Instant) {
+    fn close(&mut self, key: usize) {
         self.held.remove(&key);
         if let Some(mut conn) = self.conns.try_remove(key) {
-            conn.release(&mut self.app);
+            conn.release(&mut self.app, &mut self.turn);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if conn.counted {
                 self.counted -= 1;
@@ -568,10 +559,10 @@ impl Reactor {
                 self.app.hub.stats.connections_open -= 1;
             }
         }
-        self.scratch.clear();
+        self.turn.scratch.clear();
         self.prune_timers();
         // on_close may have sent to others (a chat's "left" notice).
-        self.deliver(now);
+        self.deliver();
     }
 
     /// Rebuilds the deadline heap once the wake-ups of closed connections

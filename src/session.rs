@@ -12,6 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use crate::config::{Config, RateAction};
+use crate::conn::Turn;
 use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, LinkSide, Message, SendFlags};
 use crate::hub::Hub;
 use crate::rate::RateLimiter;
@@ -77,14 +78,29 @@ pub(crate) struct Step<'a> {
     pub handler: &'a mut dyn AnyHandler,
     pub config: &'a Config,
     pub hub: &'a mut Hub,
-    pub out: &'a mut Vec<u8>,
-    /// Bytes the connection has queued besides `out`.
-    pub backlog: usize,
+    /// The output buffer, the clock and the callbacks' send budget.
+    pub turn: &'a mut Turn,
     pub peer: &'a SocketAddr,
-    pub now: Instant,
 }
 
-impl Step<'_> {
+impl<'a> Step<'a> {
+    #[inline(always)]
+    pub fn new(
+        handler: &'a mut dyn AnyHandler,
+        config: &'a Config,
+        hub: &'a mut Hub,
+        turn: &'a mut Turn,
+        peer: &'a SocketAddr,
+    ) -> Step<'a> {
+        Step {
+            handler,
+            config,
+            hub,
+            turn,
+            peer,
+        }
+    }
+
     /// Runs one callback; false if it panicked.
     #[inline(always)]
     fn call(
@@ -93,14 +109,9 @@ impl Step<'_> {
         headers: Option<&[httparse::Header<'_>]>,
         event: Event<'_>,
     ) -> bool {
+        self.turn.base = self.turn.scratch.len();
         let link = Link {
-            base: self.out.len(),
-            out: &mut *self.out,
-            room: self
-                .config
-                .web_sockets
-                .max_backpressure
-                .saturating_sub(self.backlog),
+            turn: &mut *self.turn,
             side: &mut side.link,
             peer: self.peer,
             hub: &mut *self.hub,
@@ -109,6 +120,17 @@ impl Step<'_> {
         let handler = &mut *self.handler;
         let state = &mut *side.state;
         catch_unwind(AssertUnwindSafe(|| handler.dispatch(state, link, event))).is_ok()
+    }
+
+    /// The output buffer, for frames the session writes itself.
+    #[inline(always)]
+    fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.turn.scratch
+    }
+
+    #[inline(always)]
+    fn now(&self) -> Instant {
+        self.turn.now
     }
 }
 
@@ -279,7 +301,7 @@ impl Session {
                     if rate_check(
                         &mut self.rate,
                         step.hub,
-                        step.now,
+                        step.now(),
                         u32::from(first),
                         data.len(),
                     )
@@ -297,7 +319,7 @@ impl Session {
                 }
                 receiver::Event::Ping(payload) => {
                     if !self.side.link.flags.close_sent {
-                        write_frame(step.out, true, OpCode::Pong, payload);
+                        write_frame(step.out(), true, OpCode::Pong, payload);
                     }
                     true
                 }
@@ -326,7 +348,7 @@ impl Session {
         if !self.side.link.flags.close_sent {
             self.side.link.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
-            write_close(step.out, code.unwrap_or(0), "");
+            write_close(step.out(), code.unwrap_or(0), "");
         }
         self.finish(step, code.unwrap_or(NO_STATUS), reason);
         Flow::Close
@@ -349,7 +371,7 @@ impl Session {
     pub fn close_now(&mut self, step: &mut Step<'_>, code: u16, reason: &str) -> Flow {
         if !self.side.link.flags.close_sent {
             self.side.link.flags.close_sent = true;
-            write_close(step.out, code, reason);
+            write_close(step.out(), code, reason);
         }
         self.finish(step, code, reason);
         Flow::Close
@@ -358,13 +380,13 @@ impl Session {
     /// Starts the closing handshake from the server's side (another
     /// connection's handler asked for it, or the server is stopping): the
     /// peer gets `closeTimeout` to answer.
-    pub fn close_by_server(&mut self, step: Step<'_>, code: u16, reason: &str) {
+    pub fn close_by_server(&mut self, mut step: Step<'_>, code: u16, reason: &str) {
         if self.side.link.flags.close_sent || self.finished {
             return;
         }
         self.side.link.flags.close_sent = true;
-        write_close(step.out, code, reason);
-        self.note_close_sent(step.config, step.now);
+        write_close(step.out(), code, reason);
+        self.note_close_sent(step.config, step.now());
     }
 
     /// After a callback: a panic closes with 1011, a send over the
@@ -383,7 +405,7 @@ impl Session {
             );
             return self.close_now(step, INTERNAL_ERROR, "handler failed");
         }
-        self.note_close_sent(step.config, step.now);
+        self.note_close_sent(step.config, step.now());
         Flow::Open
     }
 
@@ -421,7 +443,7 @@ impl Session {
 
     /// Acts on a passed deadline: the close wait, a dead peer, or a ping.
     pub fn timeout(&mut self, mut step: Step<'_>) -> Flow {
-        let now = step.now;
+        let now = step.now();
         let woken = self.wake.is_some_and(|w| w <= now);
         if self.closing && woken {
             self.finish(&mut step, ABNORMAL, "no close frame from the peer in time");
@@ -431,7 +453,7 @@ impl Session {
             return self.close_now(&mut step, GOING_AWAY, "idle");
         }
         if woken && !self.closing {
-            write_frame(step.out, true, OpCode::Ping, b"");
+            write_frame(step.out(), true, OpCode::Ping, b"");
             self.wake = step
                 .config
                 .web_sockets
@@ -463,7 +485,7 @@ fn take_message(
     data: &[u8],
 ) -> Taken {
     count_in(&mut side.link.metrics, step.hub, data.len(), true);
-    match rate_check(rate, step.hub, step.now, 1, data.len()) {
+    match rate_check(rate, step.hub, step.now(), 1, data.len()) {
         Some(RateAction::Drop) => Taken::Dropped,
         Some(RateAction::Close) => Taken::OverRate,
         None => Taken::Delivered(deliver(step, side, text, data)),
