@@ -28,9 +28,10 @@ pub(crate) type ActionFn = Box<dyn FnMut(&Request<'_>) -> Response>;
 /// What answers on an action path.
 enum Endpoint {
     Http(ActionFn),
-    /// A WebSocket handler, for one subprotocol or (`None`) for any.
+    /// A WebSocket handler (its index in `App::sockets`), for one
+    /// subprotocol or (`None`) for any.
     Socket {
-        handler: Box<dyn AnyHandler>,
+        socket: usize,
         protocol: Option<String>,
     },
 }
@@ -130,6 +131,9 @@ pub(crate) struct App {
     routes: Routes,
     mime: MimeTable,
     actions: Vec<Action>,
+    /// The WebSocket handlers, apart from the actions so that a session
+    /// reaches its own with one index.
+    sockets: Vec<Box<dyn AnyHandler>>,
     pub date: DateCache,
     pub hub: Hub,
     /// The server is stopping: answers close their connections.
@@ -155,6 +159,7 @@ impl App {
             limits,
             routes,
             actions: Vec::new(),
+            sockets: Vec::new(),
             date: DateCache::new(),
             hub: Hub::new(RoomLimits {
                 per_connection: config_rooms.0,
@@ -177,7 +182,9 @@ impl App {
         handler: Box<dyn AnyHandler>,
     ) {
         let protocol = protocol.map(str::to_string);
-        self.add(prefix, Endpoint::Socket { handler, protocol });
+        let socket = self.sockets.len();
+        self.sockets.push(handler);
+        self.add(prefix, Endpoint::Socket { socket, protocol });
     }
 
     fn add(&mut self, prefix: &str, endpoint: Endpoint) {
@@ -190,15 +197,19 @@ impl App {
             .sort_by_key(|a| std::cmp::Reverse(a.prefix.len()));
     }
 
-    /// The WebSocket handler at `index`, the config and the hub, for a session's step.
+    /// The state with key `key` of WebSocket handler `index`.
+    pub fn socket_state(&self, index: usize, key: u32) -> Option<&dyn std::any::Any> {
+        self.sockets.get(index)?.state(key)
+    }
+
+    /// WebSocket handler `index`, the config and the hub, for a session's step.
+    #[inline]
     pub fn socket(
         &mut self,
         index: usize,
     ) -> Option<(&mut (dyn AnyHandler + 'static), &Config, &mut Hub)> {
-        match &mut self.actions.get_mut(index)?.endpoint {
-            Endpoint::Socket { handler, .. } => Some((&mut **handler, &self.config, &mut self.hub)),
-            Endpoint::Http(_) => None,
-        }
+        let handler = self.sockets.get_mut(index)?;
+        Some((&mut **handler, &self.config, &mut self.hub))
     }
 
     /// Answers one complete request into `out`, and logs it if asked to.
@@ -392,7 +403,7 @@ impl App {
             .iter()
             .find(|(_, p)| p.is_some() && *p == accepted.protocol)
             .or_else(|| candidates.iter().find(|(_, p)| p.is_none()));
-        let Some(&(index, _)) = chosen else {
+        let Some(&(socket, _)) = chosen else {
             return self.refuse_upgrade(
                 out,
                 400,
@@ -400,7 +411,7 @@ impl App {
                 "a WebSocket subprotocol this path speaks is required",
             );
         };
-        let Endpoint::Socket { handler, .. } = &mut self.actions[index].endpoint else {
+        let Some(handler) = self.sockets.get_mut(socket) else {
             return Handled::response(true);
         };
         let request = Request::new(head, &[], origin.peer, &self.hub.stats).with_claims(claims);
@@ -410,12 +421,13 @@ impl App {
             Ok(Ok((state, Some(p)))) => match offered_token(head, &p) {
                 Some(token) => (state, Some(token)),
                 None => {
+                    handler.release(state);
                     return self.refuse_upgrade(
                         out,
                         500,
                         None,
                         "the handler chose a subprotocol the client did not offer",
-                    )
+                    );
                 }
             },
             Err(_) => return self.refuse_upgrade(out, 500, None, "the upgrade handler failed"),
@@ -439,15 +451,15 @@ impl App {
         };
         let info = ConnInfo {
             id: origin.id,
-            handler: index,
+            handler: socket,
             target,
             protocol: protocol.map(Into::into),
             claims: claims.map(|c| Box::new(c.clone())),
         };
-        let Some((handler, config, hub)) = self.socket(index) else {
+        let Some((handler, config, hub)) = self.socket(socket) else {
             return Handled::response(true);
         };
-        hub.add_socket(origin.id, index);
+        hub.add_socket(origin.id, socket);
         let mut session = Session::new(state, handler.streaming(), info, config, origin.now);
         // The 101 is in `out`; on_open's sends go after it.
         let mut turn = Turn::lend(std::mem::take(out), origin.now);
@@ -464,15 +476,15 @@ impl App {
         }
     }
 
-    /// The WebSocket handlers registered on the same prefix as the one at `first`, with their subprotocols.
+    /// The WebSocket handlers (by index in `sockets`) registered on the
+    /// same prefix as the action at `first`, with their subprotocols.
     fn candidates(&self, first: usize) -> Vec<(usize, Option<&str>)> {
         let prefix = &self.actions[first].prefix;
         self.actions
             .iter()
-            .enumerate()
-            .filter(|(_, a)| &a.prefix == prefix)
-            .filter_map(|(i, a)| match &a.endpoint {
-                Endpoint::Socket { protocol, .. } => Some((i, protocol.as_deref())),
+            .filter(|a| &a.prefix == prefix)
+            .filter_map(|a| match &a.endpoint {
+                Endpoint::Socket { socket, protocol } => Some((*socket, protocol.as_deref())),
                 Endpoint::Http(_) => None,
             })
             .collect()

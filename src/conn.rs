@@ -743,9 +743,9 @@ impl Conn {
     }
 
     /// The WebSocket's state, for the hub's filters.
-    pub fn socket_state(&self) -> Option<&dyn std::any::Any> {
+    pub fn socket_state<'a>(&self, app: &'a App) -> Option<&'a dyn std::any::Any> {
         match &self.phase {
-            Phase::WebSocket(session) => Some(session.state()),
+            Phase::WebSocket(session) => app.socket_state(session.handler(), session.state()),
             _ => None,
         }
     }

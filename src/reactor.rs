@@ -253,7 +253,7 @@ impl Reactor {
                 continue;
             };
             if let Targets::Where(filter) = to {
-                if !conn.socket_state().is_some_and(|s| filter(id, s)) {
+                if !conn.socket_state(&self.app).is_some_and(|s| filter(id, s)) {
                     continue;
                 }
             }

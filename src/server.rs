@@ -13,7 +13,7 @@ use mio::{Interest, Poll, Waker};
 use crate::app::App;
 use crate::config::Config;
 use crate::error::StartError;
-use crate::handler::{ConnId, Handler, Message};
+use crate::handler::{ConnId, Handler, Message, Served};
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::Hub;
@@ -106,7 +106,7 @@ impl Server {
     pub fn websocket<H: Handler>(&mut self, prefix: &str, handler: H) -> &mut Self {
         self.reactor
             .app
-            .add_websocket(prefix, None, Box::new(handler));
+            .add_websocket(prefix, None, Box::new(Served::new(handler)));
         self
     }
 
@@ -124,7 +124,7 @@ impl Server {
     ) -> &mut Self {
         self.reactor
             .app
-            .add_websocket(prefix, Some(protocol), Box::new(handler));
+            .add_websocket(prefix, Some(protocol), Box::new(Served::new(handler)));
         self
     }
 

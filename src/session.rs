@@ -5,7 +5,6 @@
 //! WebSocket costs); everything else — the handler, the config, the hub, the
 //! output buffer, the peer's address — is lent to it for one [`Step`].
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,7 +12,9 @@ use std::time::Instant;
 
 use crate::config::{Config, RateAction};
 use crate::conn::Turn;
-use crate::handler::{AnyHandler, ConnInfo, Event, Fragment, Link, LinkSide, Message, SendFlags};
+use crate::handler::{
+    AnyHandler, ConnInfo, Event, Fragment, Link, LinkSide, Message, SendFlags, RELEASED,
+};
 use crate::hub::Hub;
 use crate::rate::RateLimiter;
 use crate::schedule::TimerId;
@@ -42,17 +43,12 @@ const NO_STATUS: u16 = 1005;
 /// Close code for a policy violation: backpressure or rate limits.
 pub(crate) const POLICY: u16 = 1008;
 
-/// What the handler's callbacks see of the connection, apart from the receiver.
-struct Side {
-    state: Box<dyn Any>,
-    /// What a callback's `Link` borrows, in one piece.
-    link: LinkSide,
-}
-
 /// The state of one WebSocket connection.
 pub(crate) struct Session {
     receiver: Receiver,
-    side: Side,
+    /// What the handler's callbacks see of the connection (what a
+    /// callback's `Link` borrows, in one piece), its state's key included.
+    side: LinkSide,
     /// `on_close` has run.
     finished: bool,
     /// `wake` is the close deadline (a close frame went out), not the next ping.
@@ -68,7 +64,7 @@ pub(crate) struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("info", &self.side.link.info)
+            .field("info", &self.side.info)
             .finish_non_exhaustive()
     }
 }
@@ -105,21 +101,20 @@ impl<'a> Step<'a> {
     #[inline(always)]
     fn call(
         &mut self,
-        side: &mut Side,
+        side: &mut LinkSide,
         headers: Option<&[httparse::Header<'_>]>,
         event: Event<'_>,
     ) -> bool {
         self.turn.base = self.turn.scratch.len();
         let link = Link {
             turn: &mut *self.turn,
-            side: &mut side.link,
+            side,
             peer: self.peer,
             hub: &mut *self.hub,
             headers,
         };
         let handler = &mut *self.handler;
-        let state = &mut *side.state;
-        catch_unwind(AssertUnwindSafe(|| handler.dispatch(state, link, event))).is_ok()
+        catch_unwind(AssertUnwindSafe(|| handler.dispatch(link, event))).is_ok()
     }
 
     /// The output buffer, for frames the session writes itself.
@@ -135,8 +130,9 @@ impl<'a> Step<'a> {
 }
 
 impl Session {
+    /// A session for the connection whose state has key `state` in its handler's table.
     pub fn new(
-        state: Box<dyn Any>,
+        state: u32,
         streaming: bool,
         info: ConnInfo,
         config: &Config,
@@ -150,13 +146,11 @@ impl Session {
         };
         Session {
             receiver: Receiver::new(limits),
-            side: Side {
+            side: LinkSide {
+                info,
                 state,
-                link: LinkSide {
-                    info,
-                    flags: SendFlags::default(),
-                    metrics: ConnStats::default(),
-                },
+                flags: SendFlags::default(),
+                metrics: ConnStats::default(),
             },
             finished: false,
             closing: false,
@@ -171,7 +165,7 @@ impl Session {
 
     /// The index of the handler serving this connection.
     pub fn handler(&self) -> usize {
-        self.side.link.info.handler
+        self.side.info.handler
     }
 
     /// True once a close frame went out: the deadline is the wait for the peer's.
@@ -182,38 +176,39 @@ impl Session {
 
     /// True while messages may still be sent to the peer.
     pub fn can_send(&self) -> bool {
-        !self.side.link.flags.close_sent && self.side.link.flags.block.is_none()
+        !self.side.flags.close_sent && self.side.flags.block.is_none()
     }
 
     /// True while a `send_block` message is unfinished (and no close went out).
     pub fn in_block(&self) -> bool {
-        self.side.link.flags.block.is_some() && !self.side.link.flags.close_sent
+        self.side.flags.block.is_some() && !self.side.flags.close_sent
     }
 
     /// Notes a delivery dropped for backpressure; true if the connection
     /// should be closed for it (`webSockets.closeOnBackpressure`).
     pub fn dropped(&mut self, config: &Config) -> bool {
-        self.side.link.flags.over = true;
+        self.side.flags.over = true;
         config.web_sockets.close_on_backpressure
     }
 
     /// True while `on_drain` is owed.
     #[inline]
     pub fn owes_drain(&self) -> bool {
-        self.side.link.flags.over && !self.finished && !self.side.link.flags.close_sent
+        self.side.flags.over && !self.finished && !self.side.flags.close_sent
     }
 
     /// Counts a frame of `payload` bytes delivered from elsewhere (the
     /// server-wide counters are the reactor's to update).
     pub fn count_delivery(&mut self, payload: usize) {
-        let m = &mut self.side.link.metrics;
+        let m = &mut self.side.metrics;
         m.messages_out += 1;
         m.bytes_out += payload as u64;
     }
 
-    /// The peer's state, for [`Hub::send_where`](crate::Hub::send_where) filters.
-    pub fn state(&self) -> &dyn Any {
-        &*self.side.state
+    /// The key of the peer's state in its handler's table, for
+    /// [`Hub::send_where`](crate::Hub::send_where) filters.
+    pub fn state(&self) -> u32 {
+        self.side.state
     }
 
     /// Runs `on_open`, with the upgrade request's headers readable.
@@ -233,7 +228,7 @@ impl Session {
 
     /// Runs `on_drain`: the output has room again.
     pub fn drained(&mut self, mut step: Step<'_>) -> Flow {
-        self.side.link.flags.over = false;
+        self.side.flags.over = false;
         let ok = step.call(&mut self.side, None, Event::Drain);
         self.after(&mut step, ok)
     }
@@ -296,7 +291,7 @@ impl Session {
                     first,
                     last,
                 } => {
-                    count_in(&mut self.side.link.metrics, step.hub, data.len(), last);
+                    count_in(&mut self.side.metrics, step.hub, data.len(), last);
                     // Half a message cannot be dropped cleanly: a streamed one over the rate closes.
                     if rate_check(
                         &mut self.rate,
@@ -318,7 +313,7 @@ impl Session {
                     step.call(&mut self.side, None, Event::Partial(fragment))
                 }
                 receiver::Event::Ping(payload) => {
-                    if !self.side.link.flags.close_sent {
+                    if !self.side.flags.close_sent {
                         write_frame(step.out(), true, OpCode::Pong, payload);
                     }
                     true
@@ -345,8 +340,8 @@ impl Session {
 
     /// The peer's close frame: answer it (unless we started the close), report it, end.
     fn peer_closed(&mut self, step: &mut Step<'_>, code: Option<u16>, reason: &str) -> Flow {
-        if !self.side.link.flags.close_sent {
-            self.side.link.flags.close_sent = true;
+        if !self.side.flags.close_sent {
+            self.side.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
             write_close(step.out(), code.unwrap_or(0), "");
         }
@@ -369,8 +364,8 @@ impl Session {
 
     /// Sends a close (if none was sent), reports it, and ends without waiting for the peer.
     pub fn close_now(&mut self, step: &mut Step<'_>, code: u16, reason: &str) -> Flow {
-        if !self.side.link.flags.close_sent {
-            self.side.link.flags.close_sent = true;
+        if !self.side.flags.close_sent {
+            self.side.flags.close_sent = true;
             write_close(step.out(), code, reason);
         }
         self.finish(step, code, reason);
@@ -381,10 +376,10 @@ impl Session {
     /// connection's handler asked for it, or the server is stopping): the
     /// peer gets `closeTimeout` to answer.
     pub fn close_by_server(&mut self, mut step: Step<'_>, code: u16, reason: &str) {
-        if self.side.link.flags.close_sent || self.finished {
+        if self.side.flags.close_sent || self.finished {
             return;
         }
-        self.side.link.flags.close_sent = true;
+        self.side.flags.close_sent = true;
         write_close(step.out(), code, reason);
         self.note_close_sent(step.config, step.now());
     }
@@ -394,14 +389,14 @@ impl Session {
     /// starts the wait for the peer's.
     #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
-        if self.side.link.flags.over && step.config.web_sockets.close_on_backpressure {
+        if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
             return self.close_now(step, POLICY, "backpressure");
         }
         if !ok {
             log::error!(
                 "a WebSocket handler for {} panicked; closing {} with 1011",
-                self.side.link.info.path(),
-                self.side.link.info.id
+                self.side.info.path(),
+                self.side.info.id
             );
             return self.close_now(step, INTERNAL_ERROR, "handler failed");
         }
@@ -411,7 +406,7 @@ impl Session {
 
     /// Once a close frame is out, the peer gets `closeTimeout` to answer.
     fn note_close_sent(&mut self, config: &Config, now: Instant) {
-        if self.side.link.flags.close_sent && !self.closing {
+        if self.side.flags.close_sent && !self.closing {
             self.closing = true;
             self.wake = now.checked_add(config.web_sockets.close_timeout);
         }
@@ -424,7 +419,10 @@ impl Session {
         }
         self.finished = true;
         step.call(&mut self.side, None, Event::Close(code, reason));
-        step.hub.remove_socket(self.side.link.info.id);
+        step.hub.remove_socket(self.side.info.id);
+        // No callback runs after on_close, and the key may go to another connection.
+        step.handler.release(self.side.state);
+        self.side.state = RELEASED;
     }
 
     /// The connection is going away without a close handshake (reset, server stop).
@@ -478,13 +476,13 @@ enum Taken {
 /// rate, hands it to `on_message`.
 #[inline(always)]
 fn take_message(
-    side: &mut Side,
+    side: &mut LinkSide,
     rate: &mut Option<Box<RateLimiter>>,
     step: &mut Step<'_>,
     text: bool,
     data: &[u8],
 ) -> Taken {
-    count_in(&mut side.link.metrics, step.hub, data.len(), true);
+    count_in(&mut side.metrics, step.hub, data.len(), true);
     match rate_check(rate, step.hub, step.now(), 1, data.len()) {
         Some(RateAction::Drop) => Taken::Dropped,
         Some(RateAction::Close) => Taken::OverRate,
@@ -522,7 +520,7 @@ fn count_in(metrics: &mut ConnStats, hub: &mut Hub, bytes: usize, ends_message: 
 
 /// Hands a whole message to `on_message`, as text or binary.
 #[inline(always)]
-fn deliver(step: &mut Step<'_>, side: &mut Side, text: bool, data: &[u8]) -> bool {
+fn deliver(step: &mut Step<'_>, side: &mut LinkSide, text: bool, data: &[u8]) -> bool {
     if !text {
         return step.call(side, None, Event::Message(Message::Binary(data)));
     }
