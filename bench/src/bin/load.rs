@@ -31,7 +31,7 @@
 //! that differ only in `--messages` differ only in the messages.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -213,9 +213,16 @@ struct Conn {
     role: Role,
     /// Bytes of an incomplete frame (or head) kept between reads.
     input: Vec<u8>,
-    /// Bytes not yet written, from `written` on.
+    /// Bytes not yet written, from `written` on: the upgrade request,
+    /// pongs, the close frame.
     output: Vec<u8>,
     written: usize,
+    /// Copies of the load's message frame owed after `output`, the first of
+    /// them written up to `frame_at`: written straight from the one frame
+    /// (gathered), never copied into `output`, so the load spends its time
+    /// on the server's answers rather than on copying its own messages.
+    frames: usize,
+    frame_at: usize,
     /// Messages sent and echoes received.
     sent: u64,
     received: u64,
@@ -286,6 +293,34 @@ fn sample(pid: Option<u32>) -> (Instant, Option<u64>, Option<u64>) {
         pid.and_then(cpu_ns),
         cpu_ns(std::process::id()),
     )
+}
+
+/// At most this many pieces in one gathered write.
+const GATHER: usize = 64;
+
+/// Queues bytes of connection `c`'s own after the message frames it owes
+/// (those are written into `output` first, so the order holds even when one
+/// of them is half written).
+fn queue_bytes(c: &mut Conn, frame: &[u8], bytes: &[u8]) {
+    if c.frames > 0 {
+        c.output.extend_from_slice(&frame[c.frame_at..]);
+        for _ in 1..c.frames {
+            c.output.extend_from_slice(frame);
+        }
+        c.frames = 0;
+        c.frame_at = 0;
+    }
+    c.output.extend_from_slice(bytes);
+}
+
+/// Moves connection `c`'s write position on by `k` bytes: through its own
+/// bytes first, then through the message frames it owes (each `frame_len` long).
+fn advance(c: &mut Conn, frame_len: usize, k: usize) {
+    let own = (c.output.len() - c.written).min(k);
+    c.written += own;
+    let done = c.frame_at + (k - own);
+    c.frames -= done / frame_len;
+    c.frame_at = done % frame_len;
 }
 
 /// A masked frame with `payload`.
@@ -455,7 +490,7 @@ impl Load {
                  Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
                 self.o.addr
             );
-            c.output.extend_from_slice(request.as_bytes());
+            queue_bytes(c, &self.frame, request.as_bytes());
             c.phase = Phase::Upgrading;
         }
         if matches!(self.conns[i].phase, Phase::Waiting | Phase::Done) {
@@ -558,7 +593,7 @@ impl Load {
             0x89 => {
                 // A ping: answer it (no server here sends one unasked).
                 let pong = masked_frame(0xA, payload);
-                self.conns[i].output.extend_from_slice(&pong);
+                queue_bytes(&mut self.conns[i], &self.frame, &pong);
                 return Ok(());
             }
             0x8A => return Ok(()),
@@ -631,7 +666,7 @@ impl Load {
     /// Queues one message on connection `i` (written by `flush`).
     fn send(&mut self, i: usize, now: Instant) {
         let c = &mut self.conns[i];
-        c.output.extend_from_slice(&self.frame);
+        c.frames += 1;
         c.in_flight.push_back(now);
         c.sent += 1;
     }
@@ -641,7 +676,7 @@ impl Load {
     fn publish(&mut self, now: Instant) -> io::Result<()> {
         let driver = self.conns.len() - 1;
         let c = &mut self.conns[driver];
-        c.output.extend_from_slice(&self.frame);
+        c.frames += 1;
         c.sent += 1;
         self.published_at = Some(now);
         self.flush(driver)
@@ -670,25 +705,52 @@ impl Load {
         c.phase = Phase::Done;
         c.input = Vec::new();
         c.output = Vec::new();
+        c.frames = 0;
         self.done += 1;
         Ok(())
     }
 
-    /// Writes what connection `i` has queued, until the socket would block.
+    /// Writes what connection `i` has queued, until the socket would block:
+    /// its own bytes, then the message frames it owes, up to `GATHER` pieces
+    /// per write.
     fn flush(&mut self, i: usize) -> io::Result<()> {
+        let frame = &self.frame[..];
         let c = &mut self.conns[i];
-        let Some(stream) = c.stream.as_mut() else {
+        if c.stream.is_none() {
             return Ok(());
-        };
-        while c.written < c.output.len() {
-            match stream.write(&c.output[c.written..]) {
-                Ok(n) => c.written += n,
+        }
+        let failed = loop {
+            let Some(stream) = c.stream.as_mut() else {
+                return Ok(());
+            };
+            let mut pieces = [IoSlice::new(&[]); GATHER];
+            let mut n = 0;
+            if c.written < c.output.len() {
+                pieces[0] = IoSlice::new(&c.output[c.written..]);
+                n = 1;
+            }
+            for k in 0..c.frames.min(GATHER - n) {
+                let from = if k == 0 { c.frame_at } else { 0 };
+                pieces[n] = IoSlice::new(&frame[from..]);
+                n += 1;
+            }
+            if n == 0 {
+                break None;
+            }
+            match stream.write_vectored(&pieces[..n]) {
+                Ok(k) => advance(c, frame.len(), k),
                 Err(e) if would_block(&e) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) if c.phase == Phase::Closing => return self.finish(i),
-                Err(e) => return Err(e),
+                Err(e) => break Some(e),
             }
+        };
+        if let Some(e) = failed {
+            if self.conns[i].phase == Phase::Closing {
+                return self.finish(i);
+            }
+            return Err(e);
         }
+        let c = &mut self.conns[i];
         c.output.clear();
         c.written = 0;
         Ok(())
@@ -836,7 +898,7 @@ impl Load {
                 continue;
             }
             let c = &mut self.conns[i];
-            c.output.extend_from_slice(&self.close_frame);
+            queue_bytes(c, &self.frame, &self.close_frame);
             c.phase = Phase::Closing;
             self.flush(i)?;
         }
@@ -946,6 +1008,8 @@ impl Conn {
             input: Vec::new(),
             output: Vec::new(),
             written: 0,
+            frames: 0,
+            frame_at: 0,
             sent: 0,
             received: 0,
             in_flight: VecDeque::new(),
