@@ -26,7 +26,8 @@
 //! this process's own CPU use: a server under ~90% CPU was not the bottleneck.
 //!
 //! Frames are binary (`--text` for text), masked with a fixed key (the
-//! payload is masked once, up front). Every run ends with a closing handshake
+//! payload is masked once, up front) and written from that one copy, several
+//! per gathered write when several are due. Every run ends with a closing handshake
 //! on every connection (except `idle`, which just disconnects), so two runs
 //! that differ only in `--messages` differ only in the messages.
 
