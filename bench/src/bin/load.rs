@@ -717,9 +717,6 @@ impl Load {
     fn flush(&mut self, i: usize) -> io::Result<()> {
         let frame = &self.frame[..];
         let c = &mut self.conns[i];
-        if c.stream.is_none() {
-            return Ok(());
-        }
         let failed = loop {
             let Some(stream) = c.stream.as_mut() else {
                 return Ok(());
