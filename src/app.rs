@@ -6,21 +6,22 @@ use std::time::{Instant, SystemTime};
 
 use crate::auth;
 use crate::config::{Config, HandlerKind};
-use crate::conn::Turn;
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::{self, FileSite, Refusal, Sink};
-use crate::handler::{AnyHandler, ConnId, ConnInfo};
 use crate::http::date::format_http_date;
 use crate::http::error::HttpError;
 use crate::http::request::{Head, HeadLimits, Request, Tokens, MAX_HEADERS};
 use crate::http::response::{bodiless, reason, HeadWriter, Response};
 use crate::hub::{Hub, RoomLimits};
+use crate::message::ConnId;
 use crate::output::FileBody;
-use crate::routes::{matches, Decision, Route, Routes};
+use crate::route_table::{matches, Decision, Route, Routes};
 use crate::session::{Session, Step};
+use crate::turn::Turn;
 use crate::upgrade;
+use crate::ws_api::{AnyHandler, ConnInfo};
 
 /// A registered HTTP action handler.
 pub(crate) type ActionFn = Box<dyn FnMut(&Request<'_>) -> Response>;

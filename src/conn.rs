@@ -15,15 +15,16 @@ use mio::net::TcpStream;
 
 use crate::app::{App, Origin};
 use crate::config::{Config, Timeouts};
-use crate::handler::ConnId;
+use crate::deadlines::Deadline;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::{header_storage, parse_head, Framing, Head};
+use crate::message::ConnId;
 use crate::output::{write_all_nb, Flushed, Output};
-use crate::schedule::TimerId;
 use crate::session::{Flow, Session, Step, GOING_AWAY};
 use crate::socket::Socket;
-use crate::timer::Deadline;
+use crate::turn::Turn;
+use crate::user_timers::TimerId;
 
 /// Output queued beyond this stops parsing pipelined requests and reading the socket.
 const HIGH_WATER: usize = 64 * 1024;
@@ -36,43 +37,6 @@ pub(crate) struct Ctx<'a> {
     pub turn: &'a mut Turn,
     /// The connection's slab key.
     pub key: usize,
-}
-
-/// What connections work with during one turn of the loop, besides the app:
-/// the shared output buffer, the clock, and the send budget of the running
-/// WebSocket callback. It borrows nothing, so a callback reaches all of it
-/// through one pointer.
-#[derive(Debug)]
-pub(crate) struct Turn {
-    /// Responses and frames are composed here and written from here.
-    pub scratch: Vec<u8>,
-    pub now: Instant,
-    /// `now` plus `timeouts.inactivity`: the idle deadline of a connection active now.
-    pub idle_at: Option<Instant>,
-    /// What `scratch` held when the running callback started.
-    pub base: usize,
-    /// How many bytes the running callback's sends may add to `scratch`:
-    /// `webSockets.maxBackpressure` minus what its connection had queued besides.
-    pub room: usize,
-}
-
-impl Turn {
-    pub fn new(now: Instant) -> Turn {
-        Turn::lend(Vec::new(), now)
-    }
-
-    /// A turn whose output goes to `buf` (taken for the while, and given back
-    /// from `scratch`): a connection's own queue, when the shared buffer
-    /// cannot be used.
-    pub fn lend(buf: Vec<u8>, now: Instant) -> Turn {
-        Turn {
-            scratch: buf,
-            now,
-            idle_at: None,
-            base: 0,
-            room: 0,
-        }
-    }
 }
 
 /// What became of a frame delivered from another connection.

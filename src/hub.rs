@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
-use crate::handler::{ConnId, Message, SendStatus};
-use crate::schedule::{TimerId, TimerQueue};
+use crate::message::{ConnId, Message, SendStatus};
 use crate::stats::Stats;
+use crate::user_timers::{TimerId, TimerQueue};
 use crate::ws::frame::write_header;
 use crate::ws::opcode::OpCode;
 
@@ -39,6 +39,9 @@ impl fmt::Display for RoomError {
 }
 
 impl std::error::Error for RoomError {}
+
+/// A global timer's work: runs with the hub.
+pub(crate) type GlobalFn = Box<dyn FnMut(&mut Hub)>;
 
 /// A predicate over a connection's state, for [`Hub::send_where`].
 pub(crate) type StateFilter = Box<dyn Fn(ConnId, &dyn Any) -> bool>;
@@ -95,7 +98,7 @@ pub struct Hub {
     joined: HashMap<ConnId, Vec<Rc<str>>>,
     limits: RoomLimits,
     pub(crate) outbox: Vec<Delivery>,
-    pub(crate) timers: TimerQueue,
+    pub(crate) timers: TimerQueue<GlobalFn>,
     pub(crate) stats: Stats,
 }
 

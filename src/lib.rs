@@ -97,39 +97,42 @@ mod app;
 mod auth;
 pub mod config;
 mod conn;
+mod deadlines;
 mod error;
+mod event_router;
 mod files;
 // Entry points for fuzz/ (its Cargo.toml turns the feature on) and the
 // property tests; not part of the API.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
-mod handler;
 mod http;
 mod hub;
+mod message;
 mod output;
 mod rate;
 mod reactor;
-mod router;
-mod routes;
-mod schedule;
+mod route_table;
 mod server;
 mod session;
 mod socket;
 mod stats;
-mod timer;
+mod turn;
 mod upgrade;
+mod user_timers;
 mod ws;
+mod ws_api;
 
 pub use config::{Config, ConfigError};
 pub use error::StartError;
-pub use handler::{ConnId, Fragment, Handler, Message, SendStatus, Upgrade, WebSocket};
+pub use event_router::{Reply, Router};
 pub use http::error::HttpError;
 pub use http::request::Request;
 pub use http::response::Response;
 pub use hub::{Hub, RoomError};
-pub use router::{Reply, Router};
-pub use schedule::TimerId;
+pub use message::{ConnId, Fragment, Message, SendStatus};
 pub use server::{Outgoing, Server, ServerHandle};
 pub use stats::{ConnStats, LimitHits, Stats};
+pub use user_timers::TimerId;
 pub use ws::error::WsError;
+pub use ws_api::{Handler, Upgrade, WebSocket};

@@ -15,12 +15,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::app::App;
-use crate::conn::{Conn, Ctx, Delivered, Next, Turn};
-use crate::handler::ConnId;
+use crate::conn::{Conn, Ctx, Delivered, Next};
+use crate::deadlines::Timers;
 use crate::hub::{Delivery, Hub, Targets};
-use crate::schedule::Fired;
+use crate::message::ConnId;
 use crate::session::POLICY;
-use crate::timer::Timers;
+use crate::turn::Turn;
+use crate::user_timers::Fired;
 
 /// Work another thread asks the loop to do (see `ServerHandle`).
 pub(crate) type Command = Box<dyn FnOnce(&mut Hub) + Send>;

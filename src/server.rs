@@ -13,13 +13,14 @@ use mio::{Interest, Poll, Waker};
 use crate::app::App;
 use crate::config::Config;
 use crate::error::StartError;
-use crate::handler::{ConnId, Handler, Message, Served};
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::Hub;
+use crate::message::{ConnId, Message};
 use crate::reactor::{Command, Reactor, Shared, WAKER};
-use crate::schedule::TimerId;
 use crate::stats::Stats;
+use crate::user_timers::TimerId;
+use crate::ws_api::{Handler, Served};
 
 /// A bound server: its listeners are open, its loop not yet running.
 ///

@@ -11,18 +11,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use crate::config::{Config, RateAction};
-use crate::conn::Turn;
-use crate::handler::{
-    AnyHandler, ConnInfo, Event, Fragment, Link, LinkSide, Message, SendFlags, RELEASED,
-};
 use crate::hub::Hub;
+use crate::message::{Fragment, Message};
 use crate::rate::RateLimiter;
-use crate::schedule::TimerId;
 use crate::stats::ConnStats;
+use crate::turn::Turn;
+use crate::user_timers::TimerId;
 use crate::ws::error::WsError;
 use crate::ws::frame::{write_close, write_frame};
 use crate::ws::opcode::OpCode;
 use crate::ws::receiver::{self, Limits, Receiver};
+use crate::ws_api::{AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, RELEASED};
 
 /// Whether the WebSocket goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::handler::{Handler, Message, WebSocket};
+use crate::message::Message;
+use crate::ws_api::{Handler, WebSocket};
 
 /// The key of the request/response correlation value.
 const ID: &str = "id";

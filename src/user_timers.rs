@@ -1,51 +1,58 @@
 //! Timers that handlers set: one-shot or repeating, owned by a connection
 //! (its handler's `on_timer` runs) or global (a closure runs with the hub).
 //!
-//! Connection deadlines (timeouts) live in `timer.rs`; these are the user's.
+//! Connection deadlines (timeouts) live in `deadlines.rs`; these are the
+//! user's. A global timer's work is any `F` (the hub's closures), so this
+//! queue knows nothing of the hub.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::handler::ConnId;
-use crate::hub::Hub;
+use crate::message::ConnId;
 
 /// Identifies a timer, for cancelling it and for telling timers apart in
 /// [`Handler::on_timer`](crate::Handler::on_timer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerId(u64);
 
-/// A global timer's work.
-pub(crate) type GlobalFn = Box<dyn FnMut(&mut Hub)>;
-
-enum Owner {
+enum Owner<F> {
     Conn(ConnId),
     /// `None` while the closure is running.
-    Global(Option<GlobalFn>),
+    Global(Option<F>),
 }
 
-struct Entry {
+struct Entry<F> {
     every: Option<Duration>,
-    owner: Owner,
+    owner: Owner<F>,
 }
 
 /// What fired.
-pub(crate) enum Fired {
+pub(crate) enum Fired<F> {
     Conn(TimerId, ConnId),
     /// Run it, then hand it back with [`TimerQueue::restore`].
-    Global(TimerId, GlobalFn),
+    Global(TimerId, F),
 }
 
 /// Every pending user timer.
-#[derive(Default)]
-pub(crate) struct TimerQueue {
+pub(crate) struct TimerQueue<F> {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    entries: HashMap<u64, Entry>,
+    entries: HashMap<u64, Entry<F>>,
     next: u64,
 }
 
-impl fmt::Debug for TimerQueue {
+impl<F> Default for TimerQueue<F> {
+    fn default() -> Self {
+        TimerQueue {
+            heap: BinaryHeap::new(),
+            entries: HashMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<F> fmt::Debug for TimerQueue<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimerQueue")
             .field("pending", &self.entries.len())
@@ -53,18 +60,18 @@ impl fmt::Debug for TimerQueue {
     }
 }
 
-impl TimerQueue {
+impl<F> TimerQueue<F> {
     /// A timer whose expiry calls the connection's `on_timer`.
     pub fn add_conn(&mut self, conn: ConnId, after: Duration, every: Option<Duration>) -> TimerId {
         self.add(after, every, Owner::Conn(conn))
     }
 
     /// A timer whose expiry runs `f`.
-    pub fn add_global(&mut self, after: Duration, every: Option<Duration>, f: GlobalFn) -> TimerId {
+    pub fn add_global(&mut self, after: Duration, every: Option<Duration>, f: F) -> TimerId {
         self.add(after, every, Owner::Global(Some(f)))
     }
 
-    fn add(&mut self, after: Duration, every: Option<Duration>, owner: Owner) -> TimerId {
+    fn add(&mut self, after: Duration, every: Option<Duration>, owner: Owner<F>) -> TimerId {
         self.next += 1;
         let id = self.next;
         let at = Instant::now().checked_add(after).unwrap_or_else(far_future);
@@ -91,7 +98,7 @@ impl TimerQueue {
     }
 
     /// The next timer due by `now`, rescheduled if it repeats.
-    pub fn pop_due(&mut self, now: Instant) -> Option<Fired> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<Fired<F>> {
         while let Some(&Reverse((at, id))) = self.heap.peek() {
             if at > now {
                 return None;
@@ -125,7 +132,7 @@ impl TimerQueue {
 
     /// Gives a global timer its closure back after it ran; a one-shot or
     /// cancelled timer is dropped instead.
-    pub fn restore(&mut self, id: TimerId, f: GlobalFn) {
+    pub fn restore(&mut self, id: TimerId, f: F) {
         match self.entries.get_mut(&id.0) {
             Some(Entry {
                 every: Some(_),
@@ -157,7 +164,7 @@ mod tests {
 
     #[test]
     fn one_shot_fires_once_and_repeating_reschedules() {
-        let mut q = TimerQueue::default();
+        let mut q: TimerQueue<()> = TimerQueue::default();
         let once = q.add_conn(conn(1), Duration::ZERO, None);
         let every = q.add_conn(conn(2), Duration::ZERO, Some(Duration::from_secs(1)));
         let now = Instant::now();
@@ -180,7 +187,7 @@ mod tests {
 
     #[test]
     fn cancelled_timers_never_fire() {
-        let mut q = TimerQueue::default();
+        let mut q: TimerQueue<()> = TimerQueue::default();
         let id = q.add_conn(conn(1), Duration::ZERO, Some(Duration::from_millis(5)));
         assert!(q.cancel(id));
         assert!(q.pop_due(Instant::now() + Duration::from_secs(1)).is_none());
@@ -188,13 +195,13 @@ mod tests {
 
     #[test]
     fn global_closures_come_back_when_repeating() {
-        let mut q = TimerQueue::default();
+        let mut q: TimerQueue<Box<dyn FnMut()>> = TimerQueue::default();
         let rep = q.add_global(
             Duration::ZERO,
             Some(Duration::from_millis(1)),
-            Box::new(|_| {}),
+            Box::new(|| {}),
         );
-        let once = q.add_global(Duration::ZERO, None, Box::new(|_| {}));
+        let once = q.add_global(Duration::ZERO, None, Box::new(|| {}));
         let now = Instant::now();
         for _ in 0..2 {
             match q.pop_due(now) {

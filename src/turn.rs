@@ -1,0 +1,42 @@
+//! One turn of the event loop: what every connection works with between
+//! two polls — the shared output buffer, the clock, and the send budget of
+//! the running WebSocket callback.
+
+use std::time::Instant;
+
+/// What connections work with during one turn of the loop, besides the app:
+/// the shared output buffer, the clock, and the send budget of the running
+/// WebSocket callback. It borrows nothing, so a callback reaches all of it
+/// through one pointer.
+#[derive(Debug)]
+pub(crate) struct Turn {
+    /// Responses and frames are composed here and written from here.
+    pub scratch: Vec<u8>,
+    pub now: Instant,
+    /// `now` plus `timeouts.inactivity`: the idle deadline of a connection active now.
+    pub idle_at: Option<Instant>,
+    /// What `scratch` held when the running callback started.
+    pub base: usize,
+    /// How many bytes the running callback's sends may add to `scratch`:
+    /// `webSockets.maxBackpressure` minus what its connection had queued besides.
+    pub room: usize,
+}
+
+impl Turn {
+    pub fn new(now: Instant) -> Turn {
+        Turn::lend(Vec::new(), now)
+    }
+
+    /// A turn whose output goes to `buf` (taken for the while, and given back
+    /// from `scratch`): a connection's own queue, when the shared buffer
+    /// cannot be used.
+    pub fn lend(buf: Vec<u8>, now: Instant) -> Turn {
+        Turn {
+            scratch: buf,
+            now,
+            idle_at: None,
+            base: 0,
+            room: 0,
+        }
+    }
+}
