@@ -100,6 +100,7 @@ mod conn;
 mod deadlines;
 mod error;
 mod event_router;
+mod fanout;
 mod files;
 // Entry points for fuzz/ (its Cargo.toml turns the feature on) and the
 // property tests; not part of the API.
@@ -115,8 +116,8 @@ mod reactor;
 mod route_table;
 mod server;
 mod session;
-mod socket;
 mod stats;
+mod transport;
 mod turn;
 mod upgrade;
 mod user_timers;

@@ -7,14 +7,14 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, IoSlice, Write};
-use std::os::fd::AsFd;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
 use rustix::io::Errno;
-use rustix::net::SendFlags;
+
+use crate::transport::Wire;
 
 /// Bytes read from a file per refill while a body is copied through user space.
 pub(crate) const FILE_CHUNK: usize = 64 * 1024;
@@ -67,7 +67,7 @@ impl FileBody {
 
     /// Writes the segments in order, file ranges with `sendfile`, until the
     /// body is complete or the socket is full.
-    fn send<W: Write + AsFd>(&mut self, sock: &mut W, progressed: &mut bool) -> io::Result<Sent> {
+    fn send<W: Wire>(&mut self, sock: &mut W, progressed: &mut bool) -> io::Result<Sent> {
         loop {
             let left = self.segments.len();
             let Some(segment) = self.segments.front_mut() else {
@@ -89,7 +89,7 @@ impl FileBody {
                         let want = usize::try_from(*remaining)
                             .unwrap_or(SENDFILE_MAX)
                             .min(SENDFILE_MAX);
-                        match rustix::fs::sendfile(sock.as_fd(), &*self.file, Some(offset), want) {
+                        match sock.sendfile(&self.file, offset, want) {
                             // A file that shrinks under us cannot fill its
                             // Content-Length: the connection is dropped.
                             Ok(0) => return Err(shrank()),
@@ -294,11 +294,7 @@ impl Output {
     /// Writes the queue, then `scratch`, then the file body, until done or the socket is full.
     /// Whatever stays unwritten moves into the queue (a file body stays where
     /// it is); `scratch` is left empty.
-    pub fn flush<W: Write + AsFd>(
-        &mut self,
-        sock: &mut W,
-        scratch: &mut Vec<u8>,
-    ) -> io::Result<Flushed> {
+    pub fn flush<W: Wire>(&mut self, sock: &mut W, scratch: &mut Vec<u8>) -> io::Result<Flushed> {
         self.progressed = false;
         let result = self.flush_inner(sock, scratch);
         if !scratch.is_empty() {
@@ -313,11 +309,7 @@ impl Output {
         result
     }
 
-    fn flush_inner<W: Write + AsFd>(
-        &mut self,
-        sock: &mut W,
-        scratch: &mut Vec<u8>,
-    ) -> io::Result<Flushed> {
+    fn flush_inner<W: Wire>(&mut self, sock: &mut W, scratch: &mut Vec<u8>) -> io::Result<Flushed> {
         // New output was appended to the queue when it was not empty, so scratch is empty here.
         if self.write_queue(sock)? == Flushed::Blocked {
             return Ok(Flushed::Blocked);
@@ -353,7 +345,7 @@ impl Output {
     }
 
     /// Writes queued chunks with vectored writes until the queue is empty or the socket is full.
-    fn write_queue<W: Write>(&mut self, sock: &mut W) -> io::Result<Flushed> {
+    fn write_queue<W: Wire>(&mut self, sock: &mut W) -> io::Result<Flushed> {
         while !self.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
@@ -403,7 +395,7 @@ impl Output {
 /// that halved the reader's CPU per 1 MiB response; the last write of a
 /// response must go without it, or its tail would wait for the cork timer.
 #[inline]
-pub(crate) fn write_all_nb<W: Write + AsFd>(
+pub(crate) fn write_all_nb<W: Wire>(
     sock: &mut W,
     buf: &[u8],
     done: &mut usize,
@@ -412,8 +404,7 @@ pub(crate) fn write_all_nb<W: Write + AsFd>(
 ) -> io::Result<Flushed> {
     while *done < buf.len() {
         let written = if more {
-            let flags = SendFlags::NOSIGNAL | SendFlags::MORE;
-            rustix::net::send(sock.as_fd(), &buf[*done..], flags).map_err(io::Error::from)
+            sock.write_more(&buf[*done..])
         } else {
             sock.write(&buf[*done..])
         };
@@ -436,7 +427,6 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
-    use std::os::fd::BorrowedFd;
     use std::time::Duration;
 
     /// A real loopback connection: `sock` is the server's end (non-blocking,
@@ -469,24 +459,50 @@ mod tests {
         sock: TcpStream,
     }
 
-    impl Write for Throttled {
+    /// The plain socket, as a transport would write to it.
+    impl Wire for TcpStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            crate::transport::sys::send(&*self, buf, false)
+        }
+        fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+            crate::transport::sys::send(&*self, buf, true)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            crate::transport::sys::send_vectored(&*self, bufs)
+        }
+        fn sendfile(
+            &mut self,
+            file: &File,
+            offset: &mut u64,
+            len: usize,
+        ) -> rustix::io::Result<usize> {
+            crate::transport::sys::sendfile(&*self, file, offset, len)
+        }
+    }
+
+    impl Wire for Throttled {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if self.room == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let n = buf.len().min(self.room).min(7);
-            let n = self.sock.write(&buf[..n])?;
+            let n = Wire::write(&mut self.sock, &buf[..n])?;
             self.room -= n;
             Ok(n)
         }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
+        /// One slice at a time, as `std::io::Write` does by default.
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            self.write(first)
         }
-    }
-
-    impl AsFd for Throttled {
-        fn as_fd(&self) -> BorrowedFd<'_> {
-            self.sock.as_fd()
+        /// Not throttled: only the writes of queued bytes are.
+        fn sendfile(
+            &mut self,
+            file: &File,
+            offset: &mut u64,
+            len: usize,
+        ) -> rustix::io::Result<usize> {
+            self.sock.sendfile(file, offset, len)
         }
     }
 

@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -15,11 +13,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::app::App;
-use crate::conn::{Conn, Ctx, Delivered, Next};
+use crate::conn::{live, Conn, Ctx, Next};
 use crate::deadlines::Timers;
-use crate::hub::{Delivery, Hub, Targets};
-use crate::message::ConnId;
-use crate::session::POLICY;
+use crate::fanout::Fanout;
+use crate::hub::Hub;
+use crate::transport::Transport;
 use crate::turn::Turn;
 use crate::user_timers::Fired;
 
@@ -59,11 +57,8 @@ pub(crate) struct Reactor {
     next_serial: u64,
     /// Set after EMFILE: accepting resumes at this time.
     accept_paused_until: Option<Instant>,
-    /// Connections that received deliveries and are flushed at the end of the turn.
-    dirty: Vec<usize>,
-    /// Frames sent to connections in the middle of a `send_block` message,
-    /// by slab key: they are queued once that message is finished.
-    held: HashMap<usize, Held>,
+    /// Deliveries to other connections, flushed at the end of the turn.
+    fanout: Fanout,
     /// Open connections per address, when `limits.connectionsPerIp` is set.
     per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
@@ -89,8 +84,7 @@ impl Reactor {
             turn: Turn::new(Instant::now()),
             next_serial: 0,
             accept_paused_until: None,
-            dirty: Vec::new(),
-            held: HashMap::new(),
+            fanout: Fanout::default(),
             per_ip: HashMap::new(),
             commands,
             app,
@@ -220,89 +214,13 @@ impl Reactor {
 
     /// Hands what handlers sent to other connections to their output queues.
     fn deliver(&mut self) {
-        while !self.app.hub.outbox.is_empty() {
-            for delivery in mem::take(&mut self.app.hub.outbox) {
-                match delivery {
-                    Delivery::Frame { to, frame, except } => {
-                        self.deliver_frame(&to, &frame, except)
-                    }
-                    Delivery::Close { to, code, reason } => {
-                        if let Some(conn) = live(&mut self.conns, to) {
-                            conn.close_socket(&mut self.app, &mut self.turn, code, &reason);
-                            self.dirty.push(to.key);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn deliver_frame(
-        &mut self,
-        to: &Targets,
-        frame: &std::rc::Rc<[u8]>,
-        except: [Option<ConnId>; 2],
-    ) {
-        let hub = &self.app.hub;
-        let (mut delivered, mut dropped) = (0u64, 0u64);
-        let mut closing = Vec::new();
-        for id in hub.resolve(to) {
-            if except.contains(&Some(id)) {
-                continue;
-            }
-            let Some(conn) = live(&mut self.conns, id) else {
-                continue;
-            };
-            if let Targets::Where(filter) = to {
-                if !conn.socket_state(&self.app).is_some_and(|s| filter(id, s)) {
-                    continue;
-                }
-            }
-            match conn.deliver(&self.app.config, frame) {
-                Delivered::Queued => {
-                    delivered += 1;
-                    self.dirty.push(id.key);
-                }
-                Delivered::Refused => {}
-                Delivered::Held => {
-                    let held = self.held.entry(id.key).or_insert_with(|| Held {
-                        serial: id.serial,
-                        frames: Vec::new(),
-                        bytes: 0,
-                    });
-                    // As for queued frames: the limit plus one message.
-                    let limit = self.app.config.web_sockets.max_backpressure;
-                    if held.bytes + conn.backlog() >= limit {
-                        dropped += 1;
-                    } else {
-                        held.bytes += frame.len();
-                        held.frames.push(Rc::clone(frame));
-                    }
-                }
-                Delivered::Dropped => dropped += 1,
-                Delivered::Close => {
-                    dropped += 1;
-                    closing.push(id);
-                }
-            }
-        }
-        let payload = crate::conn::frame_payload_len(frame) as u64;
-        let stats = &mut self.app.hub.stats;
-        stats.messages_out += delivered;
-        stats.bytes_out += delivered * payload;
-        stats.limits.backpressure += dropped;
-        for id in closing {
-            // A slow consumer: it gets `closeTimeout` to read up to the close, then it is dropped.
-            self.app.hub.close(id, POLICY, "backpressure");
-        }
+        self.fanout
+            .deliver(&mut self.conns, &mut self.app, &mut self.turn);
     }
 
     /// Writes out everything delivered this turn, one write per connection.
     fn flush_dirty(&mut self) {
-        while !self.dirty.is_empty() {
-            let mut dirty = mem::take(&mut self.dirty);
-            dirty.sort_unstable();
-            dirty.dedup();
+        while let Some(dirty) = self.fanout.take_dirty() {
             for key in dirty {
                 self.conn_event(key, false, false);
             }
@@ -389,7 +307,7 @@ impl Reactor {
     }
 
     /// Takes a new connection into the slab, or answers 503 when full.
-    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
+    fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
         let ip_full = self.per_ip_full(peer.ip());
         if ip_full {
             self.app.hub.stats.limits.connections_per_ip += 1;
@@ -399,13 +317,14 @@ impl Reactor {
             return; // Dropping it closes it; we cannot even afford to answer.
         }
         let _ = stream.set_nodelay(true);
+        let mut transport = Transport::Plain(stream);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if self
             .poll
             .registry()
             .register(
-                &mut stream,
+                &mut transport,
                 Token(key),
                 Interest::READABLE | Interest::WRITABLE,
             )
@@ -421,7 +340,7 @@ impl Reactor {
             key,
         };
         let conn = if over {
-            Conn::turned_away(stream, peer, serial, &mut ctx)
+            Conn::turned_away(transport, peer, serial, &mut ctx)
         } else {
             self.counted += 1;
             if self.app.config.limits.connections_per_ip != usize::MAX {
@@ -429,7 +348,7 @@ impl Reactor {
             }
             self.app.hub.stats.connections_open += 1;
             self.app.hub.stats.connections_total += 1;
-            Conn::new(stream, peer, serial, now)
+            Conn::new(transport, peer, serial, now)
         };
         entry.insert(conn);
         if over {
@@ -461,53 +380,13 @@ impl Reactor {
             Ok(Next::KeepLater) => {}
             Ok(Next::Close) | Err(_) => self.close(key),
         }
-        if !self.held.is_empty() {
-            self.release_held(key);
+        if self.fanout.holds_any() {
+            self.fanout
+                .release_held(key, &mut self.conns, &mut self.app);
         }
         if !self.app.hub.outbox.is_empty() {
             self.deliver();
         }
-    }
-
-    /// Queues the frames held for `key` once its `send_block` message is finished.
-    fn release_held(&mut self, key: usize) {
-        let Some(held) = self.held.get(&key) else {
-            return;
-        };
-        let id = ConnId {
-            key,
-            serial: held.serial,
-        };
-        let Some(conn) = live(&mut self.conns, id) else {
-            self.held.remove(&key);
-            return;
-        };
-        if conn.in_block() {
-            return;
-        }
-        let Some(held) = self.held.remove(&key) else {
-            return;
-        };
-        let stats = &mut self.app.hub.stats;
-        let mut closing = false;
-        for frame in &held.frames {
-            match conn.deliver(&self.app.config, frame) {
-                Delivered::Queued => {
-                    stats.messages_out += 1;
-                    stats.bytes_out += crate::conn::frame_payload_len(frame) as u64;
-                }
-                Delivered::Dropped => stats.limits.backpressure += 1,
-                Delivered::Close => {
-                    stats.limits.backpressure += 1;
-                    closing = true;
-                }
-                Delivered::Refused | Delivered::Held => {}
-            }
-        }
-        if closing {
-            self.app.hub.close(id, POLICY, "backpressure");
-        }
-        self.dirty.push(key);
     }
 
     /// Fires every passed deadline.
@@ -545,10 +424,10 @@ impl Reactor {
     }
 
     fn close(&mut self, key: usize) {
-        self.held.remove(&key);
+        self.fanout.forget(key);
         if let Some(mut conn) = self.conns.try_remove(key) {
             conn.release(&mut self.app, &mut self.turn);
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let _ = self.poll.registry().deregister(&mut conn.transport);
             if conn.counted {
                 self.counted -= 1;
                 if let Some(n) = self.per_ip.get_mut(&conn.peer.ip()) {
@@ -592,25 +471,11 @@ impl Reactor {
     }
 }
 
-/// Frames waiting for one connection's `send_block` message to finish.
-#[derive(Debug)]
-struct Held {
-    serial: u64,
-    frames: Vec<Rc<[u8]>>,
-    /// Their bytes: with the connection's backlog, bounded by `maxBackpressure`.
-    bytes: usize,
-}
-
 /// Sets the deadline of the connection in slot `key` to when it next needs attention.
 #[inline]
 fn arm(timers: &mut Timers, conn: &mut Conn, key: usize, timeouts: &crate::config::Timeouts) {
     let due = conn.due(timeouts);
     timers.set(&mut conn.deadline, due, key, conn.serial);
-}
-
-/// The connection with this id, if it is still the one in its slot.
-fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
-    conns.get_mut(id.key).filter(|c| c.serial == id.serial)
 }
 
 /// EMFILE / ENFILE: the process or the system is out of file descriptors.

@@ -197,6 +197,16 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// The payload length of an encoded server frame (for counting).
+pub(crate) fn frame_payload_len(frame: &[u8]) -> usize {
+    let header = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.len().saturating_sub(header)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,76 @@
+//! When a connection next needs attention, and what a passed deadline means
+//! in each phase: a slow request is answered 408, a stalled reader is
+//! dropped, a WebSocket's session pings, gives up on a silent peer or on
+//! an unanswered close.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::{Conn, Ctx, Next, Phase};
+use crate::config::Timeouts;
+use crate::http::error::HttpError;
+
+impl Conn {
+    /// When this connection next needs attention.
+    #[inline(always)]
+    pub fn due(&self, t: &Timeouts) -> Option<Instant> {
+        match &self.phase {
+            // The busiest case first, and without a call.
+            Phase::WebSocket(session) if self.output.is_idle() => session.due(),
+            _ => self.due_otherwise(t),
+        }
+    }
+
+    /// `due` for everything but an idle WebSocket.
+    #[inline(never)]
+    pub(super) fn due_otherwise(&self, t: &Timeouts) -> Option<Instant> {
+        let stall = || add(self.since, t.inactivity);
+        match &self.phase {
+            Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
+            Phase::WebSocket(session) => earliest(session.due(), stall()),
+            _ if !self.output.is_idle() => stall(),
+            Phase::Head { started: None } | Phase::Closing { until: None } => stall(),
+            Phase::Head { started: Some(s) } => earliest(add(*s, t.parse), add(*s, t.request)),
+            Phase::Body(p) => add(p.started, t.request),
+        }
+    }
+
+    /// Acts on a passed deadline.
+    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
+        if matches!(self.phase, Phase::WebSocket(_)) {
+            let stalled = !self.output.is_idle()
+                && add(self.since, ctx.app.config.timeouts.inactivity)
+                    .is_some_and(|d| d <= ctx.turn.now);
+            if stalled {
+                // The peer stopped reading: nothing can reach it any more.
+                self.release(ctx.app, ctx.turn);
+                return Ok(Next::Close);
+            }
+            self.on_session(ctx.app, ctx.turn, true, |session, step| {
+                session.timeout(step)
+            });
+            return self.flush(ctx, read_buf);
+        }
+        let receiving = matches!(
+            self.phase,
+            Phase::Head { started: Some(_) } | Phase::Body(_)
+        );
+        if receiving && self.output.is_idle() {
+            // Slowloris or a stalled upload: say so, then close.
+            self.refuse(ctx, HttpError::Timeout);
+            return self.flush(ctx, read_buf);
+        }
+        Ok(Next::Close)
+    }
+}
+
+fn add(t: Instant, d: Option<Duration>) -> Option<Instant> {
+    d.and_then(|d| t.checked_add(d))
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

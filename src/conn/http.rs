@@ -1,0 +1,137 @@
+//! The HTTP phases: a request head, maybe a body, then the answer — or a
+//! refusal that closes the connection.
+
+use std::mem;
+use std::time::Instant;
+
+use super::{Conn, Ctx, Phase, LINGER};
+use crate::app::Origin;
+use crate::http::body::BodyDecoder;
+use crate::http::error::HttpError;
+use crate::http::request::{header_storage, parse_head, Framing, Head};
+
+/// A request whose body is still arriving.
+#[derive(Debug)]
+pub(super) struct PendingBody {
+    head: Vec<u8>,
+    decoder: BodyDecoder,
+    body: Vec<u8>,
+    pub(super) started: Instant,
+}
+
+impl Conn {
+    // Out of line: its header array would otherwise swell the stack frame of
+    // `process`, which every WebSocket read goes through.
+    #[inline(never)]
+    pub(super) fn on_head_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &[u8]) -> usize {
+        if let Phase::Head {
+            started: started @ None,
+        } = &mut self.phase
+        {
+            *started = Some(ctx.turn.now);
+        }
+        let limits = ctx.app.limits;
+        let mut storage = header_storage();
+        let head = match parse_head(buf, &mut storage, &limits) {
+            Ok(Some(head)) => head,
+            Ok(None) => return 0,
+            Err(e) => {
+                self.refuse(ctx, e);
+                return buf.len();
+            }
+        };
+        let started = match self.phase {
+            Phase::Head { started } => started.unwrap_or(ctx.turn.now),
+            _ => ctx.turn.now,
+        };
+        match head.framing {
+            Framing::None => {
+                self.respond(ctx, &head, &[]);
+                head.len
+            }
+            // The whole body is here already: answer from the read buffer, no copy.
+            Framing::Length(n) if (buf.len() - head.len) as u64 >= n => {
+                let end = head.len + n as usize;
+                self.respond(ctx, &head, &buf[head.len..end]);
+                end
+            }
+            framing => {
+                if head.expect_continue {
+                    self.output
+                        .target(&mut ctx.turn.scratch)
+                        .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                self.phase = Phase::Body(Box::new(PendingBody {
+                    head: buf[..head.len].to_vec(),
+                    decoder: BodyDecoder::new(framing),
+                    body: Vec::new(),
+                    started,
+                }));
+                head.len
+            }
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn on_body_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &[u8]) -> usize {
+        let Phase::Body(pending) = &mut self.phase else {
+            return 0;
+        };
+        let progress = match pending
+            .decoder
+            .decode(buf, &mut pending.body, ctx.app.limits.body)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.refuse(ctx, e);
+                return buf.len();
+            }
+        };
+        if progress.done {
+            let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started: None })
+            else {
+                return progress.consumed;
+            };
+            let limits = ctx.app.limits;
+            let mut storage = header_storage();
+            // The head parsed before; parsing it again from its copy is cheaper than owning it.
+            match parse_head(&pending.head, &mut storage, &limits) {
+                Ok(Some(head)) => self.respond(ctx, &head, &pending.body),
+                _ => self.refuse(ctx, HttpError::Malformed),
+            }
+        }
+        progress.consumed
+    }
+
+    /// Answers a complete request and moves to the next phase.
+    pub(super) fn respond(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>, body: &[u8]) {
+        self.served += 1;
+        let close =
+            !head.keep_alive || self.served >= ctx.app.config.limits.requests || ctx.app.stopping;
+        let origin = Origin {
+            id: self.id(ctx),
+            peer: self.peer,
+            now: ctx.turn.now,
+        };
+        let out = self.output.target(&mut ctx.turn.scratch);
+        let handled = ctx.app.handle(head, body, origin, out, close);
+        if let Some(file) = handled.file {
+            self.output.set_file(file);
+        }
+        self.phase = match handled.upgrade {
+            _ if handled.close => Phase::Closing { until: None },
+            Some(session) => Phase::WebSocket(session),
+            None => Phase::Head { started: None },
+        };
+    }
+
+    /// Queues an error answer and stops reading requests.
+    pub(super) fn refuse(&mut self, ctx: &mut Ctx<'_>, err: HttpError) {
+        log::debug!("{}: {} {err}", self.peer, err.status());
+        ctx.app
+            .refuse(err, self.output.target(&mut ctx.turn.scratch));
+        self.phase = Phase::Closing {
+            until: Some(ctx.turn.now + LINGER),
+        };
+    }
+}

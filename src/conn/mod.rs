@@ -1,0 +1,357 @@
+//! One client connection: its phase machine (request head, body, closing,
+//! lingering, WebSocket), its read path and its write path.
+//!
+//! A connection owns no buffer while it is idle: input is parsed straight out
+//! of the reactor's shared read buffer and only an incomplete tail is kept;
+//! output is written from the shared scratch buffer and only what the socket
+//! refuses is kept (see `output.rs`). Every byte in or out goes through the
+//! connection's [`Transport`].
+//!
+//! The phases' work lives beside this file: `http.rs` (requests and their
+//! answers), `ws.rs` (the upgraded connection and its quiet fast lane),
+//! `backpressure.rs` (when to stop reading), `deadline.rs` (timeouts).
+
+mod backpressure;
+mod deadline;
+mod http;
+#[cfg(test)]
+mod tests;
+mod ws;
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::app::App;
+use crate::deadlines::Deadline;
+use crate::http::error::HttpError;
+use crate::message::ConnId;
+use crate::output::{Flushed, Output};
+use crate::session::Session;
+use crate::transport::{Transport, Wire};
+use crate::turn::Turn;
+
+use self::http::PendingBody;
+pub(crate) use self::ws::Delivered;
+
+/// The shared, per-loop state a connection works with.
+pub(crate) struct Ctx<'a> {
+    pub app: &'a mut App,
+    pub turn: &'a mut Turn,
+    /// The connection's slab key.
+    pub key: usize,
+}
+
+/// How long a refused connection may take to read our answer before we drop it.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Whether the reactor keeps the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    Keep,
+    /// Kept, and its deadline can only have moved later: the wake-up
+    /// already armed comes first, and `Conn::due` is read again when it fires.
+    KeepLater,
+    Close,
+}
+
+/// Where a connection is in its life.
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for a request head; `started` is when its first byte arrived.
+    Head { started: Option<Instant> },
+    /// Receiving a request body.
+    Body(Box<PendingBody>),
+    /// The last response is queued: discard input, close once it is written.
+    /// `until` bounds how long a refused client gets to read it.
+    Closing { until: Option<Instant> },
+    /// Our side is shut; read and discard until the client closes too, so
+    /// unread input does not turn into a reset that destroys our answer.
+    Lingering { until: Instant },
+    /// Upgraded: every byte is WebSocket frames.
+    WebSocket(Box<Session>),
+}
+
+/// One accepted connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub transport: Transport,
+    pub peer: SocketAddr,
+    /// Unique for the life of the process; tells a reused slab slot apart.
+    pub serial: u64,
+    pub deadline: Deadline,
+    /// False for a connection accepted over the limit only to be answered 503.
+    pub counted: bool,
+    input: Vec<u8>,
+    output: Output,
+    phase: Phase,
+    /// Last read or write progress.
+    since: Instant,
+    served: u64,
+    read_closed: bool,
+    read_paused: bool,
+}
+
+impl Conn {
+    pub fn new(transport: Transport, peer: SocketAddr, serial: u64, now: Instant) -> Conn {
+        Conn {
+            transport,
+            peer,
+            serial,
+            deadline: Deadline::default(),
+            counted: true,
+            input: Vec::new(),
+            output: Output::default(),
+            phase: Phase::Head { started: None },
+            since: now,
+            served: 0,
+            read_closed: false,
+            read_paused: false,
+        }
+    }
+
+    /// A connection over `limits.connections`: it gets a 503 and nothing else.
+    pub fn turned_away(
+        transport: Transport,
+        peer: SocketAddr,
+        serial: u64,
+        ctx: &mut Ctx<'_>,
+    ) -> Conn {
+        let mut conn = Conn::new(transport, peer, serial, ctx.turn.now);
+        conn.counted = false;
+        conn.refuse(ctx, HttpError::Busy);
+        conn
+    }
+
+    /// Handles a readiness event.
+    pub fn ready(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        read_buf: &mut Vec<u8>,
+        readable: bool,
+        read_closed: bool,
+    ) -> io::Result<Next> {
+        if readable && !read_closed {
+            if let Some(closing) = self.quiet_websocket() {
+                return self.websocket_read(ctx, read_buf, closing);
+            }
+        }
+        if readable || read_closed || self.read_paused {
+            self.read_all(ctx, read_buf, read_closed)?;
+        }
+        self.flush(ctx, read_buf)
+    }
+
+    /// Writes what is queued; when it all went out, resumes paused input and
+    /// decides whether the connection is finished.
+    #[inline(always)]
+    pub(super) fn flush(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
+        // The common case: all this event's output is in the scratch buffer
+        // and nothing else is owed.
+        if self.output.is_idle()
+            && !self.read_paused
+            && !self.owes_drain(ctx.app)
+            && self.write_scratch(ctx)?
+        {
+            return self.after_output(ctx.turn.now);
+        }
+        self.flush_queued(ctx, read_buf)
+    }
+
+    /// The general flush: a queue, a file body, paused input or `on_drain`.
+    #[inline(never)]
+    pub(super) fn flush_queued(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        read_buf: &mut Vec<u8>,
+    ) -> io::Result<Next> {
+        let mut drained = false;
+        loop {
+            let flushed = self
+                .output
+                .flush(&mut self.transport, &mut ctx.turn.scratch)?;
+            if self.output.progressed {
+                self.since = ctx.turn.now;
+            }
+            // Once per flush, so a handler that overflows again in on_drain cannot loop.
+            if !drained && self.owes_drain(ctx.app) {
+                drained = true;
+                self.on_session(ctx.app, ctx.turn, true, |s, step| s.drained(step));
+                continue;
+            }
+            if flushed == Flushed::Blocked {
+                return Ok(Next::Keep);
+            }
+            if !self.read_paused {
+                break;
+            }
+            // Output drained below the mark: parse what was held back, then read on.
+            self.read_paused = false;
+            self.process_held(ctx);
+            self.read_all(ctx, read_buf, false)?;
+        }
+        self.after_output(ctx.turn.now)
+    }
+
+    /// The turn's output in one write, which the socket nearly always takes
+    /// whole; true when it did (or there was none). What the socket refused
+    /// stays in the scratch buffer for `flush_queued` to retry or queue.
+    #[inline(always)]
+    pub(super) fn write_scratch(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
+        let scratch = &mut ctx.turn.scratch;
+        if scratch.is_empty() {
+            return Ok(true);
+        }
+        match self.transport.write(scratch) {
+            Ok(n) if n == scratch.len() => {
+                scratch.clear();
+                self.since = ctx.turn.now;
+                Ok(true)
+            }
+            Ok(n) => {
+                scratch.drain(..n);
+                Ok(false)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decides what an idle output means in each phase.
+    #[inline(always)]
+    pub(super) fn after_output(&mut self, now: Instant) -> io::Result<Next> {
+        match self.phase {
+            Phase::Closing { .. } => {
+                if self.read_closed {
+                    return Ok(Next::Close);
+                }
+                self.transport.shutdown_write();
+                self.input = Vec::new();
+                self.phase = Phase::Lingering {
+                    until: now + LINGER,
+                };
+                Ok(Next::Keep)
+            }
+            _ if self.read_closed => Ok(Next::Close),
+            _ => Ok(Next::Keep),
+        }
+    }
+
+    /// Reads until the socket is drained, output backs up, or the peer closed.
+    pub(super) fn read_all(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        read_buf: &mut Vec<u8>,
+        hint_closed: bool,
+    ) -> io::Result<()> {
+        loop {
+            if self.paused(ctx) {
+                self.read_paused = true;
+                return Ok(());
+            }
+            match self.transport.read_spare(read_buf) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.since = ctx.turn.now;
+                    self.take_bytes(ctx, &mut read_buf[..n]);
+                    if !self.input.is_empty() && self.paused(ctx) {
+                        // Input may be held unprocessed: resume it once the output drains.
+                        self.read_paused = true;
+                        return Ok(());
+                    }
+                    // A short read means the socket is drained: edge-triggered
+                    // polling reports the next arrival, so skip the extra read
+                    // that would only say WouldBlock. A pending EOF was flagged
+                    // in the event, so keep reading then to see it.
+                    if n < read_buf.capacity() && !hint_closed {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Processes freshly read bytes, keeping only an unprocessed tail.
+    #[inline(always)]
+    pub(super) fn take_bytes(&mut self, ctx: &mut Ctx<'_>, fresh: &mut [u8]) {
+        if self.input.is_empty() {
+            let used = match self.phase {
+                // One session call takes every whole frame there is.
+                Phase::WebSocket(_) => self.on_frames(ctx, fresh),
+                _ => self.process(ctx, fresh),
+            };
+            if used < fresh.len() {
+                self.input.extend_from_slice(&fresh[used..]);
+            }
+        } else {
+            self.input.extend_from_slice(fresh);
+            self.process_held(ctx);
+        }
+    }
+
+    /// Processes the bytes held from earlier reads.
+    pub(super) fn process_held(&mut self, ctx: &mut Ctx<'_>) {
+        if self.input.is_empty() {
+            return;
+        }
+        let mut held = mem::take(&mut self.input);
+        let used = self.process(ctx, &mut held);
+        held.drain(..used);
+        if !held.is_empty() {
+            self.input = held;
+        }
+    }
+
+    /// Runs the protocol over `data`; returns how many bytes were used.
+    pub(super) fn process(&mut self, ctx: &mut Ctx<'_>, data: &mut [u8]) -> usize {
+        let mut pos = 0;
+        while pos < data.len() && !self.paused(ctx) {
+            let rest = &mut data[pos..];
+            let used = match self.phase {
+                Phase::Head { .. } => self.on_head_bytes(ctx, rest),
+                Phase::Body(_) => self.on_body_bytes(ctx, rest),
+                Phase::WebSocket(_) => self.on_frames(ctx, rest),
+                Phase::Closing { .. } | Phase::Lingering { .. } => rest.len(),
+            };
+            if used == 0 {
+                break;
+            }
+            pos += used;
+        }
+        pos
+    }
+
+    pub(super) fn id(&self, ctx: &Ctx<'_>) -> ConnId {
+        ConnId {
+            key: ctx.key,
+            serial: self.serial,
+        }
+    }
+
+    /// Bytes queued beyond what the socket took.
+    pub fn backlog(&self) -> usize {
+        self.output.backlog()
+    }
+}
+
+/// The connection with this id, if it is still the one in its slot.
+#[inline]
+pub(crate) fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    conns.get_mut(id.key).filter(|c| c.serial == id.serial)
+}

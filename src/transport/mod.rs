@@ -1,0 +1,134 @@
+//! The transport seam: the one place where a connection's bytes meet its
+//! socket.
+//!
+//! Every read and every write of a connection — request heads, responses,
+//! WebSocket frames, file bodies — goes through its [`Transport`]. Above it
+//! the connection and the protocol modules see only bytes; below it is a
+//! plain TCP socket today, and each layer that comes later (TLS, a
+//! gateway's downstream leg) is another variant here, so nothing above has
+//! to change. An enum rather than a trait object: the plain case is a match
+//! that the compiler folds away, with no call through a vtable on the path
+//! every echoed message takes.
+//!
+//! Output code (`output.rs`) writes through the [`Wire`] trait, which the
+//! transport implements, so its queueing and file streaming can be tested
+//! against a throttled socket.
+
+pub(crate) mod sys;
+
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+
+use mio::event::Source;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+/// Where a connection's bytes go to and come from.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// A plain TCP connection: `http://` and `ws://`.
+    Plain(TcpStream),
+}
+
+impl Transport {
+    /// Reads into `buf`'s spare capacity (after clearing it); `Ok(0)` is the
+    /// peer's end of stream.
+    #[inline(always)]
+    pub fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => sys::read_spare(&*s, buf),
+        }
+    }
+
+    /// Shuts our sending side (a lingering close); errors are ignored, since
+    /// a peer that is already gone is what we want anyway.
+    pub fn shutdown_write(&mut self) {
+        match self {
+            Transport::Plain(s) => {
+                let _ = s.shutdown(Shutdown::Write);
+            }
+        }
+    }
+}
+
+/// What output code writes through: a connection's transport (or, in
+/// tests, a socket that takes only so many bytes).
+pub(crate) trait Wire {
+    /// Writes some of `buf`.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Writes some of `buf`, telling the transport that more follows at
+    /// once (a response head before its file body), so it need not go out
+    /// in a small packet of its own.
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
+
+    /// A gathered write of queued chunks.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Sends up to `len` bytes of `file` from `*offset` without copying
+    /// them through user space, moving `offset` on. A transport that cannot
+    /// (one that encrypts, say) answers `OPNOTSUPP`, and the body is copied
+    /// in chunks instead.
+    fn sendfile(&mut self, file: &File, offset: &mut u64, len: usize) -> rustix::io::Result<usize>;
+}
+
+impl Wire for Transport {
+    #[inline(always)]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => sys::send(&*s, buf, false),
+        }
+    }
+
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => sys::send(&*s, buf, true),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => sys::send_vectored(&*s, bufs),
+        }
+    }
+
+    fn sendfile(&mut self, file: &File, offset: &mut u64, len: usize) -> rustix::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => sys::sendfile(&*s, file, offset, len),
+        }
+    }
+}
+
+/// The transport is what the event loop registers.
+impl Source for Transport {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.deregister(registry),
+        }
+    }
+}
