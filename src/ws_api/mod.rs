@@ -1,24 +1,31 @@
 //! The WebSocket callback API: Ioto's OPEN, MESSAGE, PARTIAL_MESSAGE, ERROR
 //! and CLOSE events as the methods of a [`Handler`], and the [`WebSocket`]
 //! each callback gets to answer through.
+//!
+//! Beside it: `link.rs`, what a callback borrows of its connection and how
+//! its sends become frames; `served.rs`, a handler with its connections'
+//! states, type-erased so that handlers of every kind sit in one list.
 
-use std::any::Any;
+mod link;
+mod served;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use slab::Slab;
 
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::{encode, Hub, RoomError, Targets};
 use crate::message::{ConnId, Fragment, Message, SendStatus};
 use crate::stats::{ConnStats, Stats};
-use crate::turn::Turn;
+
 use crate::user_timers::TimerId;
 use crate::ws::error::WsError;
-use crate::ws::frame::{write_close, write_frame};
+use crate::ws::frame::write_close;
 use crate::ws::opcode::OpCode;
+
+pub(crate) use self::link::{ConnInfo, Link, LinkSide, SendFlags};
+pub(crate) use self::served::{AnyHandler, Event, Served, RELEASED};
 
 /// The events of a WebSocket connection, Ioto-style. Every method has an
 /// empty default; implement the ones you need.
@@ -385,275 +392,5 @@ impl<S> WebSocket<'_, S> {
         self.link.turn.scratch.extend_from_slice(frame);
         self.link.count_out(payload);
         true
-    }
-}
-
-/// What a connection keeps about itself for its callbacks.
-#[derive(Debug)]
-pub(crate) struct ConnInfo {
-    pub id: ConnId,
-    /// The handler serving it (its index in the app's action list).
-    pub handler: usize,
-    /// The upgrade request's target: the path, and `?query` if there was one.
-    pub target: Box<str>,
-    pub protocol: Option<Box<str>>,
-    /// The verified JWT claims of the upgrade, on a route with JWT auth.
-    pub claims: Option<Box<serde_json::Value>>,
-}
-
-impl ConnInfo {
-    pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
-    }
-
-    pub fn query(&self) -> &str {
-        self.target.split_once('?').map_or("", |(_, q)| q)
-    }
-}
-
-/// The sending side's state that outlives one callback.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct SendFlags {
-    pub close_sent: bool,
-    /// A `send_block` message is unfinished; true if it is text.
-    pub block: Option<bool>,
-    /// A send was dropped for backpressure; `on_drain` is owed.
-    pub over: bool,
-}
-
-/// What a session lends each callback's [`Link`] of itself, in one piece.
-#[derive(Debug)]
-pub(crate) struct LinkSide {
-    pub info: ConnInfo,
-    /// The key of the connection's state in its handler's table
-    /// ([`RELEASED`] once `on_close` has run).
-    pub state: u32,
-    pub flags: SendFlags,
-    pub metrics: ConnStats,
-}
-
-/// A callback's view of its connection: where output goes and what it knows.
-/// Built for every callback, so it is kept to a few words.
-pub(crate) struct Link<'a> {
-    /// The output buffer (`turn.scratch`) and the callback's send budget.
-    pub turn: &'a mut Turn,
-    pub side: &'a mut LinkSide,
-    pub peer: &'a SocketAddr,
-    pub hub: &'a mut Hub,
-    pub headers: Option<&'a [httparse::Header<'a>]>,
-}
-
-impl Link<'_> {
-    /// False (and the connection marked as over) if `frame` more bytes do not fit.
-    /// The output may hold the limit plus one message: a send is refused
-    /// only once the limit is reached, so a message larger than the limit
-    /// still goes out when nothing waits before it.
-    fn room_for(&mut self) -> bool {
-        let turn = &*self.turn;
-        if turn.scratch.len().saturating_sub(turn.base) < turn.room {
-            return true;
-        }
-        self.side.flags.over = true;
-        self.hub.stats.limits.backpressure += 1;
-        false
-    }
-
-    fn data(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
-        if self.side.flags.close_sent {
-            return SendStatus::Closed;
-        }
-        if self.side.flags.block.is_some() {
-            return SendStatus::Refused;
-        }
-        if !self.room_for() {
-            return SendStatus::Dropped;
-        }
-        write_frame(&mut self.turn.scratch, true, opcode, payload);
-        self.count_out(payload.len());
-        SendStatus::Queued
-    }
-
-    fn block(&mut self, text: bool, payload: &[u8], more: bool) -> SendStatus {
-        if self.side.flags.close_sent {
-            return SendStatus::Closed;
-        }
-        if !self.room_for() {
-            return SendStatus::Dropped;
-        }
-        let opcode = match self.side.flags.block {
-            Some(_) => OpCode::Continuation,
-            None if text => OpCode::Text,
-            None => OpCode::Binary,
-        };
-        write_frame(&mut self.turn.scratch, !more, opcode, payload);
-        self.side.metrics.bytes_out += payload.len() as u64;
-        self.hub.stats.bytes_out += payload.len() as u64;
-        if !more {
-            self.side.metrics.messages_out += 1;
-            self.hub.stats.messages_out += 1;
-        }
-        self.side.flags.block = if more {
-            Some(self.side.flags.block.unwrap_or(text))
-        } else {
-            None
-        };
-        SendStatus::Queued
-    }
-
-    fn control(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
-        if self.side.flags.close_sent {
-            return SendStatus::Closed;
-        }
-        if payload.len() > 125 {
-            return SendStatus::Refused;
-        }
-        write_frame(&mut self.turn.scratch, true, opcode, payload);
-        SendStatus::Queued
-    }
-
-    /// Counts one message of `bytes` payload sent to this connection.
-    pub fn count_out(&mut self, bytes: usize) {
-        self.side.metrics.messages_out += 1;
-        self.side.metrics.bytes_out += bytes as u64;
-        self.hub.stats.messages_out += 1;
-        self.hub.stats.bytes_out += bytes as u64;
-    }
-}
-
-/// One event for a handler, whatever its state type.
-pub(crate) enum Event<'a> {
-    Open,
-    Message(Message<'a>),
-    Partial(Fragment<'a>),
-    Error(&'a WsError),
-    Close(u16, &'a str),
-    Timer(TimerId),
-    Drain,
-}
-
-/// An upgrade the handler accepted: its state's key and, if it chose one, the subprotocol.
-pub(crate) type Accepted = (u32, Option<String>);
-
-/// The state key of a connection whose `on_close` has run: no state has it.
-pub(crate) const RELEASED: u32 = u32::MAX;
-
-/// A [`Handler`] with its state type erased, so handlers of every kind sit in one list.
-pub(crate) trait AnyHandler {
-    /// Runs `on_upgrade`; an accepted connection's state goes into the table.
-    fn upgrade(&mut self, req: &Request<'_>) -> Result<Accepted, Response>;
-    fn streaming(&self) -> bool;
-    /// Runs the callback for `event` with the state `link.side.state`.
-    fn dispatch(&mut self, link: Link<'_>, event: Event<'_>);
-    /// The state with this key, for the hub's filters.
-    fn state(&self, key: u32) -> Option<&dyn Any>;
-    /// Drops the state with this key: its connection is over.
-    fn release(&mut self, key: u32);
-}
-
-/// A handler and the states of its connections, by key: a callback finds
-/// its state by index, with no type check on the way.
-pub(crate) struct Served<H: Handler> {
-    handler: H,
-    states: Slab<H::State>,
-}
-
-impl<H: Handler> Served<H> {
-    pub fn new(handler: H) -> Served<H> {
-        Served {
-            handler,
-            states: Slab::new(),
-        }
-    }
-
-    /// Files a new connection's state; 503 in the unlikely case that its key
-    /// does not fit a `u32`.
-    fn keep(&mut self, state: H::State) -> Result<u32, Response> {
-        let key = self.states.insert(state);
-        match u32::try_from(key) {
-            Ok(k) if k != RELEASED => Ok(k),
-            _ => {
-                self.states.remove(key);
-                Err(Response::new(503))
-            }
-        }
-    }
-}
-
-impl<H: Handler> AnyHandler for Served<H> {
-    fn upgrade(&mut self, req: &Request<'_>) -> Result<Accepted, Response> {
-        match self.handler.on_upgrade(req) {
-            Upgrade::Accept(state) => Ok((self.keep(state)?, None)),
-            Upgrade::AcceptProtocol(state, protocol) => Ok((self.keep(state)?, Some(protocol))),
-            Upgrade::Reject(response) => Err(response),
-        }
-    }
-
-    fn streaming(&self) -> bool {
-        self.handler.streaming()
-    }
-
-    fn dispatch(&mut self, link: Link<'_>, event: Event<'_>) {
-        let Some(state) = self.states.get_mut(link.side.state as usize) else {
-            return;
-        };
-        let mut ws = WebSocket { state, link };
-        let handler = &mut self.handler;
-        match event {
-            Event::Open => handler.on_open(&mut ws),
-            Event::Message(m) => handler.on_message(&mut ws, m),
-            Event::Partial(f) => handler.on_partial(&mut ws, f),
-            Event::Error(e) => handler.on_error(&mut ws, e),
-            Event::Close(code, reason) => handler.on_close(&mut ws, code, reason),
-            Event::Timer(t) => handler.on_timer(&mut ws, t),
-            Event::Drain => handler.on_drain(&mut ws),
-        }
-    }
-
-    fn state(&self, key: u32) -> Option<&dyn Any> {
-        self.states.get(key as usize).map(|s| s as &dyn Any)
-    }
-
-    fn release(&mut self, key: u32) {
-        self.states.try_remove(key as usize);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Counter;
-
-    impl Handler for Counter {
-        type State = u32;
-    }
-
-    /// A handler files its connections' states by key: each key finds its
-    /// own state until released, a released key (or `RELEASED`) finds none,
-    /// and keys are reused, so nothing is left behind once all are released.
-    #[test]
-    fn states_are_filed_by_key_until_released() {
-        let mut served = Served::new(Counter);
-        let a = served.keep(7).unwrap();
-        let b = served.keep(9).unwrap();
-        assert_ne!(a, b);
-        let value =
-            |served: &Served<Counter>, key| served.state(key)?.downcast_ref::<u32>().copied();
-        assert_eq!(value(&served, a), Some(7));
-        assert_eq!(value(&served, b), Some(9));
-        served.release(a);
-        assert_eq!(value(&served, a), None);
-        assert_eq!(value(&served, RELEASED), None);
-        served.release(a);
-        assert_eq!(
-            value(&served, b),
-            Some(9),
-            "releasing twice touches no other state"
-        );
-        let c = served.keep(11).unwrap();
-        assert_eq!(c, a, "a released key is used again");
-        served.release(b);
-        served.release(c);
-        assert!(served.states.is_empty());
     }
 }

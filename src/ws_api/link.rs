@@ -1,0 +1,146 @@
+//! A callback's link to its connection: what the session lends it for one
+//! call, and the sends that become frames in the turn's output. Every
+//! message a handler sends to its own connection passes `Link::data` or
+//! `Link::block` — the point where a per-message extension would transform
+//! outgoing payloads.
+
+use std::net::SocketAddr;
+
+use crate::hub::Hub;
+use crate::message::{ConnId, SendStatus};
+use crate::stats::ConnStats;
+use crate::turn::Turn;
+use crate::ws::frame::write_frame;
+use crate::ws::opcode::OpCode;
+
+/// What a connection keeps about itself for its callbacks.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    pub id: ConnId,
+    /// The handler serving it (its index in the app's action list).
+    pub handler: usize,
+    /// The upgrade request's target: the path, and `?query` if there was one.
+    pub target: Box<str>,
+    pub protocol: Option<Box<str>>,
+    /// The verified JWT claims of the upgrade, on a route with JWT auth.
+    pub claims: Option<Box<serde_json::Value>>,
+}
+
+impl ConnInfo {
+    pub fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
+    }
+
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
+}
+
+/// The sending side's state that outlives one callback.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SendFlags {
+    pub close_sent: bool,
+    /// A `send_block` message is unfinished; true if it is text.
+    pub block: Option<bool>,
+    /// A send was dropped for backpressure; `on_drain` is owed.
+    pub over: bool,
+}
+
+/// What a session lends each callback's [`Link`] of itself, in one piece.
+#[derive(Debug)]
+pub(crate) struct LinkSide {
+    pub info: ConnInfo,
+    /// The key of the connection's state in its handler's table
+    /// ([`RELEASED`] once `on_close` has run).
+    pub state: u32,
+    pub flags: SendFlags,
+    pub metrics: ConnStats,
+}
+
+/// A callback's view of its connection: where output goes and what it knows.
+/// Built for every callback, so it is kept to a few words.
+pub(crate) struct Link<'a> {
+    /// The output buffer (`turn.scratch`) and the callback's send budget.
+    pub turn: &'a mut Turn,
+    pub side: &'a mut LinkSide,
+    pub peer: &'a SocketAddr,
+    pub hub: &'a mut Hub,
+    pub headers: Option<&'a [httparse::Header<'a>]>,
+}
+
+impl Link<'_> {
+    /// False (and the connection marked as over) if `frame` more bytes do not fit.
+    /// The output may hold the limit plus one message: a send is refused
+    /// only once the limit is reached, so a message larger than the limit
+    /// still goes out when nothing waits before it.
+    pub(super) fn room_for(&mut self) -> bool {
+        let turn = &*self.turn;
+        if turn.scratch.len().saturating_sub(turn.base) < turn.room {
+            return true;
+        }
+        self.side.flags.over = true;
+        self.hub.stats.limits.backpressure += 1;
+        false
+    }
+
+    pub(super) fn data(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
+        if self.side.flags.close_sent {
+            return SendStatus::Closed;
+        }
+        if self.side.flags.block.is_some() {
+            return SendStatus::Refused;
+        }
+        if !self.room_for() {
+            return SendStatus::Dropped;
+        }
+        write_frame(&mut self.turn.scratch, true, opcode, payload);
+        self.count_out(payload.len());
+        SendStatus::Queued
+    }
+
+    pub(super) fn block(&mut self, text: bool, payload: &[u8], more: bool) -> SendStatus {
+        if self.side.flags.close_sent {
+            return SendStatus::Closed;
+        }
+        if !self.room_for() {
+            return SendStatus::Dropped;
+        }
+        let opcode = match self.side.flags.block {
+            Some(_) => OpCode::Continuation,
+            None if text => OpCode::Text,
+            None => OpCode::Binary,
+        };
+        write_frame(&mut self.turn.scratch, !more, opcode, payload);
+        self.side.metrics.bytes_out += payload.len() as u64;
+        self.hub.stats.bytes_out += payload.len() as u64;
+        if !more {
+            self.side.metrics.messages_out += 1;
+            self.hub.stats.messages_out += 1;
+        }
+        self.side.flags.block = if more {
+            Some(self.side.flags.block.unwrap_or(text))
+        } else {
+            None
+        };
+        SendStatus::Queued
+    }
+
+    pub(super) fn control(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
+        if self.side.flags.close_sent {
+            return SendStatus::Closed;
+        }
+        if payload.len() > 125 {
+            return SendStatus::Refused;
+        }
+        write_frame(&mut self.turn.scratch, true, opcode, payload);
+        SendStatus::Queued
+    }
+
+    /// Counts one message of `bytes` payload sent to this connection.
+    pub fn count_out(&mut self, bytes: usize) {
+        self.side.metrics.messages_out += 1;
+        self.side.metrics.bytes_out += bytes as u64;
+        self.hub.stats.messages_out += 1;
+        self.hub.stats.bytes_out += bytes as u64;
+    }
+}

@@ -1,0 +1,151 @@
+//! A [`Handler`] and the states of its connections, with the state type
+//! erased, so handlers of every kind sit in one list.
+
+use std::any::Any;
+
+use slab::Slab;
+
+use super::{Handler, Link, Upgrade, WebSocket};
+use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::message::{Fragment, Message};
+use crate::user_timers::TimerId;
+use crate::ws::error::WsError;
+
+/// One event for a handler, whatever its state type.
+pub(crate) enum Event<'a> {
+    Open,
+    Message(Message<'a>),
+    Partial(Fragment<'a>),
+    Error(&'a WsError),
+    Close(u16, &'a str),
+    Timer(TimerId),
+    Drain,
+}
+
+/// An upgrade the handler accepted: its state's key and, if it chose one, the subprotocol.
+pub(crate) type Accepted = (u32, Option<String>);
+
+/// The state key of a connection whose `on_close` has run: no state has it.
+pub(crate) const RELEASED: u32 = u32::MAX;
+
+/// A [`Handler`] with its state type erased, so handlers of every kind sit in one list.
+pub(crate) trait AnyHandler {
+    /// Runs `on_upgrade`; an accepted connection's state goes into the table.
+    fn upgrade(&mut self, req: &Request<'_>) -> Result<Accepted, Response>;
+    fn streaming(&self) -> bool;
+    /// Runs the callback for `event` with the state `link.side.state`.
+    fn dispatch(&mut self, link: Link<'_>, event: Event<'_>);
+    /// The state with this key, for the hub's filters.
+    fn state(&self, key: u32) -> Option<&dyn Any>;
+    /// Drops the state with this key: its connection is over.
+    fn release(&mut self, key: u32);
+}
+
+/// A handler and the states of its connections, by key: a callback finds
+/// its state by index, with no type check on the way.
+pub(crate) struct Served<H: Handler> {
+    handler: H,
+    states: Slab<H::State>,
+}
+
+impl<H: Handler> Served<H> {
+    pub fn new(handler: H) -> Served<H> {
+        Served {
+            handler,
+            states: Slab::new(),
+        }
+    }
+
+    /// Files a new connection's state; 503 in the unlikely case that its key
+    /// does not fit a `u32`.
+    fn keep(&mut self, state: H::State) -> Result<u32, Response> {
+        let key = self.states.insert(state);
+        match u32::try_from(key) {
+            Ok(k) if k != RELEASED => Ok(k),
+            _ => {
+                self.states.remove(key);
+                Err(Response::new(503))
+            }
+        }
+    }
+}
+
+impl<H: Handler> AnyHandler for Served<H> {
+    fn upgrade(&mut self, req: &Request<'_>) -> Result<Accepted, Response> {
+        match self.handler.on_upgrade(req) {
+            Upgrade::Accept(state) => Ok((self.keep(state)?, None)),
+            Upgrade::AcceptProtocol(state, protocol) => Ok((self.keep(state)?, Some(protocol))),
+            Upgrade::Reject(response) => Err(response),
+        }
+    }
+
+    fn streaming(&self) -> bool {
+        self.handler.streaming()
+    }
+
+    fn dispatch(&mut self, link: Link<'_>, event: Event<'_>) {
+        let Some(state) = self.states.get_mut(link.side.state as usize) else {
+            return;
+        };
+        let mut ws = WebSocket { state, link };
+        let handler = &mut self.handler;
+        match event {
+            Event::Open => handler.on_open(&mut ws),
+            Event::Message(m) => handler.on_message(&mut ws, m),
+            Event::Partial(f) => handler.on_partial(&mut ws, f),
+            Event::Error(e) => handler.on_error(&mut ws, e),
+            Event::Close(code, reason) => handler.on_close(&mut ws, code, reason),
+            Event::Timer(t) => handler.on_timer(&mut ws, t),
+            Event::Drain => handler.on_drain(&mut ws),
+        }
+    }
+
+    fn state(&self, key: u32) -> Option<&dyn Any> {
+        self.states.get(key as usize).map(|s| s as &dyn Any)
+    }
+
+    fn release(&mut self, key: u32) {
+        self.states.try_remove(key as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter;
+
+    impl Handler for Counter {
+        type State = u32;
+    }
+
+    /// A handler files its connections' states by key: each key finds its
+    /// own state until released, a released key (or `RELEASED`) finds none,
+    /// and keys are reused, so nothing is left behind once all are released.
+    #[test]
+    fn states_are_filed_by_key_until_released() {
+        let mut served = Served::new(Counter);
+        let a = served.keep(7).unwrap();
+        let b = served.keep(9).unwrap();
+        assert_ne!(a, b);
+        let value =
+            |served: &Served<Counter>, key| served.state(key)?.downcast_ref::<u32>().copied();
+        assert_eq!(value(&served, a), Some(7));
+        assert_eq!(value(&served, b), Some(9));
+        served.release(a);
+        assert_eq!(value(&served, a), None);
+        assert_eq!(value(&served, RELEASED), None);
+        served.release(a);
+        assert_eq!(
+            value(&served, b),
+            Some(9),
+            "releasing twice touches no other state"
+        );
+        let c = served.keep(11).unwrap();
+        assert_eq!(c, a, "a released key is used again");
+        served.release(b);
+        served.release(c);
+        assert!(served.states.is_empty());
+    }
+}
