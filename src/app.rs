@@ -10,10 +10,10 @@ use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::{self, FileSite, Refusal, Sink};
-use crate::http::date::format_http_date;
+use crate::http::date::DateCache;
 use crate::http::error::HttpError;
 use crate::http::request::{Head, HeadLimits, Request, Tokens, MAX_HEADERS};
-use crate::http::response::{bodiless, reason, HeadWriter, Response};
+use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
 use crate::hub::{Hub, RoomLimits};
 use crate::message::ConnId;
 use crate::output::FileBody;
@@ -57,53 +57,6 @@ pub(crate) struct Origin {
     pub id: ConnId,
     pub peer: SocketAddr,
     pub now: Instant,
-}
-
-/// The `Date` header value, formatted once per second, and read from the
-/// clock only when a turn of the loop answers an HTTP request (a loop busy
-/// with WebSocket frames never asks).
-#[derive(Debug)]
-pub(crate) struct DateCache {
-    secs: u64,
-    text: String,
-    /// A new turn began since the clock was last read.
-    stale: bool,
-}
-
-impl DateCache {
-    fn new() -> Self {
-        let mut d = DateCache {
-            secs: u64::MAX,
-            text: String::new(),
-            stale: false,
-        };
-        d.update(SystemTime::now());
-        d
-    }
-
-    /// A new turn of the loop: the next response reads the clock again.
-    pub fn expire(&mut self) {
-        self.stale = true;
-    }
-
-    /// Brings the text up to date if the turn changed.
-    fn refresh(&mut self) {
-        if self.stale {
-            self.stale = false;
-            self.update(SystemTime::now());
-        }
-    }
-
-    /// Reformats when the second has changed.
-    fn update(&mut self, now: SystemTime) {
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if secs != self.secs {
-            self.secs = secs;
-            self.text = format_http_date(now);
-        }
-    }
 }
 
 /// How the connection goes on after a response.
@@ -584,38 +537,8 @@ impl App {
     }
 
     fn write_status_page(&self, out: &mut Vec<u8>, page: StatusPage<'_>, close: bool) {
-        let StatusPage {
-            status,
-            header,
-            detail,
-            head_only,
-        } = page;
-        let body = if detail.is_empty() {
-            format!("{status} {}\n", reason(status))
-        } else {
-            format!("{status} {}: {detail}\n", reason(status))
-        };
-        let mut w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
-        w.header("Content-Type", "text/plain; charset=utf-8");
-        if let Some((name, value)) = header {
-            w.header(name, value);
-        }
-        w.finish(Some(body.len() as u64), close);
-        if !head_only {
-            out.extend_from_slice(body.as_bytes());
-        }
+        page.write(out, &self.date.text, &self.config.headers, close);
     }
-}
-
-/// What a plain-text status page says.
-struct StatusPage<'a> {
-    status: u16,
-    /// One extra header (`Allow`, `WWW-Authenticate`, …).
-    header: Option<(&'a str, &'a str)>,
-    /// Said after the reason phrase, when not empty.
-    detail: &'a str,
-    /// A HEAD request: the head only.
-    head_only: bool,
 }
 
 /// The client's offered subprotocol equal to `protocol`, borrowed from the request.

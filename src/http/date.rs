@@ -292,6 +292,53 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
+/// The `Date` header value, formatted once per second, and read from the
+/// clock only when a turn of the loop answers an HTTP request (a loop busy
+/// with WebSocket frames never asks).
+#[derive(Debug)]
+pub(crate) struct DateCache {
+    secs: u64,
+    pub text: String,
+    /// A new turn began since the clock was last read.
+    stale: bool,
+}
+
+impl DateCache {
+    pub fn new() -> Self {
+        let mut d = DateCache {
+            secs: u64::MAX,
+            text: String::new(),
+            stale: false,
+        };
+        d.update(SystemTime::now());
+        d
+    }
+
+    /// A new turn of the loop: the next response reads the clock again.
+    pub fn expire(&mut self) {
+        self.stale = true;
+    }
+
+    /// Brings the text up to date if the turn changed.
+    pub fn refresh(&mut self) {
+        if self.stale {
+            self.stale = false;
+            self.update(SystemTime::now());
+        }
+    }
+
+    /// Reformats when the second has changed.
+    fn update(&mut self, now: SystemTime) {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs != self.secs {
+            self.secs = secs;
+            self.text = format_http_date(now);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

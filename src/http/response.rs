@@ -222,6 +222,44 @@ impl<'o> HeadWriter<'o> {
     }
 }
 
+/// What a plain-text status page says.
+pub(crate) struct StatusPage<'a> {
+    pub status: u16,
+    /// One extra header (`Allow`, `WWW-Authenticate`, …).
+    pub header: Option<(&'a str, &'a str)>,
+    /// Said after the reason phrase, when not empty.
+    pub detail: &'a str,
+    /// A HEAD request: the head only.
+    pub head_only: bool,
+}
+
+impl StatusPage<'_> {
+    /// Writes the page: a plain-text body naming the status (and the
+    /// detail), with the configured extra headers.
+    pub fn write(self, out: &mut Vec<u8>, date: &str, extra: &[(String, String)], close: bool) {
+        let StatusPage {
+            status,
+            header,
+            detail,
+            head_only,
+        } = self;
+        let body = if detail.is_empty() {
+            format!("{status} {}\n", reason(status))
+        } else {
+            format!("{status} {}: {detail}\n", reason(status))
+        };
+        let mut w = HeadWriter::start(out, status, date, extra);
+        w.header("Content-Type", "text/plain; charset=utf-8");
+        if let Some((name, value)) = header {
+            w.header(name, value);
+        }
+        w.finish(Some(body.len() as u64), close);
+        if !head_only {
+            out.extend_from_slice(body.as_bytes());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
