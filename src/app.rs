@@ -10,7 +10,7 @@ use crate::conn::Turn;
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
-use crate::files::{self, FileSite, Refusal, Sink};
+use crate::files::{self, FileSite, Sink};
 use crate::handler::{AnyHandler, ConnId, ConnInfo};
 use crate::http::date::format_http_date;
 use crate::http::error::HttpError;
@@ -337,7 +337,7 @@ impl App {
                 close: sink.close,
                 upgrade: None,
             },
-            Err(Refusal::Status(status)) => self.status_page(head, out, status, close, None),
+            Err(e) => self.status_page(head, out, e.status(), close, None),
         }
     }
 
@@ -396,7 +396,8 @@ impl App {
         let accepted = match upgrade::check(head, &supported, &self.config.web_sockets.origins) {
             Ok(accepted) => accepted,
             Err(refused) => {
-                return self.refuse_upgrade(out, refused.status, refused.header, refused.reason)
+                let (status, reason) = (refused.error().status(), refused.to_string());
+                return self.refuse_upgrade(out, status, refused.header(), &reason);
             }
         };
         let chosen = candidates
