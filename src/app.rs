@@ -9,7 +9,7 @@ use crate::config::{Config, HandlerKind};
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
-use crate::files::{self, FileSite, Refusal, Sink};
+use crate::files::{self, FileSite, Sink};
 use crate::http::date::DateCache;
 use crate::http::error::HttpError;
 use crate::http::request::{Head, HeadLimits, Request, Tokens, MAX_HEADERS};
@@ -291,7 +291,7 @@ impl App {
                 close: sink.close,
                 upgrade: None,
             },
-            Err(Refusal::Status(status)) => self.status_page(head, out, status, close, None),
+            Err(e) => self.status_page(head, out, e.status(), close, None),
         }
     }
 
@@ -350,7 +350,8 @@ impl App {
         let accepted = match upgrade::check(head, &supported, &self.config.web_sockets.origins) {
             Ok(accepted) => accepted,
             Err(refused) => {
-                return self.refuse_upgrade(out, refused.status, refused.header, refused.reason)
+                let (status, reason) = (refused.error().status(), refused.to_string());
+                return self.refuse_upgrade(out, status, refused.header(), &reason);
             }
         };
         let chosen = candidates

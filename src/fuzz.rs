@@ -109,7 +109,7 @@ pub fn handshake(data: &[u8]) {
                 assert!(protocols.iter().any(|s| s == p), "unoffered {p:?}");
             }
         }
-        Err(refused) => assert!(matches!(refused.status, 400 | 403 | 405 | 426)),
+        Err(refused) => assert!(matches!(refused.error().status(), 400 | 403 | 405 | 426)),
     }
 }
 

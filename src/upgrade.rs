@@ -1,8 +1,11 @@
 //! The HTTP side of the WebSocket opening handshake (RFC 6455 §4.2): is this
 //! request a valid upgrade, and what do we answer?
 
-use crate::http::request::{find_header, Framing, Head, Tokens};
-use crate::ws::handshake::{accept_key, select_protocol, valid_key};
+use std::fmt;
+
+use crate::http::error::HttpError;
+use crate::http::request::{find_header, trim, Framing, Head, Tokens};
+use crate::ws::handshake::{accept_key, select_protocol, valid_key, HandshakeError};
 
 /// A request the server will upgrade.
 #[derive(Debug, PartialEq, Eq)]
@@ -13,19 +16,71 @@ pub(crate) struct Accepted<'h> {
     pub protocol: Option<&'h str>,
 }
 
-/// Why an upgrade was refused: a status, maybe a header, and a one-line reason.
+/// Why an upgrade was refused. Each prints as its one-line reason, said on
+/// the refusal page after the status that [`Refused::error`] gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Refused {
-    pub status: u16,
-    pub header: Option<(&'static str, &'static str)>,
-    pub reason: &'static str,
+pub(crate) enum Refused {
+    /// Not a GET (405, with `Allow: GET`).
+    NotGet,
+    /// No `Upgrade: websocket` or no `Connection: Upgrade` (426, with `Upgrade: websocket`).
+    NotAnUpgrade,
+    /// An `Origin` outside `webSockets.origins` (403).
+    Origin,
+    /// HTTP/1.0 (400).
+    OldHttp,
+    /// A request body (400).
+    Body,
+    /// No `Sec-WebSocket-Version` (400).
+    NoVersion,
+    /// A version other than 13 (426, with `Sec-WebSocket-Version: 13`).
+    Version,
+    /// No `Sec-WebSocket-Key`, more than one, or not 16 bytes of base64 (400).
+    Key,
+    /// A subprotocol offer the server cannot take (400).
+    Protocol(HandshakeError),
 }
 
-const fn refuse(status: u16, reason: &'static str) -> Refused {
-    Refused {
-        status,
-        header: None,
-        reason,
+impl Refused {
+    /// The HTTP refusal this is, which gives the status.
+    pub fn error(self) -> HttpError {
+        match self {
+            Refused::NotGet => HttpError::MethodNotAllowed,
+            Refused::NotAnUpgrade | Refused::Version => HttpError::UpgradeRequired,
+            Refused::Origin => HttpError::Forbidden,
+            Refused::OldHttp
+            | Refused::Body
+            | Refused::NoVersion
+            | Refused::Key
+            | Refused::Protocol(_) => HttpError::BadUpgrade,
+        }
+    }
+
+    /// The header the refusal carries, if any: what the client should send instead.
+    pub fn header(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Refused::NotGet => Some(("Allow", "GET")),
+            Refused::NotAnUpgrade => Some(("Upgrade", "websocket")),
+            Refused::Version => Some(("Sec-WebSocket-Version", "13")),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refused::NotGet => "a WebSocket upgrade must be a GET",
+            Refused::NotAnUpgrade => {
+                "this resource is a WebSocket: send Upgrade: websocket and Connection: Upgrade"
+            }
+            Refused::Origin => "this Origin may not open a WebSocket here",
+            Refused::OldHttp => "a WebSocket upgrade needs HTTP/1.1",
+            Refused::Body => "a WebSocket upgrade must not have a body",
+            Refused::NoVersion => "missing Sec-WebSocket-Version",
+            Refused::Version => "only WebSocket version 13 is supported",
+            Refused::Key => "missing or invalid Sec-WebSocket-Key",
+            Refused::Protocol(e) => return e.fmt(f),
+        })
     }
 }
 
@@ -38,40 +93,26 @@ pub(crate) fn check<'h>(
     origins: &[String],
 ) -> Result<Accepted<'h>, Refused> {
     if head.method != "GET" {
-        return Err(Refused {
-            header: Some(("Allow", "GET")),
-            ..refuse(405, "a WebSocket upgrade must be a GET")
-        });
+        return Err(Refused::NotGet);
     }
     let upgrade = Tokens::of(head.headers, "upgrade").has("websocket");
     let connection = Tokens::of(head.headers, "connection").has("upgrade");
     if !upgrade || !connection {
-        return Err(Refused {
-            header: Some(("Upgrade", "websocket")),
-            ..refuse(
-                426,
-                "this resource is a WebSocket: send Upgrade: websocket and Connection: Upgrade",
-            )
-        });
+        return Err(Refused::NotAnUpgrade);
     }
     if !origin_allowed(head, origins) {
-        return Err(refuse(403, "this Origin may not open a WebSocket here"));
+        return Err(Refused::Origin);
     }
     if head.minor < 1 {
-        return Err(refuse(400, "a WebSocket upgrade needs HTTP/1.1"));
+        return Err(Refused::OldHttp);
     }
     if head.framing != Framing::None {
-        return Err(refuse(400, "a WebSocket upgrade must not have a body"));
+        return Err(Refused::Body);
     }
-    match find_header(head.headers, "sec-websocket-version").map(crate::http::request::trim) {
-        None => return Err(refuse(400, "missing Sec-WebSocket-Version")),
+    match find_header(head.headers, "sec-websocket-version").map(trim) {
+        None => return Err(Refused::NoVersion),
         Some(b"13") => {}
-        Some(_) => {
-            return Err(Refused {
-                header: Some(("Sec-WebSocket-Version", "13")),
-                ..refuse(426, "only WebSocket version 13 is supported")
-            })
-        }
+        Some(_) => return Err(Refused::Version),
     }
     let mut keys = head
         .headers
@@ -79,17 +120,10 @@ pub(crate) fn check<'h>(
         .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"));
     let key = match (keys.next(), keys.next()) {
         (Some(k), None) if valid_key(k.value) => k.value,
-        _ => return Err(refuse(400, "missing or invalid Sec-WebSocket-Key")),
+        _ => return Err(Refused::Key),
     };
     let offered = Tokens::of(head.headers, "sec-websocket-protocol");
-    let protocol = select_protocol(offered.iter(), protocols).map_err(|e| match e {
-        crate::ws::handshake::HandshakeError::TooManyProtocols => {
-            refuse(400, "too many WebSocket subprotocols offered")
-        }
-        crate::ws::handshake::HandshakeError::NoCommonProtocol => {
-            refuse(400, "no offered WebSocket subprotocol is supported")
-        }
-    })?;
+    let protocol = select_protocol(offered.iter(), protocols).map_err(Refused::Protocol)?;
     Ok(Accepted {
         accept: accept_key(key),
         protocol,
@@ -104,7 +138,7 @@ fn origin_allowed(head: &Head<'_>, origins: &[String]) -> bool {
         return true;
     }
     find_header(head.headers, "origin").is_none_or(|origin| {
-        let origin = crate::http::request::trim(origin);
+        let origin = trim(origin);
         origins
             .iter()
             .any(|o| o.as_bytes().eq_ignore_ascii_case(origin))
@@ -140,7 +174,7 @@ mod tests {
         let protocols: Vec<String> = protocols.iter().map(|p| p.to_string()).collect();
         check(&head, &protocols, &[])
             .map(|a| (a.accept, a.protocol.map(str::to_string)))
-            .map_err(|r| (r.status, r.header.map(|h| h.1)))
+            .map_err(|r| (r.error().status(), r.header().map(|h| h.1)))
     }
 
     #[test]
@@ -212,6 +246,84 @@ mod tests {
     }
 
     #[test]
+    fn refusals_keep_their_reasons_and_headers() {
+        // The refusal, its status, its extra header and its reason.
+        type Case = (
+            Refused,
+            u16,
+            Option<(&'static str, &'static str)>,
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (
+                Refused::NotGet,
+                405,
+                Some(("Allow", "GET")),
+                "a WebSocket upgrade must be a GET",
+            ),
+            (
+                Refused::NotAnUpgrade,
+                426,
+                Some(("Upgrade", "websocket")),
+                "this resource is a WebSocket: send Upgrade: websocket and Connection: Upgrade",
+            ),
+            (
+                Refused::Origin,
+                403,
+                None,
+                "this Origin may not open a WebSocket here",
+            ),
+            (
+                Refused::OldHttp,
+                400,
+                None,
+                "a WebSocket upgrade needs HTTP/1.1",
+            ),
+            (
+                Refused::Body,
+                400,
+                None,
+                "a WebSocket upgrade must not have a body",
+            ),
+            (
+                Refused::NoVersion,
+                400,
+                None,
+                "missing Sec-WebSocket-Version",
+            ),
+            (
+                Refused::Version,
+                426,
+                Some(("Sec-WebSocket-Version", "13")),
+                "only WebSocket version 13 is supported",
+            ),
+            (
+                Refused::Key,
+                400,
+                None,
+                "missing or invalid Sec-WebSocket-Key",
+            ),
+            (
+                Refused::Protocol(HandshakeError::TooManyProtocols),
+                400,
+                None,
+                "too many WebSocket subprotocols offered",
+            ),
+            (
+                Refused::Protocol(HandshakeError::NoCommonProtocol),
+                400,
+                None,
+                "no offered WebSocket subprotocol is supported",
+            ),
+        ];
+        for &(refused, status, header, reason) in cases {
+            assert_eq!(refused.error().status(), status, "{refused:?}");
+            assert_eq!(refused.header(), header, "{refused:?}");
+            assert_eq!(refused.to_string(), reason);
+        }
+    }
+
+    #[test]
     fn origins_outside_the_list_are_403() {
         let origins = vec!["https://device.example".to_string()];
         let with = |origin: &str| {
@@ -222,7 +334,7 @@ mod tests {
                 .unwrap();
             check(&head, &[], &origins)
                 .map(|_| ())
-                .map_err(|r| r.status)
+                .map_err(|r| r.error().status())
         };
         assert_eq!(with("https://device.example"), Ok(()));
         assert_eq!(

@@ -16,6 +16,7 @@ use crate::http::conditional::{
     if_range_holds, match_strong, modified_since, none_match, not_modified_since,
 };
 use crate::http::encoding::{choose_encoding, Encoding};
+use crate::http::error::HttpError;
 use crate::http::range::{parse_range, ByteRange, Multipart, RangeRequest};
 use crate::http::request::Head;
 use crate::http::response::HeadWriter;
@@ -23,7 +24,7 @@ use crate::output::{FileBody, Segment};
 pub(crate) use cache::Documents;
 use cache::{Found, OpenFile};
 use mime::MimeTable;
-use path::{normalize, PathError};
+use path::normalize;
 
 /// Files up to this size are read whole into the response; larger ones stream.
 pub(crate) const INLINE_LIMIT: u64 = 64 * 1024;
@@ -48,46 +49,34 @@ pub(crate) struct Sink<'o> {
     pub close: bool,
 }
 
-/// An error response the caller writes in its generic form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    Status(u16),
-}
-
 /// Serves a GET or HEAD for a file route.
+///
+/// An `Err` is an error response the caller writes in its generic form; the
+/// connection stays open.
 pub(crate) fn serve(
     site: &FileSite<'_>,
     head: &Head<'_>,
     sink: &mut Sink<'_>,
-) -> Result<(), Refusal> {
-    let (relative, trailing_slash) = normalize(head.path).map_err(refusal)?;
+) -> Result<(), HttpError> {
+    let (relative, trailing_slash) = normalize(head.path)?;
     if trailing_slash {
         let index = join(&relative, site.index);
         // The common case first: an index file served before, checked with one stat.
         if let Some(file) = site.docs.cached(&index) {
             return serve_file(site, head, &index, file, sink);
         }
-        return match site.docs.find(&relative).map_err(refusal)? {
-            Found::File(_) => Err(Refusal::Status(404)),
-            Found::Dir => match site.docs.find(&index).map_err(refusal)? {
+        return match site.docs.find(&relative)? {
+            Found::File(_) => Err(HttpError::NotFound),
+            Found::Dir => match site.docs.find(&index)? {
                 Found::File(file) => serve_file(site, head, &index, file, sink),
-                Found::Dir => Err(Refusal::Status(404)),
+                Found::Dir => Err(HttpError::NotFound),
             },
         };
     }
-    match site.docs.find(&relative).map_err(refusal)? {
+    match site.docs.find(&relative)? {
         Found::File(file) => serve_file(site, head, &relative, file, sink),
         Found::Dir => redirect_to_slash(head, sink),
     }
-}
-
-fn refusal(e: PathError) -> Refusal {
-    Refusal::Status(match e {
-        PathError::BadRequest => 400,
-        PathError::NotFound => 404,
-        PathError::Forbidden => 403,
-        PathError::Unavailable => 503,
-    })
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -99,7 +88,7 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// A directory asked for without its slash: 301 to `path/`, keeping the query.
-fn redirect_to_slash(head: &Head<'_>, sink: &mut Sink<'_>) -> Result<(), Refusal> {
+fn redirect_to_slash(head: &Head<'_>, sink: &mut Sink<'_>) -> Result<(), HttpError> {
     // One leading slash only: `//host` in a Location is another site (open redirect).
     let path = head.path.trim_start_matches('/');
     let mut location = String::with_capacity(path.len() + head.query.len() + 3);
@@ -128,7 +117,7 @@ fn serve_file(
     relative: &str,
     found: Rc<OpenFile>,
     sink: &mut Sink<'_>,
-) -> Result<(), Refusal> {
+) -> Result<(), HttpError> {
     let content_type = site.mime.for_path(relative);
     let chosen = choose_variant(site, head, relative, found);
     let open = &*chosen.file;
@@ -142,7 +131,7 @@ fn serve_file(
         max_age: site.route.cache_max_age.map(|d| d.as_secs()),
     };
     if precondition_failed(head, etag, mtime) {
-        return Err(Refusal::Status(412));
+        return Err(HttpError::PreconditionFailed);
     }
     if not_modified(head, etag, mtime) {
         let mut w = HeadWriter::start(sink.out, 304, sink.date, sink.extra);
@@ -313,7 +302,7 @@ fn body_range(
     r: ByteRange,
     size: u64,
     sink: &mut Sink<'_>,
-) -> Result<(), Refusal> {
+) -> Result<(), HttpError> {
     if size == 0 {
         return Ok(());
     }
@@ -332,7 +321,7 @@ fn body_range(
     sink.out.resize(start + len as usize, 0);
     if file.read_exact_at(&mut sink.out[start..], r.start).is_err() {
         // The file shrank between stat and read; the caller takes the head back and answers 500.
-        return Err(Refusal::Status(500));
+        return Err(HttpError::Internal);
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+use crate::http::error::HttpError;
+
 /// Why a request path cannot be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PathError {
@@ -33,6 +35,17 @@ pub(crate) enum PathError {
     Forbidden,
     /// The server cannot open it now, say for want of file descriptors (503).
     Unavailable,
+}
+
+impl From<PathError> for HttpError {
+    fn from(e: PathError) -> HttpError {
+        match e {
+            PathError::BadRequest => HttpError::BadTarget,
+            PathError::NotFound => HttpError::NotFound,
+            PathError::Forbidden => HttpError::Forbidden,
+            PathError::Unavailable => HttpError::Unavailable,
+        }
+    }
 }
 
 /// Percent-decodes, checks and lexically normalizes a request path.

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::date::parse_http_date;
+use super::request::{trim, trim_start};
 
 /// A strong entity-tag for a file, quoted: `"<ino>-<size>-<mtime ns>"`, all in
 /// lowercase hex.
@@ -168,25 +169,6 @@ fn trim_start_list(v: &[u8]) -> &[u8] {
         .position(|&b| !matches!(b, b' ' | b'\t' | b','))
         .unwrap_or(v.len());
     &v[start..]
-}
-
-/// `v` without leading spaces and tabs.
-fn trim_start(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(v.len());
-    &v[start..]
-}
-
-/// `v` without leading and trailing spaces and tabs.
-fn trim(v: &[u8]) -> &[u8] {
-    let v = trim_start(v);
-    let end = v
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(0, |i| i + 1);
-    &v[..end]
 }
 
 #[cfg(test)]

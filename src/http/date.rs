@@ -6,6 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::request::trim;
+
 /// Seconds in one civil day.
 const SECS_PER_DAY: i64 = 86_400;
 /// Days in one 400-year Gregorian cycle.
@@ -282,14 +284,6 @@ fn digits(v: &[u8]) -> Option<u32> {
     v.iter().try_fold(0u32, |acc, &b| {
         b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
     })
-}
-
-/// `v` without leading and trailing spaces and tabs.
-fn trim(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 /// The `Date` header value, formatted once per second, and read from the

@@ -1,5 +1,7 @@
 //! Choosing a precompressed variant from Accept-Encoding (RFC 9110 §12.5.3).
 
+use super::request::trim;
+
 /// A content coding we can serve: the file itself or a precompressed sibling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Encoding {
@@ -153,14 +155,6 @@ fn qvalue(v: &[u8]) -> Option<u16> {
 /// Whether `b` is a token character (RFC 9110 §5.6.2).
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `v` without leading and trailing spaces and tabs.
-fn trim(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 #[cfg(test)]

@@ -2,10 +2,14 @@
 
 use std::fmt;
 
-/// A request the server refuses before any handler sees it.
+/// A request the server refuses: before any handler sees it, or because the
+/// file or WebSocket it asks for cannot be served.
 ///
-/// Every variant maps to one HTTP status; after most of them the stream can no
-/// longer be trusted, so the connection closes once the answer is written.
+/// Every variant maps to one HTTP status. After a parse error (`Malformed` to
+/// `Busy`) the stream can no longer be trusted, so the connection closes once
+/// the answer is written; a refused file (`NotFound`, `Forbidden`,
+/// `PreconditionFailed`, `Internal`, `Unavailable`) leaves it open, and a
+/// refused WebSocket upgrade closes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpError {
     /// The request line or a header is not valid HTTP/1.x.
@@ -38,6 +42,24 @@ pub enum HttpError {
     Timeout,
     /// `limits.connections` are open already.
     Busy,
+    /// Nothing servable is at the path, or what is there must not be revealed.
+    NotFound,
+    /// The server may not read the file, or the `Origin` may not open a WebSocket.
+    Forbidden,
+    /// The method is not one the resource allows (a WebSocket upgrade must be a GET).
+    MethodNotAllowed,
+    /// `If-Match` or `If-Unmodified-Since` does not hold for the file.
+    PreconditionFailed,
+    /// A WebSocket resource asked for without `Upgrade: websocket`, or with an
+    /// unsupported `Sec-WebSocket-Version`.
+    UpgradeRequired,
+    /// A WebSocket upgrade that breaks RFC 6455 §4.2.1 (HTTP/1.0, a body, a bad
+    /// key or version header, no acceptable subprotocol).
+    BadUpgrade,
+    /// The server failed to produce the response (say, a file shrank while read).
+    Internal,
+    /// The resource cannot be opened now, say for want of file descriptors.
+    Unavailable,
 }
 
 impl HttpError {
@@ -49,7 +71,8 @@ impl HttpError {
             | HttpError::BadHost
             | HttpError::BadContentLength
             | HttpError::AmbiguousLength
-            | HttpError::BadChunk => 400,
+            | HttpError::BadChunk
+            | HttpError::BadUpgrade => 400,
             HttpError::UnsupportedTransferEncoding | HttpError::UnknownMethod => 501,
             HttpError::UnsupportedExpectation => 417,
             HttpError::UnsupportedVersion => 505,
@@ -57,7 +80,13 @@ impl HttpError {
             HttpError::HeadTooLarge => 431,
             HttpError::BodyTooLarge => 413,
             HttpError::Timeout => 408,
-            HttpError::Busy => 503,
+            HttpError::Busy | HttpError::Unavailable => 503,
+            HttpError::NotFound => 404,
+            HttpError::Forbidden => 403,
+            HttpError::MethodNotAllowed => 405,
+            HttpError::PreconditionFailed => 412,
+            HttpError::UpgradeRequired => 426,
+            HttpError::Internal => 500,
         }
     }
 }
@@ -80,8 +109,40 @@ impl fmt::Display for HttpError {
             HttpError::BodyTooLarge => "request body too large",
             HttpError::Timeout => "request not received in time",
             HttpError::Busy => "too many connections",
+            HttpError::NotFound => "nothing to serve at this path",
+            HttpError::Forbidden => "access forbidden",
+            HttpError::MethodNotAllowed => "method not allowed here",
+            HttpError::PreconditionFailed => "precondition failed",
+            HttpError::UpgradeRequired => "a WebSocket upgrade is required",
+            HttpError::BadUpgrade => "invalid WebSocket upgrade request",
+            HttpError::Internal => "internal server error",
+            HttpError::Unavailable => "temporarily unavailable",
         })
     }
 }
 
 impl std::error::Error for HttpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_upgrade_refusals_have_their_statuses() {
+        let cases = [
+            (HttpError::NotFound, 404),
+            (HttpError::Forbidden, 403),
+            (HttpError::MethodNotAllowed, 405),
+            (HttpError::PreconditionFailed, 412),
+            (HttpError::UpgradeRequired, 426),
+            (HttpError::BadUpgrade, 400),
+            (HttpError::Internal, 500),
+            (HttpError::Unavailable, 503),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status(), status, "{err:?}");
+            let msg = err.to_string();
+            assert!(!msg.is_empty() && !msg.contains('\n'), "{err:?}: {msg:?}");
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! Range requests (RFC 9110 §14): parsing `Range: bytes=...` and laying out
 //! `multipart/byteranges` bodies.
 
+use super::request::trim;
+
 /// An inclusive span of bytes, `start..=end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ByteRange {
@@ -148,14 +150,6 @@ fn number(v: &[u8]) -> Option<u64> {
         }
         acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
-}
-
-/// `v` without leading and trailing spaces and tabs.
-fn trim(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 /// The layout of a `multipart/byteranges` body (RFC 9110 §14.6).

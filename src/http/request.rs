@@ -286,17 +286,24 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
     })
 }
 
+/// Whether `b` is optional whitespace: SP or HTAB (RFC 9110 §5.6.3 OWS).
+fn is_ows(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+/// Strips optional whitespace (SP / HTAB) from the start.
+pub(crate) fn trim_start(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
+    &s[start..]
+}
+
 /// Strips optional whitespace (SP / HTAB) from both ends.
+///
+/// The one trim of header values: every HTTP and WebSocket parser calls it.
 pub(crate) fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |p| p + 1);
-    &s[start..end]
+    let s = trim_start(s);
+    let end = s.iter().rposition(|b| !is_ows(b)).map_or(0, |p| p + 1);
+    &s[..end]
 }
 
 /// The comma-separated tokens of every header with one name.

@@ -9,6 +9,8 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
+use crate::http::request::trim;
+
 /// Appended to the client's key before hashing (§1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -86,17 +88,6 @@ pub(crate) fn select_protocol<'a>(
 fn supported_token<'a>(token: &'a [u8], supported: &[String]) -> Option<&'a str> {
     let token = std::str::from_utf8(token).ok()?;
     supported.iter().any(|p| p == token).then_some(token)
-}
-
-/// Strips the optional whitespace (spaces and tabs) around a header value.
-fn trim(value: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |i| i + 1);
-    &value[start..end]
 }
 
 #[cfg(test)]
