@@ -1,8 +1,7 @@
 //! What the server answers: one complete request in, one response written out.
 
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::auth;
 use crate::config::{Config, HandlerKind};
@@ -12,16 +11,15 @@ use crate::files::path::normalize;
 use crate::files::{self, FileSite, Sink};
 use crate::http::date::DateCache;
 use crate::http::error::HttpError;
-use crate::http::request::{Head, HeadLimits, Request, Tokens, MAX_HEADERS};
+use crate::http::request::{Head, HeadLimits, Request, MAX_HEADERS};
 use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
 use crate::hub::{Hub, RoomLimits};
-use crate::message::ConnId;
+use crate::message::Origin;
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, Route, Routes};
-use crate::session::{Session, Step};
-use crate::turn::Turn;
-use crate::upgrade;
-use crate::ws_api::{AnyHandler, ConnInfo};
+use crate::session::Session;
+use crate::upgrade::{self, Upgraded};
+use crate::ws_api::AnyHandler;
 
 /// A registered HTTP action handler.
 pub(crate) type ActionFn = Box<dyn FnMut(&Request<'_>) -> Response>;
@@ -49,14 +47,6 @@ struct Incoming<'r, 'h> {
     body: &'r [u8],
     claims: Option<&'r serde_json::Value>,
     origin: Origin,
-}
-
-/// Who a request came from, for handlers that want to know.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin {
-    pub id: ConnId,
-    pub peer: SocketAddr,
-    pub now: Instant,
 }
 
 /// How the connection goes on after a response.
@@ -329,142 +319,50 @@ impl App {
         }
     }
 
-    /// The WebSocket handshake: 101 and `on_open`, or a refusal that closes the connection.
+    /// The WebSocket handshake (`upgrade.rs`): 101 and `on_open`, or a
+    /// refusal that closes the connection.
     ///
     /// `first` is the first handler registered on the matching prefix; every
     /// handler on that same prefix is a candidate, selected by subprotocol.
     fn upgrade(&mut self, first: usize, incoming: Incoming<'_, '_>, out: &mut Vec<u8>) -> Handled {
-        let Incoming {
-            head,
-            claims,
-            origin,
-            ..
-        } = incoming;
-        let candidates = self.candidates(first);
-        let mut supported = self.config.web_sockets.protocols.clone();
-        supported.extend(
-            candidates
-                .iter()
-                .filter_map(|&(_, p)| p.map(str::to_string)),
-        );
-        let accepted = match upgrade::check(head, &supported, &self.config.web_sockets.origins) {
-            Ok(accepted) => accepted,
-            Err(refused) => {
-                let (status, reason) = (refused.error().status(), refused.to_string());
-                return self.refuse_upgrade(out, status, refused.header(), &reason);
-            }
+        let request = upgrade::Upgrading {
+            head: incoming.head,
+            claims: incoming.claims,
+            origin: incoming.origin,
         };
-        let chosen = candidates
-            .iter()
-            .find(|(_, p)| p.is_some() && *p == accepted.protocol)
-            .or_else(|| candidates.iter().find(|(_, p)| p.is_none()));
-        let Some(&(socket, _)) = chosen else {
-            return self.refuse_upgrade(
-                out,
-                400,
-                None,
-                "a WebSocket subprotocol this path speaks is required",
-            );
+        let candidates = candidates(&self.actions, first);
+        let lent = upgrade::Lent {
+            sockets: &mut self.sockets,
+            config: &self.config,
+            hub: &mut self.hub,
+            date: &self.date.text,
         };
-        let Some(handler) = self.sockets.get_mut(socket) else {
-            return Handled::response(true);
-        };
-        let request = Request::new(head, &[], origin.peer, &self.hub.stats).with_claims(claims);
-        let verdict = catch_unwind(AssertUnwindSafe(|| handler.upgrade(&request)));
-        let (state, protocol) = match verdict {
-            Ok(Ok((state, None))) => (state, accepted.protocol),
-            Ok(Ok((state, Some(p)))) => match offered_token(head, &p) {
-                Some(token) => (state, Some(token)),
-                None => {
-                    handler.release(state);
-                    return self.refuse_upgrade(
-                        out,
-                        500,
-                        None,
-                        "the handler chose a subprotocol the client did not offer",
-                    );
-                }
+        match upgrade::upgrade(request, &candidates, lent, out) {
+            Upgraded::Open { session, close } => Handled {
+                file: None,
+                close,
+                upgrade: Some(session),
             },
-            Err(_) => return self.refuse_upgrade(out, 500, None, "the upgrade handler failed"),
-            Ok(Err(response)) => {
+            Upgraded::Refused(refused) => {
                 self.hub.stats.upgrades_rejected += 1;
-                return self.write_response(&response, false, out, true);
+                if refused.error() == HttpError::Forbidden {
+                    self.hub.stats.limits.auth += 1;
+                }
+                let reason = refused.to_string();
+                let page = StatusPage {
+                    status: refused.error().status(),
+                    header: refused.header(),
+                    detail: &reason,
+                    head_only: false,
+                };
+                self.write_status_page(out, page, true);
+                Handled::response(true)
             }
-        };
-        let mut w = HeadWriter::start(out, 101, &self.date.text, &self.config.headers);
-        w.header("Upgrade", "websocket");
-        w.header("Connection", "Upgrade");
-        w.header("Sec-WebSocket-Accept", &accepted.accept);
-        if let Some(protocol) = protocol {
-            w.header("Sec-WebSocket-Protocol", protocol);
+            Upgraded::Rejected(response) => {
+                self.hub.stats.upgrades_rejected += 1;
+                self.write_response(&response, false, out, true)
+            }
         }
-        w.finish(None, false);
-        let target = if head.query.is_empty() {
-            head.path.into()
-        } else {
-            format!("{}?{}", head.path, head.query).into()
-        };
-        let info = ConnInfo {
-            id: origin.id,
-            handler: socket,
-            target,
-            protocol: protocol.map(Into::into),
-            claims: claims.map(|c| Box::new(c.clone())),
-        };
-        let Some((handler, config, hub)) = self.socket(socket) else {
-            return Handled::response(true);
-        };
-        hub.add_socket(origin.id, socket);
-        let mut session = Session::new(state, handler.streaming(), info, config, origin.now);
-        // The 101 is in `out`; on_open's sends go after it.
-        let mut turn = Turn::lend(std::mem::take(out), origin.now);
-        turn.room = config.web_sockets.max_backpressure;
-        let flow = session.open(
-            Step::new(handler, config, hub, &mut turn, &origin.peer),
-            head.headers,
-        );
-        *out = turn.scratch;
-        Handled {
-            file: None,
-            close: flow == crate::session::Flow::Close,
-            upgrade: Some(Box::new(session)),
-        }
-    }
-
-    /// The WebSocket handlers (by index in `sockets`) registered on the
-    /// same prefix as the action at `first`, with their subprotocols.
-    fn candidates(&self, first: usize) -> Vec<(usize, Option<&str>)> {
-        let prefix = &self.actions[first].prefix;
-        self.actions
-            .iter()
-            .filter(|a| &a.prefix == prefix)
-            .filter_map(|a| match &a.endpoint {
-                Endpoint::Socket { socket, protocol } => Some((*socket, protocol.as_deref())),
-                Endpoint::Http(_) => None,
-            })
-            .collect()
-    }
-
-    /// Answers a refused upgrade; the connection closes after it.
-    fn refuse_upgrade(
-        &mut self,
-        out: &mut Vec<u8>,
-        status: u16,
-        header: Option<(&str, &str)>,
-        reason: &str,
-    ) -> Handled {
-        self.hub.stats.upgrades_rejected += 1;
-        if status == 403 {
-            self.hub.stats.limits.auth += 1;
-        }
-        let page = StatusPage {
-            status,
-            header,
-            detail: reason,
-            head_only: false,
-        };
-        self.write_status_page(out, page, true);
-        Handled::response(true)
     }
 
     /// Writes a handler's response.
@@ -542,12 +440,18 @@ impl App {
     }
 }
 
-/// The client's offered subprotocol equal to `protocol`, borrowed from the request.
-fn offered_token<'h>(head: &Head<'h>, protocol: &str) -> Option<&'h str> {
-    Tokens::of(head.headers, "sec-websocket-protocol")
+/// The WebSocket handlers (by index in `sockets`) registered on the
+/// same prefix as the action at `first`, with their subprotocols.
+fn candidates(actions: &[Action], first: usize) -> Vec<(usize, Option<&str>)> {
+    let prefix = &actions[first].prefix;
+    actions
         .iter()
-        .find(|t| *t == protocol.as_bytes())
-        .and_then(|t| std::str::from_utf8(t).ok())
+        .filter(|a| &a.prefix == prefix)
+        .filter_map(|a| match &a.endpoint {
+            Endpoint::Socket { socket, protocol } => Some((*socket, protocol.as_deref())),
+            Endpoint::Http(_) => None,
+        })
+        .collect()
 }
 
 /// The path routes are matched against: decoded and normalised, so `/%61pi/` and

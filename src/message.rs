@@ -2,6 +2,8 @@
 //! message, a streamed piece of one, and what became of a send.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 /// A whole message, borrowed: no copy is made to hand it to you.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,4 +75,12 @@ pub enum SendStatus {
     /// Not sent: the connection's output is over `webSockets.maxBackpressure`
     /// (a slow reader). [`Handler::on_drain`](crate::Handler::on_drain) tells when it has room again.
     Dropped,
+}
+
+/// Who a request came from, for handlers that want to know.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    pub now: Instant,
 }

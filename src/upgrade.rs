@@ -1,11 +1,21 @@
-//! The HTTP side of the WebSocket opening handshake (RFC 6455 §4.2): is this
-//! request a valid upgrade, and what do we answer?
+//! The WebSocket opening handshake (RFC 6455 §4.2), the whole of it: is
+//! this request a valid upgrade, which handler takes it, what does its
+//! `on_upgrade` say — then the 101, the new session and its `on_open`, or
+//! the refusal.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::config::Config;
 use crate::http::error::HttpError;
-use crate::http::request::{find_header, trim, Framing, Head, Tokens};
+use crate::http::request::{find_header, trim, Framing, Head, Request, Tokens};
+use crate::http::response::{HeadWriter, Response};
+use crate::hub::Hub;
+use crate::message::Origin;
+use crate::session::{Flow, Session, Step};
+use crate::turn::Turn;
 use crate::ws::handshake::{accept_key, select_protocol, valid_key, HandshakeError};
+use crate::ws_api::{AnyHandler, ConnInfo};
 
 /// A request the server will upgrade.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +48,13 @@ pub(crate) enum Refused {
     Key,
     /// A subprotocol offer the server cannot take (400).
     Protocol(HandshakeError),
+    /// Only handlers for named subprotocols serve this path, and the client
+    /// offered none of them (400).
+    NoHandlerProtocol,
+    /// The handler chose a subprotocol the client did not offer (500).
+    HandlerProtocol,
+    /// The handler's `on_upgrade` panicked (500).
+    HandlerFailed,
 }
 
 impl Refused {
@@ -51,7 +68,9 @@ impl Refused {
             | Refused::Body
             | Refused::NoVersion
             | Refused::Key
-            | Refused::Protocol(_) => HttpError::BadUpgrade,
+            | Refused::Protocol(_)
+            | Refused::NoHandlerProtocol => HttpError::BadUpgrade,
+            Refused::HandlerProtocol | Refused::HandlerFailed => HttpError::Internal,
         }
     }
 
@@ -80,6 +99,9 @@ impl fmt::Display for Refused {
             Refused::Version => "only WebSocket version 13 is supported",
             Refused::Key => "missing or invalid Sec-WebSocket-Key",
             Refused::Protocol(e) => return e.fmt(f),
+            Refused::NoHandlerProtocol => "a WebSocket subprotocol this path speaks is required",
+            Refused::HandlerProtocol => "the handler chose a subprotocol the client did not offer",
+            Refused::HandlerFailed => "the upgrade handler failed",
         })
     }
 }
@@ -128,6 +150,135 @@ pub(crate) fn check<'h>(
         accept: accept_key(key),
         protocol,
     })
+}
+
+/// The request being upgraded, and who sent it.
+pub(crate) struct Upgrading<'r, 'h> {
+    pub head: &'r Head<'h>,
+    /// The verified JWT claims, on a route with JWT auth.
+    pub claims: Option<&'r serde_json::Value>,
+    pub origin: Origin,
+}
+
+/// What the app lends the handshake.
+pub(crate) struct Lent<'a> {
+    /// Every WebSocket handler, by index.
+    pub sockets: &'a mut [Box<dyn AnyHandler>],
+    pub config: &'a Config,
+    pub hub: &'a mut Hub,
+    /// The `Date` header value.
+    pub date: &'a str,
+}
+
+/// How a handshake ended.
+#[derive(Debug)]
+pub(crate) enum Upgraded {
+    /// The 101 is written and `on_open` has run (its sends follow the 101);
+    /// `close` if the handler closed the connection already.
+    Open { session: Box<Session>, close: bool },
+    /// Refused by the checks or for the handler's failure: a status page follows.
+    Refused(Refused),
+    /// The handler's `on_upgrade` answered with its own response.
+    Rejected(Response),
+}
+
+/// Runs the handshake for a request to the WebSocket handlers `candidates`
+/// (index in `lent.sockets`, and the subprotocol each serves or `None` for
+/// any), writing the 101 into `out` when it succeeds.
+pub(crate) fn upgrade(
+    request: Upgrading<'_, '_>,
+    candidates: &[(usize, Option<&str>)],
+    lent: Lent<'_>,
+    out: &mut Vec<u8>,
+) -> Upgraded {
+    let Upgrading {
+        head,
+        claims,
+        origin,
+    } = request;
+    let Lent {
+        sockets,
+        config,
+        hub,
+        date,
+    } = lent;
+    let mut supported = config.web_sockets.protocols.clone();
+    supported.extend(
+        candidates
+            .iter()
+            .filter_map(|&(_, p)| p.map(str::to_string)),
+    );
+    let accepted = match check(head, &supported, &config.web_sockets.origins) {
+        Ok(accepted) => accepted,
+        Err(refused) => return Upgraded::Refused(refused),
+    };
+    let chosen = candidates
+        .iter()
+        .find(|(_, p)| p.is_some() && *p == accepted.protocol)
+        .or_else(|| candidates.iter().find(|(_, p)| p.is_none()));
+    let Some(&(socket, _)) = chosen else {
+        return Upgraded::Refused(Refused::NoHandlerProtocol);
+    };
+    let Some(handler) = sockets.get_mut(socket) else {
+        return Upgraded::Refused(Refused::HandlerFailed);
+    };
+    let handler = &mut **handler;
+    let request = Request::new(head, &[], origin.peer, &hub.stats).with_claims(claims);
+    let verdict = catch_unwind(AssertUnwindSafe(|| handler.upgrade(&request)));
+    let (state, protocol) = match verdict {
+        Ok(Ok((state, None))) => (state, accepted.protocol),
+        Ok(Ok((state, Some(p)))) => match offered_token(head, &p) {
+            Some(token) => (state, Some(token)),
+            None => {
+                handler.release(state);
+                return Upgraded::Refused(Refused::HandlerProtocol);
+            }
+        },
+        Err(_) => return Upgraded::Refused(Refused::HandlerFailed),
+        Ok(Err(response)) => return Upgraded::Rejected(response),
+    };
+    let mut w = HeadWriter::start(out, 101, date, &config.headers);
+    w.header("Upgrade", "websocket");
+    w.header("Connection", "Upgrade");
+    w.header("Sec-WebSocket-Accept", &accepted.accept);
+    if let Some(protocol) = protocol {
+        w.header("Sec-WebSocket-Protocol", protocol);
+    }
+    w.finish(None, false);
+    let target = if head.query.is_empty() {
+        head.path.into()
+    } else {
+        format!("{}?{}", head.path, head.query).into()
+    };
+    let info = ConnInfo {
+        id: origin.id,
+        handler: socket,
+        target,
+        protocol: protocol.map(Into::into),
+        claims: claims.map(|c| Box::new(c.clone())),
+    };
+    hub.add_socket(origin.id, socket);
+    let mut session = Session::new(state, handler.streaming(), info, config, origin.now);
+    // The 101 is in `out`; on_open's sends go after it.
+    let mut turn = Turn::lend(std::mem::take(out), origin.now);
+    turn.room = config.web_sockets.max_backpressure;
+    let flow = session.open(
+        Step::new(handler, config, hub, &mut turn, &origin.peer),
+        head.headers,
+    );
+    *out = turn.scratch;
+    Upgraded::Open {
+        session: Box::new(session),
+        close: flow == Flow::Close,
+    }
+}
+
+/// The client's offered subprotocol equal to `protocol`, borrowed from the request.
+fn offered_token<'h>(head: &Head<'h>, protocol: &str) -> Option<&'h str> {
+    Tokens::of(head.headers, "sec-websocket-protocol")
+        .iter()
+        .find(|t| *t == protocol.as_bytes())
+        .and_then(|t| std::str::from_utf8(t).ok())
 }
 
 /// Browsers always send `Origin` with a WebSocket upgrade; a page from a

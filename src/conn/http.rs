@@ -5,10 +5,10 @@ use std::mem;
 use std::time::Instant;
 
 use super::{Conn, Ctx, Phase, LINGER};
-use crate::app::Origin;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::{header_storage, parse_head, Framing, Head};
+use crate::message::Origin;
 
 /// A request whose body is still arriving.
 #[derive(Debug)]
