@@ -237,7 +237,9 @@ impl App {
                     },
                 };
                 match route.config.handler {
-                    HandlerKind::File => self.serve_file(route, head, out, close),
+                    HandlerKind::File => {
+                        self.serve_file(route, head, (&relative, trailing), out, close)
+                    }
                     HandlerKind::Action => {
                         let request = Incoming {
                             head,
@@ -256,6 +258,7 @@ impl App {
         &self,
         route: &Route,
         head: &Head<'_>,
+        path: (&str, bool),
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
@@ -275,7 +278,7 @@ impl App {
             extra: &self.config.headers,
             close,
         };
-        match files::serve(&site, head, &mut sink) {
+        match files::serve(&site, head, path, &mut sink) {
             Ok(()) => Handled {
                 file: sink.file,
                 close: sink.close,

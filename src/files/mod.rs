@@ -24,7 +24,6 @@ use crate::output::{FileBody, Segment};
 pub(crate) use cache::Documents;
 use cache::{Found, OpenFile};
 use mime::MimeTable;
-use path::normalize;
 
 /// Files up to this size are read whole into the response; larger ones stream.
 pub(crate) const INLINE_LIMIT: u64 = 64 * 1024;
@@ -53,19 +52,23 @@ pub(crate) struct Sink<'o> {
 ///
 /// An `Err` is an error response the caller writes in its generic form; the
 /// connection stays open.
+///
+/// `path` is the request path as [`normalize`](path::normalize) returned it — the relative
+/// path and whether it names a directory — normalised once, for routing.
 pub(crate) fn serve(
     site: &FileSite<'_>,
     head: &Head<'_>,
+    path: (&str, bool),
     sink: &mut Sink<'_>,
 ) -> Result<(), HttpError> {
-    let (relative, trailing_slash) = normalize(head.path)?;
+    let (relative, trailing_slash) = path;
     if trailing_slash {
-        let index = join(&relative, site.index);
+        let index = join(relative, site.index);
         // The common case first: an index file served before, checked with one stat.
         if let Some(file) = site.docs.cached(&index) {
             return serve_file(site, head, &index, file, sink);
         }
-        return match site.docs.find(&relative)? {
+        return match site.docs.find(relative)? {
             Found::File(_) => Err(HttpError::NotFound),
             Found::Dir => match site.docs.find(&index)? {
                 Found::File(file) => serve_file(site, head, &index, file, sink),
@@ -73,8 +76,8 @@ pub(crate) fn serve(
             },
         };
     }
-    match site.docs.find(&relative)? {
-        Found::File(file) => serve_file(site, head, &relative, file, sink),
+    match site.docs.find(relative)? {
+        Found::File(file) => serve_file(site, head, relative, file, sink),
         Found::Dir => redirect_to_slash(head, sink),
     }
 }
