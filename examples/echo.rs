@@ -44,7 +44,7 @@ impl Handler for Echo {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::load("web.json5".as_ref())?; // routes '/ws/' to actions
     if let Some(addr) = std::env::args().nth(1) {
-        config.listen = vec![wisp::config::units::parse_listen(&addr)?];
+        config.listen_on(&addr)?;
     }
     let mut server = Server::bind(config)?;
     server.websocket("/ws/echo", Echo);

@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".".as_ref(),
     )?;
     if let Some(addr) = std::env::args().nth(1) {
-        config.listen = vec![wisp::config::units::parse_listen(&addr)?];
+        config.listen_on(&addr)?;
     }
 
     let api = Router::<Session>::default()

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use policy::{Auth, Rate, RateAction};
-use read::{fail, Obj};
+use read::{fail, KeyError, Obj};
 use units::parse_listen;
 
 /// Everything the server needs to know, with Ioto's defaults.
@@ -356,11 +356,56 @@ impl Config {
             path: None,
             message: e.to_string(),
         })?;
-        from_root(&root, base).map_err(|e| ConfigError::Invalid {
+        from_root(&root, base).map_err(ConfigError::from)
+    }
+
+    /// Listens on `url` alone, replacing [`Config::listen`].
+    ///
+    /// `url` takes the forms of `listen` in a `web.json5`: `'http://:8080'`
+    /// (every IPv4 interface), `'http://127.0.0.1:9000'`, `'http://[::1]:8080'`,
+    /// `'http://localhost'` (port 80), or the same without the scheme:
+    /// `'127.0.0.1:0'`, `':8080'`, `'8080'`. One that does not parse is a
+    /// [`ConfigError::Invalid`] for the key `listen`, and the list stays as it was.
+    ///
+    /// ```
+    /// let mut config = wisp::Config::default();
+    /// config.listen_on("http://127.0.0.1:0")?;
+    /// assert_eq!(config.listen, ["127.0.0.1:0".parse().unwrap()]);
+    /// assert!(config.listen_on("https://:443").is_err());
+    /// # Ok::<(), wisp::ConfigError>(())
+    /// ```
+    pub fn listen_on(&mut self, url: &str) -> Result<&mut Self, ConfigError> {
+        self.listen = vec![listen_address(url)?];
+        Ok(self)
+    }
+
+    /// Listens on `url` as well, adding it to [`Config::listen`]; `url` is as
+    /// for [`Config::listen_on`].
+    ///
+    /// ```
+    /// let mut config = wisp::Config::default();
+    /// config.listen_on("127.0.0.1:0")?.also_listen_on("http://[::1]:0")?;
+    /// assert_eq!(config.listen.len(), 2);
+    /// # Ok::<(), wisp::ConfigError>(())
+    /// ```
+    pub fn also_listen_on(&mut self, url: &str) -> Result<&mut Self, ConfigError> {
+        self.listen.push(listen_address(url)?);
+        Ok(self)
+    }
+}
+
+/// A listen address given in code, its error named for the `listen` key.
+fn listen_address(url: &str) -> Result<SocketAddr, ConfigError> {
+    Ok(parse_listen(url).or_else(|e| fail("listen", e))?)
+}
+
+impl From<KeyError> for ConfigError {
+    fn from(e: KeyError) -> Self {
+        ConfigError::Invalid {
             path: None,
             key: e.key,
             message: e.message,
-        })
+        }
     }
 }
 
@@ -871,6 +916,23 @@ mod tests {
                 .protocols,
             vec!["one".to_string()]
         );
+    }
+
+    #[test]
+    fn listen_addresses_set_in_code() {
+        let mut c = Config::default();
+        c.listen_on("http://:8080").unwrap();
+        assert_eq!(c.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
+        c.also_listen_on("[::1]:9000").unwrap();
+        assert_eq!(c.listen.len(), 2);
+        let e = c.listen_on("https://:443").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"listen: "https://:443": https is not supported; put a TLS proxy in front"#
+        );
+        assert_eq!(c.listen.len(), 2, "a refused address leaves the list");
+        assert!(c.also_listen_on("http://:99999").is_err());
+        assert_eq!(c.listen.len(), 2);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::read::{self, fail, Obj};
+use super::units::{parse_size, UnitError};
 
 /// A route's `auth`: who may use it.
 #[derive(Clone, PartialEq, Eq)]
@@ -151,11 +152,11 @@ pub(super) fn rate(path: &str, v: &Value) -> read::Result<Rate> {
 }
 
 /// Parses `'100/sec'`, `'6000/min'`, `'1MB/sec'` (sizes when `sized`) into a per-second rate.
-fn parse_rate(text: &str, sized: bool) -> Result<f64, String> {
-    let bad = || format!("{text:?} is not a rate (try '100/sec' or '1MB/sec')");
+fn parse_rate(text: &str, sized: bool) -> Result<f64, UnitError> {
+    let bad = || UnitError::NotARate(text.into());
     let (amount, per) = text.split_once('/').ok_or_else(bad)?;
     let amount = if sized {
-        super::units::parse_size(amount)? as f64
+        parse_size(amount)? as f64
     } else {
         amount.trim().parse::<u64>().map_err(|_| bad())? as f64
     };
@@ -166,7 +167,7 @@ fn parse_rate(text: &str, sized: bool) -> Result<f64, String> {
         _ => return Err(bad()),
     };
     if amount <= 0.0 {
-        return Err(format!("{text:?} must be more than zero"));
+        return Err(UnitError::ZeroRate(text.into()));
     }
     Ok(amount / seconds)
 }
@@ -184,6 +185,20 @@ mod tests {
         for bad in ["100", "x/sec", "100/fortnight", "0/sec", "-1/sec"] {
             assert!(parse_rate(bad, false).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rate_messages_name_the_text() {
+        let message = |text, sized| parse_rate(text, sized).unwrap_err().to_string();
+        assert_eq!(
+            message("x/sec", false),
+            r#""x/sec" is not a rate (try '100/sec' or '1MB/sec')"#
+        );
+        assert_eq!(message("0/sec", false), r#""0/sec" must be more than zero"#);
+        assert_eq!(
+            message("1Q/sec", true),
+            r#""1Q": unknown size unit "Q" (use K, MB or GB)"#
+        );
     }
 
     #[test]

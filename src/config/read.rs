@@ -1,6 +1,7 @@
 //! Walking the parsed json5 tree with the key path at hand, so every error names
 //! the key it is about (`web.limits.maxFrme: unknown key; did you mean maxFrame?`).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -16,10 +17,10 @@ pub(crate) struct KeyError {
 
 pub(crate) type Result<T> = std::result::Result<T, KeyError>;
 
-pub(crate) fn fail<T>(key: &str, message: impl Into<String>) -> Result<T> {
+pub(crate) fn fail<T>(key: &str, message: impl fmt::Display) -> Result<T> {
     Err(KeyError {
         key: key.to_string(),
-        message: message.into(),
+        message: message.to_string(),
     })
 }
 

@@ -1,11 +1,80 @@
 //! Ioto's value syntax: sizes (`'100K'`), durations (`'5 secs'`, `'never'`) and listen URLs.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+/// A value that does not parse. Each names the text as given and prints as
+/// one line; the configuration reader puts the key in front of it
+/// (a [`ConfigError::Invalid`](super::ConfigError::Invalid)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitError {
+    /// Not a number of bytes or a size such as `'10K'`.
+    NotASize(String),
+    /// A size with a unit other than bytes, K, MB or GB: the text, the unit.
+    SizeUnit(String, String),
+    /// A size beyond `u64::MAX` bytes.
+    SizeTooLarge(String),
+    /// Not a number of seconds or a duration such as `'5 secs'`.
+    NotADuration(String),
+    /// A duration with an unknown unit: the text, the unit.
+    TimeUnit(String, String),
+    /// A duration beyond `u64::MAX` milliseconds.
+    DurationTooLong(String),
+    /// An `https://` listen address: TLS belongs to a proxy in front.
+    Https(String),
+    /// A listen address with a scheme other than `http`: the text, the scheme.
+    Scheme(String, String),
+    /// Not a listen address.
+    NotAnAddress(String),
+    /// Not a rate such as `'100/sec'` or `'1MB/sec'`.
+    NotARate(String),
+    /// A rate of zero.
+    ZeroRate(String),
+}
+
+impl fmt::Display for UnitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnitError::NotASize(text) => write!(
+                f,
+                "{text:?} is not a size (try 1024, '10K', '1MB' or 'unlimited')"
+            ),
+            UnitError::SizeUnit(text, unit) => {
+                write!(f, "{text:?}: unknown size unit {unit:?} (use K, MB or GB)")
+            }
+            UnitError::SizeTooLarge(text) => write!(f, "{text:?} is too large"),
+            UnitError::NotADuration(text) => write!(
+                f,
+                "{text:?} is not a duration (try 30, '5 secs', '10 mins' or 'never')"
+            ),
+            UnitError::TimeUnit(text, unit) => write!(
+                f,
+                "{text:?}: unknown time unit {unit:?} (use ms, secs, mins, hrs or days)"
+            ),
+            UnitError::DurationTooLong(text) => write!(f, "{text:?} is too long"),
+            UnitError::Https(text) => write!(
+                f,
+                "{text:?}: https is not supported; put a TLS proxy in front"
+            ),
+            UnitError::Scheme(text, scheme) => write!(f, "{text:?}: unknown scheme {scheme:?}"),
+            UnitError::NotAnAddress(text) => write!(
+                f,
+                "{text:?} is not a listen address (try 'http://:8080' or 'http://127.0.0.1:8080')"
+            ),
+            UnitError::NotARate(text) => {
+                write!(f, "{text:?} is not a rate (try '100/sec' or '1MB/sec')")
+            }
+            UnitError::ZeroRate(text) => write!(f, "{text:?} must be more than zero"),
+        }
+    }
+}
+
+impl std::error::Error for UnitError {}
+
 /// Parses a size: a whole number of bytes or a string such as `'10K'`, `'1 MB'`,
 /// `'2GB'` (binary multiples) or `'unlimited'` (→ `u64::MAX`).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let t = text.trim();
     if is_unlimited(t) {
         return Ok(u64::MAX);
@@ -13,49 +82,41 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = split_number(t);
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 1024, '10K', '1MB' or 'unlimited')"))?;
+        .map_err(|_| UnitError::NotASize(text.into()))?;
     let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" | "byte" | "bytes" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown size unit {unit:?} (use K, MB or GB)"
-            ))
-        }
+        _ => return Err(UnitError::SizeUnit(text.into(), unit.into())),
     };
     n.checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too large"))
+        .ok_or_else(|| UnitError::SizeTooLarge(text.into()))
 }
 
 /// Parses a duration: seconds as a number, or a string such as `'500 ms'`,
 /// `'5 secs'`, `'10 mins'`, `'1 hr'`, `'2 days'`. `'never'`, `'infinite'` and
 /// `'unlimited'` mean no limit (`None`).
-pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
+pub fn parse_duration(text: &str) -> Result<Option<Duration>, UnitError> {
     let t = text.trim();
     if is_unlimited(t) {
         return Ok(None);
     }
     let (number, unit) = split_number(t);
-    let n: u64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a duration (try 30, '5 secs', '10 mins' or 'never')")
-    })?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| UnitError::NotADuration(text.into()))?;
     let millis_per: u64 = match unit.to_ascii_lowercase().as_str() {
         "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1,
         "" | "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
         "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
         "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000,
         "d" | "day" | "days" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown time unit {unit:?} (use ms, secs, mins, hrs or days)"
-            ))
-        }
+        _ => return Err(UnitError::TimeUnit(text.into(), unit.into())),
     };
     n.checked_mul(millis_per)
         .map(|ms| Some(Duration::from_millis(ms)))
-        .ok_or_else(|| format!("{text:?} is too long"))
+        .ok_or_else(|| UnitError::DurationTooLong(text.into()))
 }
 
 fn is_unlimited(t: &str) -> bool {
@@ -74,22 +135,18 @@ fn split_number(t: &str) -> (&str, &str) {
 /// `'http://127.0.0.1:9000'`, `'http://[::1]:8080'`, `'http://localhost:80'`,
 /// or the same without the scheme (`'127.0.0.1:0'`, `':8080'`, `'8080'`).
 /// A missing port means 80.
-pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen(text: &str) -> Result<SocketAddr, UnitError> {
     let t = text.trim();
     let rest = match t.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
-            return Err(format!(
-                "{text:?}: https is not supported; put a TLS proxy in front"
-            ))
+            return Err(UnitError::Https(text.into()))
         }
-        Some((scheme, _)) => return Err(format!("{text:?}: unknown scheme {scheme:?}")),
+        Some((scheme, _)) => return Err(UnitError::Scheme(text.into(), scheme.into())),
         None => t,
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let bad = || {
-        format!("{text:?} is not a listen address (try 'http://:8080' or 'http://127.0.0.1:8080')")
-    };
+    let bad = || UnitError::NotAnAddress(text.into());
     if rest.is_empty() || rest.contains('/') {
         return Err(bad());
     }
@@ -175,6 +232,54 @@ mod tests {
         }
         for bad in ["", "soon", "5 fortnights", "-5 secs", "1.5 secs"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_text() {
+        fn message<T: fmt::Debug>(r: Result<T, UnitError>) -> String {
+            r.unwrap_err().to_string()
+        }
+        let cases = [
+            (
+                message(parse_size("lots")),
+                r#""lots" is not a size (try 1024, '10K', '1MB' or 'unlimited')"#,
+            ),
+            (
+                message(parse_size("10X")),
+                r#""10X": unknown size unit "X" (use K, MB or GB)"#,
+            ),
+            (
+                message(parse_size("18014398509481984G")),
+                r#""18014398509481984G" is too large"#,
+            ),
+            (
+                message(parse_duration("soon")),
+                r#""soon" is not a duration (try 30, '5 secs', '10 mins' or 'never')"#,
+            ),
+            (
+                message(parse_duration("5 fortnights")),
+                r#""5 fortnights": unknown time unit "fortnights" (use ms, secs, mins, hrs or days)"#,
+            ),
+            (
+                message(parse_duration("18446744073709552 secs")),
+                r#""18446744073709552 secs" is too long"#,
+            ),
+            (
+                message(parse_listen("https://:443")),
+                r#""https://:443": https is not supported; put a TLS proxy in front"#,
+            ),
+            (
+                message(parse_listen("ftp://:21")),
+                r#""ftp://:21": unknown scheme "ftp""#,
+            ),
+            (
+                message(parse_listen("http://:80/path")),
+                r#""http://:80/path" is not a listen address (try 'http://:8080' or 'http://127.0.0.1:8080')"#,
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
         }
     }
 

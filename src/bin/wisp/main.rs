@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use wisp::config::units::parse_listen;
-use wisp::{Config, Handler, Message, Response, Server, WebSocket};
+use wisp::{Config, ConfigError, Handler, Message, Response, Server, WebSocket};
 
 const USAGE: &str = "\
 usage: wisp [--config PATH] [--listen URL]... [--documents DIR] [--log LEVEL] [--help] [--version]
@@ -82,12 +81,13 @@ fn configure(args: &Args) -> Result<Config, String> {
             }
         }
     };
-    if !args.listen.is_empty() {
-        config.listen = args
-            .listen
-            .iter()
-            .map(|l| parse_listen(l).map_err(|e| format!("--listen {l}: {e}")))
-            .collect::<Result<_, _>>()?;
+    if let Some((first, more)) = args.listen.split_first() {
+        config
+            .listen_on(first)
+            .map_err(|e| listen_error(first, e))?;
+        for l in more {
+            config.also_listen_on(l).map_err(|e| listen_error(l, e))?;
+        }
     }
     if let Some(dir) = &args.documents {
         let dir = std::env::current_dir()
@@ -99,6 +99,14 @@ fn configure(args: &Args) -> Result<Config, String> {
         config.log.level = level;
     }
     Ok(config)
+}
+
+/// `--listen URL: why`, like the other flags' errors (not `listen: why`).
+fn listen_error(url: &str, e: ConfigError) -> String {
+    match e {
+        ConfigError::Invalid { message, .. } => format!("--listen {url}: {message}"),
+        other => other.to_string(),
+    }
 }
 
 /// `/ws/echo`: sends every message back with the same opcode.
