@@ -690,10 +690,7 @@ fn fourth_connection_from_one_ip_gets_503_until_one_of_the_three_closes() {
     }
     let mut fourth = s.client();
     fourth.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-    let r = fourth.response();
-    assert_eq!(r.status, 503);
-    assert_eq!(r.header("connection"), Some("close"));
-    assert!(fourth.is_closed());
+    fourth.last_response(503, "a fourth connection");
     let st = stats(&handle);
     assert_eq!(st.limits.connections_per_ip, 1);
     assert_eq!(st.limits.connections, 1, "counted among all 503s too");

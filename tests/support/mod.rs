@@ -330,6 +330,20 @@ impl Client {
         resp
     }
 
+    /// Reads the last response of the connection: it must have `status` and
+    /// `Connection: close`, and the server must then close. `what` (the
+    /// request, say) goes into the message of a wrong status.
+    pub fn last_response(&mut self, status: u16, what: &str) -> Resp {
+        let r = self.response();
+        assert_eq!(r.status, status, "{what} -> {}", r.text());
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(
+            self.is_closed(),
+            "the connection stayed open after {status}"
+        );
+        r
+    }
+
     /// True when the server closes the connection (EOF or reset) with nothing more to say.
     pub fn is_closed(&mut self) -> bool {
         !self.read_more() && self.buf.is_empty()
