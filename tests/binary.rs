@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 
 use support::binary::{start_command, wisp, Running};
+use support::ws::{upgrade_request, Ws};
 use support::{Client, TempDir};
 
 /// Starts the binary (stderr piped, for the tests that read it).
@@ -53,30 +54,15 @@ fn shipped_binary_echoes_on_ws_echo_and_serves_the_echo_page() {
     let w = start(&["--config", "web.json5", "--listen", "http://127.0.0.1:0"]);
     assert_eq!(get(w.addr, "/echo.html").status, 200);
     assert_eq!(get(w.addr, "/echo.js").status, 200);
-    let mut c = Client::connect(w.addr);
-    c.send(
-        b"GET /ws/echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    );
-    let r = c.head_response();
+    let (r, mut ws) = Ws::handshake(w.addr, upgrade_request("/ws/echo", "").as_bytes());
     assert_eq!(r.status, 101);
     assert_eq!(
         r.header("sec-websocket-accept"),
         Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     );
     // A masked binary frame "hi"; the echo comes back unmasked with the same opcode.
-    let mask = [1u8, 2, 3, 4];
-    let payload: Vec<u8> = b"hi"
-        .iter()
-        .zip(mask.iter().cycle())
-        .map(|(b, m)| b ^ m)
-        .collect();
-    let mut frame = vec![0x82, 0x80 | 2];
-    frame.extend_from_slice(&mask);
-    frame.extend_from_slice(&payload);
-    c.send(&frame);
-    let mut echo = [0u8; 4];
-    std::io::Read::read_exact(&mut c.stream, &mut echo).unwrap();
+    ws.send_binary(b"hi");
+    let echo = ws.read_bytes(4);
     assert_eq!(echo, [0x82, 2, b'h', b'i']);
 }
 
@@ -122,7 +108,7 @@ fn access_log_has_one_line_per_request_on_stderr() {
 #[test]
 fn sigterm_closes_websockets_with_1001_and_exits_zero() {
     let mut w = start(&["--config", "web.json5", "--listen", "http://127.0.0.1:0"]);
-    let mut ws = support::ws::Ws::open(w.addr, "/ws/echo");
+    let mut ws = Ws::open(w.addr, "/ws/echo");
     ws.send_text("before");
     assert_eq!(ws.read_text(), "before");
     let mut idle = Client::connect(w.addr);

@@ -4,27 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
+use support::binary::{start_command, Running};
 use support::ws::Ws;
 use support::Client;
-
-/// A running example, killed on drop.
-struct Example {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Where cargo put the example binaries: beside the `deps` folder of this test.
 fn example_path(name: &str) -> PathBuf {
@@ -34,28 +20,13 @@ fn example_path(name: &str) -> PathBuf {
 }
 
 /// Starts an example on a free port and reads its address from the banner.
-fn start(name: &str, extra: &[&str]) -> Example {
-    let mut child = Command::new(example_path(name))
+fn start(name: &str, extra: &[&str]) -> Running {
+    let mut command = Command::new(example_path(name));
+    command
         .arg("127.0.0.1:0")
-        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://") || w.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("{name}: no URL in {line:?}"));
-    let host = url.split("://").nth(1).unwrap().split('/').next().unwrap();
-    Example {
-        child,
-        addr: host.parse().unwrap(),
-    }
+        .stderr(Stdio::null());
+    start_command(command, extra)
 }
 
 #[test]

@@ -14,15 +14,15 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::ws::{
     close_payload, masked_frame, upgrade_request, Ws, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT,
 };
-use support::{find, Client, TempDir, TestServer, IO_TIMEOUT};
+use support::{read_retrying, read_until_close, show, Client, Parsed, Reply, TempDir, TestServer};
 use wisp::{Handler, Message, Response, WebSocket};
 
 /// How long a hostile connection may wait for its answer. Every refusal here is
@@ -141,119 +141,10 @@ fn assert_bystanders(http: &mut Client, ws: &mut Ws) {
 // ---------------------------------------------------------------------------
 // Hostile connections
 
-/// What a hostile connection got back before the server closed it.
-#[derive(Debug)]
-struct Reply {
-    bytes: Vec<u8>,
-    /// Nothing more came for `ANSWER_TIMEOUT` and the connection stayed open.
-    hung: bool,
-}
-
-/// One parsed response of a reply.
-#[derive(Debug)]
-struct Parsed {
-    status: u16,
-    close: bool,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    /// The responses in the reply, in order; an error for anything that is not
-    /// a sequence of complete responses.
-    fn responses(&self) -> Result<Vec<Parsed>, String> {
-        let mut rest = &self.bytes[..];
-        let mut out = Vec::new();
-        while !rest.is_empty() {
-            let end = find(rest, b"\r\n\r\n")
-                .ok_or_else(|| format!("incomplete response head {:?}", show(rest)))?
-                + 4;
-            let head = std::str::from_utf8(&rest[..end]).map_err(|e| format!("head: {e}"))?;
-            let mut lines = head.split("\r\n");
-            let status_line = lines.next().unwrap_or("");
-            let status: u16 = status_line
-                .strip_prefix("HTTP/1.1 ")
-                .and_then(|s| s.get(..3))
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-            let (mut length, mut close) = (None, false);
-            for line in lines {
-                let Some((name, value)) = line.split_once(':') else {
-                    continue;
-                };
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-                if name.eq_ignore_ascii_case("connection") {
-                    close |= value.trim().eq_ignore_ascii_case("close");
-                }
-            }
-            rest = &rest[end..];
-            let n = if (100..200).contains(&status) {
-                0
-            } else {
-                length.unwrap_or(rest.len())
-            };
-            if rest.len() < n {
-                return Err(format!("{status} body cut short: {} of {n}", rest.len()));
-            }
-            out.push(Parsed {
-                status,
-                close,
-                body: rest[..n].to_vec(),
-            });
-            rest = &rest[n..];
-        }
-        Ok(out)
-    }
-}
-
-/// At most 60 bytes of `bytes`, escaped, for messages.
-fn show(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(60)];
-    let more = if bytes.len() > 60 {
-        format!("… ({} bytes)", bytes.len())
-    } else {
-        String::new()
-    };
-    format!("{}{more}", cut.escape_ascii())
-}
-
-/// Reads until the peer closes (EOF or reset) or `ANSWER_TIMEOUT` passes.
-fn read_until_close(stream: &mut TcpStream) -> Reply {
-    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Reply { bytes, hung: false },
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Reply { bytes, hung: true }
-            }
-            // Reset (or aborted) by the server: the connection is over.
-            Err(_) => return Reply { bytes, hung: false },
-        }
-    }
-}
-
-/// Sends `input` on a fresh connection (from another thread, so a large input
-/// and the answer can cross), half-closes if asked, and reads until the server
-/// closes.
+/// Sends `input` on a fresh connection and reads until the server closes
+/// (or `ANSWER_TIMEOUT` passes with nothing).
 fn exchange(addr: SocketAddr, input: &[u8], half_close: bool) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_write_timeout(Some(ANSWER_TIMEOUT)).unwrap();
-    let writer = stream.try_clone().unwrap();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            // The server may refuse and close before it has read everything.
-            let _ = (&writer).write_all(input);
-            if half_close {
-                let _ = writer.shutdown(Shutdown::Write);
-            }
-        });
-        read_until_close(&mut stream)
-    })
+    support::exchange(addr, input, half_close, ANSWER_TIMEOUT)
 }
 
 /// Asserts that `reply` is exactly one final response (after any interim
@@ -289,15 +180,6 @@ fn assert_refused(label: &str, reply: &Reply, allowed: &[u16], may_drop: bool) {
         String::from_utf8_lossy(&r.body)
     );
     assert!(r.close, "{label}: {} without Connection: close", r.status);
-}
-
-/// Waits until the server has sent something on `stream`, without reading it:
-/// closing the socket then makes the kernel send a reset instead of a FIN.
-fn await_unread(stream: &TcpStream) {
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut one = [0u8; 1];
-    let n = stream.peek(&mut one).expect("the server sent something");
-    assert_eq!(n, 1, "the server closed instead of answering");
 }
 
 /// A fixed-seed xorshift64 generator: the same "random" bytes on every run.
@@ -794,13 +676,7 @@ fn no_spelling_of_a_path_reaches_outside_the_documents() {
     // A folder beside the documents folder (both live in the temp dir).
     let outside = TempDir::new("secret");
     outside.write("secret.txt", SECRET);
-    let out_name = outside
-        .path
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let out_name = outside.name();
     let outside_path = outside.path.clone();
     let s = server_with("", move |d| {
         d.write(".hidden", SECRET);
@@ -1208,14 +1084,13 @@ fn slowloris_and_stalled_uploads_get_408_while_bystanders_are_served() {
             }
             let mut chunk = [0u8; 4096];
             loop {
-                match a.stream.read(&mut chunk) {
+                match read_retrying(&a.stream, &mut chunk) {
                     Ok(0) => {
                         a.done = true;
                         break;
                     }
                     Ok(n) => a.got.extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => {
                         a.done = true;
                         break;
@@ -1269,7 +1144,7 @@ fn a_flood_over_the_connection_limit_is_turned_away_and_then_forgotten() {
         assert_bystanders(&mut http, &mut ws);
         let (mut served, mut busy, mut dropped) = (0, 0, 0);
         for (i, c) in flood.iter_mut().enumerate() {
-            let reply = read_until_close(c);
+            let reply = read_until_close(c, ANSWER_TIMEOUT);
             let label = format!("wave {wave} connection {i}");
             assert!(!reply.hung, "{label} hung");
             if reply.bytes.is_empty() {
@@ -1311,7 +1186,7 @@ fn clients_that_do_not_read_cost_only_themselves() {
         })
         .collect();
     for r in &readers {
-        await_unread(&r.stream);
+        r.await_unread();
     }
     for _ in 0..5 {
         assert_healthy(&s, &mut http, &mut ws);
@@ -1411,8 +1286,8 @@ fn peers_that_vanish_at_any_moment_cost_only_their_own_connection() {
     ];
     for (name, bytes) in &fin_cases {
         println!("case: FIN {name}");
-        let mut c = TcpStream::connect(s.addr).unwrap();
-        c.write_all(bytes).unwrap();
+        let mut c = s.client();
+        c.send(bytes);
         drop(c);
         assert_healthy(&s, &mut http, &mut ws);
     }
@@ -1437,9 +1312,8 @@ fn peers_that_vanish_at_any_moment_cost_only_their_own_connection() {
         assert_healthy(&s, &mut http, &mut ws);
     }
     println!("case: FIN before reading the 101");
-    let mut c = TcpStream::connect(s.addr).unwrap();
-    c.write_all(upgrade_request("/ws/echo", "").as_bytes())
-        .unwrap();
+    let mut c = s.client();
+    c.send(upgrade_request("/ws/echo", "").as_bytes());
     drop(c);
     assert_healthy(&s, &mut http, &mut ws);
 
@@ -1451,28 +1325,24 @@ fn peers_that_vanish_at_any_moment_cost_only_their_own_connection() {
         ("mid chunk", [&chunked_head[..], b"10\r\nabc"].concat()),
     ] {
         println!("case: RST {name}");
-        let mut c = TcpStream::connect(s.addr).unwrap();
-        c.write_all(&[&get[..], &tail[..]].concat()).unwrap();
-        await_unread(&c);
+        let mut c = s.client();
+        c.send(&[&get[..], &tail[..]].concat());
+        c.await_unread();
         drop(c);
         assert_healthy(&s, &mut http, &mut ws);
     }
     println!("case: RST mid 100-continue upload");
-    let mut c = TcpStream::connect(s.addr).unwrap();
-    c.write_all(b"POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 50000\r\nExpect: 100-continue\r\n\r\n")
-        .unwrap();
-    await_unread(&c);
-    c.write_all(&[b'u'; 1000]).unwrap();
+    let mut c = s.client();
+    c.send(b"POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 50000\r\nExpect: 100-continue\r\n\r\n");
+    c.await_unread();
+    c.send(&[b'u'; 1000]);
     drop(c);
     assert_healthy(&s, &mut http, &mut ws);
     for pipelined in [1, 3] {
         println!("case: RST mid response ({pipelined} pipelined)");
-        let mut c = TcpStream::connect(s.addr).unwrap();
-        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        c.write_all(&b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n".repeat(pipelined))
-            .unwrap();
-        let mut some = [0u8; 10_000];
-        c.read_exact(&mut some).unwrap();
+        let mut c = s.client();
+        c.send(&b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n".repeat(pipelined));
+        c.read_bytes(10_000);
         drop(c);
         assert_healthy(&s, &mut http, &mut ws);
     }
@@ -1490,7 +1360,7 @@ fn peers_that_vanish_at_any_moment_cost_only_their_own_connection() {
         println!("case: WebSocket RST {name}");
         let mut w = Ws::open(s.addr, "/ws/echo");
         w.send_text("unread echo");
-        await_unread(&w.stream);
+        w.await_unread();
         w.send_raw(&bytes);
         drop(w);
         assert_healthy(&s, &mut http, &mut ws);
@@ -1519,7 +1389,7 @@ fn peers_that_vanish_at_any_moment_cost_only_their_own_connection() {
         let mut w = Ws::open(s.addr, "/ws/echo");
         w.send_raw(bytes);
         w.shutdown_write();
-        let reply = read_until_close(&mut w.stream);
+        let reply = read_until_close(&w.stream, ANSWER_TIMEOUT);
         assert!(
             !reply.hung,
             "WebSocket half-closed {name}: the server never closed"

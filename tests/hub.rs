@@ -11,22 +11,18 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::binary::{start_command, Running};
 use support::ws::{Ws, CONTINUATION, TEXT};
-use support::{TempDir, TestServer, IO_TIMEOUT};
+use support::{TestServer, IO_TIMEOUT};
 use wisp::{
-    Config, ConnId, Handler, Message, Request, Response, Server, ServerHandle, TimerId, Upgrade,
-    WebSocket,
+    ConnId, Handler, Message, Request, Response, ServerHandle, TimerId, Upgrade, WebSocket,
 };
 
 /// Every test server routes `/ws/` to the registered handlers.
@@ -1099,61 +1095,15 @@ fn server_handle_run_and_stats_see_the_hub() {
     assert_eq!((stats.messages_in, stats.messages_out), (3, 6));
 }
 
-/// A server on its own thread whose `run` result the test can wait for.
-struct Spawned {
-    addr: SocketAddr,
-    handle: ServerHandle,
-    done: Receiver<io::Result<()>>,
-    thread: Option<JoinHandle<()>>,
-    _docs: TempDir,
-}
-
-impl Spawned {
-    fn start(setup: impl FnOnce(&mut Server) + Send + 'static) -> Spawned {
-        let docs = TempDir::new("hub");
-        let text = format!(
-            "{{ web: {{ listen: ['http://127.0.0.1:0'], documents: '{}', {WS_ROUTES} }} }}",
-            docs.path.display()
-        );
-        let config = Config::parse(&text, Path::new("/")).unwrap();
-        let (started_tx, started) = mpsc::channel();
-        let (done_tx, done) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let mut server = Server::bind(config).unwrap();
-            setup(&mut server);
-            started_tx
-                .send((server.local_addrs()[0], server.handle()))
-                .unwrap();
-            let _ = done_tx.send(server.run());
-        });
-        let (addr, handle) = started.recv().unwrap();
-        Spawned {
-            addr,
-            handle,
-            done,
-            thread: Some(thread),
-            _docs: docs,
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let result = t.join();
-            if !std::thread::panicking() {
-                result.expect("server thread panicked");
-            }
-        }
-    }
-}
-
 #[test]
 fn server_handle_stop_closes_every_websocket_with_1001_and_run_returns() {
-    let s = Spawned::start(|srv| {
-        srv.websocket("/ws/named", Named::default());
-    });
+    let s = TestServer::start(
+        WS_ROUTES,
+        |_| {},
+        |srv| {
+            srv.websocket("/ws/named", Named::default());
+        },
+    );
     let mut ann = named(s.addr, "/ws/named", "ann");
     let mut bob = named(s.addr, "/ws/named", "bob");
     ask(&mut ann, "join:lobby", "joined lobby");

@@ -1,4 +1,5 @@
-//! The `wisp` binary as a child process: started on a free port, killed on drop.
+//! The `wisp` binary (or an example) as a child process: started on a free
+//! port, killed on drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -24,22 +25,28 @@ pub fn wisp() -> Command {
     c
 }
 
-/// Starts `command` (the binary, or a wrapper that runs it) with `args` and
-/// reads the one line it prints to learn its address. Stderr is the caller's to set.
+/// Starts `command` (the binary, an example, or a wrapper that runs one) with
+/// `args` and reads the first line it prints to learn its address from the
+/// `http://` or `ws://` URL in it. Stderr is the caller's to set.
 pub fn start_command(mut command: Command, args: &[&str]) -> Running {
-    let mut child = command.args(args).stdout(Stdio::piped()).spawn().unwrap();
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.stdout.take().expect("stdout is piped"))
         .read_line(&mut line)
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{program}: reading its banner: {e}"));
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches(',')
+        .find(|w| w.starts_with("http://") || w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("{program}: no URL in {line:?}"));
+    let host = url.split("://").nth(1).unwrap_or("");
+    let host = host.split('/').next().unwrap_or("").trim_end_matches(',');
+    let addr = host
         .parse()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{program}: {host:?} in {line:?}: {e}"));
     Running { child, addr }
 }

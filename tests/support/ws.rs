@@ -2,15 +2,15 @@
 //! client frames (a fresh key per frame), and server frames checked to be
 //! unmasked with no RSV bits.
 //!
-//! It waits for the server's bytes, never for a clock; [`IO_TIMEOUT`] is only
+//! It waits for the server's bytes, never for a clock; [`super::IO_TIMEOUT`] is only
 //! a safety net so a broken server fails a test instead of hanging it.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{find, Resp, IO_TIMEOUT};
+use super::{Client, Resp};
 
 pub const CONTINUATION: u8 = 0x0;
 pub const TEXT: u8 = 0x1;
@@ -106,13 +106,28 @@ impl Frame {
     }
 }
 
-/// A raw WebSocket client connection.
+/// A raw WebSocket client connection: the HTTP [`Client`] it was opened on
+/// (its buffer keeps frames that arrived with the 101), plus frames.
 pub struct Ws {
-    pub stream: TcpStream,
-    /// Bytes read and not yet parsed (frames may arrive with the 101's head).
-    buf: Vec<u8>,
+    http: Client,
     /// The header length of the last frame read: 2, 4 or 10.
     pub last_header_len: usize,
+}
+
+/// The connection's bytes, for what is not a frame: `stream`, `read_bytes`,
+/// `read_to_close`, `shutdown_write`, `await_unread`.
+impl Deref for Ws {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.http
+    }
+}
+
+impl DerefMut for Ws {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.http
+    }
 }
 
 impl Ws {
@@ -132,81 +147,24 @@ impl Ws {
     /// Sends `bytes` in one write and reads the response head (no body);
     /// bytes after the head are kept for [`Ws::read_frame`].
     pub fn handshake(addr: SocketAddr, bytes: &[u8]) -> (Resp, Ws) {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut ws = Ws {
-            stream,
-            buf: Vec::new(),
+        let mut http = Client::connect(addr);
+        http.send(bytes);
+        let head = http.read_head();
+        assert!(
+            head.status_line.starts_with("HTTP/1.1 "),
+            "not an HTTP/1.1 response: {:?}",
+            head.status_line
+        );
+        let ws = Ws {
+            http,
             last_header_len: 0,
         };
-        ws.send_raw(bytes);
-        let end = loop {
-            if let Some(i) = find(&ws.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            assert!(ws.fill(), "connection closed before a response head");
-        };
-        let head = String::from_utf8(ws.buf[..end].to_vec()).expect("head is UTF-8");
-        ws.buf.drain(..end);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        assert!(
-            status_line.starts_with("HTTP/1.1 "),
-            "not an HTTP/1.1 response: {status_line:?}"
-        );
-        let headers = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (n, v) = l.split_once(':').expect("header has a colon");
-                (n.to_string(), v.trim().to_string())
-            })
-            .collect();
-        let resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        (resp, ws)
+        (head.resp, ws)
     }
 
-    /// Reads more bytes; false at end of stream (EOF or reset).
-    fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            return match self.stream.read(&mut chunk) {
-                Ok(0) => false,
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    true
-                }
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
-                // A signal to the test process (a child exiting) is not the server's doing.
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => panic!("read failed: {e}; unparsed {:?}", self.buf),
-            };
-        }
-    }
-
-    /// Reads until `n` bytes are buffered.
-    fn need(&mut self, n: usize) {
-        while self.buf.len() < n {
-            assert!(
-                self.fill(),
-                "connection closed with {} of {n} bytes of a frame: {:?}",
-                self.buf.len(),
-                String::from_utf8_lossy(&self.buf)
-            );
-        }
-    }
-
+    /// Sends bytes as they are (frames made by hand, or not frames at all).
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
+        self.http.send(bytes);
     }
 
     /// Sends one masked frame.
@@ -231,32 +189,28 @@ impl Ws {
         self.send_frame(true, CLOSE, &close_payload(code, reason.as_bytes()));
     }
 
-    /// Ends the TCP connection's sending side without a close frame.
-    pub fn shutdown_write(&self) {
-        self.stream.shutdown(Shutdown::Write).unwrap();
-    }
-
     /// Reads one server frame. Server frames are never masked.
     pub fn read_frame(&mut self) -> Frame {
-        self.need(2);
-        let (b0, b1) = (self.buf[0], self.buf[1]);
+        let http = &mut self.http;
+        http.need(2);
+        let (b0, b1) = (http.buf[0], http.buf[1]);
         assert_eq!(b1 & 0x80, 0, "the server masked a frame");
         assert_eq!(b0 & 0x70, 0, "the server set RSV bits");
         let (len, header_len) = match b1 & 0x7F {
             126 => {
-                self.need(4);
-                (u64::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+                http.need(4);
+                (u64::from(u16::from_be_bytes([http.buf[2], http.buf[3]])), 4)
             }
             127 => {
-                self.need(10);
-                (u64::from_be_bytes(self.buf[2..10].try_into().unwrap()), 10)
+                http.need(10);
+                (u64::from_be_bytes(http.buf[2..10].try_into().unwrap()), 10)
             }
             short => (u64::from(short), 2),
         };
         let end = header_len + usize::try_from(len).unwrap();
-        self.need(end);
-        let payload = self.buf[header_len..end].to_vec();
-        self.buf.drain(..end);
+        http.need(end);
+        let payload = http.buf[header_len..end].to_vec();
+        http.buf.drain(..end);
         self.last_header_len = header_len;
         Frame {
             fin: b0 & 0x80 != 0,
@@ -337,24 +291,12 @@ impl Ws {
         self.expect_close(code);
     }
 
-    /// Reads `n` bytes that are not frames (the body of a refusal's response).
-    pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
-        self.need(n);
-        self.buf.drain(..n).collect()
-    }
-
-    /// Reads everything until the server closes the TCP connection.
-    pub fn read_to_close(&mut self) -> Vec<u8> {
-        while self.fill() {}
-        std::mem::take(&mut self.buf)
-    }
-
     /// The server has closed the TCP connection (EOF or reset), with nothing more to say.
     pub fn expect_eof(&mut self) {
         assert!(
-            !self.fill() && self.buf.is_empty(),
+            self.http.is_closed(),
             "expected the connection to close; got {:?}",
-            String::from_utf8_lossy(&self.buf)
+            String::from_utf8_lossy(self.http.buffered())
         );
     }
 }
