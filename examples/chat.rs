@@ -6,7 +6,7 @@
 //! cargo run --example chat -- 127.0.0.1:0   # any free port; the banner says which
 //! ```
 
-use wisp::{Config, Handler, Message, Server, WebSocket};
+use wisp::{CloseCode, Config, Handler, Message, Server, WebSocket};
 
 /// Per connection: the room it is in.
 #[derive(Default)]
@@ -22,7 +22,7 @@ impl Handler for Rooms {
     fn on_open(&mut self, ws: &mut WebSocket<'_, Member>) {
         let room = ws.path().trim_start_matches("/ws/room/").to_string();
         if room.is_empty() || ws.join(&room).is_err() {
-            ws.close(1008, "no such room, or it is full");
+            ws.close(CloseCode::POLICY, "no such room, or it is full");
             return;
         }
         let hello = format!("{} joined {room} ({} here)", ws.id(), ws.room_size(&room));
@@ -41,7 +41,7 @@ impl Handler for Rooms {
         }
     }
 
-    fn on_close(&mut self, ws: &mut WebSocket<'_, Member>, _code: u16, _reason: &str) {
+    fn on_close(&mut self, ws: &mut WebSocket<'_, Member>, _code: CloseCode, _reason: &str) {
         // The connection leaves its rooms by itself; tell the others.
         let room = ws.state().room.clone();
         let bye = format!("{} left", ws.id());

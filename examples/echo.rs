@@ -5,7 +5,7 @@
 //! cargo run --example echo -- 127.0.0.1:0   # any free port; the banner says which
 //! ```
 
-use wisp::{Config, Handler, Message, Server, WebSocket, WsError};
+use wisp::{CloseCode, Config, Handler, Message, Server, WebSocket, WsError};
 
 /// Echoes every message and counts them per connection.
 struct Echo;
@@ -32,7 +32,7 @@ impl Handler for Echo {
         );
     }
 
-    fn on_close(&mut self, ws: &mut WebSocket<'_, u64>, code: u16, reason: &str) {
+    fn on_close(&mut self, ws: &mut WebSocket<'_, u64>, code: CloseCode, reason: &str) {
         eprintln!(
             "{} closed with {code} {reason:?} after {} messages",
             ws.id(),

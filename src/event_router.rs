@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::message::Message;
+use crate::ws::close_code::CloseCode;
 use crate::ws_api::{Handler, WebSocket};
 
 /// The key of the request/response correlation value.
@@ -79,7 +80,7 @@ impl<V: Reply, E: fmt::Display> Reply for Result<V, E> {
 type Route<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, Value) -> Result<Option<Value>, String>>;
 type BinaryFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, &[u8])>;
 type OpenFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>)>;
-type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, u16, &str)>;
+type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, CloseCode, &str)>;
 
 /// A WebSocket [`Handler`] that dispatches JSON messages by event name to
 /// typed closures.
@@ -229,7 +230,7 @@ impl<S: 'static> Router<S> {
     /// ([`Handler::on_close`]).
     pub fn on_close<F>(mut self, handler: F) -> Self
     where
-        F: FnMut(&mut WebSocket<'_, S>, u16, &str) + 'static,
+        F: FnMut(&mut WebSocket<'_, S>, CloseCode, &str) + 'static,
     {
         self.close = Some(Box::new(handler));
         self
@@ -306,7 +307,7 @@ impl<S: Default + 'static> Handler for Router<S> {
         }
     }
 
-    fn on_close(&mut self, ws: &mut WebSocket<'_, S>, code: u16, reason: &str) {
+    fn on_close(&mut self, ws: &mut WebSocket<'_, S>, code: CloseCode, reason: &str) {
         if let Some(close) = &mut self.close {
             close(ws, code, reason);
         }

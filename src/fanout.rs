@@ -18,9 +18,9 @@ use crate::app::App;
 use crate::conn::{live, Conn, Delivered};
 use crate::hub::{Delivery, Targets};
 use crate::message::ConnId;
-use crate::session::POLICY;
 use crate::stats::Stats;
 use crate::turn::Turn;
+use crate::ws::close_code::CloseCode;
 use crate::ws::frame::frame_payload_len;
 
 /// Deliveries waiting to be written, and frames waiting for a `send_block`.
@@ -83,7 +83,7 @@ impl Tally {
         stats.limits.backpressure += self.dropped;
         for id in self.closing {
             // A slow consumer: it gets `closeTimeout` to read up to the close, then it is dropped.
-            app.hub.close(id, POLICY, "backpressure");
+            app.hub.close(id, CloseCode::POLICY, "backpressure");
         }
     }
 }

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use crate::message::{ConnId, Message, SendStatus};
 use crate::stats::Stats;
 use crate::user_timers::{TimerId, TimerQueue};
+use crate::ws::close_code::CloseCode;
 use crate::ws::frame::write_header;
 use crate::ws::opcode::OpCode;
 
@@ -65,7 +66,7 @@ pub(crate) enum Delivery {
     },
     Close {
         to: ConnId,
-        code: u16,
+        code: CloseCode,
         reason: String,
     },
 }
@@ -218,7 +219,7 @@ impl Hub {
     }
 
     /// Starts the closing handshake of another connection.
-    pub fn close(&mut self, id: ConnId, code: u16, reason: &str) -> SendStatus {
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> SendStatus {
         if !self.is_open(id) {
             return SendStatus::Closed;
         }

@@ -135,5 +135,6 @@ pub use message::{ConnId, Fragment, Message, SendStatus};
 pub use server::{Outgoing, Server, ServerHandle};
 pub use stats::{ConnStats, LimitHits, Stats};
 pub use user_timers::TimerId;
+pub use ws::close_code::CloseCode;
 pub use ws::error::WsError;
 pub use ws_api::{Handler, Upgrade, WebSocket};

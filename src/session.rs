@@ -17,6 +17,7 @@ use crate::rate::RateLimiter;
 use crate::stats::ConnStats;
 use crate::turn::Turn;
 use crate::user_timers::TimerId;
+use crate::ws::close_code::CloseCode;
 use crate::ws::error::WsError;
 use crate::ws::frame::{write_close, write_frame};
 use crate::ws::opcode::OpCode;
@@ -30,17 +31,6 @@ pub(crate) enum Flow {
     /// Over: flush what is queued, then close the TCP connection.
     Close,
 }
-
-/// Close code for a handler that panicked.
-const INTERNAL_ERROR: u16 = 1011;
-/// Close code for an idle or dead peer, and for a server going down.
-pub(crate) const GOING_AWAY: u16 = 1001;
-/// Reported to `on_close` when the connection ended without a close frame.
-const ABNORMAL: u16 = 1006;
-/// Reported to `on_close` for a close frame without a code.
-const NO_STATUS: u16 = 1005;
-/// Close code for a policy violation: backpressure or rate limits.
-pub(crate) const POLICY: u16 = 1008;
 
 /// The state of one WebSocket connection.
 pub(crate) struct Session {
@@ -255,7 +245,10 @@ impl Session {
                     Taken::Delivered(ok) => ok,
                     Taken::Dropped => continue,
                     Taken::OverRate => {
-                        return (buf.len(), self.close_now(&mut step, POLICY, "rate limit"))
+                        return (
+                            buf.len(),
+                            self.close_now(&mut step, CloseCode::POLICY, "rate limit"),
+                        )
                     }
                 };
                 if self.after(&mut step, ok) == Flow::Close {
@@ -280,7 +273,10 @@ impl Session {
                         Taken::Delivered(ok) => ok,
                         Taken::Dropped => continue,
                         Taken::OverRate => {
-                            return (buf.len(), self.close_now(&mut step, POLICY, "rate limit"))
+                            return (
+                                buf.len(),
+                                self.close_now(&mut step, CloseCode::POLICY, "rate limit"),
+                            )
                         }
                     }
                 }
@@ -301,7 +297,10 @@ impl Session {
                     )
                     .is_some()
                     {
-                        return (buf.len(), self.close_now(&mut step, POLICY, "rate limit"));
+                        return (
+                            buf.len(),
+                            self.close_now(&mut step, CloseCode::POLICY, "rate limit"),
+                        );
                     }
                     let fragment = Fragment {
                         text,
@@ -339,12 +338,16 @@ impl Session {
 
     /// The peer's close frame: answer it (unless we started the close), report it, end.
     fn peer_closed(&mut self, step: &mut Step<'_>, code: Option<u16>, reason: &str) -> Flow {
+        // The receiver let through only codes a close frame may carry.
+        let reported = code
+            .and_then(CloseCode::new)
+            .unwrap_or(CloseCode::NO_STATUS);
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
             write_close(step.out(), code.unwrap_or(0), "");
         }
-        self.finish(step, code.unwrap_or(NO_STATUS), reason);
+        self.finish(step, reported, reason);
         Flow::Close
     }
 
@@ -362,10 +365,10 @@ impl Session {
     }
 
     /// Sends a close (if none was sent), reports it, and ends without waiting for the peer.
-    pub fn close_now(&mut self, step: &mut Step<'_>, code: u16, reason: &str) -> Flow {
+    pub fn close_now(&mut self, step: &mut Step<'_>, code: CloseCode, reason: &str) -> Flow {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
-            write_close(step.out(), code, reason);
+            write_close(step.out(), code.into(), reason);
         }
         self.finish(step, code, reason);
         Flow::Close
@@ -374,12 +377,12 @@ impl Session {
     /// Starts the closing handshake from the server's side (another
     /// connection's handler asked for it, or the server is stopping): the
     /// peer gets `closeTimeout` to answer.
-    pub fn close_by_server(&mut self, mut step: Step<'_>, code: u16, reason: &str) {
+    pub fn close_by_server(&mut self, mut step: Step<'_>, code: CloseCode, reason: &str) {
         if self.side.flags.close_sent || self.finished {
             return;
         }
         self.side.flags.close_sent = true;
-        write_close(step.out(), code, reason);
+        write_close(step.out(), code.into(), reason);
         self.note_close_sent(step.config, step.now());
     }
 
@@ -389,7 +392,7 @@ impl Session {
     #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
         if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
-            return self.close_now(step, POLICY, "backpressure");
+            return self.close_now(step, CloseCode::POLICY, "backpressure");
         }
         if !ok {
             log::error!(
@@ -397,7 +400,7 @@ impl Session {
                 self.side.info.path(),
                 self.side.info.id
             );
-            return self.close_now(step, INTERNAL_ERROR, "handler failed");
+            return self.close_now(step, CloseCode::INTERNAL, "handler failed");
         }
         self.note_close_sent(step.config, step.now());
         Flow::Open
@@ -412,7 +415,7 @@ impl Session {
     }
 
     /// Runs `on_close` once, then takes the connection out of the hub.
-    fn finish(&mut self, step: &mut Step<'_>, code: u16, reason: &str) {
+    fn finish(&mut self, step: &mut Step<'_>, code: CloseCode, reason: &str) {
         if self.finished {
             return;
         }
@@ -426,7 +429,7 @@ impl Session {
 
     /// The connection is going away without a close handshake (reset, server stop).
     pub fn abandon(&mut self, mut step: Step<'_>) {
-        self.finish(&mut step, ABNORMAL, "");
+        self.finish(&mut step, CloseCode::ABNORMAL, "");
     }
 
     /// When the session next needs attention.
@@ -443,11 +446,15 @@ impl Session {
         let now = step.now();
         let woken = self.wake.is_some_and(|w| w <= now);
         if self.closing && woken {
-            self.finish(&mut step, ABNORMAL, "no close frame from the peer in time");
+            self.finish(
+                &mut step,
+                CloseCode::ABNORMAL,
+                "no close frame from the peer in time",
+            );
             return Flow::Close;
         }
         if self.idle_at.is_some_and(|d| d <= now) {
-            return self.close_now(&mut step, GOING_AWAY, "idle");
+            return self.close_now(&mut step, CloseCode::GOING_AWAY, "idle");
         }
         if woken && !self.closing {
             write_frame(step.out(), true, OpCode::Ping, b"");

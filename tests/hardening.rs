@@ -27,8 +27,8 @@ use sha2::Sha256;
 use support::ws::{masked_frame, upgrade_request, Ws, BINARY, TEXT};
 use support::{Client, TempDir, TestServer, IO_TIMEOUT};
 use wisp::{
-    Handler, Message, Request, Response, SendStatus, Server, ServerHandle, Stats, Upgrade,
-    WebSocket,
+    CloseCode, Handler, Message, Request, Response, SendStatus, Server, ServerHandle, Stats,
+    Upgrade, WebSocket,
 };
 
 /// Every WebSocket test server routes `/ws/` to the registered handlers.
@@ -170,8 +170,8 @@ impl Handler for Flood {
         self.seen.send(Seen::Drained(status)).unwrap();
     }
 
-    fn on_close(&mut self, _ws: &mut WebSocket<'_, ()>, code: u16, _reason: &str) {
-        let _ = self.seen.send(Seen::Closed(code));
+    fn on_close(&mut self, _ws: &mut WebSocket<'_, ()>, code: CloseCode, _reason: &str) {
+        let _ = self.seen.send(Seen::Closed(code.as_u16()));
     }
 }
 

@@ -22,7 +22,8 @@ use support::binary::{start_command, Running};
 use support::ws::{Ws, CONTINUATION, TEXT};
 use support::{TestServer, IO_TIMEOUT};
 use wisp::{
-    ConnId, Handler, Message, Request, Response, ServerHandle, TimerId, Upgrade, WebSocket,
+    CloseCode, ConnId, Handler, Message, Request, Response, ServerHandle, TimerId, Upgrade,
+    WebSocket,
 };
 
 /// Every test server routes `/ws/` to the registered handlers.
@@ -140,7 +141,11 @@ impl Handler for Named {
                 let mut parts = rest.splitn(3, ':');
                 let (to, code, reason) = (
                     parts.next().unwrap_or(""),
-                    parts.next().and_then(|c| c.parse().ok()).unwrap_or(1000),
+                    parts
+                        .next()
+                        .and_then(|c| c.parse().ok())
+                        .and_then(CloseCode::new)
+                        .unwrap_or(CloseCode::NORMAL),
                     parts.next().unwrap_or(""),
                 );
                 Some(match self.ids.get(to) {
@@ -155,7 +160,7 @@ impl Handler for Named {
         }
     }
 
-    fn on_close(&mut self, ws: &mut WebSocket<'_, String>, _code: u16, _reason: &str) {
+    fn on_close(&mut self, ws: &mut WebSocket<'_, String>, _code: CloseCode, _reason: &str) {
         let rooms: Vec<String> = ws.rooms().map(str::to_string).collect();
         for room in rooms {
             let notice = format!("{} left {room}", ws.state());
@@ -535,7 +540,11 @@ impl Handler for Remember {
             (Message::Text("send-first"), Some(first)) => {
                 let to = ws.send_to(first, Message::Text("for the first"));
                 let hub = ws.hub().send(first, Message::Text("for the first"));
-                let close = ws.hub().close(first, 4000, "stale");
+                let close = ws.hub().close(
+                    first,
+                    CloseCode::new(4000).expect("an application code"),
+                    "stale",
+                );
                 let open = ws.hub().is_open(first);
                 ws.send_text(&format!("{to:?} {hub:?} {close:?} open={open}"));
             }
@@ -899,7 +908,7 @@ impl Handler for Logged {
         ws.send_text(&line);
     }
 
-    fn on_close(&mut self, ws: &mut WebSocket<'_, (String, u32)>, code: u16, _reason: &str) {
+    fn on_close(&mut self, ws: &mut WebSocket<'_, (String, u32)>, code: CloseCode, _reason: &str) {
         let name = &ws.state().0;
         self.log
             .lock()

@@ -291,7 +291,7 @@ fn open_and_close_fallbacks() {
             })
             .on("tick", |ws, _: Value| *ws.state_mut() += 1)
             .on_close(move |ws, code, reason| {
-                let _ = tx.send((code, reason.to_string(), *ws.state()));
+                let _ = tx.send((code.as_u16(), reason.to_string(), *ws.state()));
             })
     });
     let mut ws = Ws::open(s.addr, "/ws/api");

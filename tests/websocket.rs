@@ -18,7 +18,7 @@ use support::ws::{
     PONG, RFC_ACCEPT, RFC_KEY, TEXT,
 };
 use support::{Resp, TestServer, IO_TIMEOUT};
-use wisp::{Fragment, Handler, Message, SendStatus, WebSocket, WsError};
+use wisp::{CloseCode, Fragment, Handler, Message, SendStatus, WebSocket, WsError};
 
 // ---------------------------------------------------------------------------
 // Handlers
@@ -44,7 +44,7 @@ impl Handler for Probe {
     fn on_message(&mut self, ws: &mut WebSocket<'_, u64>, msg: Message<'_>) {
         match msg {
             Message::Text("close-4000") => {
-                ws.close(4000, "done");
+                ws.close(CloseCode::new(4000).expect("an application code"), "done");
                 let status = ws.send_text("late");
                 let _ = self.seen.send(Seen::SendAfterClose(status));
             }
@@ -68,12 +68,14 @@ impl Handler for Probe {
         }
     }
 
-    fn on_close(&mut self, _ws: &mut WebSocket<'_, u64>, code: u16, reason: &str) {
-        let _ = self.seen.send(Seen::Close(code, reason.to_string()));
+    fn on_close(&mut self, _ws: &mut WebSocket<'_, u64>, code: CloseCode, reason: &str) {
+        let _ = self
+            .seen
+            .send(Seen::Close(code.as_u16(), reason.to_string()));
     }
 
     fn on_error(&mut self, _ws: &mut WebSocket<'_, u64>, err: &WsError) {
-        let _ = self.seen.send(Seen::Error(err.close_code()));
+        let _ = self.seen.send(Seen::Error(err.close_code().as_u16()));
     }
 }
 

@@ -10,10 +10,10 @@ use std::time::Instant;
 use super::{Conn, Ctx, Next, Phase, LINGER};
 use crate::app::App;
 use crate::config::Config;
-use crate::session::GOING_AWAY;
 use crate::session::{Flow, Session, Step};
 use crate::turn::Turn;
 use crate::user_timers::TimerId;
+use crate::ws::close_code::CloseCode;
 use crate::ws::frame::frame_payload_len;
 
 /// What became of a frame delivered from another connection.
@@ -192,7 +192,7 @@ impl Conn {
     }
 
     /// The hub asked to close this WebSocket.
-    pub fn close_socket(&mut self, app: &mut App, turn: &mut Turn, code: u16, reason: &str) {
+    pub fn close_socket(&mut self, app: &mut App, turn: &mut Turn, code: CloseCode, reason: &str) {
         self.on_session(app, turn, false, |session, step| {
             session.close_by_server(step, code, reason);
             Flow::Open
@@ -213,7 +213,7 @@ impl Conn {
         match self.phase {
             Phase::WebSocket(_) => {
                 self.on_session(app, turn, false, |session, step| {
-                    session.close_by_server(step, GOING_AWAY, "server shutting down");
+                    session.close_by_server(step, CloseCode::GOING_AWAY, "server shutting down");
                     Flow::Open
                 });
                 false

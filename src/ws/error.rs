@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::close_code::CloseCode;
+
 /// A protocol violation by the peer, found while decoding its frames.
 ///
 /// Each one fails the connection: the server sends a close frame carrying
@@ -38,10 +40,10 @@ pub enum WsError {
 
 impl WsError {
     /// The close code sent to the peer for this error (RFC 6455 §7.4.1).
-    pub fn close_code(self) -> u16 {
+    pub fn close_code(self) -> CloseCode {
         match self {
-            WsError::FrameTooLarge | WsError::MessageTooLarge => 1009,
-            WsError::InvalidUtf8 => 1007,
+            WsError::FrameTooLarge | WsError::MessageTooLarge => CloseCode::TOO_BIG,
+            WsError::InvalidUtf8 => CloseCode::INVALID_DATA,
             WsError::Unmasked
             | WsError::ReservedBits
             | WsError::UnknownOpcode
@@ -51,7 +53,7 @@ impl WsError {
             | WsError::UnexpectedContinuation
             | WsError::ExpectedContinuation
             | WsError::BadClosePayload
-            | WsError::InvalidCloseCode => 1002,
+            | WsError::InvalidCloseCode => CloseCode::PROTOCOL,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! was consumed. Rules that one byte can break are checked as soon as that
 //! byte is present, so a bad frame fails before its header is complete.
 
-use super::close::valid_close_code;
+use super::close_code::valid_close_code;
 use super::error::WsError;
 use super::opcode::OpCode;
 

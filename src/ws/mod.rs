@@ -17,6 +17,7 @@
 //!   code the server sends before it closes.
 
 pub(crate) mod close;
+pub(crate) mod close_code;
 pub(crate) mod error;
 pub(crate) mod frame;
 pub(crate) mod handshake;

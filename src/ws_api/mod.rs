@@ -20,6 +20,7 @@ use crate::message::{ConnId, Fragment, Message, SendStatus};
 use crate::stats::{ConnStats, Stats};
 
 use crate::user_timers::TimerId;
+use crate::ws::close_code::CloseCode;
 use crate::ws::error::WsError;
 use crate::ws::frame::write_close;
 use crate::ws::opcode::OpCode;
@@ -35,7 +36,7 @@ pub(crate) use self::served::{AnyHandler, Event, Served, RELEASED};
 /// every other connection carry on.
 ///
 /// ```no_run
-/// use wisp::{Config, Handler, Message, Server, WebSocket};
+/// use wisp::{CloseCode, Config, Handler, Message, Server, WebSocket};
 ///
 /// /// Echoes every message and counts them per connection.
 /// struct Echo;
@@ -46,7 +47,7 @@ pub(crate) use self::served::{AnyHandler, Event, Served, RELEASED};
 ///         *ws.state_mut() += 1;
 ///         ws.send(msg);
 ///     }
-///     fn on_close(&mut self, ws: &mut WebSocket<'_, u64>, code: u16, _reason: &str) {
+///     fn on_close(&mut self, ws: &mut WebSocket<'_, u64>, code: CloseCode, _reason: &str) {
 ///         println!("{} closed with {code} after {} messages", ws.id(), ws.state());
 ///     }
 /// }
@@ -89,7 +90,7 @@ pub trait Handler: 'static {
     /// The connection is over: `code` is the peer's close code (1005 if its
     /// close frame had none), the code the server closed with, or 1006 when
     /// the connection dropped without a close. Called exactly once.
-    fn on_close(&mut self, ws: &mut WebSocket<'_, Self::State>, code: u16, reason: &str) {
+    fn on_close(&mut self, ws: &mut WebSocket<'_, Self::State>, code: CloseCode, reason: &str) {
         let _ = (ws, code, reason);
     }
 
@@ -199,12 +200,12 @@ impl<S> WebSocket<'_, S> {
     /// Starts the closing handshake with a code (1000 for a normal close) and
     /// a reason (cut to 123 bytes). Nothing more can be sent afterwards; the
     /// connection ends when the peer answers, or after `webSockets.closeTimeout`.
-    pub fn close(&mut self, code: u16, reason: &str) -> SendStatus {
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> SendStatus {
         if self.link.side.flags.close_sent {
             return SendStatus::Closed;
         }
         self.link.side.flags.close_sent = true;
-        write_close(&mut self.link.turn.scratch, code, reason);
+        write_close(&mut self.link.turn.scratch, code.into(), reason);
         SendStatus::Queued
     }
 

@@ -10,6 +10,7 @@ use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::message::{Fragment, Message};
 use crate::user_timers::TimerId;
+use crate::ws::close_code::CloseCode;
 use crate::ws::error::WsError;
 
 /// One event for a handler, whatever its state type.
@@ -18,7 +19,7 @@ pub(crate) enum Event<'a> {
     Message(Message<'a>),
     Partial(Fragment<'a>),
     Error(&'a WsError),
-    Close(u16, &'a str),
+    Close(CloseCode, &'a str),
     Timer(TimerId),
     Drain,
 }

@@ -11,7 +11,7 @@
 //! through a `ServerHandle`, so `valgrind --tool=callgrind` sees a normal
 //! exit and writes its profile.
 
-use wisp::{Config, Handler, Message, Server, WebSocket};
+use wisp::{CloseCode, Config, Handler, Message, Server, WebSocket};
 use wisp_bench::{ECHO_PATH, PUBLISH_PATH, ROOM_PATH};
 
 /// The one room of the fan-out benchmark.
@@ -36,7 +36,7 @@ impl Handler for Member {
 
     fn on_open(&mut self, ws: &mut WebSocket<'_, ()>) {
         if ws.join(ROOM).is_err() {
-            ws.close(1008, "the room is full");
+            ws.close(CloseCode::POLICY, "the room is full");
         }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde_json::json;
-use wisp::{ConnId, Handler, Message, WebSocket};
+use wisp::{CloseCode, ConnId, Handler, Message, WebSocket};
 
 /// Longest room or member name, in characters.
 const MAX_NAME: usize = 64;
@@ -53,7 +53,7 @@ impl Handler for Chat {
         }
     }
 
-    fn on_close(&mut self, ws: &mut WebSocket<'_, ()>, _code: u16, _reason: &str) {
+    fn on_close(&mut self, ws: &mut WebSocket<'_, ()>, _code: CloseCode, _reason: &str) {
         let rooms: Vec<String> = ws.rooms().map(str::to_string).collect();
         for room in rooms {
             self.presence(ws, &room, false);
