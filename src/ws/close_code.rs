@@ -41,7 +41,7 @@ impl CloseCode {
     /// 1014: a gateway or proxy received a bad response upstream (IANA registry).
     pub const BAD_GATEWAY: CloseCode = CloseCode(1014);
 
-    /// The code, if a close frame may carry it (see [`valid_close_code`]):
+    /// The code, if a close frame may carry it (RFC 6455 §7.4.1 and the IANA registry):
     /// 1000–1003, 1007–1014 and 3000–4999.
     pub fn new(code: u16) -> Option<CloseCode> {
         valid_close_code(code).then_some(CloseCode(code))
