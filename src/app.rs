@@ -168,7 +168,13 @@ impl App {
         self.hub.stats.requests += 1;
         self.date.refresh();
         let mark = out.len();
-        let handled = self.answer(head, body, origin, out, close);
+        let request = Incoming {
+            head,
+            body,
+            claims: None,
+            origin,
+        };
+        let handled = self.answer(request, out, close);
         if self.config.log.access {
             // The status is in our own status line: "HTTP/1.1 200 ...".
             let status = out
@@ -192,14 +198,9 @@ impl App {
         handled
     }
 
-    fn answer(
-        &mut self,
-        head: &Head<'_>,
-        body: &[u8],
-        origin: Origin,
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Handled {
+    /// Routes a request to its answer: a redirect, a status page, a file or an action.
+    fn answer(&mut self, request: Incoming<'_, '_>, out: &mut Vec<u8>, close: bool) -> Handled {
+        let Incoming { head, origin, .. } = request;
         if head.path == "*" {
             // OPTIONS * asks about the server as a whole.
             let mut w = HeadWriter::start(out, 200, &self.date.text, &self.config.headers);
@@ -242,10 +243,8 @@ impl App {
                     }
                     HandlerKind::Action => {
                         let request = Incoming {
-                            head,
-                            body,
                             claims: claims.as_ref(),
-                            origin,
+                            ..request
                         };
                         self.run_action(&routed, request, out, close)
                     }

@@ -470,13 +470,8 @@ mod tests {
         fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             crate::transport::sys::send_vectored(&*self, bufs)
         }
-        fn sendfile(
-            &mut self,
-            file: &File,
-            offset: &mut u64,
-            len: usize,
-        ) -> rustix::io::Result<usize> {
-            crate::transport::sys::sendfile(&*self, file, offset, len)
+        fn sendfile(&mut self, f: &File, at: &mut u64, n: usize) -> rustix::io::Result<usize> {
+            crate::transport::sys::sendfile(&*self, f, at, n)
         }
     }
 
@@ -496,31 +491,29 @@ mod tests {
             self.write(first)
         }
         /// Not throttled: only the writes of queued bytes are.
-        fn sendfile(
-            &mut self,
-            file: &File,
-            offset: &mut u64,
-            len: usize,
-        ) -> rustix::io::Result<usize> {
-            self.sock.sendfile(file, offset, len)
+        fn sendfile(&mut self, f: &File, at: &mut u64, n: usize) -> rustix::io::Result<usize> {
+            self.sock.sendfile(f, at, n)
         }
     }
 
-    fn throttled(room: usize) -> (Throttled, TcpStream) {
+    /// An output that flushed `first` into a socket taking `room` bytes,
+    /// and was blocked: the rest of `first` is queued, the scratch is empty.
+    fn blocked(room: usize, first: &[u8]) -> (Output, Throttled, TcpStream, Vec<u8>) {
         let (sock, peer) = connection();
-        (Throttled { room, sock }, peer)
-    }
-
-    #[test]
-    fn unwritten_scratch_moves_to_pending_and_order_is_kept() {
+        let mut sock = Throttled { room, sock };
         let mut out = Output::default();
-        let (mut sock, mut peer) = throttled(10);
-        let mut scratch = b"0123456789abcdef".to_vec();
+        let mut scratch = first.to_vec();
         assert_eq!(
             out.flush(&mut sock, &mut scratch).unwrap(),
             Flushed::Blocked
         );
         assert!(scratch.is_empty());
+        (out, sock, peer, scratch)
+    }
+
+    #[test]
+    fn unwritten_scratch_moves_to_pending_and_order_is_kept() {
+        let (mut out, mut sock, mut peer, mut scratch) = blocked(10, b"0123456789abcdef");
         assert_eq!(out.backlog(), 6);
         // New output now goes behind the backlog.
         out.target(&mut scratch).extend_from_slice(b"XYZ");
@@ -538,13 +531,7 @@ mod tests {
 
     #[test]
     fn shared_frames_keep_their_place_in_line_and_are_not_copied() {
-        let mut out = Output::default();
-        let (mut sock, mut peer) = throttled(3);
-        let mut scratch = b"first;".to_vec();
-        assert_eq!(
-            out.flush(&mut sock, &mut scratch).unwrap(),
-            Flushed::Blocked
-        );
+        let (mut out, mut sock, mut peer, mut scratch) = blocked(3, b"first;");
         let big: Rc<[u8]> = vec![b'B'; SHARE_MIN].into();
         let small: Rc<[u8]> = b"small;".to_vec().into();
         out.push_shared(&big);

@@ -244,12 +244,7 @@ impl Session {
                 let ok = match take_message(&mut self.side, &mut self.rate, &mut step, text, data) {
                     Taken::Delivered(ok) => ok,
                     Taken::Dropped => continue,
-                    Taken::OverRate => {
-                        return (
-                            buf.len(),
-                            self.close_now(&mut step, CloseCode::POLICY, "rate limit"),
-                        )
-                    }
+                    Taken::OverRate => return (buf.len(), self.over_rate(&mut step)),
                 };
                 if self.after(&mut step, ok) == Flow::Close {
                     return (buf.len(), Flow::Close);
@@ -272,12 +267,7 @@ impl Session {
                     match take_message(&mut self.side, &mut self.rate, &mut step, text, data) {
                         Taken::Delivered(ok) => ok,
                         Taken::Dropped => continue,
-                        Taken::OverRate => {
-                            return (
-                                buf.len(),
-                                self.close_now(&mut step, CloseCode::POLICY, "rate limit"),
-                            )
-                        }
+                        Taken::OverRate => return (buf.len(), self.over_rate(&mut step)),
                     }
                 }
                 receiver::Event::Fragment {
@@ -297,10 +287,7 @@ impl Session {
                     )
                     .is_some()
                     {
-                        return (
-                            buf.len(),
-                            self.close_now(&mut step, CloseCode::POLICY, "rate limit"),
-                        );
+                        return (buf.len(), self.over_rate(&mut step));
                     }
                     let fragment = Fragment {
                         text,
@@ -334,6 +321,11 @@ impl Session {
                 Flow::Open
             },
         )
+    }
+
+    /// A message over `limits.rate` with the `close` action ends the session.
+    fn over_rate(&mut self, step: &mut Step<'_>) -> Flow {
+        self.close_now(step, CloseCode::POLICY, "rate limit")
     }
 
     /// The peer's close frame: answer it (unless we started the close), report it, end.

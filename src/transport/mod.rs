@@ -41,14 +41,17 @@ impl Transport {
         }
     }
 
+    /// The TCP socket underneath.
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+        }
+    }
+
     /// Shuts our sending side (a lingering close); errors are ignored, since
     /// a peer that is already gone is what we want anyway.
     pub fn shutdown_write(&mut self) {
-        match self {
-            Transport::Plain(s) => {
-                let _ = s.shutdown(Shutdown::Write);
-            }
-        }
+        let _ = self.socket().shutdown(Shutdown::Write);
     }
 }
 
@@ -102,7 +105,8 @@ impl Wire for Transport {
     }
 }
 
-/// The transport is what the event loop registers.
+/// The transport is what the event loop registers: its TCP socket, which
+/// every kind of transport has underneath.
 impl Source for Transport {
     fn register(
         &mut self,
@@ -110,25 +114,14 @@ impl Source for Transport {
         token: Token,
         interests: Interest,
     ) -> io::Result<()> {
-        match self {
-            Transport::Plain(s) => s.register(registry, token, interests),
-        }
+        self.socket().register(registry, token, interests)
     }
 
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Transport::Plain(s) => s.reregister(registry, token, interests),
-        }
+    fn reregister(&mut self, r: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        self.socket().reregister(r, token, interests)
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Transport::Plain(s) => s.deregister(registry),
-        }
+        self.socket().deregister(registry)
     }
 }
