@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::http::request::{header_storage, parse_head, Head, HeadLimits};
 use crate::http::response::Response;
 use crate::message::{Fragment, Message};
 use crate::ws::close_code::CloseCode;
@@ -184,6 +185,21 @@ pub(crate) fn upgrade_request(path: &str) -> Vec<u8> {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     .into_bytes()
+}
+
+/// Runs `f` on the parsed head of `text` (a whole, valid request head).
+pub(crate) fn with_head<R>(text: &str, f: impl FnOnce(&Head<'_>) -> R) -> R {
+    let limits = HeadLimits {
+        header: 8192,
+        headers: 64,
+        uri: 4096,
+        body: 1 << 20,
+    };
+    let mut storage = header_storage();
+    let head = parse_head(text.as_bytes(), &mut storage, &limits)
+        .expect("a valid head")
+        .expect("a whole head");
+    f(&head)
 }
 
 /// The client's address in every test.
