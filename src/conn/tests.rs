@@ -137,6 +137,13 @@ impl Bench {
         assert!(frames.is_empty());
     }
 
+    /// Replaces the connection with a new one, upgraded.
+    fn upgrade_on_a_fresh_connection(&mut self) {
+        let transport = Transport::Memory(Memory::default());
+        self.conn = Conn::new(transport, testing::peer(), 2, self.now());
+        self.upgrade();
+    }
+
     fn log(&self) -> Vec<String> {
         self.log.borrow().clone()
     }
@@ -415,4 +422,86 @@ fn an_idle_websocket_is_pinged_then_closed_with_1001() {
     assert_eq!(close.len(), 1);
     assert_eq!(close[0].close_code(), Some(1001));
     assert!(b.log().last().unwrap().starts_with("close 1001"));
+}
+
+#[test]
+fn reads_larger_than_the_read_buffer_are_taken_whole() {
+    let mut b = Bench::new();
+    let body = vec![b'b'; 90_000];
+    let head = format!(
+        "POST /api/big HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    b.send(&[head.as_bytes(), &body].concat());
+    let reply = b.reply();
+    assert_eq!(reply.body.len(), "POST /api/big ".len() + body.len());
+    b.upgrade_on_a_fresh_connection();
+    let message = vec![b'w'; 100_000];
+    b.send(&masked(true, OpCode::Binary, &message));
+    let out = frames(&b.sent());
+    assert_eq!(out.len(), 1);
+    assert!(out[0].payload == message, "the echo differs");
+}
+
+#[test]
+fn a_websocket_whose_peer_does_not_read_stops_reading_and_loses_nothing() {
+    let mut b = Bench::with(|_| {}, "webSockets: { maxBackpressure: '1K' }");
+    b.upgrade();
+    b.peer().room = 0;
+    for _ in 0..5 {
+        b.send(&masked(true, OpCode::Text, b"big:600"));
+    }
+    let read = b.log().iter().filter(|l| l.starts_with("text")).count();
+    assert_eq!(read, 1, "reading stops once half the limit is queued");
+    assert_eq!(b.drain(usize::MAX), Next::Keep);
+    let out = frames(&b.sent());
+    assert_eq!(out.len(), 5, "every answer went out");
+    assert!(out.iter().all(|f| f.payload.len() == 600));
+    assert_eq!(b.log().len(), 6);
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let mut b = Bench::new();
+    b.send(b"PUT /api/e HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(b.reply().status, 100);
+    b.send(b"ok");
+    assert_eq!(b.reply().body_text(), "PUT /api/e ok");
+}
+
+#[test]
+fn a_connection_over_the_limit_gets_503_and_closes() {
+    let mut b = Bench::new();
+    let mut ctx = Ctx {
+        app: &mut b.app,
+        turn: &mut b.turn,
+        key: 1,
+    };
+    let transport = Transport::Memory(Memory::default());
+    b.conn = Conn::turned_away(transport, testing::peer(), 2, &mut ctx);
+    assert!(!b.conn.counted);
+    assert_eq!(b.ready(false, false).unwrap(), Next::Keep);
+    let reply = b.reply();
+    assert_eq!(reply.status, 503);
+    assert!(reply.closes());
+    assert_eq!(b.end(), Next::Close);
+}
+
+#[test]
+fn a_peer_that_ends_mid_request_is_closed_without_an_answer() {
+    let mut b = Bench::new();
+    b.send(b"GET /api/x HTTP/1.1\r\nHo");
+    assert_eq!(b.end(), Next::Close);
+    assert!(b.sent().is_empty());
+}
+
+#[test]
+fn a_websocket_dropped_without_a_close_reports_1006() {
+    let mut b = Bench::new();
+    b.upgrade();
+    assert_eq!(b.end(), Next::Close);
+    assert!(b.sent().is_empty());
+    b.conn.release(&mut b.app, &mut b.turn);
+    assert_eq!(b.log(), ["open", "close 1006 "]);
+    assert_eq!(b.app.hub.stats.websockets_open, 0);
 }

@@ -1,10 +1,12 @@
 //! An in-memory peer for tests: the transport a connection gets when a test
 //! drives it byte by byte, without a socket.
 //!
-//! The test pushes what the client sends as chunks ([`Memory::push`]); each
-//! read takes at most one chunk (so the test decides where reads split the
-//! stream), then says `WouldBlock` — or `Ok(0)` once the test has ended the
-//! stream ([`Memory::end`]). What the server writes collects in
+//! The test pushes what the client sends as chunks ([`Memory::push`]); a
+//! read takes what has arrived, as a stream socket does: every chunk pushed
+//! since the last read, up to the buffer's capacity. Pushing one chunk
+//! before each `ready` therefore decides where reads split the stream. With
+//! nothing left a read says `WouldBlock`, or `Ok(0)` once the test has ended
+//! the stream ([`Memory::end`]). What the server writes collects in
 //! [`Memory::sent`], up to [`Memory::room`] bytes before `WouldBlock`, so
 //! backpressure can be exercised. `sendfile` is not supported, which sends
 //! file bodies down the copying path.
@@ -61,24 +63,29 @@ impl Memory {
         std::mem::take(&mut self.sent)
     }
 
-    /// Reads the next chunk into `buf`'s spare capacity (after clearing
+    /// Reads what has arrived into `buf`'s spare capacity (after clearing
     /// it); what does not fit stays first in line.
     pub fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         buf.clear();
-        let Some(chunk) = self.inbound.front_mut() else {
+        if self.inbound.is_empty() {
             return if self.ended {
                 Ok(0)
             } else {
                 Err(io::ErrorKind::WouldBlock.into())
             };
-        };
-        let n = chunk.len().min(buf.capacity());
-        buf.extend_from_slice(&chunk[..n]);
-        chunk.drain(..n);
-        if chunk.is_empty() {
-            self.inbound.pop_front();
         }
-        Ok(n)
+        while let Some(chunk) = self.inbound.front_mut() {
+            let n = chunk.len().min(buf.capacity() - buf.len());
+            if n == 0 && !chunk.is_empty() {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                self.inbound.pop_front();
+            }
+        }
+        Ok(buf.len())
     }
 
     /// Takes as much of `buf` as there is room for.
@@ -118,21 +125,21 @@ impl Memory {
 mod tests {
     use super::*;
 
-    /// Reads take one chunk at a time and split one larger than the
-    /// buffer; writes stop at the room and resume when it grows.
+    /// Reads take what has arrived up to the buffer's capacity, the rest
+    /// next time; writes stop at the room and resume when it grows.
     #[test]
-    fn reads_by_chunk_and_writes_up_to_the_room() {
+    fn reads_what_arrived_and_writes_up_to_the_room() {
         let mut peer = Memory::with_room(5);
         let mut buf = Vec::with_capacity(4);
         let wb = |r: io::Result<usize>| r.unwrap_err().kind() == io::ErrorKind::WouldBlock;
         assert!(wb(peer.read_spare(&mut buf)));
-        peer.push(b"abcdef");
+        peer.push(b"ab");
+        peer.push(b"cdef");
         peer.push(b"g");
         assert_eq!(peer.read_spare(&mut buf).unwrap(), 4);
         assert_eq!(buf, b"abcd");
-        assert_eq!(peer.read_spare(&mut buf).unwrap(), 2);
-        assert_eq!(buf, b"ef");
-        assert_eq!(peer.read_spare(&mut buf).unwrap(), 1);
+        assert_eq!(peer.read_spare(&mut buf).unwrap(), 3);
+        assert_eq!(buf, b"efg");
         assert!(wb(peer.read_spare(&mut buf)));
         peer.end();
         assert_eq!(peer.read_spare(&mut buf).unwrap(), 0);
