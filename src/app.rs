@@ -467,3 +467,121 @@ fn routing_path(relative: &str, trailing: bool) -> String {
     }
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::message::ConnId;
+    use crate::testing::{self, response, with_head, Reply, TempDir};
+
+    /// The test app over a documents folder holding `hello.txt`.
+    fn fixture() -> (App, TempDir) {
+        let docs = TempDir::new("app");
+        docs.write("hello.txt", b"hello, file\n");
+        let (app, _) = testing::app(testing::config(&docs.path, ""));
+        (app, docs)
+    }
+
+    /// Answers the request `head` (the head's text without its blank line)
+    /// with `body`: how it went on, the response, and whether the bytes
+    /// written were exactly that response.
+    fn answer(app: &mut App, head: &str, body: &[u8], close: bool) -> (Handled, Reply, bool) {
+        let text = format!("{head}\r\nHost: h\r\n\r\n");
+        let origin = Origin {
+            id: ConnId { key: 0, serial: 1 },
+            peer: testing::peer(),
+            now: Instant::now(),
+        };
+        let mut out = Vec::new();
+        let handled = with_head(&text, |h| app.handle(h, body, origin, &mut out, close));
+        let (reply, used) = response(&out, head.starts_with("HEAD "));
+        (handled, reply, used == out.len())
+    }
+
+    /// OPTIONS `*`, a redirect route, a missing file and a method the
+    /// route does not allow: each its status, its header, and a connection
+    /// that goes on.
+    #[test]
+    fn routing_answers_options_redirects_404_and_405() {
+        let (mut app, _docs) = fixture();
+        let all = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
+        let cases = [
+            ("OPTIONS * HTTP/1.1", 200, Some(("Allow", all))),
+            ("GET /old HTTP/1.1", 301, Some(("Location", "/new"))),
+            ("GET /missing.txt HTTP/1.1", 404, None),
+            ("POST /ro/x HTTP/1.1", 405, Some(("Allow", "GET"))),
+            ("GET /ro/x HTTP/1.1", 200, None),
+        ];
+        for (request, status, header) in cases {
+            let (handled, reply, whole) = answer(&mut app, request, b"", false);
+            assert_eq!(reply.status, status, "{request}");
+            if let Some((name, value)) = header {
+                assert_eq!(reply.header(name), Some(value), "{request}");
+            }
+            assert!(whole, "{request}: more than one response");
+            assert!(!handled.close && !reply.closes(), "{request}");
+            assert!(handled.upgrade.is_none() && handled.file.is_none());
+        }
+    }
+
+    #[test]
+    fn an_action_answers_with_its_response() {
+        let (mut app, _docs) = fixture();
+        let (handled, reply, whole) = answer(&mut app, "POST /api/x?a=1 HTTP/1.1", b"abc", false);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body_text(), "POST /api/x abc");
+        assert_eq!(
+            reply.header("Content-Type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert!(whole && !reply.closes() && !handled.close);
+        // The connection's last request says so.
+        let (handled, reply, _) = answer(&mut app, "GET /api/x HTTP/1.1", b"", true);
+        assert!(reply.closes() && handled.close);
+        assert_eq!(app.hub.stats.requests, 2);
+    }
+
+    #[test]
+    fn a_head_request_gets_the_length_but_no_body() {
+        let (mut app, _docs) = fixture();
+        for path in ["/api/x", "/hello.txt", "/missing.txt"] {
+            let (_, get, _) = answer(&mut app, &format!("GET {path} HTTP/1.1"), b"", false);
+            let (_, head, whole) = answer(&mut app, &format!("HEAD {path} HTTP/1.1"), b"", false);
+            assert!(whole, "{path}: HEAD wrote a body");
+            assert!(get.status == 200 || path == "/missing.txt", "{path}");
+            assert_eq!(head.status, get.status, "{path}");
+            // The action echoes the method: "HEAD" is one byte longer than "GET".
+            let length = (get.body.len() + usize::from(path == "/api/x")).to_string();
+            assert_eq!(
+                head.header("Content-Length"),
+                Some(length.as_str()),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_panicking_action_is_500_and_closes_and_the_app_goes_on() {
+        let (mut app, _docs) = fixture();
+        let (handled, reply, whole) = answer(&mut app, "GET /api/panic HTTP/1.1", b"", false);
+        assert_eq!(reply.status, 500);
+        assert!(reply.closes() && handled.close && whole);
+        let (_, reply, _) = answer(&mut app, "GET /api/fine HTTP/1.1", b"", false);
+        assert_eq!(reply.status, 200);
+    }
+
+    #[test]
+    fn an_upgrade_opens_a_session_and_a_plain_get_to_a_websocket_is_426() {
+        let (mut app, _docs) = fixture();
+        let text = String::from_utf8(testing::upgrade_request("/ws/chat")).unwrap();
+        let head = text.trim_end_matches("\r\n\r\n").replace("\r\nHost: h", "");
+        let (handled, reply, whole) = answer(&mut app, &head, b"", false);
+        assert_eq!(reply.status, 101);
+        assert!(handled.upgrade.is_some() && !handled.close && whole);
+        let (handled, reply, _) = answer(&mut app, "GET /ws/chat HTTP/1.1", b"", false);
+        assert_eq!(reply.status, 426);
+        assert!(handled.upgrade.is_none() && handled.close);
+    }
+}

@@ -117,6 +117,8 @@ mod route_table;
 mod server;
 mod session;
 mod stats;
+#[cfg(test)]
+mod testing;
 mod transport;
 mod turn;
 mod upgrade;

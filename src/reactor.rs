@@ -482,3 +482,130 @@ fn arm(timers: &mut Timers, conn: &mut Conn, key: usize, timeouts: &crate::confi
 fn out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(23 | 24))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::testing::{self, responses, TempDir};
+    use crate::transport::memory::Memory;
+
+    /// A reactor on a loopback listener, with the test app, and the sending
+    /// end of its command channel.
+    fn reactor() -> (Reactor, Sender<Command>, TempDir) {
+        let docs = TempDir::new("reactor");
+        let (app, _) = testing::app(testing::config(&docs.path, ""));
+        let poll = Poll::new().unwrap();
+        let mut listeners = vec![TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap()];
+        Reactor::register(&poll, &mut listeners).unwrap();
+        let shared = Arc::new(Shared {
+            stop: Arc::new(AtomicBool::new(false)),
+            waker: Waker::new(poll.registry(), WAKER).unwrap(),
+            loop_thread: OnceLock::new(),
+        });
+        let (tx, rx) = mpsc::channel();
+        (Reactor::new(poll, listeners, app, shared, rx), tx, docs)
+    }
+
+    /// Puts a connection with an in-memory peer in the slab, as `admit`
+    /// does (but not counted against the limits); returns its key.
+    fn insert(r: &mut Reactor, now: Instant) -> usize {
+        r.next_serial += 1;
+        let transport = Transport::Memory(Memory::default());
+        let mut conn = Conn::new(transport, testing::peer(), r.next_serial, now);
+        conn.counted = false;
+        let key = r.conns.insert(conn);
+        r.rearm(key);
+        key
+    }
+
+    #[test]
+    fn the_deadline_heap_stays_bounded_as_connections_come_and_go() {
+        let (mut r, _tx, _docs) = reactor();
+        let now = Instant::now();
+        let live: Vec<usize> = (0..10).map(|_| insert(&mut r, now)).collect();
+        for _ in 0..5000 {
+            let key = insert(&mut r, now);
+            r.close(key);
+            assert!(r.timers.len() <= 2 * r.conns.len() + 1025);
+        }
+        assert!(
+            r.timers.len() < 2000,
+            "the wake-ups of closed connections are pruned"
+        );
+        assert!(r.timers.len() >= live.len(), "the live ones' are kept");
+        assert_eq!(r.conns.len(), live.len());
+    }
+
+    #[test]
+    fn a_slow_head_is_answered_408_by_the_loop_timers_then_dropped() {
+        let (mut r, _tx, _docs) = reactor();
+        let t0 = r.turn.now;
+        let key = insert(&mut r, t0);
+        r.conns[key]
+            .transport
+            .memory()
+            .push(b"GET /api/x HTTP/1.1\r\n");
+        r.conn_event(key, true, false);
+        let parse = r.app.config.timeouts.parse.unwrap();
+        r.turn.now = t0 + parse - Duration::from_millis(1);
+        r.expire(r.turn.now);
+        assert!(r.conns[key].transport.memory().sent.is_empty(), "not yet");
+        r.turn.now = t0 + parse;
+        r.expire(r.turn.now);
+        let sent = r.conns[key].transport.memory().take_sent();
+        assert_eq!(responses(&sent)[0].status, 408);
+        // Lingering: dropped when that deadline passes too.
+        let linger = r.conns[key].due(&r.app.config.timeouts).unwrap();
+        assert!(linger > r.turn.now);
+        r.turn.now = linger;
+        r.expire(linger);
+        assert!(
+            !r.conns.contains(key),
+            "the lingering connection was dropped"
+        );
+    }
+
+    #[test]
+    fn commands_run_on_the_loop_and_a_panicking_one_is_survived() {
+        let (mut r, tx, _docs) = reactor();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let count = |ran: &Arc<AtomicUsize>| -> Command {
+            let ran = Arc::clone(ran);
+            Box::new(move |hub: &mut Hub| {
+                assert_eq!(hub.stats().websockets_open, 0);
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        tx.send(count(&ran)).unwrap();
+        tx.send(Box::new(|_: &mut Hub| panic!("a command panics")))
+            .unwrap();
+        tx.send(count(&ran)).unwrap();
+        let stop = Arc::clone(&r.shared.stop);
+        tx.send(Box::new(move |_: &mut Hub| {
+            stop.store(true, Ordering::Release)
+        }))
+        .unwrap();
+        r.shared.waker.wake().unwrap();
+        // Should the loop not stop, stop it from outside after a while.
+        let (done, finished) = mpsc::channel::<()>();
+        let shared = Arc::clone(&r.shared);
+        let guard = std::thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(10)) {
+                shared.stop.store(true, Ordering::Release);
+                let _ = shared.waker.wake();
+            }
+        });
+        r.run().unwrap();
+        drop(done);
+        guard.join().unwrap();
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "both commands around the panic ran"
+        );
+    }
+}

@@ -529,3 +529,235 @@ fn deliver(step: &mut Step<'_>, side: &mut LinkSide, text: bool, data: &[u8]) ->
     };
     step.call(side, None, Event::Message(Message::Text(&text)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::hub::RoomLimits;
+    use crate::message::ConnId;
+    use crate::testing::{self, close_frame, frames, masked, with_head, Frame, Log, Probe};
+    use crate::ws_api::Served;
+
+    /// A session with a [`Probe`] handler, and everything a step borrows.
+    struct Fixture {
+        session: Session,
+        served: Served<Probe>,
+        log: Log,
+        config: Config,
+        hub: Hub,
+        turn: Turn,
+        peer: SocketAddr,
+        t0: Instant,
+    }
+
+    impl Fixture {
+        /// An open session under the config with `extra` in `web: { … }`.
+        fn new(extra: &str) -> Fixture {
+            let config = testing::config("/".as_ref(), extra);
+            let probe = Probe::default();
+            let log = Rc::clone(&probe.log);
+            let mut served = Served::new(probe);
+            let mut hub = Hub::new(RoomLimits {
+                per_connection: 4,
+                members: 4,
+            });
+            let peer = testing::peer();
+            let (state, _) = with_head("GET /ws/t HTTP/1.1\r\nHost: h\r\n\r\n", |head| {
+                let request = crate::http::request::Request::new(head, &[], peer, &hub.stats);
+                served.upgrade(&request).expect("accepted")
+            });
+            let id = ConnId { key: 0, serial: 1 };
+            hub.add_socket(id, 0);
+            let info = ConnInfo {
+                id,
+                handler: 0,
+                target: "/ws/t".into(),
+                protocol: None,
+                claims: None,
+            };
+            let t0 = Instant::now();
+            let session = Session::new(state, false, info, &config, t0);
+            let mut turn = Turn::new(t0);
+            turn.room = config.web_sockets.max_backpressure;
+            let mut f = Fixture {
+                session,
+                served,
+                log,
+                config,
+                hub,
+                turn,
+                peer,
+                t0,
+            };
+            let (session, step) = f.parts();
+            assert_eq!(session.open(step, &[]), Flow::Open);
+            f
+        }
+
+        /// The session, and a step lending it the rest.
+        fn parts(&mut self) -> (&mut Session, Step<'_>) {
+            let step = Step::new(
+                &mut self.served,
+                &self.config,
+                &mut self.hub,
+                &mut self.turn,
+                &self.peer,
+            );
+            (&mut self.session, step)
+        }
+
+        /// Feeds what the peer sent; checks that it was all used.
+        fn receive(&mut self, bytes: &[u8]) -> Flow {
+            let mut buf = bytes.to_vec();
+            let idle_at = self.config.timeouts.inactivity.map(|d| self.turn.now + d);
+            let (session, step) = self.parts();
+            let (used, flow) = session.receive(step, &mut buf, idle_at);
+            assert_eq!(used, bytes.len());
+            flow
+        }
+
+        /// The deadline passed at `t0 + secs`.
+        fn timeout_at(&mut self, secs: u64) -> Flow {
+            self.turn.now = self.t0 + Duration::from_secs(secs);
+            let (session, step) = self.parts();
+            session.timeout(step)
+        }
+
+        /// The frames the session wrote since the last look.
+        fn out(&mut self) -> Vec<Frame> {
+            frames(&std::mem::take(&mut self.turn.scratch))
+        }
+
+        /// The one frame written since the last look, a close: its code.
+        fn closed_with(&mut self) -> Option<u16> {
+            let out = self.out();
+            assert_eq!(out.len(), 1, "{out:?}");
+            out[0].close_code()
+        }
+
+        fn log(&self) -> Vec<String> {
+            self.log.borrow().clone()
+        }
+
+        fn closes_logged(&self) -> usize {
+            self.log().iter().filter(|l| l.starts_with("close")).count()
+        }
+    }
+
+    #[test]
+    fn a_whole_message_reaches_on_message() {
+        let mut f = Fixture::new("");
+        assert_eq!(f.receive(&masked(true, OpCode::Text, b"hello")), Flow::Open);
+        assert_eq!(f.log(), ["open", "text hello"]);
+        assert_eq!(f.out(), [Frame::text("hello")]);
+        assert_eq!(f.hub.stats.messages_in, 1);
+    }
+
+    #[test]
+    fn a_fragmented_message_is_reassembled_around_a_ping() {
+        let mut f = Fixture::new("");
+        f.receive(&masked(false, OpCode::Text, b"hel"));
+        f.receive(&masked(false, OpCode::Continuation, b"lo "));
+        f.receive(&masked(true, OpCode::Ping, b"?"));
+        assert_eq!(f.log(), ["open"], "no message before its last fragment");
+        f.receive(&masked(true, OpCode::Continuation, b"world"));
+        assert_eq!(f.log(), ["open", "text hello world"]);
+        let pong = Frame {
+            fin: true,
+            opcode: OpCode::Pong,
+            payload: b"?".to_vec(),
+        };
+        assert_eq!(f.out(), [pong, Frame::text("hello world")]);
+    }
+
+    #[test]
+    fn on_close_runs_exactly_once() {
+        let mut f = Fixture::new("");
+        assert_eq!(f.receive(&close_frame(1001, "away")), Flow::Close);
+        assert_eq!(f.closed_with(), Some(1001), "the peer's code is echoed");
+        let (session, step) = f.parts();
+        session.abandon(step);
+        assert_eq!(f.log(), ["open", "close 1001 away"]);
+        assert_eq!(f.hub.stats.websockets_open, 0);
+        // A connection dropped without a close reports 1006, once too.
+        let mut f = Fixture::new("");
+        for _ in 0..2 {
+            let (session, step) = f.parts();
+            session.abandon(step);
+        }
+        assert_eq!(f.log(), ["open", "close 1006 "]);
+        assert!(f.out().is_empty());
+    }
+
+    #[test]
+    fn a_panicking_handler_closes_with_1011() {
+        let mut f = Fixture::new("");
+        assert_eq!(
+            f.receive(&masked(true, OpCode::Text, b"panic")),
+            Flow::Close
+        );
+        assert_eq!(f.closed_with(), Some(1011));
+        assert_eq!(f.log().last().unwrap(), "close 1011 handler failed");
+        assert_eq!(f.closes_logged(), 1);
+    }
+
+    #[test]
+    fn over_the_rate_with_the_close_action_closes_with_1008() {
+        let mut f =
+            Fixture::new("limits: { rate: { messages: '2/sec', burst: 2, action: 'close' } }");
+        for text in ["a", "b"] {
+            assert_eq!(
+                f.receive(&masked(true, OpCode::Text, text.as_bytes())),
+                Flow::Open
+            );
+        }
+        assert_eq!(f.out().len(), 2);
+        assert_eq!(f.receive(&masked(true, OpCode::Text, b"c")), Flow::Close);
+        assert_eq!(f.closed_with(), Some(1008));
+        assert_eq!(
+            f.log(),
+            ["open", "text a", "text b", "close 1008 rate limit"]
+        );
+        assert_eq!(f.hub.stats.limits.rate, 1);
+    }
+
+    #[test]
+    fn the_ping_timer_writes_a_ping_and_rearms() {
+        let mut f = Fixture::new("webSockets: { ping: '10 secs' }");
+        let t0 = f.t0;
+        assert_eq!(f.session.due(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(f.timeout_at(10), Flow::Open);
+        let ping = f.out();
+        assert_eq!(ping.len(), 1);
+        assert_eq!(ping[0].opcode, OpCode::Ping);
+        assert_eq!(f.session.due(), Some(t0 + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn an_idle_peer_is_closed_with_1001() {
+        let mut f = Fixture::new("timeouts: { inactivity: '30 secs' }");
+        assert_eq!(f.timeout_at(29), Flow::Open, "early: nothing to do");
+        assert!(f.out().is_empty());
+        assert_eq!(f.timeout_at(30), Flow::Close);
+        assert_eq!(f.closed_with(), Some(1001));
+        assert_eq!(f.log().last().unwrap(), "close 1001 idle");
+    }
+
+    #[test]
+    fn a_peer_that_never_answers_our_close_is_given_up_with_1006() {
+        let mut f = Fixture::new("webSockets: { closeTimeout: '3 secs' }");
+        let (session, step) = f.parts();
+        session.close_by_server(step, CloseCode::GOING_AWAY, "stopping");
+        assert_eq!(f.closed_with(), Some(1001));
+        assert!(f.session.is_closing());
+        assert_eq!(f.timeout_at(3), Flow::Close);
+        assert_eq!(
+            f.log().last().unwrap(),
+            "close 1006 no close frame from the peer in time"
+        );
+        assert!(f.out().is_empty(), "nothing more is sent");
+    }
+}

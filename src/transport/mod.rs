@@ -14,6 +14,8 @@
 //! transport implements, so its queueing and file streaming can be tested
 //! against a throttled socket.
 
+#[cfg(test)]
+pub(crate) mod memory;
 pub(crate) mod sys;
 
 use std::fs::File;
@@ -29,6 +31,10 @@ use mio::{Interest, Registry, Token};
 pub(crate) enum Transport {
     /// A plain TCP connection: `http://` and `ws://`.
     Plain(TcpStream),
+    /// A test's in-memory peer (`memory.rs`): a connection driven byte by
+    /// byte without a socket.
+    #[cfg(test)]
+    Memory(memory::Memory),
 }
 
 impl Transport {
@@ -38,20 +44,30 @@ impl Transport {
     pub fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::read_spare(&*s, buf),
+            #[cfg(test)]
+            Transport::Memory(m) => m.read_spare(buf),
         }
     }
 
-    /// The TCP socket underneath.
-    fn socket(&mut self) -> &mut TcpStream {
+    /// The TCP socket underneath (a test's in-memory peer has none).
+    fn socket(&mut self) -> Option<&mut TcpStream> {
         match self {
-            Transport::Plain(s) => s,
+            Transport::Plain(s) => Some(s),
+            #[cfg(test)]
+            Transport::Memory(_) => None,
         }
     }
 
     /// Shuts our sending side (a lingering close); errors are ignored, since
     /// a peer that is already gone is what we want anyway.
     pub fn shutdown_write(&mut self) {
-        let _ = self.socket().shutdown(Shutdown::Write);
+        match self {
+            Transport::Plain(s) => {
+                let _ = s.shutdown(Shutdown::Write);
+            }
+            #[cfg(test)]
+            Transport::Memory(m) => m.shut = true,
+        }
     }
 }
 
@@ -83,24 +99,43 @@ impl Wire for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::send(&*s, buf, false),
+            #[cfg(test)]
+            Transport::Memory(m) => m.write(buf),
         }
     }
 
     fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::send(&*s, buf, true),
+            #[cfg(test)]
+            Transport::Memory(m) => m.write(buf),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::send_vectored(&*s, bufs),
+            #[cfg(test)]
+            Transport::Memory(m) => m.write_vectored(bufs),
         }
     }
 
     fn sendfile(&mut self, file: &File, offset: &mut u64, len: usize) -> rustix::io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::sendfile(&*s, file, offset, len),
+            #[cfg(test)]
+            Transport::Memory(m) => m.sendfile(file, offset, len),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Transport {
+    /// The in-memory peer of a test's connection.
+    pub fn memory(&mut self) -> &mut memory::Memory {
+        match self {
+            Transport::Memory(m) => m,
+            Transport::Plain(_) => panic!("not an in-memory transport"),
         }
     }
 }
@@ -114,14 +149,16 @@ impl Source for Transport {
         token: Token,
         interests: Interest,
     ) -> io::Result<()> {
-        self.socket().register(registry, token, interests)
+        self.socket()
+            .map_or(Ok(()), |s| s.register(registry, token, interests))
     }
 
     fn reregister(&mut self, r: &Registry, token: Token, interests: Interest) -> io::Result<()> {
-        self.socket().reregister(r, token, interests)
+        self.socket()
+            .map_or(Ok(()), |s| s.reregister(r, token, interests))
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.socket().deregister(registry)
+        self.socket().map_or(Ok(()), |s| s.deregister(registry))
     }
 }

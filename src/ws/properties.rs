@@ -19,6 +19,7 @@ use crate::fuzz::{
 };
 use crate::http::error::HttpError;
 use crate::http::request::HeadLimits;
+use crate::testing::client_frame;
 
 /// Cases per property, unless `PROPTEST_CASES` asks for more (or fewer).
 const CASES: u32 = 256;
@@ -47,17 +48,6 @@ const OPCODES: [OpCode; 6] = [
     OpCode::Ping,
     OpCode::Pong,
 ];
-
-/// Appends a frame as a client sends it: masked with `key`.
-fn client_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8], key: [u8; 4]) {
-    let start = out.len();
-    write_header(out, fin, opcode, payload.len());
-    out[start + 1] |= 0x80;
-    out.extend_from_slice(&key);
-    let body = out.len();
-    out.extend_from_slice(payload);
-    apply_mask(&mut out[body..], key, 0);
-}
 
 /// `stream` cut at the given points, in order.
 fn cut_at(stream: &[u8], cuts: &[Index]) -> Vec<Vec<u8>> {

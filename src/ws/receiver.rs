@@ -399,7 +399,7 @@ fn close_event(payload: &[u8]) -> Result<Event<'_>, WsError> {
 mod tests {
     use super::*;
     use crate::fuzz::Owned;
-    use crate::ws::frame::write_header;
+    use crate::testing::client_frame;
 
     const KEY: [u8; 4] = [0xa1, 0x5b, 0x07, 0xe3];
 
@@ -413,12 +413,7 @@ mod tests {
     /// A frame as a client sends it: masked.
     fn masked(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        write_header(&mut out, fin, opcode, payload.len());
-        out[1] |= 0x80;
-        out.extend_from_slice(&KEY);
-        let start = out.len();
-        out.extend_from_slice(payload);
-        apply_mask(&mut out[start..], KEY, 0);
+        client_frame(&mut out, fin, opcode, payload, KEY);
         out
     }
 
