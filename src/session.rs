@@ -517,6 +517,11 @@ fn count_in(metrics: &mut ConnStats, hub: &mut Hub, bytes: usize, ends_message: 
 }
 
 /// Hands a whole message to `on_message`, as text or binary.
+///
+/// Every whole message a peer sends passes here, once its frames are
+/// reassembled and before the handler sees it: the point where a
+/// per-message extension (permessage-deflate) will inflate payloads. Its
+/// outgoing twin is `ws_api::Link::data`.
 #[inline(always)]
 fn deliver(step: &mut Step<'_>, side: &mut LinkSide, text: bool, data: &[u8]) -> bool {
     if !text {
