@@ -307,7 +307,9 @@ impl App {
             Endpoint::Http(handler) => handler,
             Endpoint::Socket { .. } => return self.upgrade(index, incoming, out),
         };
-        let request = Request::new(head, body, origin.peer, &self.hub.stats).with_claims(claims);
+        let request = Request::new(head, body, origin.peer, &self.hub.stats)
+            .with_claims(claims)
+            .with_tls(origin.tls);
         // A panicking handler costs its own request (500, connection closed), never the server.
         match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
@@ -493,6 +495,7 @@ mod tests {
             id: ConnId { key: 0, serial: 1 },
             peer: testing::peer(),
             now: Instant::now(),
+            tls: false,
         };
         let mut out = Vec::new();
         let handled = with_head(&text, |h| app.handle(h, body, origin, &mut out, close));

@@ -26,6 +26,9 @@ pub enum StartError {
         /// What the OS said.
         source: io::Error,
     },
+    /// The TLS configuration (`web.tls`) could not be used.
+    #[cfg(feature = "tls")]
+    Tls(crate::TlsError),
     /// The event loop could not be created.
     Io(io::Error),
 }
@@ -40,6 +43,8 @@ impl fmt::Display for StartError {
             StartError::Documents { path, source } => {
                 write!(f, "documents folder {}: {}", path.display(), plain(source))
             }
+            #[cfg(feature = "tls")]
+            StartError::Tls(e) => write!(f, "{e}"),
             StartError::Io(e) => write!(f, "cannot start the event loop: {}", plain(e)),
         }
     }
@@ -59,6 +64,8 @@ impl std::error::Error for StartError {
         match self {
             StartError::Config(e) => Some(e),
             StartError::Bind { source, .. } | StartError::Documents { source, .. } => Some(source),
+            #[cfg(feature = "tls")]
+            StartError::Tls(e) => Some(e),
             StartError::Io(e) => Some(e),
         }
     }
@@ -67,5 +74,12 @@ impl std::error::Error for StartError {
 impl From<ConfigError> for StartError {
     fn from(e: ConfigError) -> Self {
         StartError::Config(e)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl From<crate::TlsError> for StartError {
+    fn from(e: crate::TlsError) -> Self {
+        StartError::Tls(e)
     }
 }

@@ -119,6 +119,8 @@ mod session;
 mod stats;
 #[cfg(test)]
 mod testing;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod turn;
 mod upgrade;
@@ -136,6 +138,8 @@ pub use hub::{Hub, RoomError};
 pub use message::{ConnId, Fragment, Message, SendStatus};
 pub use server::{Outgoing, Server, ServerHandle};
 pub use stats::{ConnStats, LimitHits, Stats};
+#[cfg(feature = "tls")]
+pub use tls::TlsError;
 pub use user_timers::TimerId;
 pub use ws::close_code::CloseCode;
 pub use ws::error::WsError;

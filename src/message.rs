@@ -83,4 +83,6 @@ pub(crate) struct Origin {
     pub id: ConnId,
     pub peer: SocketAddr,
     pub now: Instant,
+    /// The connection is TLS.
+    pub tls: bool,
 }

@@ -296,7 +296,11 @@ impl Output {
     /// it is); `scratch` is left empty.
     pub fn flush<W: Wire>(&mut self, sock: &mut W, scratch: &mut Vec<u8>) -> io::Result<Flushed> {
         self.progressed = false;
-        let result = self.flush_inner(sock, scratch);
+        let mut result = self.flush_inner(sock, scratch);
+        // What the transport itself holds (TLS records) is output too.
+        if matches!(result, Ok(Flushed::All)) && !sock.drain()? {
+            result = Ok(Flushed::Blocked);
+        }
         if !scratch.is_empty() {
             // Only on error or a full socket: keep the rest for the next writable event.
             self.queue.push_back(Chunk::Owned(scratch.clone()));

@@ -17,7 +17,7 @@ use crate::conn::{live, Conn, Ctx, Next};
 use crate::deadlines::Timers;
 use crate::fanout::Fanout;
 use crate::hub::Hub;
-use crate::transport::Transport;
+use crate::transport::Acceptor;
 use crate::turn::Turn;
 use crate::user_timers::Fired;
 
@@ -46,7 +46,7 @@ pub(crate) struct Shared {
 
 pub(crate) struct Reactor {
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     conns: Slab<Conn>,
     /// Connections that count against `limits.connections`.
     counted: usize,
@@ -69,7 +69,7 @@ pub(crate) struct Reactor {
 impl Reactor {
     pub fn new(
         poll: Poll,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listener>,
         app: App,
         shared: Arc<Shared>,
         commands: Receiver<Command>,
@@ -93,8 +93,8 @@ impl Reactor {
     }
 
     /// Registers the listeners; they are edge-triggered like everything else.
-    pub fn register(poll: &Poll, listeners: &mut [TcpListener]) -> io::Result<()> {
-        for (i, l) in listeners.iter_mut().enumerate() {
+    pub fn register(poll: &Poll, listeners: &mut [Listener]) -> io::Result<()> {
+        for (i, l) in listeners.iter_mut().map(|l| &mut l.socket).enumerate() {
             poll.registry()
                 .register(l, Token(LISTENER_BASE - i), Interest::READABLE)?;
         }
@@ -232,7 +232,7 @@ impl Reactor {
     /// requests in flight may finish (without keep-alive) until `timeouts.shutdown`.
     fn begin_shutdown(&mut self, now: Instant) -> Option<Instant> {
         for listener in &mut self.listeners {
-            let _ = self.poll.registry().deregister(listener);
+            let _ = self.poll.registry().deregister(&mut listener.socket);
         }
         self.listeners.clear();
         self.accept_paused_until = None;
@@ -281,8 +281,11 @@ impl Reactor {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, now),
+            match listener.socket.accept() {
+                Ok((stream, peer)) => {
+                    let acceptor = listener.acceptor.clone();
+                    self.admit(stream, &acceptor, peer, now);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if out_of_descriptors(&e) => {
                     // Retrying now would spin: the backlog stays full until a
@@ -307,7 +310,13 @@ impl Reactor {
     }
 
     /// Takes a new connection into the slab, or answers 503 when full.
-    fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Instant) {
+    fn admit(
+        &mut self,
+        stream: mio::net::TcpStream,
+        acceptor: &Acceptor,
+        peer: std::net::SocketAddr,
+        now: Instant,
+    ) {
         let ip_full = self.per_ip_full(peer.ip());
         if ip_full {
             self.app.hub.stats.limits.connections_per_ip += 1;
@@ -317,7 +326,9 @@ impl Reactor {
             return; // Dropping it closes it; we cannot even afford to answer.
         }
         let _ = stream.set_nodelay(true);
-        let mut transport = Transport::Plain(stream);
+        let Ok(mut transport) = acceptor.transport(stream, now) else {
+            return; // rustls could not start a connection: dropping it closes it.
+        };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if self
@@ -466,9 +477,25 @@ impl Reactor {
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|l| l.socket.local_addr().ok())
             .collect()
     }
+
+    /// The addresses of the TLS listeners.
+    pub fn tls_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|l| !matches!(l.acceptor, Acceptor::Plain))
+            .filter_map(|l| l.socket.local_addr().ok())
+            .collect()
+    }
+}
+
+/// A listening socket and what it makes of the connections it accepts.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub socket: TcpListener,
+    pub acceptor: Acceptor,
 }
 
 /// Sets the deadline of the connection in slot `key` to when it next needs attention.
@@ -492,6 +519,7 @@ mod tests {
     use super::*;
     use crate::testing::{self, responses, TempDir};
     use crate::transport::memory::Memory;
+    use crate::transport::Transport;
 
     /// A reactor on a loopback listener, with the test app, and the sending
     /// end of its command channel.
@@ -499,7 +527,10 @@ mod tests {
         let docs = TempDir::new("reactor");
         let (app, _) = testing::app(testing::config(&docs.path, ""));
         let poll = Poll::new().unwrap();
-        let mut listeners = vec![TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap()];
+        let mut listeners = vec![Listener {
+            socket: TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+            acceptor: Acceptor::Plain,
+        }];
         Reactor::register(&poll, &mut listeners).unwrap();
         let shared = Arc::new(Shared {
             stop: Arc::new(AtomicBool::new(false)),

@@ -17,8 +17,9 @@ use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::Hub;
 use crate::message::{ConnId, Message};
-use crate::reactor::{Command, Reactor, Shared, WAKER};
+use crate::reactor::{Command, Listener, Reactor, Shared, WAKER};
 use crate::stats::Stats;
+use crate::transport::Acceptor;
 use crate::user_timers::TimerId;
 use crate::ws_api::{Handler, Served};
 
@@ -61,9 +62,14 @@ impl Server {
         let poll = Poll::new().map_err(StartError::Io)?;
         let mut listeners = Vec::with_capacity(app.config.listen.len());
         for &addr in &app.config.listen {
-            let listener =
-                TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-            listeners.push(listener);
+            listeners.push(listen(addr, Acceptor::Plain)?);
+        }
+        #[cfg(feature = "tls")]
+        if !app.config.listen_tls.is_empty() {
+            let acceptor = Acceptor::Tls(crate::tls::server_config(&app.config.tls)?);
+            for &addr in &app.config.listen_tls {
+                listeners.push(listen(addr, acceptor.clone())?);
+            }
         }
         Reactor::register(&poll, &mut listeners).map_err(StartError::Io)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
@@ -80,9 +86,15 @@ impl Server {
         })
     }
 
-    /// The addresses the server listens on (with real ports when 0 was asked for).
+    /// The addresses the server listens on (with real ports when 0 was
+    /// asked for): the `http://` ones, then the `https://` ones.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.reactor.local_addrs()
+    }
+
+    /// The addresses of the `https://` listeners.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.reactor.tls_addrs()
     }
 
     /// Registers an HTTP action handler on an `action` route.
@@ -300,4 +312,10 @@ impl ServerHandle {
         // If the wake-up cannot be delivered the loop is already gone.
         let _ = self.shared.waker.wake();
     }
+}
+
+/// Binds one listening socket.
+fn listen(addr: SocketAddr, acceptor: Acceptor) -> Result<Listener, StartError> {
+    let socket = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    Ok(Listener { socket, acceptor })
 }

@@ -139,6 +139,7 @@ impl Session {
                 info,
                 state,
                 flags: SendFlags::default(),
+                tls: false,
                 metrics: ConnStats::default(),
             },
             finished: false,
@@ -150,6 +151,11 @@ impl Session {
                 .rate
                 .map(|r| Box::new(RateLimiter::new(&r, now))),
         }
+    }
+
+    /// Marks the connection as TLS (`wss`), for [`WebSocket::is_tls`](crate::WebSocket::is_tls).
+    pub fn set_tls(&mut self, tls: bool) {
+        self.side.tls = tls;
     }
 
     /// The index of the handler serving this connection.

@@ -223,7 +223,9 @@ pub(crate) fn upgrade(
         return Upgraded::Refused(Refused::HandlerFailed);
     };
     let handler = &mut **handler;
-    let request = Request::new(head, &[], origin.peer, &hub.stats).with_claims(claims);
+    let request = Request::new(head, &[], origin.peer, &hub.stats)
+        .with_claims(claims)
+        .with_tls(origin.tls);
     let verdict = catch_unwind(AssertUnwindSafe(|| handler.upgrade(&request)));
     let (state, protocol) = match verdict {
         Ok(Ok((state, None))) => (state, accepted.protocol),
@@ -259,6 +261,7 @@ pub(crate) fn upgrade(
     };
     hub.add_socket(origin.id, socket);
     let mut session = Session::new(state, handler.streaming(), info, config, origin.now);
+    session.set_tls(origin.tls);
     // The 101 is in `out`; on_open's sends go after it.
     let mut turn = Turn::lend(std::mem::take(out), origin.now);
     turn.room = config.web_sockets.max_backpressure;

@@ -8,6 +8,7 @@
 
 mod policy;
 mod read;
+mod tls;
 pub mod units;
 
 use std::fmt;
@@ -20,13 +21,20 @@ use serde_json::Value;
 
 pub use policy::{Auth, Rate, RateAction};
 use read::{fail, KeyError, Obj};
-use units::parse_listen;
+use units::parse_listen_url;
+
+pub use tls::Tls;
 
 /// Everything the server needs to know, with Ioto's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Addresses to listen on (`listen`). Default: `['http://127.0.0.1:8080']`.
     pub listen: Vec<SocketAddr>,
+    /// The `https://` addresses of `listen` (TLS with the certificate of
+    /// [`Config::tls`]); none by default.
+    pub listen_tls: Vec<SocketAddr>,
+    /// The certificate and key of the `https://` listeners (`tls`).
+    pub tls: Tls,
     /// The folder file routes serve (`documents`). Default: `./site`.
     pub documents: PathBuf,
     /// The file served for a path ending in `/` (`index`). Default: `index.html`.
@@ -125,6 +133,9 @@ pub struct Timeouts {
     pub inactivity: Option<Duration>,
     /// To receive a whole request, head and body (`request`, default 5 mins).
     pub request: Option<Duration>,
+    /// To finish a TLS handshake, from the connection's accept (`handshake`,
+    /// default 10 secs): a client that trickles its handshake is dropped.
+    pub handshake: Option<Duration>,
     /// After a stop (SIGINT, SIGTERM, `ServerHandle::stop`), how long
     /// responses in flight and closing handshakes may take (`shutdown`, default 5 secs).
     pub shutdown: Option<Duration>,
@@ -215,6 +226,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            listen_tls: Vec::new(),
+            tls: Tls::default(),
             documents: PathBuf::from("./site"),
             index: "index.html".to_string(),
             headers: Vec::new(),
@@ -236,6 +249,7 @@ impl Default for Timeouts {
             inactivity: Some(Duration::from_secs(300)),
             request: Some(Duration::from_secs(300)),
             shutdown: Some(Duration::from_secs(5)),
+            handshake: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -364,18 +378,23 @@ impl Config {
     /// `url` takes the forms of `listen` in a `web.json5`: `'http://:8080'`
     /// (every IPv4 interface), `'http://127.0.0.1:9000'`, `'http://[::1]:8080'`,
     /// `'http://localhost'` (port 80), or the same without the scheme:
-    /// `'127.0.0.1:0'`, `':8080'`, `'8080'`. One that does not parse is a
-    /// [`ConfigError::Invalid`] for the key `listen`, and the list stays as it was.
+    /// `'127.0.0.1:0'`, `':8080'`, `'8080'`; and `'https://:8443'` and the
+    /// like, which go to [`Config::listen_tls`] (TLS with [`Config::tls`]).
+    /// One that does not parse is a [`ConfigError::Invalid`] for the key
+    /// `listen`, and the lists stay as they were.
     ///
     /// ```
     /// let mut config = wisp::Config::default();
     /// config.listen_on("http://127.0.0.1:0")?;
     /// assert_eq!(config.listen, ["127.0.0.1:0".parse().unwrap()]);
-    /// assert!(config.listen_on("https://:443").is_err());
+    /// assert!(config.listen_on("ftp://:21").is_err());
     /// # Ok::<(), wisp::ConfigError>(())
     /// ```
     pub fn listen_on(&mut self, url: &str) -> Result<&mut Self, ConfigError> {
-        self.listen = vec![listen_address(url)?];
+        let (addr, tls) = listen_address(url)?;
+        self.listen.clear();
+        self.listen_tls.clear();
+        self.add_listener(addr, tls);
         Ok(self)
     }
 
@@ -389,14 +408,23 @@ impl Config {
     /// # Ok::<(), wisp::ConfigError>(())
     /// ```
     pub fn also_listen_on(&mut self, url: &str) -> Result<&mut Self, ConfigError> {
-        self.listen.push(listen_address(url)?);
+        let (addr, tls) = listen_address(url)?;
+        self.add_listener(addr, tls);
         Ok(self)
+    }
+
+    fn add_listener(&mut self, addr: SocketAddr, tls: bool) {
+        if tls {
+            self.listen_tls.push(addr);
+        } else {
+            self.listen.push(addr);
+        }
     }
 }
 
 /// A listen address given in code, its error named for the `listen` key.
-fn listen_address(url: &str) -> Result<SocketAddr, ConfigError> {
-    Ok(parse_listen(url).or_else(|e| fail("listen", e))?)
+fn listen_address(url: &str) -> Result<(SocketAddr, bool), ConfigError> {
+    Ok(parse_listen_url(url).or_else(|e| fail("listen", e))?)
 }
 
 impl From<KeyError> for ConfigError {
@@ -484,6 +512,7 @@ const WEB_KEYS: &[&str] = &[
     "redirect",
     "webSockets",
     "log",
+    "tls",
 ];
 
 fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
@@ -500,10 +529,22 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         if list.is_empty() {
             return fail(&web.path_of("listen"), "needs at least one address");
         }
-        config.listen = list
-            .iter()
-            .map(|l| parse_listen(l).or_else(|m| fail(&web.path_of("listen"), m)))
-            .collect::<read::Result<_>>()?;
+        config.listen.clear();
+        for l in &list {
+            let (addr, tls) = parse_listen_url(l).or_else(|m| fail(&web.path_of("listen"), m))?;
+            config.add_listener(addr, tls);
+        }
+    }
+    if let Some((path, v)) = web.get("tls") {
+        config.tls = tls::tls(&path, v, base)?;
+    }
+    if !config.listen_tls.is_empty()
+        && (config.tls.certificate.is_none() || config.tls.key.is_none())
+    {
+        return fail(
+            &web.path_of("listen"),
+            "an https address needs web.tls.certificate and web.tls.key",
+        );
     }
     if let Some(dir) = web.string("documents")? {
         config.documents = base.join(dir);
@@ -635,9 +676,11 @@ fn is_token(s: &str) -> bool {
 }
 
 fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
-    let o = Obj::new(path, v, &["parse", "inactivity", "request", "shutdown"])?;
+    let keys = ["parse", "inactivity", "request", "shutdown", "handshake"];
+    let o = Obj::new(path, v, &keys)?;
     let d = Timeouts::default();
     Ok(Timeouts {
+        handshake: o.duration("handshake")?.unwrap_or(d.handshake),
         parse: o.duration("parse")?.unwrap_or(d.parse),
         inactivity: o.duration("inactivity")?.unwrap_or(d.inactivity),
         request: o.duration("request")?.unwrap_or(d.request),
@@ -925,14 +968,22 @@ mod tests {
         assert_eq!(c.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
         c.also_listen_on("[::1]:9000").unwrap();
         assert_eq!(c.listen.len(), 2);
-        let e = c.listen_on("https://:443").unwrap_err();
+        let e = c.listen_on("ftp://:21").unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"listen: "https://:443": https is not supported; put a TLS proxy in front"#
+            r#"listen: "ftp://:21": unknown scheme "ftp""#
         );
         assert_eq!(c.listen.len(), 2, "a refused address leaves the list");
+        c.also_listen_on("https://127.0.0.1:8443").unwrap();
+        assert_eq!(c.listen.len(), 2, "an https address is not a plain one");
+        assert_eq!(c.listen_tls, vec!["127.0.0.1:8443".parse().unwrap()]);
+        c.listen_on("https://:0").unwrap();
+        assert!(c.listen.is_empty());
+        assert_eq!(c.listen_tls, vec!["0.0.0.0:0".parse().unwrap()]);
+        c.listen_on("http://:8080").unwrap();
+        assert!(c.listen_tls.is_empty(), "listen_on replaces both lists");
         assert!(c.also_listen_on("http://:99999").is_err());
-        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen.len(), 1);
     }
 
     #[test]
@@ -965,7 +1016,7 @@ mod tests {
             ),
             (
                 "{ web: { listen: ['https://:443'] } }",
-                "web.listen: \"https://:443\": https is not supported",
+                "web.listen: an https address needs web.tls.certificate and web.tls.key",
             ),
             (
                 "{ web: { routes: [ { match: 'x' } ] } }",

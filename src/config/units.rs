@@ -21,7 +21,8 @@ pub enum UnitError {
     TimeUnit(String, String),
     /// A duration beyond `u64::MAX` milliseconds.
     DurationTooLong(String),
-    /// An `https://` listen address: TLS belongs to a proxy in front.
+    /// An `https://` address where only plain ones are taken: given to
+    /// [`parse_listen`], or to a server built without the `tls` feature.
     Https(String),
     /// A listen address with a scheme other than `http`: the text, the scheme.
     Scheme(String, String),
@@ -53,9 +54,12 @@ impl fmt::Display for UnitError {
                 "{text:?}: unknown time unit {unit:?} (use ms, secs, mins, hrs or days)"
             ),
             UnitError::DurationTooLong(text) => write!(f, "{text:?} is too long"),
+            UnitError::Https(text) if cfg!(feature = "tls") => {
+                write!(f, "{text:?}: an https address is not a plain one")
+            }
             UnitError::Https(text) => write!(
                 f,
-                "{text:?}: https is not supported; put a TLS proxy in front"
+                "{text:?}: https needs wisp built with its `tls` feature (on by default)"
             ),
             UnitError::Scheme(text, scheme) => write!(f, "{text:?}: unknown scheme {scheme:?}"),
             UnitError::NotAnAddress(text) => write!(
@@ -131,20 +135,42 @@ fn split_number(t: &str) -> (&str, &str) {
     (&t[..end], t[end..].trim())
 }
 
-/// Parses a listen address: `'http://:8080'` (every IPv4 interface),
+/// Parses a plain listen address: `'http://:8080'` (every IPv4 interface),
 /// `'http://127.0.0.1:9000'`, `'http://[::1]:8080'`, `'http://localhost:80'`,
 /// or the same without the scheme (`'127.0.0.1:0'`, `':8080'`, `'8080'`).
-/// A missing port means 80.
+/// A missing port means 80. An `https://` address is refused here; see
+/// [`parse_listen_url`].
 pub fn parse_listen(text: &str) -> Result<SocketAddr, UnitError> {
+    match parse_listen_url(text)? {
+        (addr, false) => Ok(addr),
+        (_, true) => Err(UnitError::Https(text.into())),
+    }
+}
+
+/// Parses a listen address of either scheme: the forms of [`parse_listen`],
+/// and `'https://:8443'` and the like (a missing port means 443 there).
+/// Returns the address and whether it is `https`. Without the `tls`
+/// feature an `https` address is an error.
+pub fn parse_listen_url(text: &str) -> Result<(SocketAddr, bool), UnitError> {
     let t = text.trim();
-    let rest = match t.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+    let (rest, tls) = match t.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (rest, false),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") && cfg!(feature = "tls") => {
+            (rest, true)
+        }
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
             return Err(UnitError::Https(text.into()))
         }
         Some((scheme, _)) => return Err(UnitError::Scheme(text.into(), scheme.into())),
-        None => t,
+        None => (t, false),
     };
+    let default_port = if tls { "443" } else { "80" };
+    host_port(text, rest, default_port).map(|addr| (addr, tls))
+}
+
+/// `host:port` (or a port alone, or a host alone with `default_port`) of
+/// a listen address; `text` is the whole address, for the error.
+fn host_port(text: &str, rest: &str, default_port: &str) -> Result<SocketAddr, UnitError> {
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let bad = || UnitError::NotAnAddress(text.into());
     if rest.is_empty() || rest.contains('/') {
@@ -157,12 +183,12 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, UnitError> {
         Some((h, p)) if !h.is_empty() || !p.is_empty() => {
             // "[::1]" alone has colons but no port.
             if h.starts_with('[') && !h.ends_with(']') {
-                (rest, "80")
+                (rest, default_port)
             } else {
                 (h, p)
             }
         }
-        _ => (rest, "80"),
+        _ => (rest, default_port),
     };
     let port: u16 = port.parse().map_err(|_| bad())?;
     let host = host
@@ -267,7 +293,7 @@ mod tests {
             ),
             (
                 message(parse_listen("https://:443")),
-                r#""https://:443": https is not supported; put a TLS proxy in front"#,
+                r#""https://:443": an https address is not a plain one"#,
             ),
             (
                 message(parse_listen("ftp://:21")),

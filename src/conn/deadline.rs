@@ -29,7 +29,12 @@ impl Conn {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
             Phase::WebSocket(session) => earliest(session.due(), stall()),
             _ if !self.output.is_idle() => stall(),
-            Phase::Head { started: None } | Phase::Closing { until: None } => stall(),
+            // A TLS handshake has its own bound, from the accept.
+            Phase::Head { started: None } => match self.transport.handshake_from() {
+                Some(from) => earliest(stall(), add(from, t.handshake)),
+                None => stall(),
+            },
+            Phase::Closing { until: None } => stall(),
             Phase::Head { started: Some(s) } => earliest(add(*s, t.parse), add(*s, t.request)),
             Phase::Body(p) => add(p.started, t.request),
         }

@@ -112,6 +112,7 @@ impl Conn {
             id: self.id(ctx),
             peer: self.peer,
             now: ctx.turn.now,
+            tls: self.transport.is_tls(),
         };
         let out = self.output.target(&mut ctx.turn.scratch);
         let handled = ctx.app.handle(head, body, origin, out, close);

@@ -203,13 +203,13 @@ impl Conn {
     pub(super) fn write_scratch(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
         let scratch = &mut ctx.turn.scratch;
         if scratch.is_empty() {
-            return Ok(true);
+            return Ok(!self.transport.holds_output());
         }
         match self.transport.write(scratch) {
             Ok(n) if n == scratch.len() => {
                 scratch.clear();
                 self.since = ctx.turn.now;
-                Ok(true)
+                Ok(!self.transport.holds_output())
             }
             Ok(n) => {
                 scratch.drain(..n);

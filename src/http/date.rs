@@ -200,6 +200,19 @@ fn to_system_time(c: Civil) -> Option<SystemTime> {
     }
 }
 
+/// The instant of a calendar date and time of day (UTC), if it is a real
+/// one — for dates that do not come in HTTP's forms (a certificate's
+/// validity).
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+pub(crate) fn instant_of(
+    year: i64,
+    month: u32,
+    day: u32,
+    time: (u32, u32, u32),
+) -> Option<SystemTime> {
+    to_system_time(civil(year, month, day, time)?)
+}
+
 /// The year now, by the system clock (1970 if the clock is before the epoch).
 fn current_year() -> i64 {
     let secs = SystemTime::now()

@@ -365,6 +365,7 @@ pub struct Request<'a> {
     peer: SocketAddr,
     stats: &'a Stats,
     claims: Option<&'a serde_json::Value>,
+    tls: bool,
 }
 
 impl<'a> Request<'a> {
@@ -380,12 +381,24 @@ impl<'a> Request<'a> {
             peer,
             stats,
             claims: None,
+            tls: false,
         }
     }
 
     pub(crate) fn with_claims(mut self, claims: Option<&'a serde_json::Value>) -> Self {
         self.claims = claims;
         self
+    }
+
+    pub(crate) fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// True when the request came over TLS (an `https://` listener; a
+    /// WebSocket upgrade there is `wss`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The claims of the JSON Web Token that let this request in, on a route

@@ -17,6 +17,8 @@
 #[cfg(test)]
 pub(crate) mod memory;
 pub(crate) mod sys;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -31,6 +33,10 @@ use mio::{Interest, Registry, Token};
 pub(crate) enum Transport {
     /// A plain TCP connection: `http://` and `ws://`.
     Plain(TcpStream),
+    /// TLS: `https://` and `wss://`. Boxed: rustls' state is large, and a
+    /// plain connection should not pay for it.
+    #[cfg(feature = "tls")]
+    Tls(Box<tls::TlsConn>),
     /// A test's in-memory peer (`memory.rs`): a connection driven byte by
     /// byte without a socket.
     #[cfg(test)]
@@ -44,8 +50,43 @@ impl Transport {
     pub fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::read_spare(&*s, buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.read_spare(buf),
             #[cfg(test)]
             Transport::Memory(m) => m.read_spare(buf),
+        }
+    }
+
+    /// True while the transport itself holds output the socket has not
+    /// taken (TLS records): the connection's output is not finished.
+    #[inline(always)]
+    pub fn holds_output(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.holds_output(),
+            #[cfg(test)]
+            Transport::Memory(_) => false,
+        }
+    }
+
+    /// When a TLS handshake began, while it is not finished: the
+    /// connection's deadline is that plus `timeouts.handshake`.
+    #[inline]
+    pub fn handshake_from(&self) -> Option<std::time::Instant> {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.handshake_from(),
+            _ => None,
+        }
+    }
+
+    /// True for `https://` and `wss://`.
+    pub fn is_tls(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls(_) => true,
+            _ => false,
         }
     }
 
@@ -53,6 +94,8 @@ impl Transport {
     fn socket(&mut self) -> Option<&mut TcpStream> {
         match self {
             Transport::Plain(s) => Some(s),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => Some(t.socket()),
             #[cfg(test)]
             Transport::Memory(_) => None,
         }
@@ -65,8 +108,35 @@ impl Transport {
             Transport::Plain(s) => {
                 let _ = s.shutdown(Shutdown::Write);
             }
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.shutdown_write(),
             #[cfg(test)]
             Transport::Memory(m) => m.shut = true,
+        }
+    }
+}
+
+/// What a listener makes of the connections it accepts.
+#[derive(Debug, Clone)]
+pub(crate) enum Acceptor {
+    Plain,
+    /// TLS with this configuration (shared by every connection).
+    #[cfg(feature = "tls")]
+    Tls(std::sync::Arc<rustls::ServerConfig>),
+}
+
+impl Acceptor {
+    /// The transport of a connection just accepted at `now`.
+    pub fn transport(&self, stream: TcpStream, now: std::time::Instant) -> io::Result<Transport> {
+        let _ = now;
+        match self {
+            Acceptor::Plain => Ok(Transport::Plain(stream)),
+            #[cfg(feature = "tls")]
+            Acceptor::Tls(config) => Ok(Transport::Tls(Box::new(tls::TlsConn::new(
+                stream,
+                config.clone(),
+                now,
+            )?))),
         }
     }
 }
@@ -92,6 +162,12 @@ pub(crate) trait Wire {
     /// (one that encrypts, say) answers `OPNOTSUPP`, and the body is copied
     /// in chunks instead.
     fn sendfile(&mut self, file: &File, offset: &mut u64, len: usize) -> rustix::io::Result<usize>;
+
+    /// Sends what the transport itself holds (TLS records); true when
+    /// nothing is left. A plain socket holds nothing.
+    fn drain(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl Wire for Transport {
@@ -99,6 +175,8 @@ impl Wire for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::send(&*s, buf, false),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.write(buf),
             #[cfg(test)]
             Transport::Memory(m) => m.write(buf),
         }
@@ -107,6 +185,8 @@ impl Wire for Transport {
     fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::send(&*s, buf, true),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.write(buf),
             #[cfg(test)]
             Transport::Memory(m) => m.write(buf),
         }
@@ -115,6 +195,8 @@ impl Wire for Transport {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::send_vectored(&*s, bufs),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.write_vectored(bufs),
             #[cfg(test)]
             Transport::Memory(m) => m.write_vectored(bufs),
         }
@@ -123,8 +205,18 @@ impl Wire for Transport {
     fn sendfile(&mut self, file: &File, offset: &mut u64, len: usize) -> rustix::io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::sendfile(&*s, file, offset, len),
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.sendfile(file, offset, len),
             #[cfg(test)]
             Transport::Memory(m) => m.sendfile(file, offset, len),
+        }
+    }
+
+    fn drain(&mut self) -> io::Result<bool> {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.drain(),
+            _ => Ok(true),
         }
     }
 }
@@ -135,7 +227,7 @@ impl Transport {
     pub fn memory(&mut self) -> &mut memory::Memory {
         match self {
             Transport::Memory(m) => m,
-            Transport::Plain(_) => panic!("not an in-memory transport"),
+            _ => panic!("not an in-memory transport"),
         }
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct LinkSide {
     /// ([`RELEASED`] once `on_close` has run).
     pub state: u32,
     pub flags: SendFlags,
+    /// The connection is TLS (`wss`); it fits beside the flags for free.
+    pub tls: bool,
     pub metrics: ConnStats,
 }
 

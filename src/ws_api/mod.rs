@@ -352,6 +352,11 @@ impl<S> WebSocket<'_, S> {
         self.link.side.info.query()
     }
 
+    /// True for a `wss` connection (an upgrade on an `https://` listener).
+    pub fn is_tls(&self) -> bool {
+        self.link.side.tls
+    }
+
     /// The verified claims of the JSON Web Token the upgrade carried, on a
     /// route with `auth: { type: 'jwt', … }`.
     pub fn claims(&self) -> Option<&serde_json::Value> {

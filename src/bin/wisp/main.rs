@@ -149,10 +149,14 @@ fn run() -> Result<(), String> {
     let documents = config.documents.display().to_string();
     let mut server = Server::bind(config).map_err(|e| e.to_string())?;
     register_demo(&mut server);
+    let secure = server.tls_addrs();
     let urls: Vec<String> = server
         .local_addrs()
         .iter()
-        .map(|a| format!("http://{a}"))
+        .map(|a| {
+            let scheme = if secure.contains(a) { "https" } else { "http" };
+            format!("{scheme}://{a}")
+        })
         .collect();
     println!(
         "wisp {} serving {documents} on {}",
