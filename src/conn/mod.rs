@@ -154,7 +154,7 @@ impl Conn {
         if self.output.is_idle()
             && !self.read_paused
             && !self.owes_drain(ctx.app)
-            && self.write_scratch(ctx)?
+            && self.write_scratch(ctx, true)?
         {
             return self.after_output(ctx.turn.now);
         }
@@ -200,16 +200,23 @@ impl Conn {
     /// whole; true when it did (or there was none). What the socket refused
     /// stays in the scratch buffer for `flush_queued` to retry or queue.
     #[inline(always)]
-    pub(super) fn write_scratch(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
+    ///
+    /// `progress`: a write marks the connection's progress (`since`); the
+    /// fast lane has just done so for its read.
+    pub(super) fn write_scratch(&mut self, ctx: &mut Ctx<'_>, progress: bool) -> io::Result<bool> {
         let scratch = &mut ctx.turn.scratch;
         if scratch.is_empty() {
             return Ok(!self.transport.holds_output());
         }
         match self.transport.write(scratch) {
+            // TLS records the socket did not take stay with the transport;
+            // the writable event that follows sends them (`drain`).
             Ok(n) if n == scratch.len() => {
                 scratch.clear();
-                self.since = ctx.turn.now;
-                Ok(!self.transport.holds_output())
+                if progress {
+                    self.since = ctx.turn.now;
+                }
+                Ok(true)
             }
             Ok(n) => {
                 scratch.drain(..n);
@@ -232,6 +239,10 @@ impl Conn {
     pub(super) fn after_output(&mut self, now: Instant) -> io::Result<Next> {
         match self.phase {
             Phase::Closing { .. } => {
+                if self.transport.holds_output() {
+                    // The answer's last TLS records first.
+                    return Ok(Next::Keep);
+                }
                 if self.read_closed {
                     return Ok(Next::Close);
                 }
@@ -266,7 +277,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.since = ctx.turn.now;
-                    self.take_bytes(ctx, &mut read_buf[..n]);
+                    self.take_bytes(ctx, read_buf.as_mut_slice());
                     if !self.input.is_empty() && self.paused(ctx) {
                         // Input may be held unprocessed: resume it once the output drains.
                         self.read_paused = true;

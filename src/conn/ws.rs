@@ -69,7 +69,8 @@ impl Conn {
             Err(e) => return Err(e),
         };
         self.since = ctx.turn.now;
-        self.take_bytes(ctx, &mut read_buf[..n]);
+        // The read leaves exactly its bytes in the buffer (`len() == n`).
+        self.take_bytes(ctx, read_buf.as_mut_slice());
         if n == read_buf.capacity() || !self.input.is_empty() {
             return self.websocket_more(ctx, read_buf, n);
         }
@@ -81,7 +82,7 @@ impl Conn {
             return self.flush(ctx, read_buf);
         }
         // The answers in one write, which the socket nearly always takes whole.
-        if self.write_scratch(ctx)? {
+        if self.write_scratch(ctx, false)? {
             return Ok(Next::KeepLater);
         }
         // The rest is queued, or retried after an interrupt.

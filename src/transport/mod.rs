@@ -44,8 +44,10 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    /// Reads into `buf`'s spare capacity (after clearing it); `Ok(0)` is the
-    /// peer's end of stream.
+    /// Reads into `buf`'s spare capacity (after clearing it), leaving exactly
+    /// the bytes read in it (`buf.len()` is the count returned); `Ok(0)` is
+    /// the peer's end of stream. A count short of the capacity means the
+    /// socket is drained for now.
     #[inline(always)]
     pub fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {

@@ -84,6 +84,8 @@ impl TlsConn {
     /// so this reads and decrypts until the buffer is full, the socket
     /// would block, or the peer is gone. `Ok(0)` is the end of the stream:
     /// a `close_notify`, or the TCP connection closed.
+    #[cold]
+    #[inline(never)]
     pub fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         buf.clear();
         if !self.greeted && !self.greet()? {
@@ -187,6 +189,8 @@ impl TlsConn {
 }
 
 impl Wire for TlsConn {
+    #[cold]
+    #[inline(never)]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Records from before go first; until they are out, take nothing new.
         if !self.push()? {
