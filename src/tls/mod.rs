@@ -7,6 +7,8 @@
 //! The connections themselves live in `transport/tls.rs`.
 
 pub(crate) mod der;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::fs;
