@@ -19,7 +19,6 @@ mod tests;
 mod ws;
 
 use std::io;
-use std::mem;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -85,7 +84,8 @@ pub(crate) struct Conn {
     pub deadline: Deadline,
     /// False for a connection accepted over the limit only to be answered 503.
     pub counted: bool,
-    input: Vec<u8>,
+    /// Bytes read but not yet used: an incomplete request or frame.
+    input: Tail,
     output: Output,
     phase: Phase,
     /// Last read or write progress.
@@ -103,7 +103,7 @@ impl Conn {
             serial,
             deadline: Deadline::default(),
             counted: true,
-            input: Vec::new(),
+            input: Tail::default(),
             output: Output::default(),
             phase: Phase::Head { started: None },
             since: now,
@@ -247,7 +247,7 @@ impl Conn {
                     return Ok(Next::Close);
                 }
                 self.transport.shutdown_write();
-                self.input = Vec::new();
+                self.input.clear();
                 self.phase = Phase::Lingering {
                     until: now + LINGER,
                 };
@@ -308,10 +308,10 @@ impl Conn {
                 _ => self.process(ctx, fresh),
             };
             if used < fresh.len() {
-                self.input.extend_from_slice(&fresh[used..]);
+                self.input.extend(&fresh[used..]);
             }
         } else {
-            self.input.extend_from_slice(fresh);
+            self.input.extend(fresh);
             self.process_held(ctx);
         }
     }
@@ -321,12 +321,10 @@ impl Conn {
         if self.input.is_empty() {
             return;
         }
-        let mut held = mem::take(&mut self.input);
+        let mut held = self.input.take();
         let used = self.process(ctx, &mut held);
         held.drain(..used);
-        if !held.is_empty() {
-            self.input = held;
-        }
+        self.input.put(held);
     }
 
     /// Runs the protocol over `data`; returns how many bytes were used.
@@ -358,6 +356,43 @@ impl Conn {
     /// Bytes queued beyond what the socket took.
     pub fn backlog(&self) -> usize {
         self.output.backlog()
+    }
+}
+
+/// Bytes read but not yet used. Nothing while there are none (the usual
+/// case), one pointer in the connection otherwise: every connection pays
+/// for this field, few ever hold a tail.
+// The box is the point: a `Vec` would cost 24 bytes in every connection,
+// held tail or not; the box costs 8, and its extra allocation is paid only
+// by the few that hold one.
+#[allow(clippy::box_collection)]
+#[derive(Debug, Default)]
+struct Tail(Option<Box<Vec<u8>>>);
+
+impl Tail {
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.0.get_or_insert_with(Box::default).extend_from_slice(bytes);
+        }
+    }
+
+    /// The bytes, leaving none.
+    fn take(&mut self) -> Vec<u8> {
+        self.0.take().map(|b| *b).unwrap_or_default()
+    }
+
+    /// Keeps `bytes` (freed when empty).
+    fn put(&mut self, bytes: Vec<u8>) {
+        self.0 = (!bytes.is_empty()).then(|| Box::new(bytes));
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
     }
 }
 
