@@ -105,9 +105,10 @@ impl Conn {
 
     /// Answers a complete request and moves to the next phase.
     pub(super) fn respond(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>, body: &[u8]) {
-        self.served += 1;
+        self.served = self.served.saturating_add(1);
+        let served = u64::from(self.served);
         let close =
-            !head.keep_alive || self.served >= ctx.app.config.limits.requests || ctx.app.stopping;
+            !head.keep_alive || served >= ctx.app.config.limits.requests || ctx.app.stopping;
         let origin = Origin {
             id: self.id(ctx),
             peer: self.peer,

@@ -90,7 +90,8 @@ pub(crate) struct Conn {
     phase: Phase,
     /// Last read or write progress.
     since: Instant,
-    served: u64,
+    /// Requests answered on this connection (it packs beside the flags).
+    served: u32,
     read_closed: bool,
     read_paused: bool,
 }
@@ -377,7 +378,9 @@ impl Tail {
 
     fn extend(&mut self, bytes: &[u8]) {
         if !bytes.is_empty() {
-            self.0.get_or_insert_with(Box::default).extend_from_slice(bytes);
+            self.0
+                .get_or_insert_with(Box::default)
+                .extend_from_slice(bytes);
         }
     }
 
