@@ -58,6 +58,8 @@ impl Drop for TempDir {
 /// A server running on its own thread; stopped and joined on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The first `https://` listener, when there is one.
+    pub tls_addr: Option<SocketAddr>,
     pub docs: TempDir,
     pub handle: ServerHandle,
     /// What `Server::run` returned, once it has.
@@ -74,10 +76,22 @@ impl TestServer {
         fill: impl FnOnce(&TempDir),
         setup: impl FnOnce(&mut Server) + Send + 'static,
     ) -> TestServer {
+        TestServer::start_on("'http://127.0.0.1:0'", web_body, fill, setup)
+    }
+
+    /// [`TestServer::start`] with `listen` set to `listen` (the inside of
+    /// the list, such as `'http://127.0.0.1:0', 'https://127.0.0.1:0'`).
+    /// `addr` is the first plain listener (or the first of all, without one).
+    pub fn start_on(
+        listen: &str,
+        web_body: &str,
+        fill: impl FnOnce(&TempDir),
+        setup: impl FnOnce(&mut Server) + Send + 'static,
+    ) -> TestServer {
         let docs = TempDir::new("docs");
         fill(&docs);
         let text = format!(
-            "{{ web: {{ listen: ['http://127.0.0.1:0'], documents: '{}', {web_body} }} }}",
+            "{{ web: {{ listen: [{listen}], documents: '{}', {web_body} }} }}",
             docs.path.display()
         );
         let config = Config::parse(&text, Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
@@ -86,12 +100,15 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             let mut server = Server::bind(config).unwrap_or_else(|e| panic!("{e}"));
             setup(&mut server);
-            tx.send((server.local_addrs()[0], server.handle())).unwrap();
+            let tls = server.tls_addrs().first().copied();
+            tx.send((server.local_addrs()[0], tls, server.handle()))
+                .unwrap();
             let _ = done_tx.send(server.run());
         });
-        let (addr, handle) = rx.recv().expect("server thread started");
+        let (addr, tls_addr, handle) = rx.recv().expect("server thread started");
         TestServer {
             addr,
+            tls_addr,
             docs,
             handle,
             done,
@@ -216,8 +233,12 @@ pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
 
 /// A raw HTTP client that keeps unread bytes between responses (for
 /// pipelining). [`ws::Ws`] is one of these after the opening handshake.
-pub struct Client {
-    pub stream: TcpStream,
+///
+/// The stream is a plain `TcpStream` unless said otherwise; any `Read +
+/// Write` stream will do (`tls::TlsStream` for https and wss), made into a
+/// client by [`Client::over`].
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     /// Bytes read and not yet parsed.
     buf: Vec<u8>,
 }
@@ -229,29 +250,67 @@ impl Client {
 
     /// Connects, or says why not (a stopped server refuses).
     pub fn try_connect(addr: SocketAddr) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(Client {
+        Ok(Client::over(tcp_connect(addr)?))
+    }
+
+    pub fn shutdown_write(&self) {
+        self.stream.shutdown(Shutdown::Write).unwrap();
+    }
+
+    /// Waits until the server has sent something, without reading it: closing
+    /// the socket then makes the kernel send a reset instead of a FIN.
+    pub fn await_unread(&self) {
+        let mut one = [0u8; 1];
+        let n = loop {
+            match self.stream.peek(&mut one) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other.expect("the server sent something"),
+            }
+        };
+        assert_eq!(n, 1, "the server closed instead of answering");
+    }
+}
+
+/// A TCP connection with [`IO_TIMEOUT`] on its reads and writes.
+pub fn tcp_connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
+}
+
+impl<S: Read + Write> Client<S> {
+    /// A client on a connected stream (nothing read from it yet).
+    pub fn over(stream: S) -> Client<S> {
+        Client {
             stream,
             buf: Vec::new(),
-        })
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
+        self.stream.flush().unwrap();
     }
 
-    /// Reads more bytes into the buffer; false at end of stream (EOF or reset).
+    /// Reads more bytes into the buffer; false at end of stream (EOF or
+    /// reset; over TLS also a TCP end without `close_notify`).
     pub fn read_more(&mut self) -> bool {
         let mut chunk = [0u8; 16 * 1024];
-        match read_retrying(&self.stream, &mut chunk) {
+        match read_retrying(&mut self.stream, &mut chunk) {
             Ok(0) => false,
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
                 true
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+                ) =>
+            {
+                false
+            }
             Err(e) => panic!(
                 "read failed: {e}; unparsed {:?}",
                 String::from_utf8_lossy(&self.buf)
@@ -353,23 +412,6 @@ impl Client {
     pub fn read_to_close(&mut self) -> Vec<u8> {
         while self.read_more() {}
         std::mem::take(&mut self.buf)
-    }
-
-    pub fn shutdown_write(&self) {
-        self.stream.shutdown(Shutdown::Write).unwrap();
-    }
-
-    /// Waits until the server has sent something, without reading it: closing
-    /// the socket then makes the kernel send a reset instead of a FIN.
-    pub fn await_unread(&self) {
-        let mut one = [0u8; 1];
-        let n = loop {
-            match self.stream.peek(&mut one) {
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                other => break other.expect("the server sent something"),
-            }
-        };
-        assert_eq!(n, 1, "the server closed instead of answering");
     }
 }
 
@@ -486,4 +528,6 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 pub mod binary;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod ws;

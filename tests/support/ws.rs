@@ -5,7 +5,8 @@
 //! It waits for the server's bytes, never for a clock; [`super::IO_TIMEOUT`] is only
 //! a safety net so a broken server fails a test instead of hanging it.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -107,25 +108,26 @@ impl Frame {
 }
 
 /// A raw WebSocket client connection: the HTTP [`Client`] it was opened on
-/// (its buffer keeps frames that arrived with the 101), plus frames.
-pub struct Ws {
-    http: Client,
+/// (its buffer keeps frames that arrived with the 101), plus frames. Over a
+/// plain `TcpStream` unless said otherwise ([`Ws::handshake_over`]).
+pub struct Ws<S = TcpStream> {
+    http: Client<S>,
     /// The header length of the last frame read: 2, 4 or 10.
     pub last_header_len: usize,
 }
 
 /// The connection's bytes, for what is not a frame: `stream`, `read_bytes`,
 /// `read_to_close`, `shutdown_write`, `await_unread`.
-impl Deref for Ws {
-    type Target = Client;
+impl<S> Deref for Ws<S> {
+    type Target = Client<S>;
 
-    fn deref(&self) -> &Client {
+    fn deref(&self) -> &Client<S> {
         &self.http
     }
 }
 
-impl DerefMut for Ws {
-    fn deref_mut(&mut self) -> &mut Client {
+impl<S> DerefMut for Ws<S> {
+    fn deref_mut(&mut self) -> &mut Client<S> {
         &mut self.http
     }
 }
@@ -138,16 +140,27 @@ impl Ws {
 
     /// Opens a WebSocket with `extra` request header lines; returns the 101 response too.
     pub fn open_with(addr: SocketAddr, target: &str, extra: &str) -> (Resp, Ws) {
-        let (resp, ws) = Ws::handshake(addr, upgrade_request(target, extra).as_bytes());
-        assert_eq!(resp.status, 101, "upgrade refused: {resp:?}");
-        assert_eq!(resp.header("sec-websocket-accept"), Some(RFC_ACCEPT));
-        (resp, ws)
+        Ws::open_over(Client::connect(addr), target, extra)
     }
 
     /// Sends `bytes` in one write and reads the response head (no body);
     /// bytes after the head are kept for [`Ws::read_frame`].
     pub fn handshake(addr: SocketAddr, bytes: &[u8]) -> (Resp, Ws) {
-        let mut http = Client::connect(addr);
+        Ws::handshake_over(Client::connect(addr), bytes)
+    }
+}
+
+impl<S: Read + Write> Ws<S> {
+    /// [`Ws::open_with`] on a client already connected (over TLS, say).
+    pub fn open_over(http: Client<S>, target: &str, extra: &str) -> (Resp, Ws<S>) {
+        let (resp, ws) = Ws::handshake_over(http, upgrade_request(target, extra).as_bytes());
+        assert_eq!(resp.status, 101, "upgrade refused: {resp:?}");
+        assert_eq!(resp.header("sec-websocket-accept"), Some(RFC_ACCEPT));
+        (resp, ws)
+    }
+
+    /// [`Ws::handshake`] on a client already connected.
+    pub fn handshake_over(mut http: Client<S>, bytes: &[u8]) -> (Resp, Ws<S>) {
         http.send(bytes);
         let head = http.read_head();
         assert!(
