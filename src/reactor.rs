@@ -39,6 +39,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub stop: Arc<AtomicBool>,
+    /// Set by `ServerHandle::reload_tls` and the reload signals: the loop
+    /// reads the certificates again when it wakes.
+    pub reload: Arc<AtomicBool>,
     pub waker: Waker,
     /// The thread running the loop, once it runs.
     pub loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
@@ -62,6 +65,10 @@ pub(crate) struct Reactor {
     /// Open connections per address, when `limits.connectionsPerIp` is set.
     per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
+    /// The socket signal handlers write to, to wake the loop (drained on wake-up).
+    pub signal_pipe: Option<mio::net::UnixStream>,
+    /// The SHA-256 fingerprint of the `https://` listeners' certificate.
+    pub tls_fingerprint: Option<String>,
     pub app: App,
     pub shared: Arc<Shared>,
 }
@@ -87,6 +94,8 @@ impl Reactor {
             fanout: Fanout::default(),
             per_ip: HashMap::new(),
             commands,
+            signal_pipe: None,
+            tls_fingerprint: None,
             app,
             shared,
         }
@@ -178,7 +187,49 @@ impl Reactor {
             }
             self.deliver();
         }
+        if let Some(pipe) = &self.signal_pipe {
+            // Edge-triggered: read it empty so the next signal wakes us again.
+            let mut sink = [0u8; 64];
+            while matches!(io::Read::read(&mut &*pipe, &mut sink), Ok(n) if n > 0) {}
+        }
+        if self.shared.reload.swap(false, Ordering::AcqRel) {
+            self.reload_tls();
+        }
     }
+
+    /// Reads the TLS certificate, key and authority again: new handshakes on
+    /// every `https://` listener use them, open connections keep theirs. A
+    /// pair that does not load leaves the old one, with one `error` line.
+    #[cfg(feature = "tls")]
+    fn reload_tls(&mut self) {
+        if !self
+            .listeners
+            .iter()
+            .any(|l| matches!(l.acceptor, Acceptor::Tls(_)))
+        {
+            return;
+        }
+        match crate::tls::load(&self.app.config, false) {
+            Ok(loaded) => {
+                for listener in &mut self.listeners {
+                    if let Acceptor::Tls(config) = &mut listener.acceptor {
+                        *config = Arc::clone(&loaded.config);
+                    }
+                }
+                log::info!("tls: reloaded; certificate SHA-256 {}", loaded.fingerprint);
+                self.tls_fingerprint = Some(loaded.fingerprint);
+                self.app.hub.stats.tls_reloads += 1;
+            }
+            Err(e) => {
+                log::error!("tls: reload failed, keeping the old certificate: {e}");
+                self.app.hub.stats.tls_reload_failures += 1;
+            }
+        }
+    }
+
+    /// Without TLS there is nothing to reload.
+    #[cfg(not(feature = "tls"))]
+    fn reload_tls(&mut self) {}
 
     /// Fires the handlers' timers that are due.
     fn fire_user_timers(&mut self, now: Instant) {
@@ -534,6 +585,7 @@ mod tests {
         Reactor::register(&poll, &mut listeners).unwrap();
         let shared = Arc::new(Shared {
             stop: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(AtomicBool::new(false)),
             waker: Waker::new(poll.registry(), WAKER).unwrap(),
             loop_thread: OnceLock::new(),
         });

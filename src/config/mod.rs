@@ -539,11 +539,12 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.tls = tls::tls(&path, v, base)?;
     }
     if !config.listen_tls.is_empty()
+        && !config.tls.generate
         && (config.tls.certificate.is_none() || config.tls.key.is_none())
     {
         return fail(
             &web.path_of("listen"),
-            "an https address needs web.tls.certificate and web.tls.key",
+            "an https address needs web.tls.certificate and web.tls.key (or certificate: 'generate')",
         );
     }
     if let Some(dir) = web.string("documents")? {

@@ -163,8 +163,12 @@ fn run() -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         urls.join(", ")
     );
+    if let Some(fingerprint) = server.tls_fingerprint() {
+        println!("tls: certificate SHA-256 {fingerprint}");
+    }
     server
         .stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .and_then(|()| server.reload_tls_on_signals(&[signal_hook::consts::SIGHUP]))
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
     server
         .run()
