@@ -222,6 +222,7 @@ fn fingerprint(der: &[u8]) -> String {
 /// Builds the configuration every TLS connection shares from the files
 /// `tls` names (no generating): for tests.
 #[cfg(test)]
+#[allow(dead_code)] // The tests module's, when it wants one.
 pub(crate) fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, TlsError> {
     build(tls).map(|loaded| loaded.config)
 }
