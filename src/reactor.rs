@@ -335,7 +335,7 @@ impl Reactor {
             match listener.socket.accept() {
                 Ok((stream, peer)) => {
                     let acceptor = listener.acceptor.clone();
-                    self.admit(stream, &acceptor, peer, now);
+                    self.admit(stream, &acceptor, index, peer, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if out_of_descriptors(&e) => {
@@ -365,6 +365,7 @@ impl Reactor {
         &mut self,
         stream: mio::net::TcpStream,
         acceptor: &Acceptor,
+        listener: usize,
         peer: std::net::SocketAddr,
         now: Instant,
     ) {
@@ -401,7 +402,7 @@ impl Reactor {
             turn: &mut self.turn,
             key,
         };
-        let conn = if over {
+        let mut conn = if over {
             Conn::turned_away(transport, peer, serial, &mut ctx)
         } else {
             self.counted += 1;
@@ -412,6 +413,7 @@ impl Reactor {
             self.app.hub.stats.connections_total += 1;
             Conn::new(transport, peer, serial, now)
         };
+        conn.listener = u16::try_from(listener).unwrap_or(u16::MAX);
         entry.insert(conn);
         if over {
             // The 503 is in the scratch buffer: write it now.

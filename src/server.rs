@@ -59,7 +59,7 @@ impl Server {
     /// Opens every `listen` address of the config and checks the documents folders.
     /// Port 0 binds a free port; read it back with [`Server::local_addrs`].
     pub fn bind(config: Config) -> Result<Server, StartError> {
-        let app = App::new(config)?;
+        let mut app = App::new(config)?;
         let poll = Poll::new().map_err(StartError::Io)?;
         let mut listeners = Vec::with_capacity(app.config.listen.len());
         for &addr in &app.config.listen {
@@ -85,6 +85,12 @@ impl Server {
             loop_thread: std::sync::OnceLock::new(),
         });
         let (commands, inbox) = mpsc::channel();
+        let bound: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.socket.local_addr())
+            .collect::<io::Result<_>>()
+            .map_err(StartError::Io)?;
+        app.bound(&bound);
         let mut reactor = Reactor::new(poll, listeners, app, shared, inbox);
         reactor.tls_fingerprint = tls_fingerprint;
         Ok(Server {

@@ -85,6 +85,8 @@ pub(crate) struct Conn {
     pub deadline: Deadline,
     /// False for a connection accepted over the limit only to be answered 503.
     pub counted: bool,
+    /// The listener it was accepted on (see `Origin::listener`).
+    pub listener: u16,
     input: Vec<u8>,
     output: Output,
     phase: Phase,
@@ -103,6 +105,7 @@ impl Conn {
             serial,
             deadline: Deadline::default(),
             counted: true,
+            listener: 0,
             input: Vec::new(),
             output: Output::default(),
             phase: Phase::Head { started: None },
