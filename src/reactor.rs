@@ -179,20 +179,31 @@ impl Reactor {
     }
 
     /// Runs what other threads sent, each as if it were a global timer.
+    ///
+    /// A reload asked for (the flag of `ServerHandle::reload_tls` or of a
+    /// signal) is done before the next command, so that anything a thread
+    /// sends after asking (a `stats` call) sees it done.
     fn run_commands(&mut self) {
+        if let Some(pipe) = &self.signal_pipe {
+            // Edge-triggered: read it empty so the next signal wakes us again.
+            let mut sink = [0u8; 64];
+            while matches!(io::Read::read(&mut &*pipe, &mut sink), Ok(n) if n > 0) {}
+        }
+        self.reload_if_asked();
         while let Ok(command) = self.commands.try_recv() {
+            self.reload_if_asked();
             // A panicking closure costs only itself.
             if catch_unwind(AssertUnwindSafe(|| command(&mut self.app.hub))).is_err() {
                 log::error!("a closure sent through a ServerHandle panicked");
             }
             self.deliver();
         }
-        if let Some(pipe) = &self.signal_pipe {
-            // Edge-triggered: read it empty so the next signal wakes us again.
-            let mut sink = [0u8; 64];
-            while matches!(io::Read::read(&mut &*pipe, &mut sink), Ok(n) if n > 0) {}
-        }
-        if self.shared.reload.swap(false, Ordering::AcqRel) {
+    }
+
+    #[inline]
+    fn reload_if_asked(&mut self) {
+        let reload = &self.shared.reload;
+        if reload.load(Ordering::Relaxed) && reload.swap(false, Ordering::AcqRel) {
             self.reload_tls();
         }
     }

@@ -361,9 +361,19 @@ impl ServerHandle {
     /// began with. A pair that does not load (unreadable, not matching,
     /// expired) leaves the old one in use and logs one `error` line saying
     /// why. Either way a counter moves, [`Stats::tls_reloads`] or
-    /// [`Stats::tls_reload_failures`], so a caller can learn the outcome
-    /// from [`ServerHandle::stats`]. Without an `https://` listener it does
-    /// nothing (and neither counter moves).
+    /// [`Stats::tls_reload_failures`], and the reload is done before
+    /// anything sent through a handle after this call returns: a
+    /// [`ServerHandle::stats`] called next already sees the outcome. Without
+    /// an `https://` listener it does nothing (and neither counter moves).
+    ///
+    /// ```no_run
+    /// # let server = wisp::Server::bind(wisp::Config::default())?;
+    /// # let handle = server.handle();
+    /// let before = handle.stats().map_or(0, |s| s.tls_reloads);
+    /// handle.reload_tls();
+    /// let reloaded = handle.stats().is_some_and(|s| s.tls_reloads > before);
+    /// # Ok::<(), wisp::StartError>(())
+    /// ```
     pub fn reload_tls(&self) -> bool {
         self.shared.reload.store(true, Ordering::Release);
         // An empty command: it reports whether the loop is still there, and wakes it.
