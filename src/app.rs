@@ -559,6 +559,26 @@ mod tests {
         (handled, reply, used == out.len())
     }
 
+    #[test]
+    fn the_host_of_a_redirect_comes_from_the_host_header_without_its_port() {
+        assert_eq!(request_host(b"device.local:8080"), Some("device.local"));
+        assert_eq!(request_host(b"192.0.2.7"), Some("192.0.2.7"));
+        assert_eq!(request_host(b"[::1]:8080"), Some("[::1]"));
+        assert_eq!(request_host(b" [fe80::1] "), Some("[fe80::1]"));
+        for bad in [
+            &b""[..],
+            b":8080",
+            b"a/b",
+            b"a b",
+            b"[zz]",
+            b"[::1",
+            b"\xff",
+            b"evil@x",
+        ] {
+            assert_eq!(request_host(bad), None, "{bad:?}");
+        }
+    }
+
     /// OPTIONS `*`, a redirect route, a missing file and a method the
     /// route does not allow: each its status, its header, and a connection
     /// that goes on.

@@ -263,6 +263,47 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_redirect_covers_its_listeners_only() {
+        let text = r#"{ web: { documents: '.',
+            listen: ['http://127.0.0.1:8080', 'http://[::1]:8080', 'http://127.0.0.1:9000', 'http://127.0.0.1:0'],
+            redirect: [ { from: 'http://:8080', to: 'https://:8443', status: 308 },
+                        { from: 'http://127.0.0.1:0', to: 'http://:0' },
+                        { from: 'http://:7777', to: 'https://:8443' },
+                        { from: '/a', to: '/b' } ] } }"#;
+        let config = Config::parse(text, &std::env::temp_dir()).unwrap();
+        let mut routes = Routes::new(&config).unwrap();
+        let to = |i: u16| {
+            routes
+                .listener_redirect(i)
+                .map(|r| (r.status, r.target.port))
+        };
+        assert_eq!(to(0), Some((308, Some(8443))));
+        assert_eq!(to(1), Some((308, Some(8443))), "every address on the port");
+        assert_eq!(to(2), None, "another port");
+        assert_eq!(to(3), Some((301, Some(0))));
+        assert_eq!(to(4), None, "no such listener");
+        // Port 0 in `to` is the port the listener got.
+        let bound: Vec<SocketAddr> = [
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "127.0.0.1:9000",
+            "127.0.0.1:41234",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        routes.bound(&bound);
+        assert_eq!(
+            routes.listener_redirect(3).unwrap().target.port,
+            Some(41234)
+        );
+        assert!(matches!(
+            routes.decide("/a"),
+            Decision::Redirect { location: "/b", .. }
+        ));
+    }
+
+    #[test]
     fn missing_documents_is_a_start_error() {
         let text = "{ web: { documents: './no-such-folder-wisp' } }";
         let config = Config::parse(text, &std::env::temp_dir()).unwrap();

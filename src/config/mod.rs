@@ -986,6 +986,29 @@ mod tests {
     }
 
     #[test]
+    fn tls_generate_store_and_listener_redirects_are_read() {
+        let c = parse(
+            "{ web: { listen: ['http://:8080', 'https://:8443'],
+                tls: { certificate: 'generate' },
+                redirect: [ { status: 301, from: 'http://:8080', to: 'https://:8443' },
+                            { from: '/old', to: '/new' } ] } }",
+        )
+        .unwrap();
+        assert!(c.tls.generate);
+        assert_eq!(c.tls.certificate, None);
+        assert_eq!(c.tls.store, Path::new("/srv/device/state"));
+        assert_eq!(c.redirects.len(), 2);
+        assert_eq!(c.redirects[0].from, "http://:8080");
+        let c =
+            parse("{ web: { tls: { certificate: 'generate', store: '/var/lib/wisp' } } }").unwrap();
+        assert_eq!(c.tls.store, Path::new("/var/lib/wisp"));
+        let c = parse("{ web: { tls: { certificate: 'a.pem', key: 'k.pem' } } }").unwrap();
+        assert!(!c.tls.generate);
+        assert_eq!(c.tls.certificate, Some(PathBuf::from("/srv/device/a.pem")));
+        assert_eq!(Tls::default().store, Path::new("./state"));
+    }
+
+    #[test]
     fn listen_addresses_set_in_code() {
         let mut c = Config::default();
         c.listen_on("http://:8080").unwrap();
@@ -1065,6 +1088,34 @@ mod tests {
             (
                 "{ web: { redirect: [ { from: '/a' } ] } }",
                 "web.redirect[0].to: is required",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'old', to: '/b' } ] } }",
+                "web.redirect[0].from: must start with '/' or be a listen URL",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'ftp://:21', to: 'https://:8443' } ] } }",
+                "web.redirect[0].from: \"ftp://:21\": unknown scheme",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'http://:8080', to: '/new' } ] } }",
+                "web.redirect[0].to: \"/new\": expected a URL",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'http://:8080', to: 'https://:8443/x' } ] } }",
+                "web.redirect[0].to: \"https://:8443/x\": only a scheme, host and port",
+            ),
+            (
+                "{ web: { tls: { certificate: 'generate', key: 'k.pem' } } }",
+                "web.tls.key: certificate: 'generate' makes its own key",
+            ),
+            (
+                "{ web: { tls: { store: '' } } }",
+                "web.tls.store: must be a folder name",
+            ),
+            (
+                "{ web: { tls: { stor: 'x' } } }",
+                "web.tls.stor: unknown key; did you mean store?",
             ),
             (
                 "{ web: { headers: { 'X-A': 'a\\nb' } } }",

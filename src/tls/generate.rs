@@ -97,3 +97,31 @@ fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     file.sync_all()?;
     fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_names_are_localhost_and_the_https_addresses_of_one_interface() {
+        let mut config = Config::default();
+        config.listen_on("https://:8443").unwrap();
+        assert_eq!(names(&config), ["localhost", "127.0.0.1"]);
+        config
+            .also_listen_on("https://192.0.2.7:443")
+            .unwrap()
+            .also_listen_on("https://127.0.0.1:9443")
+            .unwrap()
+            .also_listen_on("https://[::1]:443")
+            .unwrap()
+            .also_listen_on("http://198.51.100.1:80")
+            .unwrap();
+        assert_eq!(
+            names(&config),
+            ["localhost", "127.0.0.1", "192.0.2.7", "::1"]
+        );
+        let have: Vec<String> = ["LOCALHOST", "127.0.0.1"].map(String::from).to_vec();
+        assert!(covers(&have, &names(&Config::default())));
+        assert!(!covers(&have, &names(&config)));
+    }
+}
