@@ -335,3 +335,94 @@ fn a_plain_listener_redirects_every_request_to_https() {
     assert_eq!(get(&mut tls, "/"), (200, "hello".to_string()));
     assert_eq!(get(&mut tls, "/old").0, 301);
 }
+
+#[test]
+fn the_binary_prints_the_fingerprint_and_reloads_on_sighup() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = TempDir::new("tls-binary");
+    dir.write("site/index.html", "hello");
+    let config = dir.write(
+        "web.json5",
+        "{ web: { listen: ['https://127.0.0.1:0'], tls: { certificate: 'generate' } } }",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Kill(child);
+    // Lines from both streams, read on threads so a missing one fails the
+    // test after the safety net instead of hanging it.
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(stdout) as Box<dyn Read + Send>,
+        Box::new(stderr) as Box<dyn Read + Send>,
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let wait_for = |prefix: &str| -> String {
+        loop {
+            let line = lines
+                .recv_timeout(IO_TIMEOUT)
+                .unwrap_or_else(|_| panic!("no line starting {prefix:?}"));
+            if let Some(i) = line.find(prefix) {
+                return line[i + prefix.len()..].to_string();
+            }
+        }
+    };
+    let fp = wait_for("tls: certificate SHA-256 ");
+    let pem = std::fs::read(dir.path.join("state/tls-certificate.pem")).unwrap();
+    let der: CertificateDer<'_> = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    assert_eq!(fp, fingerprint(&der));
+
+    let (cert, key, der) = pair();
+    dir.write("state/tls-key.pem", key);
+    dir.write("state/tls-certificate.pem", cert);
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        wait_for("tls: reloaded; certificate SHA-256 "),
+        fingerprint(&der)
+    );
+
+    // A bad pair: one error line that says why.
+    dir.write("state/tls-certificate.pem", "garbage");
+    let hup = || {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    hup();
+    let why = wait_for("error: tls: reload failed, keeping the old certificate: ");
+    assert!(
+        why.ends_with("tls-certificate.pem: no PEM certificate in it"),
+        "{why}"
+    );
+}
