@@ -426,3 +426,21 @@ fn the_binary_prints_the_fingerprint_and_reloads_on_sighup() {
         "{why}"
     );
 }
+
+#[test]
+fn a_wrong_setting_beside_a_generated_pair_does_not_replace_it() {
+    let dir = TempDir::new("tls-generate-authority");
+    let web = "listen: ['https://127.0.0.1:0'], tls: { certificate: 'generate' }";
+    let fp = Server::bind(config(&dir.path, web))
+        .unwrap()
+        .tls_fingerprint()
+        .unwrap();
+    let wrong = "listen: ['https://127.0.0.1:0'], \
+                 tls: { certificate: 'generate', authority: 'missing-ca.pem' }";
+    let err = Server::bind(config(&dir.path, wrong))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing-ca.pem"), "{err}");
+    let again = Server::bind(config(&dir.path, web)).unwrap();
+    assert_eq!(again.tls_fingerprint().unwrap(), fp, "the pair was kept");
+}

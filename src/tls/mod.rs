@@ -187,6 +187,8 @@ pub(crate) fn load(config: &Config, may_generate: bool) -> Result<Loaded, TlsErr
             certificate.display(),
             names.join(", ")
         ),
+        // The other settings are wrong whichever pair is used.
+        Err(e) if !of_the_pair(&e, &certificate, &key) => return Err(e),
         Err(TlsError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             log::info!(
                 "tls: making a self-signed certificate for {} in {}",
@@ -194,15 +196,24 @@ pub(crate) fn load(config: &Config, may_generate: bool) -> Result<Loaded, TlsErr
                 tls.store.display()
             );
         }
-        // A file that is there but unreadable is not ours to overwrite, and
-        // the other settings are wrong whichever pair is used.
-        Err(
-            e @ (TlsError::Read { .. } | TlsError::UnknownCipher(_) | TlsError::Authority { .. }),
-        ) => return Err(e),
+        // A file that is there but unreadable is not ours to overwrite.
+        Err(e @ TlsError::Read { .. }) => return Err(e),
         Err(e) => log::warn!("{e}; making a new certificate"),
     }
     generate::write(&tls.store, &names)?;
     build(&files)
+}
+
+/// True when `e` is about the stored certificate or key themselves.
+fn of_the_pair(e: &TlsError, certificate: &Path, key: &Path) -> bool {
+    match e {
+        TlsError::Read { path, .. }
+        | TlsError::Empty { path, .. }
+        | TlsError::BadCertificate(path)
+        | TlsError::Expired(path) => path == certificate || path == key,
+        TlsError::KeyMismatch { .. } => true,
+        _ => false,
+    }
 }
 
 /// SHA-256 of `der` as upper-case hex pairs joined by colons.
