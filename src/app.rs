@@ -16,7 +16,7 @@ use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
 use crate::hub::{Hub, RoomLimits};
 use crate::message::Origin;
 use crate::output::FileBody;
-use crate::route_table::{matches, Decision, Route, Routes};
+use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
 use crate::session::Session;
 use crate::upgrade::{self, Upgraded};
 use crate::ws_api::AnyHandler;
@@ -113,6 +113,12 @@ impl App {
         })
     }
 
+    /// Tells the routes the addresses the listeners were bound to (in
+    /// listener order), for redirects to a listener given port 0.
+    pub fn bound(&mut self, bound: &[std::net::SocketAddr]) {
+        self.routes.bound(bound);
+    }
+
     /// Registers an HTTP action handler for a path prefix (`/api/` or an exact `/api/status`).
     pub fn add_action(&mut self, prefix: &str, handler: ActionFn) {
         self.add(prefix, Endpoint::Http(handler));
@@ -205,6 +211,15 @@ impl App {
             // OPTIONS * asks about the server as a whole.
             let mut w = HeadWriter::start(out, 200, &self.date.text, &self.config.headers);
             w.header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+            w.finish(Some(0), close);
+            return Handled::response(close);
+        }
+        if let Some(r) = self.routes.listener_redirect(origin.listener) {
+            let Some(location) = listener_location(r, head) else {
+                return self.status_page(head, out, 400, close, None);
+            };
+            let mut w = HeadWriter::start(out, r.status, &self.date.text, &self.config.headers);
+            w.header("Location", &location);
             w.finish(Some(0), close);
             return Handled::response(close);
         }
@@ -470,6 +485,46 @@ fn routing_path(relative: &str, trailing: bool) -> String {
     p
 }
 
+/// Where a listener-wide redirect sends `head`: the target's scheme, its
+/// host or else the request's `Host` (without its port), the target's port,
+/// and the request's own path and query, as received. `None` when there is
+/// no host to use (no `Host`, or one that is not a host name).
+fn listener_location(r: &ListenerRedirect, head: &Head<'_>) -> Option<String> {
+    let host = match &r.target.host {
+        Some(host) => host.as_str(),
+        None => request_host(head.header("Host")?)?,
+    };
+    let scheme = if r.target.https { "https" } else { "http" };
+    let mut location =
+        String::with_capacity(scheme.len() + host.len() + head.path.len() + head.query.len() + 10);
+    location.push_str(scheme);
+    location.push_str("://");
+    location.push_str(host);
+    if let Some(port) = r.target.port {
+        location.push(':');
+        location.push_str(&port.to_string());
+    }
+    location.push_str(head.path);
+    if !head.query.is_empty() {
+        location.push('?');
+        location.push_str(head.query);
+    }
+    Some(location)
+}
+
+/// The host of a `Host` header without its port: a name, an IPv4 address or
+/// a bracketed IPv6 address; `None` for anything else.
+fn request_host(value: &[u8]) -> Option<&str> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    if let Some(rest) = value.strip_prefix('[') {
+        let (inside, _) = rest.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        return value.get(..inside.len() + 2);
+    }
+    let host = value.split_once(':').map_or(value, |(h, _)| h);
+    (!host.is_empty() && crate::config::redirect::host_is_safe(host)).then_some(host)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -496,11 +551,32 @@ mod tests {
             peer: testing::peer(),
             now: Instant::now(),
             tls: false,
+            listener: 0,
         };
         let mut out = Vec::new();
         let handled = with_head(&text, |h| app.handle(h, body, origin, &mut out, close));
         let (reply, used) = response(&out, head.starts_with("HEAD "));
         (handled, reply, used == out.len())
+    }
+
+    #[test]
+    fn the_host_of_a_redirect_comes_from_the_host_header_without_its_port() {
+        assert_eq!(request_host(b"device.local:8080"), Some("device.local"));
+        assert_eq!(request_host(b"192.0.2.7"), Some("192.0.2.7"));
+        assert_eq!(request_host(b"[::1]:8080"), Some("[::1]"));
+        assert_eq!(request_host(b" [fe80::1] "), Some("[fe80::1]"));
+        for bad in [
+            &b""[..],
+            b":8080",
+            b"a/b",
+            b"a b",
+            b"[zz]",
+            b"[::1",
+            b"\xff",
+            b"evil@x",
+        ] {
+            assert_eq!(request_host(bad), None, "{bad:?}");
+        }
     }
 
     /// OPTIONS `*`, a redirect route, a missing file and a method the

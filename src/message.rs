@@ -85,4 +85,7 @@ pub(crate) struct Origin {
     pub now: Instant,
     /// The connection is TLS.
     pub tls: bool,
+    /// The listener it was accepted on: its index in the server's listeners
+    /// (`listen`, then `listen_tls`), for the listener-wide redirects.
+    pub listener: u16,
 }

@@ -39,6 +39,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub stop: Arc<AtomicBool>,
+    /// Set by `ServerHandle::reload_tls` and the reload signals: the loop
+    /// reads the certificates again when it wakes.
+    pub reload: Arc<AtomicBool>,
     pub waker: Waker,
     /// The thread running the loop, once it runs.
     pub loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
@@ -62,6 +65,10 @@ pub(crate) struct Reactor {
     /// Open connections per address, when `limits.connectionsPerIp` is set.
     per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
+    /// The socket signal handlers write to, to wake the loop (drained on wake-up).
+    pub signal_pipe: Option<mio::net::UnixStream>,
+    /// The SHA-256 fingerprint of the `https://` listeners' certificate.
+    pub tls_fingerprint: Option<String>,
     pub app: App,
     pub shared: Arc<Shared>,
 }
@@ -87,6 +94,8 @@ impl Reactor {
             fanout: Fanout::default(),
             per_ip: HashMap::new(),
             commands,
+            signal_pipe: None,
+            tls_fingerprint: None,
             app,
             shared,
         }
@@ -170,8 +179,19 @@ impl Reactor {
     }
 
     /// Runs what other threads sent, each as if it were a global timer.
+    ///
+    /// A reload asked for (the flag of `ServerHandle::reload_tls` or of a
+    /// signal) is done before the next command, so that anything a thread
+    /// sends after asking (a `stats` call) sees it done.
     fn run_commands(&mut self) {
+        if let Some(pipe) = &self.signal_pipe {
+            // Edge-triggered: read it empty so the next signal wakes us again.
+            let mut sink = [0u8; 64];
+            while matches!(io::Read::read(&mut &*pipe, &mut sink), Ok(n) if n > 0) {}
+        }
+        self.reload_if_asked();
         while let Ok(command) = self.commands.try_recv() {
+            self.reload_if_asked();
             // A panicking closure costs only itself.
             if catch_unwind(AssertUnwindSafe(|| command(&mut self.app.hub))).is_err() {
                 log::error!("a closure sent through a ServerHandle panicked");
@@ -179,6 +199,48 @@ impl Reactor {
             self.deliver();
         }
     }
+
+    #[inline]
+    fn reload_if_asked(&mut self) {
+        let reload = &self.shared.reload;
+        if reload.load(Ordering::Relaxed) && reload.swap(false, Ordering::AcqRel) {
+            self.reload_tls();
+        }
+    }
+
+    /// Reads the TLS certificate, key and authority again: new handshakes on
+    /// every `https://` listener use them, open connections keep theirs. A
+    /// pair that does not load leaves the old one, with one `error` line.
+    #[cfg(feature = "tls")]
+    fn reload_tls(&mut self) {
+        if !self
+            .listeners
+            .iter()
+            .any(|l| matches!(l.acceptor, Acceptor::Tls(_)))
+        {
+            return;
+        }
+        match crate::tls::load(&self.app.config, false) {
+            Ok(loaded) => {
+                for listener in &mut self.listeners {
+                    if let Acceptor::Tls(config) = &mut listener.acceptor {
+                        *config = Arc::clone(&loaded.config);
+                    }
+                }
+                log::info!("tls: reloaded; certificate SHA-256 {}", loaded.fingerprint);
+                self.tls_fingerprint = Some(loaded.fingerprint);
+                self.app.hub.stats.tls_reloads += 1;
+            }
+            Err(e) => {
+                log::error!("tls: reload failed, keeping the old certificate: {e}");
+                self.app.hub.stats.tls_reload_failures += 1;
+            }
+        }
+    }
+
+    /// Without TLS there is nothing to reload.
+    #[cfg(not(feature = "tls"))]
+    fn reload_tls(&mut self) {}
 
     /// Fires the handlers' timers that are due.
     fn fire_user_timers(&mut self, now: Instant) {
@@ -284,7 +346,7 @@ impl Reactor {
             match listener.socket.accept() {
                 Ok((stream, peer)) => {
                     let acceptor = listener.acceptor.clone();
-                    self.admit(stream, &acceptor, peer, now);
+                    self.admit(stream, &acceptor, index, peer, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if out_of_descriptors(&e) => {
@@ -314,6 +376,7 @@ impl Reactor {
         &mut self,
         stream: mio::net::TcpStream,
         acceptor: &Acceptor,
+        listener: usize,
         peer: std::net::SocketAddr,
         now: Instant,
     ) {
@@ -350,7 +413,7 @@ impl Reactor {
             turn: &mut self.turn,
             key,
         };
-        let conn = if over {
+        let mut conn = if over {
             Conn::turned_away(transport, peer, serial, &mut ctx)
         } else {
             self.counted += 1;
@@ -361,6 +424,7 @@ impl Reactor {
             self.app.hub.stats.connections_total += 1;
             Conn::new(transport, peer, serial, now)
         };
+        conn.listener = u16::try_from(listener).unwrap_or(u16::MAX);
         entry.insert(conn);
         if over {
             // The 503 is in the scratch buffer: write it now.
@@ -534,6 +598,7 @@ mod tests {
         Reactor::register(&poll, &mut listeners).unwrap();
         let shared = Arc::new(Shared {
             stop: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(AtomicBool::new(false)),
             waker: Waker::new(poll.registry(), WAKER).unwrap(),
             loop_thread: OnceLock::new(),
         });

@@ -1,5 +1,10 @@
-//! Which configured route answers a path: redirects first, then the first matching route.
+//! Which configured route answers a path: redirects first, then the first
+//! matching route. A listener may redirect every request before any path is
+//! looked at (`{ from: 'http://:8080', to: 'https://:8443' }`).
 
+use std::net::SocketAddr;
+
+use crate::config::redirect::{self, Target};
 use crate::config::{Config, HandlerKind, Redirect, RouteConfig};
 use crate::error::StartError;
 use crate::files::Documents;
@@ -41,11 +46,25 @@ pub(crate) enum Decision<'r> {
     NotFound,
 }
 
+/// A redirect of every request on some listeners.
+#[derive(Debug)]
+pub(crate) struct ListenerRedirect {
+    pub status: u16,
+    pub target: Target,
+    /// For a `to` with port 0: the listener whose bound port it stands for.
+    port_of: Option<usize>,
+}
+
 /// The routing table.
 #[derive(Debug)]
 pub(crate) struct Routes {
     routes: Vec<Route>,
+    /// The exact-path redirects.
     redirects: Vec<Redirect>,
+    listener_redirects: Vec<ListenerRedirect>,
+    /// By listener index (`listen`, then `listen_tls`): which of
+    /// `listener_redirects` answers its requests.
+    by_listener: Vec<Option<usize>>,
 }
 
 impl Routes {
@@ -72,10 +91,75 @@ impl Routes {
                 })
             })
             .collect::<Result<_, StartError>>()?;
-        Ok(Routes {
+        let (paths, listeners): (Vec<_>, Vec<_>) = config
+            .redirects
+            .iter()
+            .cloned()
+            .partition(|r| !redirect::is_listener(&r.from));
+        let mut table = Routes {
             routes,
-            redirects: config.redirects.clone(),
-        })
+            redirects: paths,
+            listener_redirects: Vec::new(),
+            by_listener: vec![None; config.listen.len() + config.listen_tls.len()],
+        };
+        for r in &listeners {
+            table.add_listener_redirect(config, r);
+        }
+        Ok(table)
+    }
+
+    /// Adds a redirect whose `from` is a listen URL (checked when the config
+    /// was read; one that is not is skipped with a warning, like one that is
+    /// no listener's).
+    fn add_listener_redirect(&mut self, config: &Config, r: &Redirect) {
+        let (Ok(from), Ok(target)) = (redirect::listener(&r.from), redirect::target(&r.to)) else {
+            log::warn!(
+                "redirect from {:?} to {:?}: not a listener redirect",
+                r.from,
+                r.to
+            );
+            return;
+        };
+        let index = self.listener_redirects.len();
+        let mut found = false;
+        for (i, listener) in listeners(config).enumerate() {
+            if serves(from, listener) && self.by_listener[i].is_none() {
+                self.by_listener[i] = Some(index);
+                found = true;
+            }
+        }
+        if !found {
+            log::warn!(
+                "redirect from {}: no listener there (listen: {:?})",
+                r.from,
+                listeners(config).map(|(a, _)| a).collect::<Vec<_>>()
+            );
+        }
+        let port_of = (target.port == Some(0))
+            .then(|| listeners(config).position(|(a, tls)| tls == target.https && a.port() == 0))
+            .flatten();
+        self.listener_redirects.push(ListenerRedirect {
+            status: r.status,
+            target,
+            port_of,
+        });
+    }
+
+    /// Puts the ports the listeners were given (`bound`, in listener order)
+    /// in place of the zeros of `to`.
+    pub fn bound(&mut self, bound: &[SocketAddr]) {
+        for r in &mut self.listener_redirects {
+            if let Some(addr) = r.port_of.and_then(|i| bound.get(i)) {
+                r.target.port = Some(addr.port());
+            }
+        }
+    }
+
+    /// The redirect that answers every request on listener `index`, if any.
+    #[inline]
+    pub fn listener_redirect(&self, index: u16) -> Option<&ListenerRedirect> {
+        let i = (*self.by_listener.get(usize::from(index))?)?;
+        self.listener_redirects.get(i)
     }
 
     /// Routes a normalised path (decoded, dot segments removed, starting with '/').
@@ -101,6 +185,20 @@ impl Routes {
             None => Decision::NotFound,
         }
     }
+}
+
+/// The listeners in the order the server binds them: each address and
+/// whether it is `https`.
+fn listeners(config: &Config) -> impl Iterator<Item = (SocketAddr, bool)> + '_ {
+    let plain = config.listen.iter().map(|&a| (a, false));
+    plain.chain(config.listen_tls.iter().map(|&a| (a, true)))
+}
+
+/// True when a redirect `from` covers a listener: the same scheme and port,
+/// and the same address unless `from` names none (`http://:8080`).
+fn serves(from: (SocketAddr, bool), listener: (SocketAddr, bool)) -> bool {
+    let ((f, f_tls), (l, l_tls)) = (from, listener);
+    f_tls == l_tls && f.port() == l.port() && (f.ip().is_unspecified() || f.ip() == l.ip())
 }
 
 /// Ioto's rule: a pattern ending in '/' is a prefix, anything else is exact; '' matches all.
@@ -162,6 +260,47 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_listener_redirect_covers_its_listeners_only() {
+        let text = r#"{ web: { documents: '.',
+            listen: ['http://127.0.0.1:8080', 'http://[::1]:8080', 'http://127.0.0.1:9000', 'http://127.0.0.1:0'],
+            redirect: [ { from: 'http://:8080', to: 'https://:8443', status: 308 },
+                        { from: 'http://127.0.0.1:0', to: 'http://:0' },
+                        { from: 'http://:7777', to: 'https://:8443' },
+                        { from: '/a', to: '/b' } ] } }"#;
+        let config = Config::parse(text, &std::env::temp_dir()).unwrap();
+        let mut routes = Routes::new(&config).unwrap();
+        let to = |i: u16| {
+            routes
+                .listener_redirect(i)
+                .map(|r| (r.status, r.target.port))
+        };
+        assert_eq!(to(0), Some((308, Some(8443))));
+        assert_eq!(to(1), Some((308, Some(8443))), "every address on the port");
+        assert_eq!(to(2), None, "another port");
+        assert_eq!(to(3), Some((301, Some(0))));
+        assert_eq!(to(4), None, "no such listener");
+        // Port 0 in `to` is the port the listener got.
+        let bound: Vec<SocketAddr> = [
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "127.0.0.1:9000",
+            "127.0.0.1:41234",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        routes.bound(&bound);
+        assert_eq!(
+            routes.listener_redirect(3).unwrap().target.port,
+            Some(41234)
+        );
+        assert!(matches!(
+            routes.decide("/a"),
+            Decision::Redirect { location: "/b", .. }
+        ));
     }
 
     #[test]

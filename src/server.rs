@@ -42,8 +42,9 @@ use crate::ws_api::{Handler, Served};
 pub struct Server {
     reactor: Reactor,
     commands: Sender<Command>,
-    /// Signals stop the loop by writing here (see [`Server::stop_on_signals`]).
-    signal_pipe: Option<mio::net::UnixStream>,
+    /// Signal handlers wake the loop by writing here (see
+    /// [`Server::stop_on_signals`]); the loop owns the reading end.
+    signal_pipe: Option<std::os::unix::net::UnixStream>,
 }
 
 impl std::fmt::Debug for Server {
@@ -58,29 +59,42 @@ impl Server {
     /// Opens every `listen` address of the config and checks the documents folders.
     /// Port 0 binds a free port; read it back with [`Server::local_addrs`].
     pub fn bind(config: Config) -> Result<Server, StartError> {
-        let app = App::new(config)?;
+        let mut app = App::new(config)?;
         let poll = Poll::new().map_err(StartError::Io)?;
         let mut listeners = Vec::with_capacity(app.config.listen.len());
         for &addr in &app.config.listen {
             listeners.push(listen(addr, Acceptor::Plain)?);
         }
+        #[allow(unused_mut)] // Only TLS sets it.
+        let mut tls_fingerprint = None;
         #[cfg(feature = "tls")]
         if !app.config.listen_tls.is_empty() {
-            let acceptor = Acceptor::Tls(crate::tls::server_config(&app.config.tls)?);
+            let loaded = crate::tls::load(&app.config, true)?;
+            let acceptor = Acceptor::Tls(loaded.config);
             for &addr in &app.config.listen_tls {
                 listeners.push(listen(addr, acceptor.clone())?);
             }
+            tls_fingerprint = Some(loaded.fingerprint);
         }
         Reactor::register(&poll, &mut listeners).map_err(StartError::Io)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
         let shared = Arc::new(Shared {
             stop: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(AtomicBool::new(false)),
             waker,
             loop_thread: std::sync::OnceLock::new(),
         });
         let (commands, inbox) = mpsc::channel();
+        let bound: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.socket.local_addr())
+            .collect::<io::Result<_>>()
+            .map_err(StartError::Io)?;
+        app.bound(&bound);
+        let mut reactor = Reactor::new(poll, listeners, app, shared, inbox);
+        reactor.tls_fingerprint = tls_fingerprint;
         Ok(Server {
-            reactor: Reactor::new(poll, listeners, app, shared, inbox),
+            reactor,
             commands,
             signal_pipe: None,
         })
@@ -95,6 +109,17 @@ impl Server {
     /// The addresses of the `https://` listeners.
     pub fn tls_addrs(&self) -> Vec<SocketAddr> {
         self.reactor.tls_addrs()
+    }
+
+    /// The SHA-256 fingerprint of the `https://` listeners' certificate (of
+    /// its DER), as upper-case hex pairs joined by colons (`AB:CD:…`, the
+    /// form browsers and `openssl x509 -fingerprint -sha256` show); `None`
+    /// without an `https://` listener.
+    ///
+    /// With `tls: { certificate: 'generate' }` it is what a client pins: the
+    /// same on every start while the pair in `tls.store` is kept.
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.reactor.tls_fingerprint.clone()
     }
 
     /// Registers an HTTP action handler on an `action` route.
@@ -167,18 +192,40 @@ impl Server {
     /// `unsafe` of ours) sets the stop flag and writes a byte to a socket
     /// the loop polls, which wakes it.
     pub fn stop_on_signals(&mut self, signals: &[i32]) -> io::Result<()> {
-        let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
-        rx.set_nonblocking(true)?;
-        tx.set_nonblocking(true)?;
-        let mut rx = mio::net::UnixStream::from_std(rx);
-        self.reactor
-            .registry()
-            .register(&mut rx, WAKER, Interest::READABLE)?;
+        let flag = Arc::clone(&self.reactor.shared.stop);
+        self.on_signals(signals, &flag)
+    }
+
+    /// Reloads the TLS certificate (as [`ServerHandle::reload_tls`] does)
+    /// when the process receives one of `signals`, e.g. `SIGHUP`. Like
+    /// [`Server::stop_on_signals`], no thread waits for them.
+    pub fn reload_tls_on_signals(&mut self, signals: &[i32]) -> io::Result<()> {
+        let flag = Arc::clone(&self.reactor.shared.reload);
+        self.on_signals(signals, &flag)
+    }
+
+    /// Sets `flag` and wakes the loop on each of `signals`.
+    fn on_signals(&mut self, signals: &[i32], flag: &Arc<AtomicBool>) -> io::Result<()> {
+        let tx = match &self.signal_pipe {
+            Some(tx) => tx.try_clone()?,
+            None => {
+                let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
+                rx.set_nonblocking(true)?;
+                tx.set_nonblocking(true)?;
+                let mut rx = mio::net::UnixStream::from_std(rx);
+                self.reactor
+                    .registry()
+                    .register(&mut rx, WAKER, Interest::READABLE)?;
+                self.reactor.signal_pipe = Some(rx);
+                self.signal_pipe = Some(tx.try_clone()?);
+                tx
+            }
+        };
         for &signal in signals {
-            signal_hook::flag::register(signal, Arc::clone(&self.reactor.shared.stop))?;
+            // The flag first: the byte wakes a loop that must find it set.
+            signal_hook::flag::register(signal, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(signal, tx.try_clone()?)?;
         }
-        self.signal_pipe = Some(rx);
         Ok(())
     }
 
@@ -303,6 +350,34 @@ impl ServerHandle {
             return None;
         }
         rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    /// Asks the server to read its TLS certificate, key and authority again
+    /// (`web.tls`; with `certificate: 'generate'`, the pair in `tls.store`).
+    /// Returns false if the server has stopped.
+    ///
+    /// The loop thread does it when it next wakes: handshakes from then on
+    /// use the new pair, while connections already open keep the one they
+    /// began with. A pair that does not load (unreadable, not matching,
+    /// expired) leaves the old one in use and logs one `error` line saying
+    /// why. Either way a counter moves, [`Stats::tls_reloads`] or
+    /// [`Stats::tls_reload_failures`], and the reload is done before
+    /// anything sent through a handle after this call returns: a
+    /// [`ServerHandle::stats`] called next already sees the outcome. Without
+    /// an `https://` listener it does nothing (and neither counter moves).
+    ///
+    /// ```no_run
+    /// # let server = wisp::Server::bind(wisp::Config::default())?;
+    /// # let handle = server.handle();
+    /// let before = handle.stats().map_or(0, |s| s.tls_reloads);
+    /// handle.reload_tls();
+    /// let reloaded = handle.stats().is_some_and(|s| s.tls_reloads > before);
+    /// # Ok::<(), wisp::StartError>(())
+    /// ```
+    pub fn reload_tls(&self) -> bool {
+        self.shared.reload.store(true, Ordering::Release);
+        // An empty command: it reports whether the loop is still there, and wakes it.
+        self.run(|_| {})
     }
 
     /// Stops the server: every WebSocket is closed with 1001, what is queued

@@ -32,6 +32,13 @@ pub struct Stats {
     pub upgrades_rejected: u64,
     /// How often each limit was hit.
     pub limits: LimitHits,
+    /// TLS certificate reloads that took effect
+    /// ([`ServerHandle::reload_tls`](crate::ServerHandle::reload_tls), SIGHUP
+    /// in the binary).
+    pub tls_reloads: u64,
+    /// TLS certificate reloads refused (the old certificate stays): the
+    /// error is logged.
+    pub tls_reload_failures: u64,
 }
 
 /// How often each limit refused something.

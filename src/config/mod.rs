@@ -8,6 +8,7 @@
 
 mod policy;
 mod read;
+pub(crate) mod redirect;
 mod tls;
 pub mod units;
 
@@ -49,7 +50,8 @@ pub struct Config {
     pub limits: Limits,
     /// The routing table (`routes`), first match wins. Default: one file route for everything.
     pub routes: Vec<RouteConfig>,
-    /// Exact-path redirects checked before the routes (`redirect`).
+    /// Redirects checked before the routes (`redirect`): of exact paths, and
+    /// of every request on a listener (http → https).
     pub redirects: Vec<Redirect>,
     /// WebSocket options (`webSockets`).
     pub web_sockets: WebSockets,
@@ -211,14 +213,28 @@ pub struct RouteRedirect {
     pub to: String,
 }
 
-/// One entry of the top-level `redirect` list.
+/// One entry of the top-level `redirect` list, in either of Ioto's forms:
+///
+/// - a path: `{ from: '/old', to: '/new' }` answers a request for exactly
+///   `/old` with `Location: /new`;
+/// - a listener: `{ status: 301, from: 'http://:8080', to: 'https://:8443' }`
+///   answers every request arriving on the `http://:8080` listener with the
+///   same path and query at `https://` on port 8443. The host is the one the
+///   request's `Host` names (its port replaced), or the host `to` names if
+///   it names one (`'https://device.example:8443'`). A `from` with no
+///   address (`'http://:8080'`) is every listener on that port; one that is
+///   no listener's is logged as a warning at start. Port 0 in `to` stands for
+///   the port the matching `listen` entry was given (for tests).
+///   A request without `Host` (HTTP/1.0) is answered 400 unless `to` names
+///   the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirect {
     /// 301, 302, 303, 307 or 308 (default 301).
     pub status: u16,
-    /// The exact path to redirect.
+    /// The exact path to redirect, or a listen URL such as `'http://:8080'`.
     pub from: String,
-    /// The `Location`.
+    /// The `Location` (for a path), or the scheme, host and port to send a
+    /// listener's requests to (`'https://:8443'`).
     pub to: String,
 }
 
@@ -539,11 +555,12 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.tls = tls::tls(&path, v, base)?;
     }
     if !config.listen_tls.is_empty()
+        && !config.tls.generate
         && (config.tls.certificate.is_none() || config.tls.key.is_none())
     {
         return fail(
             &web.path_of("listen"),
-            "an https address needs web.tls.certificate and web.tls.key",
+            "an https address needs web.tls.certificate and web.tls.key (or certificate: 'generate')",
         );
     }
     if let Some(dir) = web.string("documents")? {
@@ -831,13 +848,20 @@ fn redirect(path: &str, v: &Value) -> read::Result<Redirect> {
             .map_or_else(|| fail(&o.path_of(key), "is required"), Ok)
     };
     let from = required("from")?;
-    if !from.starts_with('/') {
-        return fail(&o.path_of("from"), "must start with '/'");
+    let to = required("to")?;
+    if redirect::is_listener(&from) {
+        redirect::listener(&from).or_else(|m| fail(&o.path_of("from"), m))?;
+        redirect::target(&to).or_else(|m| fail(&o.path_of("to"), m))?;
+    } else if !from.starts_with('/') {
+        return fail(
+            &o.path_of("from"),
+            "must start with '/' or be a listen URL such as 'http://:8080'",
+        );
     }
     Ok(Redirect {
         status: redirect_status(&o, 301)?,
         from,
-        to: required("to")?,
+        to,
     })
 }
 
@@ -962,6 +986,29 @@ mod tests {
     }
 
     #[test]
+    fn tls_generate_store_and_listener_redirects_are_read() {
+        let c = parse(
+            "{ web: { listen: ['http://:8080', 'http://:8081'],
+                tls: { certificate: 'generate' },
+                redirect: [ { status: 301, from: 'http://:8080', to: 'https://:8443' },
+                            { from: '/old', to: '/new' } ] } }",
+        )
+        .unwrap();
+        assert!(c.tls.generate);
+        assert_eq!(c.tls.certificate, None);
+        assert_eq!(c.tls.store, Path::new("/srv/device/state"));
+        assert_eq!(c.redirects.len(), 2);
+        assert_eq!(c.redirects[0].from, "http://:8080");
+        let c =
+            parse("{ web: { tls: { certificate: 'generate', store: '/var/lib/wisp' } } }").unwrap();
+        assert_eq!(c.tls.store, Path::new("/var/lib/wisp"));
+        let c = parse("{ web: { tls: { certificate: 'a.pem', key: 'k.pem' } } }").unwrap();
+        assert!(!c.tls.generate);
+        assert_eq!(c.tls.certificate, Some(PathBuf::from("/srv/device/a.pem")));
+        assert_eq!(Tls::default().store, Path::new("./state"));
+    }
+
+    #[test]
     fn listen_addresses_set_in_code() {
         let mut c = Config::default();
         c.listen_on("http://:8080").unwrap();
@@ -1050,6 +1097,34 @@ mod tests {
             (
                 "{ web: { redirect: [ { from: '/a' } ] } }",
                 "web.redirect[0].to: is required",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'old', to: '/b' } ] } }",
+                "web.redirect[0].from: must start with '/' or be a listen URL",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'ftp://:21', to: 'https://:8443' } ] } }",
+                "web.redirect[0].from: \"ftp://:21\": unknown scheme",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'http://:8080', to: '/new' } ] } }",
+                "web.redirect[0].to: \"/new\": expected a URL",
+            ),
+            (
+                "{ web: { redirect: [ { from: 'http://:8080', to: 'https://:8443/x' } ] } }",
+                "web.redirect[0].to: \"https://:8443/x\": only a scheme, host and port",
+            ),
+            (
+                "{ web: { tls: { certificate: 'generate', key: 'k.pem' } } }",
+                "web.tls.key: certificate: 'generate' makes its own key",
+            ),
+            (
+                "{ web: { tls: { store: '' } } }",
+                "web.tls.store: must be a folder name",
+            ),
+            (
+                "{ web: { tls: { stor: 'x' } } }",
+                "web.tls.stor: unknown key; did you mean store?",
             ),
             (
                 "{ web: { headers: { 'X-A': 'a\\nb' } } }",

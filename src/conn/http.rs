@@ -114,6 +114,7 @@ impl Conn {
             peer: self.peer,
             now: ctx.turn.now,
             tls: self.transport.is_tls(),
+            listener: self.listener,
         };
         let out = self.output.target(&mut ctx.turn.scratch);
         let handled = ctx.app.handle(head, body, origin, out, close);

@@ -84,6 +84,8 @@ pub(crate) struct Conn {
     pub deadline: Deadline,
     /// False for a connection accepted over the limit only to be answered 503.
     pub counted: bool,
+    /// The listener it was accepted on (see `Origin::listener`).
+    pub listener: u16,
     /// Bytes read but not yet used: an incomplete request or frame.
     input: Tail,
     output: Output,
@@ -104,6 +106,7 @@ impl Conn {
             serial,
             deadline: Deadline::default(),
             counted: true,
+            listener: 0,
             input: Tail::default(),
             output: Output::default(),
             phase: Phase::Head { started: None },

@@ -5,8 +5,14 @@
 //! session resumption by tickets (a rotating key) and a bounded session
 //! cache, and client certificates checked against `authority` when asked.
 //! The connections themselves live in `transport/tls.rs`.
+//!
+//! `certificate: 'generate'` (`generate.rs`) makes and keeps a self-signed
+//! pair. [`load`] is called at start and again on each reload, on the loop
+//! thread; what it returns replaces the configuration of every `https://`
+//! listener, while open connections keep the one they began with.
 
 pub(crate) mod der;
+mod generate;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +30,7 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::Tls;
+use crate::config::{Config, Tls};
 
 /// Sessions remembered for resumption by id (tickets need no memory here).
 const SESSION_CACHE: usize = 256;
@@ -74,6 +80,16 @@ pub enum TlsError {
     },
     /// Anything else rustls refused.
     Rustls(String),
+    /// `certificate: 'generate'`: the folder or a file of `tls.store` could
+    /// not be written.
+    Store {
+        /// The folder or file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// `certificate: 'generate'`: no certificate could be made.
+    Generate(String),
 }
 
 impl fmt::Display for TlsError {
@@ -112,6 +128,12 @@ impl fmt::Display for TlsError {
             ),
             TlsError::Authority { path, reason } => write!(f, "{}: {reason}", path.display()),
             TlsError::Rustls(reason) => write!(f, "TLS: {reason}"),
+            TlsError::Store { path, source } => {
+                write!(f, "cannot write {}: {source}", path.display())
+            }
+            TlsError::Generate(reason) => {
+                write!(f, "cannot generate a certificate: {reason}")
+            }
         }
     }
 }
@@ -119,21 +141,113 @@ impl fmt::Display for TlsError {
 impl std::error::Error for TlsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TlsError::Read { source, .. } => Some(source),
+            TlsError::Read { source, .. } | TlsError::Store { source, .. } => Some(source),
             _ => None,
         }
     }
 }
 
-/// Builds the configuration every TLS connection shares.
+/// A configuration for the `https://` listeners, and what the binary and
+/// the tests want to know of its certificate.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub config: Arc<ServerConfig>,
+    /// SHA-256 of the leaf certificate's DER, as `AB:CD:…`.
+    pub fingerprint: String,
+    /// The leaf's DNS and IP names.
+    names: Vec<String>,
+}
+
+/// Builds the configuration of the `https://` listeners from `web.tls`.
+///
+/// With `certificate: 'generate'` it reads the pair in `tls.store`; when
+/// `may_generate` (at start) and that pair is missing, broken or not for
+/// every name the listeners need, it makes a new one there first. A reload
+/// passes false: a broken pair is then an error, and the old one stays.
+pub(crate) fn load(config: &Config, may_generate: bool) -> Result<Loaded, TlsError> {
+    let tls = &config.tls;
+    if !tls.generate {
+        return build(tls);
+    }
+    let (certificate, key) = generate::files(&tls.store);
+    let files = Tls {
+        certificate: Some(certificate.clone()),
+        key: Some(key.clone()),
+        generate: false,
+        ..tls.clone()
+    };
+    if !may_generate {
+        return build(&files);
+    }
+    let names = generate::names(config);
+    match build(&files) {
+        Ok(loaded) if generate::covers(&loaded.names, &names) => return Ok(loaded),
+        Ok(_) => log::warn!(
+            "{}: not for all of {}; making a new certificate",
+            certificate.display(),
+            names.join(", ")
+        ),
+        // The other settings are wrong whichever pair is used.
+        Err(e) if !of_the_pair(&e, &certificate, &key) => return Err(e),
+        Err(TlsError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            log::info!(
+                "tls: making a self-signed certificate for {} in {}",
+                names.join(", "),
+                tls.store.display()
+            );
+        }
+        // A file that is there but unreadable is not ours to overwrite.
+        Err(e @ TlsError::Read { .. }) => return Err(e),
+        Err(e) => log::warn!("{e}; making a new certificate"),
+    }
+    generate::write(&tls.store, &names)?;
+    build(&files)
+}
+
+/// True when `e` is about the stored certificate or key themselves.
+fn of_the_pair(e: &TlsError, certificate: &Path, key: &Path) -> bool {
+    match e {
+        TlsError::Read { path, .. }
+        | TlsError::Empty { path, .. }
+        | TlsError::BadCertificate(path)
+        | TlsError::Expired(path) => path == certificate || path == key,
+        TlsError::KeyMismatch { .. } => true,
+        _ => false,
+    }
+}
+
+/// SHA-256 of `der` as upper-case hex pairs joined by colons.
+fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(der);
+    let mut text = String::with_capacity(digest.len() * 3);
+    for (i, byte) in digest.iter().enumerate() {
+        if i > 0 {
+            text.push(':');
+        }
+        text.push_str(&format!("{byte:02X}"));
+    }
+    text
+}
+
+/// Builds the configuration every TLS connection shares from the files
+/// `tls` names (no generating): for tests.
+#[cfg(test)]
+#[allow(dead_code)] // The tests module's, when it wants one.
 pub(crate) fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, TlsError> {
+    build(tls).map(|loaded| loaded.config)
+}
+
+/// Builds from the files `tls` names.
+fn build(tls: &Tls) -> Result<Loaded, TlsError> {
     let cert_path = tls
         .certificate
         .as_deref()
         .ok_or(TlsError::Missing("certificate"))?;
     let key_path = tls.key.as_deref().ok_or(TlsError::Missing("key"))?;
     let chain = certificates(cert_path, "certificate")?;
-    check_validity(cert_path, &chain[0], tls.allow_expired)?;
+    let names = check_validity(cert_path, &chain[0], tls.allow_expired)?;
+    let fingerprint = fingerprint(&chain[0]);
     let key = private_key(key_path)?;
     let provider = Arc::new(with_ciphers(provider::default_provider(), &tls.ciphers)?);
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -153,7 +267,11 @@ pub(crate) fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, TlsError> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer = provider::Ticketer::new().map_err(|e| TlsError::Rustls(e.to_string()))?;
-    Ok(Arc::new(config))
+    Ok(Loaded {
+        config: Arc::new(config),
+        fingerprint,
+        names,
+    })
 }
 
 /// Every certificate in a PEM file, in order.
@@ -188,12 +306,16 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Refuses a leaf certificate outside its validity, unless allowed (then
-/// it is a warning).
-fn check_validity(path: &Path, leaf: &CertificateDer<'_>, allow: bool) -> Result<(), TlsError> {
+/// it is a warning); returns its names.
+fn check_validity(
+    path: &Path,
+    leaf: &CertificateDer<'_>,
+    allow: bool,
+) -> Result<Vec<String>, TlsError> {
     let info = der::cert_info(leaf).ok_or_else(|| TlsError::BadCertificate(path.to_path_buf()))?;
     let now = SystemTime::now();
     if now >= info.not_before && now <= info.not_after {
-        return Ok(());
+        return Ok(info.names);
     }
     if !allow {
         return Err(TlsError::Expired(path.to_path_buf()));
@@ -202,7 +324,7 @@ fn check_validity(path: &Path, leaf: &CertificateDer<'_>, allow: bool) -> Result
         "{}: the certificate is not valid now; starting anyway (web.tls.allowExpired)",
         path.display()
     );
-    Ok(())
+    Ok(info.names)
 }
 
 /// The provider with only the cipher suites named (all of them when none is).

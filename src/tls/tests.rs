@@ -344,6 +344,8 @@ fn web_tls_keys_are_read_with_paths_relative_to_the_config() {
             verify_client: true,
             ciphers: vec!["TLS13_AES_128_GCM_SHA256".into()],
             allow_expired: true,
+            generate: false,
+            store: PathBuf::from("/etc/wisp/state"),
         }
     );
     assert_eq!(config.listen_tls, ["0.0.0.0:443".parse().unwrap()]);
@@ -352,7 +354,11 @@ fn web_tls_keys_are_read_with_paths_relative_to_the_config() {
 #[test]
 fn web_tls_defaults_ask_for_nothing() {
     let config = parse("{ web: { tls: {} } }").unwrap();
-    assert_eq!(config.tls, Tls::default());
+    let want = Tls {
+        store: PathBuf::from("/etc/wisp/state"),
+        ..Tls::default()
+    };
+    assert_eq!(config.tls, want, "the store is beside the config");
     assert!(!config.tls.verify_client && !config.tls.allow_expired);
 }
 

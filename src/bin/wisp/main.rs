@@ -18,7 +18,9 @@ usage: wisp [--config PATH] [--listen URL]... [--documents DIR] [--log LEVEL] [-
   --log LEVEL       log at this level instead of the config's `log.level`:
                     off, error, warn, info, debug or trace (to stderr)
   --help            print this help
-  --version         print the version";
+  --version         print the version
+
+SIGINT and SIGTERM stop gracefully; SIGHUP reloads the TLS certificate and key.";
 
 /// What the command line asked for.
 #[derive(Debug, Default)]
@@ -149,6 +151,11 @@ fn run() -> Result<(), String> {
     let documents = config.documents.display().to_string();
     let mut server = Server::bind(config).map_err(|e| e.to_string())?;
     register_demo(&mut server);
+    // Before the banner: a script that waits for it may signal at once.
+    server
+        .stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .and_then(|()| server.reload_tls_on_signals(&[signal_hook::consts::SIGHUP]))
+        .map_err(|e| format!("cannot watch for signals: {e}"))?;
     let secure = server.tls_addrs();
     let urls: Vec<String> = server
         .local_addrs()
@@ -163,9 +170,9 @@ fn run() -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         urls.join(", ")
     );
-    server
-        .stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .map_err(|e| format!("cannot watch for signals: {e}"))?;
+    if let Some(fingerprint) = server.tls_fingerprint() {
+        println!("tls: certificate SHA-256 {fingerprint}");
+    }
     server
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;
