@@ -1,7 +1,10 @@
 // The real-browser end-to-end test of the demo site, run by scripts/browser-test:
 // headless Chromium (Debian's, driven by playwright-core) against a running
 // target/release/wisp. Four named checks: the landing page, the echo page, a chat
-// between two people, and the echo page reconnecting after a server restart.
+// between two people, and the echo page reconnecting after a server restart; and,
+// when a TLS server is given, two more: the landing page over https:// and the
+// echo page over wss://, with Chromium trusting only that server's certificate
+// (--ignore-certificate-errors-spki-list, not a blanket ignore).
 //
 // The script starts the server and passes in where it is:
 //   WISP_ROOT     the repository root (the server's working directory)
@@ -9,6 +12,9 @@
 //   WISP_LOG      where a restarted server writes its output
 //   WISP_SHOTS    the folder for screenshots (one PNG per page visited)
 //   CHROMIUM      the browser executable (default /usr/bin/chromium)
+//   WISP_TLS_URL  optional: https://127.0.0.1:PORT of a second server (its certificate
+//                 for 127.0.0.1); WISP_SPKI the base64 SHA-256 of that certificate's
+//                 public key. Node's own fetch trusts its CA by NODE_EXTRA_CA_CERTS.
 // Prints one line per check and closes with `browser-test: N passed, M failed`;
 // exits non-zero if any check failed.
 import { spawn } from "node:child_process";
@@ -29,6 +35,8 @@ const pidFile = need("WISP_PIDFILE");
 const serverLog = need("WISP_LOG");
 const shots = need("WISP_SHOTS");
 const base = `http://127.0.0.1:${port}`;
+const tlsBase = process.env.WISP_TLS_URL || null;
+const spki = tlsBase ? need("WISP_SPKI") : null;
 
 const WAIT = 10_000;        // any one condition in the page
 const CHECK_LIMIT = 45_000; // one whole check, however it gets stuck
@@ -76,6 +84,8 @@ const browser = await chromium.launch({
   args: [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // Trust the test server's certificate, and only it, by its public key.
+    ...(spki ? [`--ignore-certificate-errors-spki-list=${spki}`] : []),
   ],
   timeout: 30_000,
 });
@@ -104,8 +114,8 @@ async function openPage(opened, label) {
   return entry;
 }
 
-async function visit(page, pathname) {
-  const response = await page.goto(base + pathname, { waitUntil: "load" });
+async function visit(page, pathname, origin = base) {
+  const response = await page.goto(origin + pathname, { waitUntil: "load" });
   assert(response, `GET ${pathname}: no response`);
   assert(response.status() === 200, `GET ${pathname}: status ${response.status()}, want 200`);
   assert(mediaType(response) === "text/html", `GET ${pathname}: Content-Type ${mediaType(response)}, want text/html`);
@@ -210,10 +220,11 @@ async function waitPill(page, want, timeout = WAIT) {
 
 const pill = (page) => page.locator("#state").textContent();
 
-// The non-zero limit counters of /api/status (such as frame: 1 for a frame over limits.maxFrame).
-async function limitHits() {
+// The non-zero limit counters of /api/status (such as frame: 1 for a frame over limits.maxFrame)
+// of the server at origin.
+async function limitHits(origin) {
   try {
-    const status = await (await fetch(base + "/api/status", { signal: AbortSignal.timeout(2000) })).json();
+    const status = await (await fetch(origin + "/api/status", { signal: AbortSignal.timeout(2000) })).json();
     const hits = Object.entries(status.stats?.limits ?? {}).filter(([, n]) => n);
     return hits.length ? hits.map(([k, n]) => `${k} ${n}`).join(", ") : "none";
   } catch (e) {
@@ -247,7 +258,7 @@ async function roundTrip(page, kind, size, timeout = WAIT) {
   const row = await page.$$eval("#log tr:first-child td", (tds) => tds.map((td) => td.textContent));
   if (Number(row[0]) <= before) {
     throw new Failure(`${what}: the socket closed instead of echoing; the pill shows ${JSON.stringify(await pill(page))}`
-      + `; the server's limit hits: ${await limitHits()}`);
+      + `; the server's limit hits: ${await limitHits(new URL(page.url()).origin)}`);
   }
   const [, gotKind, gotBytes, rtt, verdict] = row;
   assert(gotKind === kind && Number(gotBytes) === bytes, `${what}: the row says ${row.join(" | ")}`);
@@ -298,14 +309,15 @@ async function waitSaid(page, who, from, text) {
 // ---------------------------------------------------------------------------
 // The checks.
 
-await check("landing page", "1-landing", async (opened) => {
+// The landing page at origin: its assets with their MIME types, the live status, no errors.
+async function landing(opened, origin, slug) {
   const tab = await openPage(opened, "index");
   const { page } = tab;
   const responses = new Map();
   const failures = new Map();
   page.on("response", (r) => responses.set(r.url().split("#")[0], r));
   page.on("requestfailed", (r) => failures.set(r.url().split("#")[0], r.failure()?.errorText ?? "failed"));
-  await visit(page, "/");
+  const main = await visit(page, "/", origin);
 
   // Every asset the page references, by its URL without fragment.
   const assets = await page.evaluate(() => {
@@ -333,7 +345,7 @@ await check("landing page", "1-landing", async (opened) => {
   }
 
   // The live status view gets filled in from /api/status.
-  const status = await until(() => responses.get(base + "/api/status"), WAIT, "the page never asked /api/status");
+  const status = await until(() => responses.get(origin + "/api/status"), WAIT, "the page never asked /api/status");
   assert(status.status() === 200 && mediaType(status) === "application/json",
     `/api/status: ${status.status()} ${mediaType(status)}, want 200 application/json`);
   await waitIn(page, () => {
@@ -346,26 +358,46 @@ await check("landing page", "1-landing", async (opened) => {
   assert(/^\d+\.\d+\.\d+/.test(values.version), `status version is ${JSON.stringify(values.version)}`);
   assert(/^(\d+h )?(\d+m )?\d+s$/.test(values.uptime), `status uptime is ${JSON.stringify(values.uptime)}`);
   assert(await page.isHidden("#status-error"), "the status error is showing");
-  await shot(page, "1-landing");
+  await shot(page, slug);
   noErrors(tab);
-  return `${assets.length} assets (${assets.map((u) => new URL(u).pathname).join(" ")}), status ${values.server} ${values.version} up ${values.uptime}`;
-});
+  return `${assets.length} assets (${assets.map((u) => new URL(u).pathname).join(" ")}), status ${values.server} ${values.version} up ${values.uptime}`
+    + (origin.startsWith("https:") ? `, ${await tlsNote(main)}` : "");
+}
 
-await check("echo page", "2-echo", async (opened) => {
+// The page's TLS connection, as Chromium saw it: TLS 1.2 or 1.3, the test certificate.
+async function tlsNote(response) {
+  const tls = await response.securityDetails();
+  assert(tls, `${response.url()}: no TLS details (not https?)`);
+  assert(/^TLS 1\.[23]$/.test(tls.protocol), `${response.url()}: protocol ${tls.protocol}`);
+  assert(tls.subjectName === "localhost", `${response.url()}: certificate for ${tls.subjectName}, want the test one (localhost)`);
+  return `${tls.protocol}, certificate ${tls.subjectName} from ${tls.issuer}`;
+}
+
+await check("landing page", "1-landing", (opened) => landing(opened, base, "1-landing"));
+
+// The echo page at origin: its socket (ws:// for http, wss:// for https), text and every size.
+async function echoPage(opened, origin, slug) {
   const tab = await openPage(opened, "echo");
   const { page } = tab;
-  await visit(page, "/echo.html");
+  const sockets = [];
+  page.on("websocket", (ws) => sockets.push(ws.url()));
+  await visit(page, "/echo.html", origin);
   await waitPill(page, "open");
+  const scheme = origin.startsWith("https:") ? "wss:" : "ws:";
+  assert(sockets.length > 0 && sockets.every((u) => u.startsWith(scheme + "//")),
+    `the page's sockets are ${JSON.stringify(sockets)}, want ${scheme}// ones`);
   const times = [`text ${await roundTrip(page, "text")}`];
   const sizes = await page.$$eval("#size option", (os) => os.map((o) => Number(o.value)));
   for (const s of [16, 1024, 65536, 1000000]) assert(sizes.includes(s), `no ${s} B option (${sizes.join(", ")})`);
   for (const size of sizes) {
     times.push(`${size} B ${await roundTrip(page, "binary", size, 20_000)}`);
   }
-  await shot(page, "2-echo");
+  await shot(page, slug);
   noErrors(tab);
-  return times.join(", ");
-});
+  return `${sockets[0]}: ${times.join(", ")}`;
+}
+
+await check("echo page", "2-echo", (opened) => echoPage(opened, base, "2-echo"));
 
 await check("chat between two people", "3-chat", async (opened) => {
   const ann = await openPage(opened, "ann");
@@ -423,6 +455,11 @@ await check("echo reconnects after a server restart", "4-reconnect", async (open
   noErrors(tab, { console: false });
   return `pill ${JSON.stringify(closed)} then "open"; server up after ${attempts} start(s); text echo ${rtt}`;
 });
+
+if (tlsBase) {
+  await check("landing page over https", "5-https-landing", (opened) => landing(opened, tlsBase, "5-https-landing"));
+  await check("echo page over wss", "6-wss-echo", (opened) => echoPage(opened, tlsBase, "6-wss-echo"));
+}
 
 await browser.close().catch(() => {});
 // Stop the server this program started, and wait for it, so it is not left behind as a zombie;
