@@ -14,7 +14,7 @@ use crate::http::error::HttpError;
 use crate::http::request::{Head, HeadLimits, Request, MAX_HEADERS};
 use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
 use crate::hub::{Hub, RoomLimits};
-use crate::message::Origin;
+use crate::message::{Origin, PeerCert};
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
 use crate::session::Session;
@@ -47,6 +47,8 @@ struct Incoming<'r, 'h> {
     body: &'r [u8],
     claims: Option<&'r serde_json::Value>,
     origin: Origin,
+    /// The TLS client's verified certificate.
+    peer_cert: Option<&'r PeerCert>,
 }
 
 /// How the connection goes on after a response.
@@ -163,11 +165,13 @@ impl App {
     }
 
     /// Answers one complete request into `out`, and logs it if asked to.
+    ///
+    /// `peer_cert` is the TLS client's verified certificate, if any.
     pub fn handle(
         &mut self,
         head: &Head<'_>,
         body: &[u8],
-        origin: Origin,
+        (origin, peer_cert): (Origin, Option<&PeerCert>),
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
@@ -179,6 +183,7 @@ impl App {
             body,
             claims: None,
             origin,
+            peer_cert,
         };
         let handled = self.answer(request, out, close);
         if self.config.log.access {
@@ -314,6 +319,7 @@ impl App {
             body,
             claims,
             origin,
+            peer_cert,
         } = incoming;
         let Some(index) = self.actions.iter().position(|a| matches(&a.prefix, routed)) else {
             return self.status_page(head, out, 404, close, None);
@@ -324,7 +330,8 @@ impl App {
         };
         let request = Request::new(head, body, origin.peer, &self.hub.stats)
             .with_claims(claims)
-            .with_tls(origin.tls);
+            .with_tls(origin.tls)
+            .with_peer_cert(peer_cert);
         // A panicking handler costs its own request (500, connection closed), never the server.
         match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
@@ -348,6 +355,7 @@ impl App {
             head: incoming.head,
             claims: incoming.claims,
             origin: incoming.origin,
+            peer_cert: incoming.peer_cert,
         };
         let candidates = candidates(&self.actions, first);
         let lent = upgrade::Lent {
@@ -554,7 +562,9 @@ mod tests {
             listener: 0,
         };
         let mut out = Vec::new();
-        let handled = with_head(&text, |h| app.handle(h, body, origin, &mut out, close));
+        let handled = with_head(&text, |h| {
+            app.handle(h, body, (origin, None), &mut out, close)
+        });
         let (reply, used) = response(&out, head.starts_with("HEAD "));
         (handled, reply, used == out.len())
     }

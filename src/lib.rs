@@ -135,7 +135,7 @@ pub use http::error::HttpError;
 pub use http::request::Request;
 pub use http::response::Response;
 pub use hub::{Hub, RoomError};
-pub use message::{ConnId, Fragment, Message, SendStatus};
+pub use message::{ConnId, Fragment, Message, PeerCert, SendStatus};
 pub use server::{Outgoing, Server, ServerHandle};
 pub use stats::{ConnStats, LimitHits, Stats};
 #[cfg(feature = "tls")]

@@ -89,3 +89,14 @@ pub(crate) struct Origin {
     /// (`listen`, then `listen_tls`), for the listener-wide redirects.
     pub listener: u16,
 }
+
+/// The certificate a TLS client presented and the server verified (mutual
+/// TLS, `tls.authority`): what a handler may want to know of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCert {
+    /// The subject, as `CN=…, O=…` (common name, organisation, unit,
+    /// country, locality, state; other attributes are left out).
+    pub subject: String,
+    /// The subject alternative names: DNS names and IP addresses, as text.
+    pub names: Vec<String>,
+}

@@ -587,7 +587,7 @@ mod tests {
                 handler: 0,
                 target: "/ws/t".into(),
                 protocol: None,
-                claims: None,
+                extra: None,
             };
             let t0 = Instant::now();
             let session = Session::new(state, false, info, &config, t0);

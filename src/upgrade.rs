@@ -11,11 +11,11 @@ use crate::http::error::HttpError;
 use crate::http::request::{find_header, trim, Framing, Head, Request, Tokens};
 use crate::http::response::{HeadWriter, Response};
 use crate::hub::Hub;
-use crate::message::Origin;
+use crate::message::{Origin, PeerCert};
 use crate::session::{Flow, Session, Step};
 use crate::turn::Turn;
 use crate::ws::handshake::{accept_key, select_protocol, valid_key, HandshakeError};
-use crate::ws_api::{AnyHandler, ConnInfo};
+use crate::ws_api::{AnyHandler, ConnInfo, Extra};
 
 /// A request the server will upgrade.
 #[derive(Debug, PartialEq, Eq)]
@@ -158,6 +158,8 @@ pub(crate) struct Upgrading<'r, 'h> {
     /// The verified JWT claims, on a route with JWT auth.
     pub claims: Option<&'r serde_json::Value>,
     pub origin: Origin,
+    /// The TLS client's verified certificate.
+    pub peer_cert: Option<&'r PeerCert>,
 }
 
 /// What the app lends the handshake.
@@ -195,6 +197,7 @@ pub(crate) fn upgrade(
         head,
         claims,
         origin,
+        peer_cert,
     } = request;
     let Lent {
         sockets,
@@ -225,7 +228,8 @@ pub(crate) fn upgrade(
     let handler = &mut **handler;
     let request = Request::new(head, &[], origin.peer, &hub.stats)
         .with_claims(claims)
-        .with_tls(origin.tls);
+        .with_tls(origin.tls)
+        .with_peer_cert(peer_cert);
     let verdict = catch_unwind(AssertUnwindSafe(|| handler.upgrade(&request)));
     let (state, protocol) = match verdict {
         Ok(Ok((state, None))) => (state, accepted.protocol),
@@ -257,7 +261,7 @@ pub(crate) fn upgrade(
         handler: socket,
         target,
         protocol: protocol.map(Into::into),
-        claims: claims.map(|c| Box::new(c.clone())),
+        extra: Extra::boxed(claims, peer_cert),
     };
     hub.add_socket(origin.id, socket);
     let mut session = Session::new(state, handler.streaming(), info, config, origin.now);

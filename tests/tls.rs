@@ -46,6 +46,12 @@ impl Handler for Echo {
                 let tls = ws.is_tls().to_string();
                 ws.send_text(&tls);
             }
+            Message::Text("peer-cert") => {
+                let cert = ws
+                    .peer_cert()
+                    .map(|c| format!("{} {:?}", c.subject, c.names));
+                ws.send_text(&cert.unwrap_or_else(|| "none".into()));
+            }
             Message::Text("close-4000") => {
                 ws.close(CloseCode::new(4000).expect("an application code"), "done");
             }
@@ -69,10 +75,22 @@ fn app_server(web: &str, fill: impl FnOnce(&support::TempDir)) -> TlsServer {
 fn mutual_server() -> TlsServer {
     TlsServer::start(
         "authority: '{ca}', verify: { client: true }",
-        "",
+        ROUTES,
         |_| {},
-        |_| {},
+        serve_peer_certs,
     )
+}
+
+/// `/api/cert` answers the request's verified client certificate, and
+/// `/ws/echo` does for `peer-cert`.
+fn serve_peer_certs(server: &mut wisp::Server) {
+    server.action("/api/cert", |req| {
+        let cert = req
+            .peer_cert()
+            .map(|c| format!("{} {:?}", c.subject, c.names));
+        Response::text(cert.unwrap_or_else(|| "none".into()))
+    });
+    server.websocket("/ws/echo", Echo);
 }
 
 /// `n` bytes that are not all alike (a wrong offset shows).
@@ -235,6 +253,26 @@ fn mutual_tls_serves_a_client_with_a_ca_signed_certificate() {
     let s = mutual_server();
     let r = s.https_get(CHECK_FILE);
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn handlers_read_the_verified_client_certificate() {
+    let s = mutual_server();
+    let want = r#"CN=client ["client.test"]"#;
+    assert_eq!(s.https_get("/api/cert").text(), want);
+    let mut ws = s.wss("/ws/echo");
+    ws.send_text("peer-cert");
+    ws.expect_text(want);
+    ws.close(1000);
+}
+
+#[test]
+fn without_a_client_certificate_handlers_see_none() {
+    let s = app_server("", |_| {});
+    let mut ws = s.wss("/ws/echo");
+    ws.send_text("peer-cert");
+    ws.expect_text("none");
+    ws.close(1000);
 }
 
 /// A client presenting `pick`'s certificate (none for `None`) to a server

@@ -117,7 +117,8 @@ impl Conn {
             listener: self.listener,
         };
         let out = self.output.target(&mut ctx.turn.scratch);
-        let handled = ctx.app.handle(head, body, origin, out, close);
+        let cert = self.transport.peer_cert();
+        let handled = ctx.app.handle(head, body, (origin, cert), out, close);
         if let Some(file) = handled.file {
             self.output.set_file(file);
         }

@@ -1,5 +1,6 @@
 //! The request head: httparse plus the RFC 9112 framing rules httparse leaves to us.
 
+use crate::message::PeerCert;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
@@ -366,6 +367,7 @@ pub struct Request<'a> {
     stats: &'a Stats,
     claims: Option<&'a serde_json::Value>,
     tls: bool,
+    peer_cert: Option<&'a PeerCert>,
 }
 
 impl<'a> Request<'a> {
@@ -382,6 +384,7 @@ impl<'a> Request<'a> {
             stats,
             claims: None,
             tls: false,
+            peer_cert: None,
         }
     }
 
@@ -399,6 +402,17 @@ impl<'a> Request<'a> {
     /// WebSocket upgrade there is `wss`).
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    pub(crate) fn with_peer_cert(mut self, cert: Option<&'a PeerCert>) -> Self {
+        self.peer_cert = cert;
+        self
+    }
+
+    /// The certificate the TLS client presented, verified against
+    /// `tls.authority` (mutual TLS): its subject and names.
+    pub fn peer_cert(&self) -> Option<&'a PeerCert> {
+        self.peer_cert
     }
 
     /// The claims of the JSON Web Token that let this request in, on a route

@@ -83,6 +83,15 @@ impl Transport {
         }
     }
 
+    /// The certificate a TLS client presented and the server verified.
+    pub fn peer_cert(&self) -> Option<&crate::message::PeerCert> {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.peer_cert(),
+            _ => None,
+        }
+    }
+
     /// True for `https://` and `wss://`.
     pub fn is_tls(&self) -> bool {
         match self {

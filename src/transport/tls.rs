@@ -19,6 +19,8 @@ use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
 use super::{sys, Wire};
+use crate::message::PeerCert;
+use crate::tls::der::cert_info;
 
 /// Plaintext rustls will hold, encrypted, for a socket that does not take
 /// it: past this its writer takes no more and the connection queues the
@@ -38,6 +40,8 @@ pub(crate) struct TlsConn {
     handshake_from: Option<Instant>,
     /// The first bytes have been looked at (plain HTTP is answered 400).
     greeted: bool,
+    /// The client's verified certificate, read once the handshake is done.
+    peer: Option<Box<PeerCert>>,
 }
 
 /// What a read of the socket into rustls found.
@@ -59,6 +63,7 @@ impl TlsConn {
             tls,
             handshake_from: Some(now),
             greeted: false,
+            peer: None,
         })
     }
 
@@ -69,6 +74,22 @@ impl TlsConn {
     /// When the handshake began, while it is not finished.
     pub fn handshake_from(&self) -> Option<Instant> {
         self.handshake_from
+    }
+
+    /// The client's verified certificate, if it presented one.
+    pub fn peer_cert(&self) -> Option<&PeerCert> {
+        self.peer.as_deref()
+    }
+
+    /// Reads the subject and names of the certificate the client presented
+    /// (rustls has verified it against `tls.authority`).
+    fn client_certificate(&self) -> Option<Box<PeerCert>> {
+        let leaf = self.tls.peer_certificates()?.first()?;
+        let info = cert_info(leaf)?;
+        Some(Box::new(PeerCert {
+            subject: info.subject,
+            names: info.names,
+        }))
     }
 
     /// True while rustls holds records the socket has not taken yet.
@@ -102,6 +123,7 @@ impl TlsConn {
             };
             if self.handshake_from.is_some() && !self.tls.is_handshaking() {
                 self.handshake_from = None;
+                self.peer = self.client_certificate();
             }
             // Handshake flights, alerts and key updates go out at once.
             self.push()?;

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use crate::hub::Hub;
-use crate::message::{ConnId, SendStatus};
+use crate::message::{ConnId, PeerCert, SendStatus};
 use crate::stats::ConnStats;
 use crate::turn::Turn;
 use crate::ws::frame::write_frame;
@@ -22,8 +22,32 @@ pub(crate) struct ConnInfo {
     /// The upgrade request's target: the path, and `?query` if there was one.
     pub target: Box<str>,
     pub protocol: Option<Box<str>>,
-    /// The verified JWT claims of the upgrade, on a route with JWT auth.
-    pub claims: Option<Box<serde_json::Value>>,
+    /// What few connections have: the upgrade's verified JWT claims (on a
+    /// route with JWT auth) and the TLS client's certificate (mutual TLS),
+    /// boxed together so the others pay one pointer.
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The rarer facts of a connection, kept apart (see [`ConnInfo::extra`]).
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    pub claims: Option<serde_json::Value>,
+    pub peer_cert: Option<PeerCert>,
+}
+
+impl Extra {
+    /// The box, if there is anything to keep.
+    pub fn boxed(
+        claims: Option<&serde_json::Value>,
+        cert: Option<&PeerCert>,
+    ) -> Option<Box<Extra>> {
+        (claims.is_some() || cert.is_some()).then(|| {
+            Box::new(Extra {
+                claims: claims.cloned(),
+                peer_cert: cert.cloned(),
+            })
+        })
+    }
 }
 
 impl ConnInfo {

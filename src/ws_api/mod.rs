@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::{encode, Hub, RoomError, Targets};
-use crate::message::{ConnId, Fragment, Message, SendStatus};
+use crate::message::{ConnId, Fragment, Message, PeerCert, SendStatus};
 use crate::stats::{ConnStats, Stats};
 
 use crate::user_timers::TimerId;
@@ -25,7 +25,7 @@ use crate::ws::error::WsError;
 use crate::ws::frame::write_close;
 use crate::ws::opcode::OpCode;
 
-pub(crate) use self::link::{ConnInfo, Link, LinkSide, SendFlags};
+pub(crate) use self::link::{ConnInfo, Extra, Link, LinkSide, SendFlags};
 pub(crate) use self::served::{AnyHandler, Event, Served, RELEASED};
 
 /// The events of a WebSocket connection, Ioto-style. Every method has an
@@ -352,6 +352,12 @@ impl<S> WebSocket<'_, S> {
         self.link.side.info.query()
     }
 
+    /// The certificate the TLS client presented with the upgrade, verified
+    /// against `tls.authority` (mutual TLS): its subject and names.
+    pub fn peer_cert(&self) -> Option<&PeerCert> {
+        self.link.side.info.extra.as_ref()?.peer_cert.as_ref()
+    }
+
     /// True for a `wss` connection (an upgrade on an `https://` listener).
     pub fn is_tls(&self) -> bool {
         self.link.side.tls
@@ -360,7 +366,7 @@ impl<S> WebSocket<'_, S> {
     /// The verified claims of the JSON Web Token the upgrade carried, on a
     /// route with `auth: { type: 'jwt', … }`.
     pub fn claims(&self) -> Option<&serde_json::Value> {
-        self.link.side.info.claims.as_deref()
+        self.link.side.info.extra.as_ref()?.claims.as_ref()
     }
 
     /// A header of the upgrade request (case-insensitive name). Only during

@@ -88,7 +88,8 @@ impl Pki {
             issue(&dir, name, params, &ca)
         };
         let client = |name: &str, by: &Authority, expired: bool| {
-            issue(&dir, name, leaf(&[], name, false, expired), by)
+            let dns = format!("{name}.test");
+            issue(&dir, name, leaf(&[&dns], name, false, expired), by)
         };
         Pki {
             ca: dir.write("ca.pem", ca.cert.pem()),
