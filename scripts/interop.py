@@ -27,32 +27,13 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from checks import CHECKS, Failed, check, expect, payload
+
 KIB = 1024
 MAX_FRAME = 100 * KIB  # the default limits.maxFrame, '100K'
 MAX_MESSAGE = 1 << 20  # the default limits.maxMessage, '1MB'
 CHROMIUM_FRAME = 131_000  # Chromium's frame size; web.json5's maxFrame '128K' admits it
 STEP = 5  # seconds for any one receive, handshake or close
-
-CHECKS = []
-
-
-def check(name, timeout=15):
-    """Registers an async check(ctx); it fails by raising."""
-
-    def register(fn):
-        CHECKS.append((name, timeout, fn))
-        return fn
-
-    return register
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Failed(message)
 
 
 def expect_eq(got, want, what):
@@ -63,11 +44,6 @@ def expect_eq(got, want, what):
 def short(value, limit=200):
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
-def payload(n, seed=0):
-    """n deterministic, non-repeating-looking bytes."""
-    return bytes((i * 31 + seed + (i >> 8)) & 0xFF for i in range(n))
 
 
 async def within(awaitable, what):

@@ -21,31 +21,10 @@ import aiohttp
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from checks import CHECKS, Failed, check, expect, payload
+
 STEP = 5  # seconds for any one handshake, receive or close
 MIB = 1 << 20
-
-CHECKS = []
-
-
-def check(name, timeout=20):
-    def register(fn):
-        CHECKS.append((name, timeout, fn))
-        return fn
-
-    return register
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Failed(message)
-
-
-def payload(n, seed=0):
-    return bytes((i * 31 + seed + (i >> 8)) & 0xFF for i in range(n))
 
 
 class Ctx:
@@ -83,14 +62,14 @@ async def echo(ws, message):
     expect(got == message, f"echo differs ({len(got)} vs {len(message)})")
 
 
-@check("websockets wss:// text echo")
+@check("websockets wss:// text echo", timeout=20)
 async def ws_text(ctx):
     async with wss(ctx) as ws:
         await echo(ws, "héllo over TLS ✓")
         return f"{tls_version(ws)}, {ws.response.status_code} Switching Protocols"
 
 
-@check("websockets wss:// binary echo")
+@check("websockets wss:// binary echo", timeout=20)
 async def ws_binary(ctx):
     async with wss(ctx) as ws:
         for n in (0, 1, 125, 126, 65535, 65536):
@@ -106,7 +85,7 @@ async def ws_large(ctx):
         return "binary and text of 1 MiB"
 
 
-@check("websockets wss:// close code echoed")
+@check("websockets wss:// close code echoed", timeout=20)
 async def ws_close(ctx):
     async with wss(ctx) as ws:
         await echo(ws, "before close")
@@ -122,7 +101,7 @@ async def ws_close(ctx):
         return f"4321 back ({rcvd.reason!r})"
 
 
-@check("aiohttp GET over https")
+@check("aiohttp GET over https", timeout=20)
 async def aio_get(ctx):
     timeout = aiohttp.ClientTimeout(total=STEP * 2)
     async with aiohttp.ClientSession(timeout=timeout) as session:
