@@ -11,6 +11,10 @@
 //! | `tungstenite_echo` | the same paths on tokio-tungstenite |
 //! | `fastws_echo` | the same paths on fastwebsockets + hyper |
 //!
+//! With `--tls CERT KEY`, `wisp_echo` and `tungstenite_echo` serve the same
+//! paths over TLS instead (`https://`, `wss://`), and `load --tls CA` is
+//! their client; [`tls`] builds both ends' rustls configurations.
+//!
 //! Every server answers the same three WebSocket paths, so `load` drives
 //! them all alike:
 //!
@@ -22,6 +26,8 @@
 
 use std::fs;
 use std::time::Duration;
+
+pub mod tls;
 
 /// The WebSocket path that echoes.
 pub const ECHO_PATH: &str = "/ws/echo";

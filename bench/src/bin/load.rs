@@ -1,11 +1,15 @@
-//! The closed-loop WebSocket load generator: one thread, one `mio` loop,
-//! non-blocking sockets. Prints one line of JSON with the results.
+//! The closed-loop WebSocket (and HTTP) load generator: one thread, one
+//! `mio` loop, non-blocking sockets, optionally TLS. Prints one line of
+//! JSON with the results.
 //!
 //! ```text
-//! load echo   --addr 127.0.0.1:9002 --conns 100 --size 20 --depth 1 --duration 5 [--warmup 1] [--pid PID]
-//! load echo   --addr 127.0.0.1:9002 --conns 10 --size 20 --messages 2000
-//! load idle   --addr 127.0.0.1:9002 --conns 10000 --pid PID
-//! load fanout --addr 127.0.0.1:9002 --conns 10000 --size 1024 --duration 5 --pid PID
+//! load echo      --addr 127.0.0.1:9002 --conns 100 --size 20 --depth 1 --duration 5 [--warmup 1] [--pid PID]
+//! load echo      --addr 127.0.0.1:9002 --conns 10 --size 20 --messages 2000
+//! load idle      --addr 127.0.0.1:9002 --conns 10000 --pid PID
+//! load fanout    --addr 127.0.0.1:9002 --conns 10000 --size 1024 --duration 5 --pid PID
+//! load get       --addr 127.0.0.1:9443 --path /1k.bin --conns 100 --duration 5 --tls ca.pem
+//! load keepalive --addr 127.0.0.1:9443 --path /1k.bin --conns 10000 --pid PID --tls ca.pem
+//! load handshake --addr 127.0.0.1:9443 --path /1k.bin --conns 32 --duration 5 --tls ca.pem [--no-resume]
 //! ```
 //!
 //! - `echo`: every connection keeps `--depth` messages of `--size` bytes in
@@ -20,6 +24,24 @@
 //!   `/ws/publish` that sends a message and waits until every member has it
 //!   before sending the next. Reports publishes per second and the time from
 //!   a publish to its last delivery.
+//! - `get`: HTTP/1.1 keep-alive: every connection keeps `--depth` GETs of
+//!   `--path` in flight (default 1); each answer must be a 200 whose body
+//!   is `Content-Length` long (its bytes are not checked). Reports requests
+//!   per second.
+//! - `keepalive`: `idle` for HTTP: every connection makes one GET, then all
+//!   are held, and the server's RSS growth per connection is reported.
+//! - `handshake`: every one of `--conns` slots connects, makes one GET
+//!   (with `Connection: close`), and when the whole answer is in drops the
+//!   connection and connects again. Reports connections (handshakes) per
+//!   second; meant for `--tls`. The latency is connect to last byte.
+//!
+//! With `--tls CA`, every connection is TLS (rustls with `ring`, TLS 1.3
+//! preferred, server name `localhost`) and trusts only the certificates in
+//! `CA`: `wss://` for the WebSocket modes, `https://` for the others. The
+//! client keeps rustls' session cache (256 sessions, shared by all its
+//! connections), so a new connection resumes a session when the server
+//! allows; `--no-resume` turns the cache off and every handshake is full.
+//! The report says how many handshakes resumed and what was negotiated.
 //!
 //! With `--pid`, the server's CPU use (all threads, from `/proc/PID/task/*/schedstat`)
 //! over the measured window and its RSS at the end are reported too, and so is
@@ -37,15 +59,19 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind};
 use wisp_bench::{cpu_ns, rss_kib, status_kib, Histogram, ECHO_PATH, PUBLISH_PATH, ROOM_PATH};
 
 const USAGE: &str = "\
 usage: load MODE --addr HOST:PORT [options]
-  MODE          echo | idle | fanout
+  MODE          echo | idle | fanout (WebSocket); get | keepalive | handshake (HTTP)
   --addr A      the server (loopback only)
-  --path P      the echo path (default /ws/echo)
+  --path P      the echo path (default /ws/echo), or the file to GET (default /1k.bin)
   --conns N     connections (echo: 1; idle, fanout: members; default 1)
   --size B      payload bytes per message (default 20)
   --depth D     messages in flight per connection (echo; default 1)
@@ -56,7 +82,9 @@ usage: load MODE --addr HOST:PORT [options]
   --hold S      idle: seconds to hold the connections before reading RSS (default 2)
   --pid PID     the server's process id, for its CPU and RSS
   --label L     a label copied into the JSON
-  --text        send text frames instead of binary";
+  --text        send text frames instead of binary
+  --tls CA      TLS (wss://, https://), trusting the PEM certificate(s) in CA
+  --no-resume   with --tls: no client session cache, so no resumption";
 
 /// The fixed masking key of every frame the load sends.
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -75,11 +103,21 @@ enum Mode {
     Echo,
     Idle,
     Fanout,
+    /// A new connection per request.
+    Handshake,
+}
+
+/// What the connections speak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Proto {
+    WebSocket,
+    Http,
 }
 
 #[derive(Debug)]
 struct Options {
     mode: Mode,
+    proto: Proto,
     addr: SocketAddr,
     path: String,
     conns: usize,
@@ -92,21 +130,31 @@ struct Options {
     pid: Option<u32>,
     label: String,
     text: bool,
+    /// The CA to trust, for TLS.
+    tls: Option<PathBuf>,
+    resume: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
-    let mode = match args.next().as_deref() {
-        Some("echo") => Mode::Echo,
-        Some("idle") => Mode::Idle,
-        Some("fanout") => Mode::Fanout,
+    let (mode, proto) = match args.next().as_deref() {
+        Some("echo") => (Mode::Echo, Proto::WebSocket),
+        Some("idle") => (Mode::Idle, Proto::WebSocket),
+        Some("fanout") => (Mode::Fanout, Proto::WebSocket),
+        Some("get") => (Mode::Echo, Proto::Http),
+        Some("keepalive") => (Mode::Idle, Proto::Http),
+        Some("handshake") => (Mode::Handshake, Proto::Http),
         Some("--help" | "-h") | None => return Err(USAGE.into()),
         Some(other) => return Err(format!("unknown mode {other:?}\n{USAGE}")),
     };
     let mut o = Options {
         mode,
+        proto,
         addr: "127.0.0.1:9002".parse().unwrap(),
-        path: ECHO_PATH.into(),
+        path: match proto {
+            Proto::WebSocket => ECHO_PATH.into(),
+            Proto::Http => "/1k.bin".into(),
+        },
         conns: 1,
         size: 20,
         depth: 1,
@@ -117,11 +165,17 @@ fn parse_options() -> Result<Options, String> {
         pid: None,
         label: String::new(),
         text: false,
+        tls: None,
+        resume: true,
     };
     let mut warmup_given = false;
     while let Some(flag) = args.next() {
         if flag == "--text" {
             o.text = true;
+            continue;
+        }
+        if flag == "--no-resume" {
+            o.resume = false;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -147,6 +201,7 @@ fn parse_options() -> Result<Options, String> {
             "--hold" => o.hold = seconds(&value)?,
             "--pid" => o.pid = Some(value.parse().map_err(|_| bad.clone())?),
             "--label" => o.label = value,
+            "--tls" => o.tls = Some(value.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
     }
@@ -210,6 +265,9 @@ enum Role {
 
 struct Conn {
     stream: Option<TcpStream>,
+    /// The TLS client beside the socket (with `--tls`): plaintext is
+    /// written into it and read out of it.
+    tls: Option<ClientConnection>,
     phase: Phase,
     role: Role,
     /// Bytes of an incomplete frame (or head) kept between reads.
@@ -229,6 +287,8 @@ struct Conn {
     received: u64,
     /// When each message in flight was sent, oldest first.
     in_flight: VecDeque<Instant>,
+    /// HTTP: the body bytes of the answer being read still to come.
+    body_left: Option<usize>,
 }
 
 /// Where the whole run is.
@@ -279,6 +339,12 @@ struct Load {
     window: Window,
     opened_at: Option<Instant>,
     rss_before: Option<u64>,
+    /// With `--tls`: the client configuration every connection shares (and
+    /// with it the session cache), and what the first handshake negotiated.
+    client: Option<Arc<ClientConfig>>,
+    negotiated: Option<String>,
+    /// Handshakes measured that resumed a session.
+    resumed: u64,
 }
 
 /// What was read at the start and the end of the measured window.
@@ -389,8 +455,30 @@ impl Load {
             conns.push(Conn::new(Role::Driver));
         }
         let now = Instant::now();
+        let client = match &o.tls {
+            Some(ca) => {
+                Some(wisp_bench::tls::client_config(ca, o.resume).map_err(io::Error::other)?)
+            }
+            None => None,
+        };
+        let frame = match o.proto {
+            Proto::WebSocket => masked_frame(opcode, &payload),
+            Proto::Http => {
+                let close = if o.mode == Mode::Handshake {
+                    "Connection: close\r\n"
+                } else {
+                    ""
+                };
+                format!(
+                    "GET {} HTTP/1.1\r\nHost: {}\r\n{close}\r\n",
+                    o.path,
+                    wisp_bench::tls::SERVER_NAME
+                )
+                .into_bytes()
+            }
+        };
         Ok(Load {
-            frame: masked_frame(opcode, &payload),
+            frame,
             close_frame: masked_frame(0x8, &1000u16.to_be_bytes()),
             payload,
             opcode,
@@ -416,6 +504,9 @@ impl Load {
             window: Window::default(),
             opened_at: None,
             rss_before: None,
+            client,
+            negotiated: None,
+            resumed: 0,
             o,
         })
     }
@@ -426,6 +517,9 @@ impl Load {
             self.rss_before = self.o.pid.and_then(rss_kib);
         }
         let mut events = Events::with_capacity(1024);
+        if self.o.mode == Mode::Handshake {
+            self.start(Instant::now())?;
+        }
         self.open_more()?;
         while self.stage != Stage::Finished {
             let timeout = Some(Duration::from_millis(20));
@@ -450,18 +544,51 @@ impl Load {
             if self.conns[i].role == Role::Driver && self.open < members {
                 break;
             }
-            let mut stream = TcpStream::connect(self.o.addr)?;
-            self.poll.registry().register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            let c = &mut self.conns[i];
-            c.stream = Some(stream);
-            c.phase = Phase::Connecting;
+            self.connect(i)?;
             self.opening += 1;
             self.next_to_open += 1;
         }
+        Ok(())
+    }
+
+    /// Starts connecting connection `i` (and its TLS client, whose hello
+    /// goes out once the socket is connected).
+    fn connect(&mut self, i: usize) -> io::Result<()> {
+        let mut stream = TcpStream::connect(self.o.addr)?;
+        self.poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let c = &mut self.conns[i];
+        c.stream = Some(stream);
+        c.tls = match &self.client {
+            Some(config) => Some(
+                ClientConnection::new(config.clone(), wisp_bench::tls::server_name())
+                    .map_err(io::Error::other)?,
+            ),
+            None => None,
+        };
+        c.phase = Phase::Connecting;
+        Ok(())
+    }
+
+    /// Handshake mode: connection `i` is answered; drop it and connect
+    /// again, with the next request queued at once.
+    fn reconnect(&mut self, i: usize, now: Instant) -> io::Result<()> {
+        let c = &mut self.conns[i];
+        if let Some(mut stream) = c.stream.take() {
+            self.poll.registry().deregister(&mut stream)?;
+        }
+        c.tls = None;
+        c.input.clear();
+        c.output.clear();
+        c.written = 0;
+        c.frames = 0;
+        c.frame_at = 0;
+        c.body_left = None;
+        self.connect(i)?;
+        self.send(i, now);
         Ok(())
     }
 
@@ -481,6 +608,14 @@ impl Load {
                 Err(e) => return Err(e),
             }
             stream.set_nodelay(true)?;
+            if self.o.proto == Proto::Http {
+                c.phase = Phase::Open;
+                if self.o.mode != Mode::Handshake {
+                    self.on_open(i, Instant::now());
+                }
+                self.read(i)?;
+                return self.flush(i);
+            }
             let path = match c.role {
                 Role::Echo => self.o.path.as_str(),
                 Role::Member => ROOM_PATH,
@@ -511,10 +646,15 @@ impl Load {
 
     fn read_with(&mut self, i: usize, scratch: &mut [u8]) -> io::Result<()> {
         loop {
-            let Some(stream) = self.conns[i].stream.as_mut() else {
+            let c = &mut self.conns[i];
+            let Some(stream) = c.stream.as_mut() else {
                 return Ok(());
             };
-            let n = match stream.read(scratch) {
+            let got = match c.tls.as_mut() {
+                Some(tls) => tls_read(stream, tls, scratch),
+                None => stream.read(scratch),
+            };
+            let n = match got {
                 Ok(0) => return self.on_eof(i),
                 Ok(n) => n,
                 Err(e) if would_block(&e) => return Ok(()),
@@ -543,7 +683,8 @@ impl Load {
                 input.drain(..used);
             }
             let c = &mut self.conns[i];
-            if c.phase == Phase::Done {
+            // Done, or (handshake mode) already a new connection.
+            if matches!(c.phase, Phase::Done | Phase::Connecting) {
                 return Ok(());
             }
             c.input = input;
@@ -553,6 +694,9 @@ impl Load {
     /// Handles what `buf` holds: the upgrade response, then frames. Returns
     /// the bytes used; the rest is an incomplete head or frame.
     fn consume(&mut self, i: usize, buf: &[u8], now: Instant) -> io::Result<usize> {
+        if self.o.proto == Proto::Http {
+            return self.consume_http(i, buf, now);
+        }
         let mut at = 0;
         if self.conns[i].phase == Phase::Upgrading {
             let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -580,7 +724,108 @@ impl Load {
         Ok(at)
     }
 
+    /// Handles HTTP answers in `buf`: heads, then bodies skipped by their
+    /// `Content-Length`. Returns the bytes used; the rest is an incomplete head.
+    fn consume_http(&mut self, i: usize, buf: &[u8], now: Instant) -> io::Result<usize> {
+        let mut at = 0;
+        loop {
+            let c = &mut self.conns[i];
+            if let Some(left) = c.body_left {
+                let k = left.min(buf.len() - at);
+                at += k;
+                if left > k {
+                    c.body_left = Some(left - k);
+                    return Ok(at);
+                }
+                c.body_left = None;
+                self.on_answer(i, now)?;
+                if self.conns[i].phase != Phase::Open {
+                    return Ok(at);
+                }
+                continue;
+            }
+            if at == buf.len() {
+                return Ok(at);
+            }
+            let Some(end) = buf[at..].windows(4).position(|w| w == b"\r\n\r\n") else {
+                if buf.len() - at > 8192 {
+                    return Err(io::Error::other("an answer's head over 8 KiB"));
+                }
+                return Ok(at);
+            };
+            let head = String::from_utf8_lossy(&buf[at..at + end]);
+            if !head.starts_with("HTTP/1.1 200") {
+                let line = head.lines().next().unwrap_or("");
+                return Err(io::Error::other(format!(
+                    "GET {} answered {line}",
+                    self.o.path
+                )));
+            }
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .ok_or_else(|| io::Error::other("an answer without Content-Length"))?;
+            at += end + 4;
+            self.conns[i].body_left = Some(length);
+        }
+    }
+
+    /// A whole HTTP answer on connection `i`.
+    fn on_answer(&mut self, i: usize, now: Instant) -> io::Result<()> {
+        self.last_progress = now;
+        self.note_tls(i);
+        if self.o.mode != Mode::Handshake {
+            return self.on_echo(i, now);
+        }
+        let c = &mut self.conns[i];
+        let Some(sent) = c.in_flight.pop_front() else {
+            return Err(io::Error::other("an answer to nothing"));
+        };
+        self.echoes += 1;
+        if self.measuring {
+            self.latency.record(now - sent);
+            self.measured += 1;
+            let kind = c.tls.as_ref().and_then(|t| t.handshake_kind());
+            self.resumed += u64::from(kind == Some(HandshakeKind::Resumed));
+        }
+        if self.stage == Stage::Running {
+            self.reconnect(i, now)
+        } else {
+            self.finish(i)
+        }
+    }
+
+    /// Remembers what the first finished TLS handshake negotiated.
+    fn note_tls(&mut self, i: usize) {
+        if self.negotiated.is_some() {
+            return;
+        }
+        let Some(tls) = self.conns[i].tls.as_ref() else {
+            return;
+        };
+        if tls.is_handshaking() {
+            return;
+        }
+        let version = tls
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("?");
+        let suite = tls
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("?");
+        let group = tls
+            .negotiated_key_exchange_group()
+            .map_or("?".to_string(), |g| format!("{:?}", g.name()));
+        self.negotiated = Some(format!("{version} {suite} {group}"));
+    }
+
     fn on_open(&mut self, i: usize, now: Instant) {
+        self.note_tls(i);
         self.conns[i].phase = Phase::Open;
         self.opening -= 1;
         self.open += 1;
@@ -721,6 +966,17 @@ impl Load {
             let Some(stream) = c.stream.as_mut() else {
                 return Ok(());
             };
+            if c.phase == Phase::Connecting {
+                return Ok(());
+            }
+            // TLS: the records made before go out first.
+            if let Some(tls) = c.tls.as_mut() {
+                match push(stream, tls) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(()),
+                    Err(e) => break Some(e),
+                }
+            }
             let mut pieces = [IoSlice::new(&[]); GATHER];
             let mut n = 0;
             if c.written < c.output.len() {
@@ -735,7 +991,17 @@ impl Load {
             if n == 0 {
                 break None;
             }
-            match stream.write_vectored(&pieces[..n]) {
+            let wrote = match c.tls.as_mut() {
+                // All of it becomes one record (or more, 16 KiB each);
+                // 0 when rustls holds as much as it will before the socket
+                // takes some (or the handshake ends).
+                Some(tls) => match tls.writer().write_vectored(&pieces[..n]) {
+                    Ok(0) => return Ok(()),
+                    other => other,
+                },
+                None => stream.write_vectored(&pieces[..n]),
+            };
+            match wrote {
                 Ok(k) => advance(c, frame.len(), k),
                 Err(e) if would_block(&e) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -810,7 +1076,9 @@ impl Load {
             Stage::Draining => {
                 let in_flight: usize = self.conns.iter().map(|c| c.in_flight.len()).sum::<usize>()
                     + usize::from(self.published_at.is_some());
-                if in_flight == 0 && self.o.mode == Mode::Fanout {
+                if in_flight == 0 && self.o.proto == Proto::Http {
+                    self.set_stage(Stage::Finished, now);
+                } else if in_flight == 0 && self.o.mode == Mode::Fanout {
                     // Members only receive (fastwebsockets' do not even read),
                     // so the fan-out disconnects without closing handshakes.
                     self.set_stage(Stage::Finished, now);
@@ -884,6 +1152,13 @@ impl Load {
                 self.measure_from = Some(now + self.o.warmup);
                 self.publish(now)?;
             }
+            Mode::Handshake => {
+                self.measure_from = Some(now + self.o.warmup);
+                for i in 0..self.conns.len() {
+                    self.connect(i)?;
+                    self.send(i, now);
+                }
+            }
         }
         Ok(())
     }
@@ -906,15 +1181,32 @@ impl Load {
     fn report(&self, started: Instant) -> String {
         let mut fields: Vec<(String, String)> = Vec::new();
         let mut put = |k: &str, v: String| fields.push((k.to_string(), v));
-        let mode = match self.o.mode {
-            Mode::Echo => "echo",
-            Mode::Idle => "idle",
-            Mode::Fanout => "fanout",
+        let mode = match (self.o.mode, self.o.proto) {
+            (Mode::Echo, Proto::WebSocket) => "echo",
+            (Mode::Idle, Proto::WebSocket) => "idle",
+            (Mode::Fanout, _) => "fanout",
+            (Mode::Echo, Proto::Http) => "get",
+            (Mode::Idle, Proto::Http) => "keepalive",
+            (Mode::Handshake, _) => "handshake",
         };
         put("mode", format!("{mode:?}"));
         put("label", format!("{:?}", self.o.label));
         put("conns", self.o.conns.to_string());
-        put("size", self.o.size.to_string());
+        if self.o.proto == Proto::WebSocket {
+            put("size", self.o.size.to_string());
+        } else {
+            put("path", format!("{:?}", self.o.path));
+        }
+        put("tls", (self.o.tls.is_some()).to_string());
+        if self.o.tls.is_some() {
+            put("resume", self.o.resume.to_string());
+            put(
+                "negotiated",
+                self.negotiated
+                    .as_ref()
+                    .map_or("null".into(), |n| format!("{n:?}")),
+            );
+        }
         let (Some(start), Some(end)) = (&self.window.start, &self.window.end) else {
             put("error", "\"no measured window\"".into());
             return json(&fields);
@@ -930,8 +1222,21 @@ impl Load {
         let us = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
         let pid = self.o.pid;
         match self.o.mode {
-            Mode::Echo | Mode::Fanout => {
-                if self.o.mode == Mode::Echo {
+            Mode::Echo | Mode::Fanout | Mode::Handshake => {
+                if self.o.mode == Mode::Handshake {
+                    put("handshakes", self.measured.to_string());
+                    put(
+                        "handshakes_per_s",
+                        format!("{:.0}", self.measured as f64 / seconds),
+                    );
+                    put("resumed", self.resumed.to_string());
+                } else if self.o.proto == Proto::Http {
+                    put("requests", self.measured.to_string());
+                    put(
+                        "requests_per_s",
+                        format!("{:.0}", self.measured as f64 / seconds),
+                    );
+                } else if self.o.mode == Mode::Echo {
                     put("depth", self.o.depth.to_string());
                     put("messages", self.measured.to_string());
                     put(
@@ -1001,6 +1306,7 @@ impl Conn {
     fn new(role: Role) -> Conn {
         Conn {
             stream: None,
+            tls: None,
             phase: Phase::Waiting,
             role,
             input: Vec::new(),
@@ -1011,8 +1317,52 @@ impl Conn {
             sent: 0,
             received: 0,
             in_flight: VecDeque::new(),
+            body_left: None,
         }
     }
+}
+
+/// Reads plaintext from a TLS connection: what rustls has decrypted, else
+/// records from the socket until some plaintext comes of them. `Ok(0)` is
+/// the end (a `close_notify`, or the TCP connection closed); `WouldBlock`
+/// when the socket is drained. Handshake records rustls answers with are
+/// sent at once.
+fn tls_read(
+    stream: &mut TcpStream,
+    tls: &mut ClientConnection,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        match tls.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if would_block(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        loop {
+            match tls.read_tls(stream) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tls.process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        push(stream, tls)?;
+    }
+}
+
+/// Writes the records rustls holds; true when none is left.
+fn push(stream: &mut TcpStream, tls: &mut ClientConnection) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(_) => {}
+            Err(e) if would_block(&e) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 fn opt(v: Option<u64>) -> String {

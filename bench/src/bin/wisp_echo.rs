@@ -2,8 +2,11 @@
 //! and, with a second argument, a folder of static files at `/`.
 //!
 //! ```text
-//! wisp_echo PORT [DOCUMENTS]
+//! wisp_echo PORT [DOCUMENTS] [--tls CERTIFICATE KEY]
 //! ```
+//!
+//! With `--tls`, the one listener is `https://` (so `wss://`) with that
+//! certificate chain and key (PEM), wisp's TLS settings otherwise default.
 //!
 //! The limits are raised for the benchmark: 20,000 connections and room
 //! members (the idle and fan-out runs hold 10,000), 20 MB frames, no cap on
@@ -54,8 +57,13 @@ impl Handler for Publish {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = wisp_bench::port_arg()?;
-    let documents = std::env::args().nth(2).unwrap_or_else(|| ".".into());
-    let config = Config::parse(
+    let args: Vec<String> = std::env::args().collect();
+    let tls = args.iter().position(|a| a == "--tls");
+    let documents = match args.get(2) {
+        Some(d) if tls != Some(2) => d.clone(),
+        _ => ".".into(),
+    };
+    let mut config = Config::parse(
         &format!(
             "{{ web: {{
                 listen: ['http://127.0.0.1:{port}'],
@@ -73,12 +81,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ".".as_ref(),
     )?;
+    if let Some(at) = tls {
+        let (Some(certificate), Some(key)) = (args.get(at + 1), args.get(at + 2)) else {
+            return Err("--tls needs a certificate and a key".into());
+        };
+        config.listen_on(&format!("https://127.0.0.1:{port}"))?;
+        config.tls.certificate = Some(certificate.into());
+        config.tls.key = Some(key.into());
+    }
     let mut server = Server::bind(config)?;
     server.websocket(ECHO_PATH, Echo);
     server.websocket(ROOM_PATH, Member);
     server.websocket(PUBLISH_PATH, Publish);
     for addr in server.local_addrs() {
-        println!("wisp_echo on ws://{addr}{ECHO_PATH}");
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        println!("wisp_echo on {scheme}://{addr}{ECHO_PATH}");
     }
     server.stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     server.run()?;
