@@ -158,7 +158,7 @@ impl Conn {
         if self.output.is_idle()
             && !self.read_paused
             && !self.owes_drain(ctx.app)
-            && self.write_scratch(ctx, true)?
+            && self.write_scratch(ctx, false)?
         {
             return self.after_output(ctx.turn.now);
         }
@@ -203,21 +203,27 @@ impl Conn {
     /// The turn's output in one write, which the socket nearly always takes
     /// whole; true when it did (or there was none). What the socket refused
     /// stays in the scratch buffer for `flush_queued` to retry or queue.
-    #[inline(always)]
     ///
-    /// `progress`: a write marks the connection's progress (`since`); the
-    /// fast lane has just done so for its read.
-    pub(super) fn write_scratch(&mut self, ctx: &mut Ctx<'_>, progress: bool) -> io::Result<bool> {
+    /// `lane`: called from the quiet WebSocket's fast lane, which only a
+    /// plain socket takes and which has marked the progress (`since`) at its
+    /// read already.
+    #[inline(always)]
+    pub(super) fn write_scratch(&mut self, ctx: &mut Ctx<'_>, lane: bool) -> io::Result<bool> {
         let scratch = &mut ctx.turn.scratch;
         if scratch.is_empty() {
             return Ok(!self.transport.holds_output());
         }
-        match self.transport.write(scratch) {
+        let written = if lane {
+            self.transport.write_plain(scratch)
+        } else {
+            self.transport.write(scratch)
+        };
+        match written {
             // TLS records the socket did not take stay with the transport;
             // the writable event that follows sends them (`drain`).
             Ok(n) if n == scratch.len() => {
                 scratch.clear();
-                if progress {
+                if !lane {
                     self.since = ctx.turn.now;
                 }
                 Ok(true)

@@ -39,8 +39,13 @@ impl Conn {
         let Phase::WebSocket(s) = &self.phase else {
             return None;
         };
-        let quiet =
-            !s.owes_drain() && self.input.is_empty() && self.output.is_idle() && !self.read_paused;
+        // A TLS connection takes the general path: the lane's reads and
+        // writes are a plain socket's.
+        let quiet = !s.owes_drain()
+            && self.input.is_empty()
+            && self.output.is_idle()
+            && !self.read_paused
+            && self.transport.is_plain();
         quiet.then(|| s.is_closing())
     }
 
@@ -55,7 +60,7 @@ impl Conn {
         read_buf: &mut Vec<u8>,
         closing: bool,
     ) -> io::Result<Next> {
-        let n = match self.transport.read_spare(read_buf) {
+        let n = match self.transport.read_plain(read_buf) {
             Ok(0) => {
                 self.read_closed = true;
                 return self.flush(ctx, read_buf);
@@ -82,7 +87,7 @@ impl Conn {
             return self.flush(ctx, read_buf);
         }
         // The answers in one write, which the socket nearly always takes whole.
-        if self.write_scratch(ctx, false)? {
+        if self.write_scratch(ctx, true)? {
             return Ok(Next::KeepLater);
         }
         // The rest is queued, or retried after an interrupt.

@@ -59,6 +59,45 @@ impl Transport {
         }
     }
 
+    /// True for a plain TCP connection (and a test's in-memory peer, so
+    /// that unit tests drive the fast lane too).
+    #[inline(always)]
+    pub fn is_plain(&self) -> bool {
+        match self {
+            Transport::Plain(_) => true,
+            #[cfg(test)]
+            Transport::Memory(_) => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// [`Transport::read_spare`] for a connection known to be plain (the
+    /// fast lane): nothing of TLS is merged into the path. Any other
+    /// transport is refused with `Unsupported`, which closes it.
+    #[inline(always)]
+    pub fn read_plain(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => sys::read_spare(&*s, buf),
+            #[cfg(test)]
+            Transport::Memory(m) => m.read_spare(buf),
+            #[allow(unreachable_patterns)]
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
+    /// [`Wire::write`] for a connection known to be plain (the fast lane).
+    #[inline(always)]
+    pub fn write_plain(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => sys::send(&*s, buf, false),
+            #[cfg(test)]
+            Transport::Memory(m) => m.write(buf),
+            #[allow(unreachable_patterns)]
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     /// True while the transport itself holds output the socket has not
     /// taken (TLS records): the connection's output is not finished.
     #[inline(always)]
