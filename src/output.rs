@@ -219,8 +219,6 @@ pub(crate) struct Output {
     written: usize,
     /// A large body still to stream after the queue.
     file: Option<Box<FileBody>>,
-    /// True once any byte of the current batch was written (for stall timeouts).
-    pub progressed: bool,
 }
 
 impl Output {
@@ -291,12 +289,26 @@ impl Output {
         self.file = Some(Box::new(body));
     }
 
-    /// Writes the queue, then `scratch`, then the file body, until done or the socket is full.
-    /// Whatever stays unwritten moves into the queue (a file body stays where
-    /// it is); `scratch` is left empty.
+    /// [`Output::flush_noting`] without the progress (the tests' way in).
+    #[cfg(test)]
     pub fn flush<W: Wire>(&mut self, sock: &mut W, scratch: &mut Vec<u8>) -> io::Result<Flushed> {
-        self.progressed = false;
-        let mut result = self.flush_inner(sock, scratch);
+        self.flush_noting(sock, scratch, &mut false)
+    }
+
+    /// Writes the queue, then `scratch`, then the file body, until done or
+    /// the socket is full. Whatever stays unwritten moves into the queue (a
+    /// file body stays where it is); `scratch` is left empty. `progressed`
+    /// is set when any byte was written (the connection's stall timeout is
+    /// counted from the last progress).
+    /// Kept out of `Output` itself: every connection would pay for the flag.
+    pub fn flush_noting<W: Wire>(
+        &mut self,
+        sock: &mut W,
+        scratch: &mut Vec<u8>,
+        progressed: &mut bool,
+    ) -> io::Result<Flushed> {
+        *progressed = false;
+        let mut result = self.flush_inner(sock, scratch, progressed);
         // What the transport itself holds (TLS records) is output too.
         if matches!(result, Ok(Flushed::All)) && !sock.drain()? {
             result = Ok(Flushed::Blocked);
@@ -313,9 +325,14 @@ impl Output {
         result
     }
 
-    fn flush_inner<W: Wire>(&mut self, sock: &mut W, scratch: &mut Vec<u8>) -> io::Result<Flushed> {
+    fn flush_inner<W: Wire>(
+        &mut self,
+        sock: &mut W,
+        scratch: &mut Vec<u8>,
+        progressed: &mut bool,
+    ) -> io::Result<Flushed> {
         // New output was appended to the queue when it was not empty, so scratch is empty here.
-        if self.write_queue(sock)? == Flushed::Blocked {
+        if self.write_queue(sock, progressed)? == Flushed::Blocked {
             return Ok(Flushed::Blocked);
         }
         loop {
@@ -323,7 +340,7 @@ impl Output {
                 let mut done = 0;
                 // A head whose body follows with `sendfile`.
                 let more = self.file.as_ref().is_some_and(|f| !f.copy);
-                let state = write_all_nb(sock, scratch, &mut done, &mut self.progressed, more);
+                let state = write_all_nb(sock, scratch, &mut done, progressed, more);
                 scratch.drain(..done);
                 if state? == Flushed::Blocked {
                     return Ok(Flushed::Blocked);
@@ -335,7 +352,7 @@ impl Output {
             let more = if file.copy {
                 file.refill(scratch)?
             } else {
-                match file.send(sock, &mut self.progressed)? {
+                match file.send(sock, progressed)? {
                     Sent::Done => false,
                     Sent::Blocked => return Ok(Flushed::Blocked),
                     Sent::Copy => true,
@@ -349,7 +366,7 @@ impl Output {
     }
 
     /// Writes queued chunks with vectored writes until the queue is empty or the socket is full.
-    fn write_queue<W: Wire>(&mut self, sock: &mut W) -> io::Result<Flushed> {
+    fn write_queue<W: Wire>(&mut self, sock: &mut W, progressed: &mut bool) -> io::Result<Flushed> {
         while !self.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
@@ -365,7 +382,7 @@ impl Output {
             match sock.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    self.progressed = true;
+                    *progressed = true;
                     self.consume(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),

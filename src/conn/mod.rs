@@ -174,10 +174,13 @@ impl Conn {
     ) -> io::Result<Next> {
         let mut drained = false;
         loop {
-            let flushed = self
-                .output
-                .flush(&mut self.transport, &mut ctx.turn.scratch)?;
-            if self.output.progressed {
+            let mut progressed = false;
+            let flushed = self.output.flush_noting(
+                &mut self.transport,
+                &mut ctx.turn.scratch,
+                &mut progressed,
+            )?;
+            if progressed {
                 self.since = ctx.turn.now;
             }
             // Once per flush, so a handler that overflows again in on_drain cannot loop.
