@@ -34,6 +34,9 @@ pub struct Config {
     /// The `https://` addresses of `listen` (TLS with the certificate of
     /// [`Config::tls`]); none by default.
     pub listen_tls: Vec<SocketAddr>,
+    /// The device's host name (`name`, e.g. `'camera.local'`): a certificate
+    /// made with `tls.certificate: 'generate'` names it besides `localhost`.
+    pub name: Option<String>,
     /// The certificate and key of the `https://` listeners (`tls`).
     pub tls: Tls,
     /// The folder file routes serve (`documents`). Default: `./site`.
@@ -243,6 +246,7 @@ impl Default for Config {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             listen_tls: Vec::new(),
+            name: None,
             tls: Tls::default(),
             documents: PathBuf::from("./site"),
             index: "index.html".to_string(),
@@ -529,6 +533,7 @@ const WEB_KEYS: &[&str] = &[
     "webSockets",
     "log",
     "tls",
+    "name",
 ];
 
 fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
@@ -550,6 +555,16 @@ fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
             let (addr, tls) = parse_listen_url(l).or_else(|m| fail(&web.path_of("listen"), m))?;
             config.add_listener(addr, tls);
         }
+    }
+    if let Some(name) = web.string("name")? {
+        let host = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if name.is_empty() || !name.chars().all(host) {
+            return fail(
+                &web.path_of("name"),
+                "must be a host name such as 'camera.local'",
+            );
+        }
+        config.name = Some(name);
     }
     if let Some((path, v)) = web.get("tls") {
         config.tls = tls::tls(&path, v, base)?;

@@ -39,6 +39,9 @@ pub(crate) fn names(config: &Config) -> Vec<String> {
         "localhost".to_string(),
         IpAddr::from(Ipv4Addr::LOCALHOST).to_string(),
     ];
+    if let Some(name) = &config.name {
+        names.push(name.clone());
+    }
     for addr in &config.listen_tls {
         let ip = addr.ip().to_string();
         if !addr.ip().is_unspecified() && !names.contains(&ip) {
@@ -123,5 +126,21 @@ mod tests {
         let have: Vec<String> = ["LOCALHOST", "127.0.0.1"].map(String::from).to_vec();
         assert!(covers(&have, &names(&Config::default())));
         assert!(!covers(&have, &names(&config)));
+    }
+
+    #[test]
+    fn the_device_name_is_one_of_the_names() {
+        let config = Config::parse(
+            "{ web: { name: 'camera.local', listen: ['https://:8443'],
+                      tls: { certificate: 'generate' } } }",
+            ".".as_ref(),
+        )
+        .unwrap();
+        assert_eq!(names(&config), ["localhost", "127.0.0.1", "camera.local"]);
+        for bad in ["''", "'a b'", "'x/y'", "3"] {
+            let text = format!("{{ web: {{ name: {bad} }} }}");
+            let err = Config::parse(&text, ".".as_ref()).unwrap_err().to_string();
+            assert!(err.starts_with("web.name:"), "{bad}: {err}");
+        }
     }
 }
