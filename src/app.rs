@@ -1,6 +1,7 @@
 //! What the server answers: one complete request in, one response written out.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::auth;
@@ -17,8 +18,9 @@ use crate::hub::{Hub, RoomLimits};
 use crate::message::{Origin, PeerCert};
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
-use crate::session::Session;
+use crate::session::{receiver_limits, Session};
 use crate::upgrade::{self, Upgraded};
+use crate::ws::receiver::Limits;
 use crate::ws_api::AnyHandler;
 
 /// A registered HTTP action handler.
@@ -80,6 +82,9 @@ pub(crate) struct App {
     /// The WebSocket handlers, apart from the actions so that a session
     /// reaches its own with one index.
     sockets: Vec<Box<dyn AnyHandler>>,
+    /// What WebSocket receivers accept, `[whole messages, streaming]`:
+    /// shared by every session.
+    ws_limits: [Rc<Limits>; 2],
     pub date: DateCache,
     pub hub: Hub,
     /// The server is stopping: answers close their connections.
@@ -99,7 +104,12 @@ impl App {
             uri: config.limits.uri,
             body: config.limits.body,
         };
+        let ws_limits = [
+            receiver_limits(&config, false),
+            receiver_limits(&config, true),
+        ];
         Ok(App {
+            ws_limits,
             mime: MimeTable::new(&config.mime),
             config,
             limits,
@@ -363,6 +373,7 @@ impl App {
             config: &self.config,
             hub: &mut self.hub,
             date: &self.date.text,
+            ws_limits: &self.ws_limits,
         };
         match upgrade::upgrade(request, &candidates, lent, out) {
             Upgraded::Open { session, close } => Handled {

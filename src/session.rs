@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::Instant;
 
 use crate::config::{Config, RateAction};
@@ -119,22 +120,17 @@ impl<'a> Step<'a> {
 }
 
 impl Session {
-    /// A session for the connection whose state has key `state` in its handler's table.
+    /// A session for the connection whose state has key `state` in its
+    /// handler's table, receiving within `limits` (see [`receiver_limits`]).
     pub fn new(
         state: u32,
-        streaming: bool,
+        limits: Rc<Limits>,
         info: ConnInfo,
         config: &Config,
         now: Instant,
     ) -> Session {
-        let limits = Limits {
-            max_frame: config.limits.max_frame,
-            max_message: config.limits.max_message,
-            validate_utf8: config.web_sockets.validate_utf8,
-            streaming,
-        };
         Session {
-            receiver: Receiver::new(limits),
+            receiver: Receiver::shared(limits),
             side: LinkSide {
                 info,
                 state,
@@ -466,6 +462,17 @@ impl Session {
     }
 }
 
+/// What a WebSocket's receiver accepts, from the config: one for handlers
+/// that stream and one for those that do not, shared by their connections.
+pub(crate) fn receiver_limits(config: &Config, streaming: bool) -> Rc<Limits> {
+    Rc::new(Limits {
+        max_frame: config.limits.max_frame,
+        max_message: config.limits.max_message,
+        validate_utf8: config.web_sockets.validate_utf8,
+        streaming,
+    })
+}
+
 /// What became of a whole message.
 enum Taken {
     /// Handed to the handler; false if the callback panicked.
@@ -590,7 +597,7 @@ mod tests {
                 extra: None,
             };
             let t0 = Instant::now();
-            let session = Session::new(state, false, info, &config, t0);
+            let session = Session::new(state, receiver_limits(&config, false), info, &config, t0);
             let mut turn = Turn::new(t0);
             turn.room = config.web_sockets.max_backpressure;
             let mut f = Fixture {

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use crate::config::Config;
 use crate::http::error::HttpError;
@@ -15,6 +16,7 @@ use crate::message::{Origin, PeerCert};
 use crate::session::{Flow, Session, Step};
 use crate::turn::Turn;
 use crate::ws::handshake::{accept_key, select_protocol, valid_key, HandshakeError};
+use crate::ws::receiver::Limits;
 use crate::ws_api::{AnyHandler, ConnInfo, Extra};
 
 /// A request the server will upgrade.
@@ -170,6 +172,8 @@ pub(crate) struct Lent<'a> {
     pub hub: &'a mut Hub,
     /// The `Date` header value.
     pub date: &'a str,
+    /// The receivers' limits, `[whole messages, streaming]`.
+    pub ws_limits: &'a [Rc<Limits>; 2],
 }
 
 /// How a handshake ended.
@@ -204,6 +208,7 @@ pub(crate) fn upgrade(
         config,
         hub,
         date,
+        ws_limits,
     } = lent;
     let mut supported = config.web_sockets.protocols.clone();
     supported.extend(
@@ -264,7 +269,8 @@ pub(crate) fn upgrade(
         extra: Extra::boxed(claims, peer_cert),
     };
     hub.add_socket(origin.id, socket);
-    let mut session = Session::new(state, handler.streaming(), info, config, origin.now);
+    let limits = Rc::clone(&ws_limits[usize::from(handler.streaming())]);
+    let mut session = Session::new(state, limits, info, config, origin.now);
     session.set_tls(origin.tls);
     // The 101 is in `out`; on_open's sends go after it.
     let mut turn = Turn::lend(std::mem::take(out), origin.now);

@@ -13,6 +13,7 @@ use super::frame::{parse_header, FrameHeader};
 use super::mask::apply_mask;
 use super::opcode::OpCode;
 use super::utf8::Utf8Validator;
+use std::rc::Rc;
 
 /// Size limits and options for one connection's incoming messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +77,9 @@ type Decoded<'a> = Result<(usize, Option<Event<'a>>), WsError>;
 /// The incoming state machine of one connection.
 #[derive(Debug)]
 pub(crate) struct Receiver {
-    /// What this connection accepts.
-    limits: Limits,
+    /// What this connection accepts: shared by every connection of the same
+    /// kind, so each pays a pointer for it instead of three words.
+    limits: Rc<Limits>,
     /// A message that did not arrive as one whole frame, while it lasts (and
     /// for one call after it is handed out). Boxed, so an idle connection
     /// pays one pointer for it.
@@ -122,8 +124,15 @@ struct Frame {
 }
 
 impl Receiver {
-    /// A receiver with no message in progress.
+    /// A receiver with no message in progress, on limits of its own (the
+    /// tests' and the fuzz targets' way in).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn new(limits: Limits) -> Receiver {
+        Receiver::shared(Rc::new(limits))
+    }
+
+    /// A receiver with no message in progress, on limits shared with others.
+    pub(crate) fn shared(limits: Rc<Limits>) -> Receiver {
         Receiver {
             limits,
             partial: None,
