@@ -496,9 +496,9 @@ fn many_half_open_handshakes_do_not_lock_out_a_later_client() {
             stream
         })
         .collect();
-    // Every one of them is closed: those past the limit at once (no 503
-    // can be sent before a handshake: a close_notify, a warning alert),
-    // the others at timeouts.handshake.
+    // Every one of them is closed: those past the limit when their 503 has
+    // waited for a handshake that never comes (the closing deadline), the
+    // others at timeouts.handshake.
     for (i, c) in half_open.iter().enumerate() {
         let got = answer(c, CLOSE_WAIT);
         assert!(
@@ -507,6 +507,18 @@ fn many_half_open_handshakes_do_not_lock_out_a_later_client() {
         );
     }
     s.still_serves();
+}
+
+#[test]
+fn a_tls_client_over_the_connection_limit_gets_a_503_over_tls() {
+    let s = TlsServer::start("", "limits: { connections: 1 }", |_| {}, |_| {});
+    // The one connection the limit allows, held open.
+    let held = s.https();
+    let bytes = try_get(s.tls_addr(), s.normal.clone(), CHECK_FILE)
+        .expect("the handshake completes and the answer arrives before the close");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    drop(held);
 }
 
 #[test]

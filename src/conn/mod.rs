@@ -252,8 +252,11 @@ impl Conn {
     pub(super) fn after_output(&mut self, now: Instant) -> io::Result<Next> {
         match self.phase {
             Phase::Closing { .. } => {
-                if self.transport.holds_output() {
-                    // The answer's last TLS records first.
+                // The answer's last TLS records first; and an answer given
+                // before the handshake (a 503 to a connection over the
+                // limit) waits in rustls until the handshake is done (the
+                // closing deadline bounds the wait).
+                if self.transport.holds_output() || self.transport.handshake_from().is_some() {
                     return Ok(Next::Keep);
                 }
                 if self.read_closed {
