@@ -251,27 +251,32 @@ impl Conn {
     #[inline(always)]
     pub(super) fn after_output(&mut self, now: Instant) -> io::Result<Next> {
         match self.phase {
-            Phase::Closing { .. } => {
-                // The answer's last TLS records first; and an answer given
-                // before the handshake (a 503 to a connection over the
-                // limit) waits in rustls until the handshake is done (the
-                // closing deadline bounds the wait).
-                if self.transport.holds_output() || self.transport.handshake_from().is_some() {
-                    return Ok(Next::Keep);
-                }
-                if self.read_closed {
-                    return Ok(Next::Close);
-                }
-                self.transport.shutdown_write();
-                self.input.clear();
-                self.phase = Phase::Lingering {
-                    until: now + LINGER,
-                };
-                Ok(Next::Keep)
-            }
+            Phase::Closing { .. } => Ok(self.last_answer_written(now)),
             _ if self.read_closed => Ok(Next::Close),
             _ => Ok(Next::Keep),
         }
+    }
+
+    /// The last answer is written: shut our side and linger, or close.
+    #[cold]
+    #[inline(never)]
+    fn last_answer_written(&mut self, now: Instant) -> Next {
+        // The answer's last TLS records first; and an answer given before
+        // the handshake (a 503 to a connection over the limit) waits in
+        // rustls until the handshake is done (the closing deadline bounds
+        // the wait).
+        if self.transport.holds_output() || self.transport.handshake_from().is_some() {
+            return Next::Keep;
+        }
+        if self.read_closed {
+            return Next::Close;
+        }
+        self.transport.shutdown_write();
+        self.input.clear();
+        self.phase = Phase::Lingering {
+            until: now + LINGER,
+        };
+        Next::Keep
     }
 
     /// Reads until the socket is drained, output backs up, or the peer closed.
