@@ -1,0 +1,385 @@
+//! Reading a `web.json5` tree into a [`Config`]: every key checked and
+//! named in its error, values in Ioto's syntax, paths taken from the
+//! config file's folder.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::read::{self, fail, Obj};
+use super::units::parse_listen_url;
+use super::{policy, redirect, tls};
+use super::{
+    Config, HandlerKind, Limits, Log, Redirect, RouteConfig, RouteRedirect, Timeouts, WebSockets,
+};
+
+const WEB_KEYS: &[&str] = &[
+    "listen",
+    "documents",
+    "index",
+    "headers",
+    "mime",
+    "timeouts",
+    "limits",
+    "routes",
+    "redirect",
+    "webSockets",
+    "log",
+    "tls",
+    "name",
+];
+
+pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
+    let top = Obj::new("", root, &["web"])?;
+    let mut config = Config {
+        documents: base.join("site"),
+        ..Config::default()
+    };
+    let Some((path, web)) = top.get("web") else {
+        return Ok(config);
+    };
+    let web = Obj::new(&path, web, WEB_KEYS)?;
+    if let Some(list) = web.strings("listen")? {
+        if list.is_empty() {
+            return fail(&web.path_of("listen"), "needs at least one address");
+        }
+        config.listen.clear();
+        for l in &list {
+            let (addr, tls) = parse_listen_url(l).or_else(|m| fail(&web.path_of("listen"), m))?;
+            config.add_listener(addr, tls);
+        }
+    }
+    if let Some(name) = web.string("name")? {
+        let host = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if name.is_empty() || !name.chars().all(host) {
+            return fail(
+                &web.path_of("name"),
+                "must be a host name such as 'camera.local'",
+            );
+        }
+        config.name = Some(name);
+    }
+    if let Some((path, v)) = web.get("tls") {
+        config.tls = tls::tls(&path, v, base)?;
+    }
+    if !config.listen_tls.is_empty()
+        && !config.tls.generate
+        && (config.tls.certificate.is_none() || config.tls.key.is_none())
+    {
+        return fail(
+            &web.path_of("listen"),
+            "an https address needs web.tls.certificate and web.tls.key (or certificate: 'generate')",
+        );
+    }
+    if let Some(dir) = web.string("documents")? {
+        config.documents = base.join(dir);
+    }
+    if let Some(index) = web.string("index")? {
+        if index.is_empty() || index.contains('/') {
+            return fail(&web.path_of("index"), "must be a file name");
+        }
+        config.index = index;
+    }
+    if let Some(headers) = web.string_map("headers")? {
+        for (name, value) in &headers {
+            if !crate::http::response::header_is_safe(name, value) {
+                return fail(
+                    &web.path_of("headers"),
+                    format!("{name:?} is not a valid header"),
+                );
+            }
+        }
+        config.headers = headers;
+    }
+    if let Some(mime) = web.string_map("mime")? {
+        for (ext, kind) in &mime {
+            if !crate::http::response::header_is_safe("Content-Type", kind) {
+                return fail(
+                    &web.path_of("mime"),
+                    format!("{ext:?}: {kind:?} is not a valid type"),
+                );
+            }
+        }
+        config.mime = mime;
+    }
+    if let Some((path, v)) = web.get("timeouts") {
+        config.timeouts = timeouts(&path, v)?;
+    }
+    if let Some((path, v)) = web.get("limits") {
+        config.limits = limits(&path, v)?;
+    }
+    if let Some(list) = web.list("routes")? {
+        config.routes = list
+            .iter()
+            .map(|(path, v)| route(path, v, base))
+            .collect::<read::Result<_>>()?;
+    }
+    if let Some(list) = web.list("redirect")? {
+        config.redirects = list
+            .iter()
+            .map(|(path, v)| redirect(path, v))
+            .collect::<read::Result<_>>()?;
+    }
+    if let Some((path, v)) = web.get("webSockets") {
+        config.web_sockets = web_sockets(&path, v)?;
+    }
+    if let Some((path, v)) = web.get("log") {
+        config.log = log_config(&path, v)?;
+    }
+    Ok(config)
+}
+
+fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
+    const KEYS: &[&str] = &[
+        "protocol",
+        "ping",
+        "validateUTF",
+        "closeTimeout",
+        "maxBackpressure",
+        "closeOnBackpressure",
+        "origins",
+    ];
+    let o = Obj::new(path, v, KEYS)?;
+    let d = WebSockets::default();
+    let protocols = o.strings("protocol")?.unwrap_or_default();
+    if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
+        return fail(
+            &o.path_of("protocol"),
+            format!("{bad:?} is not a valid protocol token"),
+        );
+    }
+    Ok(WebSockets {
+        protocols,
+        ping: o.duration("ping")?.unwrap_or(d.ping),
+        validate_utf8: o.boolean("validateUTF")?.unwrap_or(d.validate_utf8),
+        close_timeout: match o.duration("closeTimeout")? {
+            None => d.close_timeout,
+            Some(Some(t)) => t,
+            Some(None) => return fail(&o.path_of("closeTimeout"), "must be a finite duration"),
+        },
+        max_backpressure: o
+            .size_usize("maxBackpressure")?
+            .unwrap_or(d.max_backpressure),
+        close_on_backpressure: o
+            .boolean("closeOnBackpressure")?
+            .unwrap_or(d.close_on_backpressure),
+        origins: o.strings("origins")?.unwrap_or_default(),
+    })
+}
+
+fn log_config(path: &str, v: &Value) -> read::Result<Log> {
+    if let Value::String(level) = v {
+        return Ok(Log {
+            level: log_level(path, level)?,
+            ..Log::default()
+        });
+    }
+    let o = Obj::new(path, v, &["level", "access"])?;
+    let d = Log::default();
+    Ok(Log {
+        level: match o.string("level")? {
+            Some(level) => log_level(&o.path_of("level"), &level)?,
+            None => d.level,
+        },
+        access: o.boolean("access")?.unwrap_or(d.access),
+    })
+}
+
+/// Parses a log level name: off, error, warn, info, debug, trace.
+fn log_level(path: &str, text: &str) -> read::Result<log::LevelFilter> {
+    text.parse().or_else(|_| {
+        fail(
+            path,
+            format!("{text:?} is not a log level (off, error, warn, info, debug, trace)"),
+        )
+    })
+}
+
+/// An HTTP token (RFC 9110 §5.6.2), as a subprotocol name must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && crate::http::response::header_is_safe(s, "")
+}
+
+fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
+    let keys = ["parse", "inactivity", "request", "shutdown", "handshake"];
+    let o = Obj::new(path, v, &keys)?;
+    let d = Timeouts::default();
+    Ok(Timeouts {
+        handshake: o.duration("handshake")?.unwrap_or(d.handshake),
+        parse: o.duration("parse")?.unwrap_or(d.parse),
+        inactivity: o.duration("inactivity")?.unwrap_or(d.inactivity),
+        request: o.duration("request")?.unwrap_or(d.request),
+        shutdown: o.duration("shutdown")?.unwrap_or(d.shutdown),
+    })
+}
+
+fn limits(path: &str, v: &Value) -> read::Result<Limits> {
+    let o = Obj::new(
+        path,
+        v,
+        &[
+            "connections",
+            "header",
+            "headers",
+            "uri",
+            "body",
+            "requests",
+            "maxFrame",
+            "maxMessage",
+            "roomsPerConnection",
+            "roomMembers",
+            "connectionsPerIp",
+            "rate",
+        ],
+    )?;
+    let d = Limits::default();
+    let l = Limits {
+        connections: o.size_usize("connections")?.unwrap_or(d.connections),
+        header: o.size_usize("header")?.unwrap_or(d.header),
+        headers: o.size_usize("headers")?.unwrap_or(d.headers),
+        uri: o.size_usize("uri")?.unwrap_or(d.uri),
+        body: o.size("body")?.unwrap_or(d.body),
+        requests: o.size("requests")?.unwrap_or(d.requests),
+        max_frame: o.size("maxFrame")?.unwrap_or(d.max_frame),
+        max_message: o.size("maxMessage")?.unwrap_or(d.max_message),
+        rooms_per_connection: o
+            .size_usize("roomsPerConnection")?
+            .unwrap_or(d.rooms_per_connection),
+        room_members: o.size_usize("roomMembers")?.unwrap_or(d.room_members),
+        connections_per_ip: o
+            .size_usize("connectionsPerIp")?
+            .unwrap_or(d.connections_per_ip),
+        rate: o
+            .get("rate")
+            .map(|(p, v)| policy::rate(&p, v))
+            .transpose()?,
+    };
+    let positive = [
+        ("connections", l.connections as u64),
+        ("header", l.header as u64),
+        ("headers", l.headers as u64),
+        ("uri", l.uri as u64),
+        ("requests", l.requests),
+        ("maxFrame", l.max_frame),
+        ("maxMessage", l.max_message),
+    ];
+    if let Some((key, _)) = positive.iter().find(|(_, n)| *n == 0) {
+        return fail(&o.path_of(key), "must be at least 1");
+    }
+    if l.header < 64 {
+        return fail(
+            &o.path_of("header"),
+            "must be at least 64 bytes to hold a request line",
+        );
+    }
+    Ok(l)
+}
+
+const ROUTE_KEYS: &[&str] = &[
+    "match",
+    "handler",
+    "methods",
+    "documents",
+    "redirect",
+    "compressed",
+    "cache",
+    "auth",
+];
+
+fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
+    let o = Obj::new(path, v, ROUTE_KEYS)?;
+    let pattern = o.string("match")?.unwrap_or_default();
+    if !(pattern.is_empty() || pattern.starts_with('/')) {
+        return fail(&o.path_of("match"), "must be '' or start with '/'");
+    }
+    let handler = match o.string("handler")?.as_deref() {
+        None | Some("file") => HandlerKind::File,
+        Some("action") => HandlerKind::Action,
+        Some(other) => {
+            return fail(
+                &o.path_of("handler"),
+                format!("{other:?} is not 'file' or 'action'"),
+            )
+        }
+    };
+    let methods = o.strings("methods")?;
+    if let Some(list) = &methods {
+        if let Some(bad) = list
+            .iter()
+            .find(|m| !crate::http::request::METHODS.contains(&m.as_str()))
+        {
+            return fail(
+                &o.path_of("methods"),
+                format!("{bad:?} is not a method this server implements"),
+            );
+        }
+    }
+    let redirect = match o.get("redirect") {
+        None => None,
+        Some((_, Value::String(to))) => Some(RouteRedirect {
+            status: 302,
+            to: to.clone(),
+        }),
+        Some((p, v)) => {
+            let r = Obj::new(&p, v, &["status", "to"])?;
+            Some(RouteRedirect {
+                status: redirect_status(&r, 302)?,
+                to: r
+                    .string("to")?
+                    .map_or_else(|| fail(&r.path_of("to"), "is required"), Ok)?,
+            })
+        }
+    };
+    let cache_max_age = match o.get("cache") {
+        None => None,
+        Some((p, v)) => Obj::new(&p, v, &["maxAge"])?.duration("maxAge")?.flatten(),
+    };
+    Ok(RouteConfig {
+        pattern,
+        handler,
+        methods,
+        documents: o.string("documents")?.map(|d| base.join(d)),
+        redirect,
+        compressed: o.boolean("compressed")?.unwrap_or(false),
+        cache_max_age,
+        auth: o
+            .get("auth")
+            .map(|(p, v)| policy::auth(&p, v))
+            .transpose()?,
+    })
+}
+
+fn redirect(path: &str, v: &Value) -> read::Result<Redirect> {
+    let o = Obj::new(path, v, &["status", "from", "to"])?;
+    let required = |key: &str| {
+        o.string(key)?
+            .map_or_else(|| fail(&o.path_of(key), "is required"), Ok)
+    };
+    let from = required("from")?;
+    let to = required("to")?;
+    if redirect::is_listener(&from) {
+        redirect::listener(&from).or_else(|m| fail(&o.path_of("from"), m))?;
+        redirect::target(&to).or_else(|m| fail(&o.path_of("to"), m))?;
+    } else if !from.starts_with('/') {
+        return fail(
+            &o.path_of("from"),
+            "must start with '/' or be a listen URL such as 'http://:8080'",
+        );
+    }
+    Ok(Redirect {
+        status: redirect_status(&o, 301)?,
+        from,
+        to,
+    })
+}
+
+fn redirect_status(o: &Obj<'_>, default: u16) -> read::Result<u16> {
+    match o.size("status")? {
+        None => Ok(default),
+        Some(s @ (301 | 302 | 303 | 307 | 308)) => Ok(s as u16),
+        Some(s) => fail(
+            &o.path_of("status"),
+            format!("{s} is not a redirect status (301, 302, 303, 307, 308)"),
+        ),
+    }
+}
