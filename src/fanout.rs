@@ -54,9 +54,9 @@ struct Tally {
 }
 
 impl Tally {
-    /// Counts one recipient's outcome; false if it was not counted here
-    /// (refused, or held for later).
-    fn count(&mut self, id: ConnId, outcome: Delivered, payload: usize) -> bool {
+    /// Counts one recipient's outcome (a refused or held frame counts
+    /// nothing here).
+    fn count(&mut self, id: ConnId, outcome: Delivered, payload: usize) {
         match outcome {
             Delivered::Queued => {
                 self.delivered += 1;
@@ -70,9 +70,8 @@ impl Tally {
                     self.closing.push(id);
                 }
             }
-            Delivered::Refused | Delivered::Held => return false,
+            Delivered::Refused | Delivered::Held => {}
         }
-        true
     }
 
     /// Adds the tally to the server's counters and closes the slow consumers.
@@ -131,15 +130,18 @@ impl Fanout {
                     continue;
                 }
             }
-            let outcome = conn.deliver(&app.config, frame);
-            if tally.count(id, outcome, payload) {
-                if outcome == Delivered::Queued {
-                    self.dirty.push(id.key);
+            match conn.deliver(&app.config, frame) {
+                Delivered::Held => {
+                    let limit = app.config.web_sockets.max_backpressure;
+                    if !self.hold(id, frame, conn.backlog(), limit) {
+                        tally.dropped += 1;
+                    }
                 }
-            } else if outcome == Delivered::Held {
-                let limit = app.config.web_sockets.max_backpressure;
-                if !self.hold(id, frame, conn.backlog(), limit) {
-                    tally.dropped += 1;
+                outcome => {
+                    if outcome == Delivered::Queued {
+                        self.dirty.push(id.key);
+                    }
+                    tally.count(id, outcome, payload);
                 }
             }
         }
