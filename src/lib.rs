@@ -98,6 +98,7 @@ mod auth;
 pub mod config;
 mod conn;
 mod deadlines;
+mod entropy;
 mod error;
 mod event_router;
 mod fanout;
