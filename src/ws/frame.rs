@@ -389,6 +389,7 @@ mod tests {
             max_message: u64::MAX,
             validate_utf8: true,
             streaming: false,
+            from_server: false,
         });
         let mut buf = frame.to_vec();
         match rx.decode(&mut buf) {
