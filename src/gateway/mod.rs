@@ -50,6 +50,9 @@ pub(crate) struct ProxyRoute {
     upstream: Template,
     downstream: Template,
     pub pool: Pool,
+    /// For `wss`/`https` downstreams: the TLS client configuration.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// A WebSocket upgrade on its way to a downstream: everything needed to
@@ -139,7 +142,20 @@ impl Gateway {
                     key("acceptAnyCertificate")
                 );
             }
+            #[cfg(feature = "tls")]
+            let tls = match proxy.scheme.is_tls() {
+                true => Some(crate::tls::client::client_config(&proxy).map_err(|e| {
+                    ConfigError::Invalid {
+                        path: None,
+                        key: key("authority"),
+                        message: e.to_string(),
+                    }
+                })?),
+                false => None,
+            };
             routes.push(ProxyRoute {
+                #[cfg(feature = "tls")]
+                tls,
                 pattern: route.pattern.clone(),
                 pool: Pool::new(&proxy),
                 config: proxy,
@@ -207,6 +223,22 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// For a TLS downstream: the client configuration and the name the
+    /// host's certificate must carry.
+    #[cfg(feature = "tls")]
+    pub fn tls_for(
+        &self,
+        upgrade: &Upgrade,
+    ) -> Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )> {
+        let route = self.routes.get(upgrade.route)?;
+        let config = route.tls.clone()?;
+        let name = crate::tls::client::server_name(route.pool.host(upgrade.host))?;
+        Some((config, name))
     }
 
     /// The request head for the host `upgrade` is trying, with `key`.

@@ -82,7 +82,10 @@ impl Reactor {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let mut transport = Transport::Plain(stream);
+            let Some(mut transport) = leg_transport(gateway, &upgrade, stream, now) else {
+                gateway.failed(&upgrade, now);
+                continue;
+            };
             let entry = self.conns.vacant_entry();
             let slot = entry.key();
             if self
@@ -199,6 +202,22 @@ impl Reactor {
         self.fanout.wake(upgrade.client.key);
         self.fanout.wake(leg.key);
     }
+}
+
+/// The transport of a leg to a downstream: TLS for `wss`/`https` routes.
+fn leg_transport(
+    gateway: &crate::gateway::Gateway,
+    upgrade: &Upgrade,
+    stream: mio::net::TcpStream,
+    now: std::time::Instant,
+) -> Option<Transport> {
+    #[cfg(feature = "tls")]
+    if let Some((config, name)) = gateway.tls_for(upgrade) {
+        let conn = crate::transport::tls::TlsConn::client(stream, config, name, now).ok()?;
+        return Some(Transport::Tls(Box::new(conn)));
+    }
+    let _ = (gateway, upgrade, now);
+    Some(Transport::Plain(stream))
 }
 
 /// The access log's line for a proxied upgrade: the client's request, our
