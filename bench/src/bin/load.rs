@@ -46,6 +46,9 @@
 //! With `--pid`, the server's CPU use (all threads, from `/proc/PID/task/*/schedstat`)
 //! over the measured window and its RSS at the end are reported too, and so is
 //! this process's own CPU use: a server under ~90% CPU was not the bottleneck.
+//! When the server is a proxy (the gateway rows), `--downstream-pid` names the
+//! server behind it, whose CPU use over the same window is reported as
+//! `downstream_cpu_pct`.
 //!
 //! Frames are binary (`--text` for text), masked with a fixed key (the
 //! payload is masked once, up front) and written from that one copy, several
@@ -81,6 +84,8 @@ usage: load MODE --addr HOST:PORT [options]
                 idle: echoes per connection before holding (default 1)
   --hold S      idle: seconds to hold the connections before reading RSS (default 2)
   --pid PID     the server's process id, for its CPU and RSS
+  --downstream-pid PID
+                a proxy's downstream server, for its CPU over the same window
   --label L     a label copied into the JSON
   --text        send text frames instead of binary
   --tls CA      TLS (wss://, https://), trusting the PEM certificate(s) in CA
@@ -128,6 +133,7 @@ struct Options {
     messages: Option<u64>,
     hold: Duration,
     pid: Option<u32>,
+    downstream_pid: Option<u32>,
     label: String,
     text: bool,
     /// The CA to trust, for TLS.
@@ -163,6 +169,7 @@ fn parse_options() -> Result<Options, String> {
         messages: None,
         hold: Duration::from_secs(2),
         pid: None,
+        downstream_pid: None,
         label: String::new(),
         text: false,
         tls: None,
@@ -200,6 +207,7 @@ fn parse_options() -> Result<Options, String> {
             "--messages" => o.messages = Some(value.parse().map_err(|_| bad.clone())?),
             "--hold" => o.hold = seconds(&value)?,
             "--pid" => o.pid = Some(value.parse().map_err(|_| bad.clone())?),
+            "--downstream-pid" => o.downstream_pid = Some(value.parse().map_err(|_| bad.clone())?),
             "--label" => o.label = value,
             "--tls" => o.tls = Some(value.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
@@ -350,16 +358,27 @@ struct Load {
 /// What was read at the start and the end of the measured window.
 #[derive(Default)]
 struct Window {
-    start: Option<(Instant, Option<u64>, Option<u64>)>,
-    end: Option<(Instant, Option<u64>, Option<u64>)>,
+    start: Option<Sample>,
+    end: Option<Sample>,
 }
 
-fn sample(pid: Option<u32>) -> (Instant, Option<u64>, Option<u64>) {
-    (
-        Instant::now(),
-        pid.and_then(cpu_ns),
-        cpu_ns(std::process::id()),
-    )
+/// The clock and the CPU time used so far by the server, this process and
+/// (for a proxy) the downstream server.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    server: Option<u64>,
+    load: Option<u64>,
+    downstream: Option<u64>,
+}
+
+fn sample(o: &Options) -> Sample {
+    Sample {
+        at: Instant::now(),
+        server: o.pid.and_then(cpu_ns),
+        load: cpu_ns(std::process::id()),
+        downstream: o.downstream_pid.and_then(cpu_ns),
+    }
 }
 
 /// At most this many pieces in one gathered write.
@@ -1040,7 +1059,7 @@ impl Load {
             Stage::Running => {
                 if let (Some(from), false) = (self.measure_from, self.measuring) {
                     if now >= from {
-                        self.window.start = Some(sample(self.o.pid));
+                        self.window.start = Some(sample(&self.o));
                         self.measuring = true;
                         self.measure_until = Some(now + self.o.duration);
                     }
@@ -1053,7 +1072,7 @@ impl Load {
                 let time_up = self.measure_until.is_some_and(|t| now >= t);
                 if all_done || time_up {
                     self.measuring = false;
-                    self.window.end = Some(sample(self.o.pid));
+                    self.window.end = Some(sample(&self.o));
                     if self.o.mode == Mode::Idle {
                         self.set_stage(Stage::Holding, now);
                     } else {
@@ -1069,7 +1088,7 @@ impl Load {
             Stage::Holding => {
                 if now - self.stage_since >= self.o.hold {
                     // Every connection stays open until the process exits.
-                    self.window.end = Some(sample(self.o.pid));
+                    self.window.end = Some(sample(&self.o));
                     self.set_stage(Stage::Finished, now);
                 }
             }
@@ -1127,7 +1146,7 @@ impl Load {
                 if self.o.messages.is_none() || !self.o.warmup.is_zero() {
                     self.measure_from = Some(now + self.o.warmup);
                 } else {
-                    self.window.start = Some(sample(self.o.pid));
+                    self.window.start = Some(sample(&self.o));
                     self.measuring = true;
                 }
                 for i in 0..self.conns.len() {
@@ -1138,7 +1157,7 @@ impl Load {
                 }
             }
             Mode::Idle => {
-                self.window.start = Some(sample(self.o.pid));
+                self.window.start = Some(sample(&self.o));
                 for i in 0..self.conns.len() {
                     if self.idle_messages() > 0 {
                         self.send(i, now);
@@ -1211,7 +1230,7 @@ impl Load {
             put("error", "\"no measured window\"".into());
             return json(&fields);
         };
-        let seconds = (end.0 - start.0).as_secs_f64().max(1e-9);
+        let seconds = (end.at - start.at).as_secs_f64().max(1e-9);
         let pct = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (Some(a), Some(b)) => format!(
                 "{:.1}",
@@ -1269,8 +1288,11 @@ impl Load {
                 put("p99_us", us(self.latency.quantile_ns(0.99)));
                 put("p999_us", us(self.latency.quantile_ns(0.999)));
                 put("max_us", us(self.latency.max_ns()));
-                put("server_cpu_pct", pct(start.1, end.1));
-                put("load_cpu_pct", pct(start.2, end.2));
+                put("server_cpu_pct", pct(start.server, end.server));
+                put("load_cpu_pct", pct(start.load, end.load));
+                if self.o.downstream_pid.is_some() {
+                    put("downstream_cpu_pct", pct(start.downstream, end.downstream));
+                }
             }
             Mode::Idle => {
                 let after = pid.and_then(rss_kib);
