@@ -17,6 +17,11 @@ use crate::ws::close_code::CloseCode;
 use crate::ws::frame::{write_frame, write_masked_frame};
 use crate::ws::opcode::OpCode;
 
+/// The least a relay buffer starts with: room for a turn's worth of short
+/// messages to one leg (16 masked 20-byte frames are 416 bytes), so they
+/// do not grow it one reallocation at a time. It lives until the flush.
+const RELAY_BUFFER: usize = 512;
+
 /// Which leg an end is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -97,7 +102,7 @@ impl End {
             _ => {
                 hub.outbox.push(Delivery::Relay {
                     to: self.pair,
-                    frame: Vec::with_capacity(data.len() + 14),
+                    frame: Vec::with_capacity((data.len() + 14).max(RELAY_BUFFER)),
                 });
                 match hub.outbox.last_mut() {
                     Some(Delivery::Relay { frame, .. }) => frame,
