@@ -278,6 +278,8 @@ impl App {
                         };
                         self.run_action(&routed, request, out, close)
                     }
+                    // the gateway takes these (lead)
+                    HandlerKind::Proxy => self.status_page(head, out, 502, close, None),
                 }
             }
         }

@@ -141,6 +141,7 @@ pub(crate) fn limits(byte: u8) -> Limits {
         validate_utf8: byte & 2 == 0,
         max_frame: FRAME[usize::from(byte >> 2 & 3)],
         max_message: MESSAGE[usize::from(byte >> 4 & 3)],
+        from_server: false,
     }
 }
 

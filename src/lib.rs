@@ -98,10 +98,12 @@ mod auth;
 pub mod config;
 mod conn;
 mod deadlines;
+mod entropy;
 mod error;
 mod event_router;
 mod fanout;
 mod files;
+mod gateway;
 // Entry points for fuzz/ (its Cargo.toml turns the feature on) and the
 // property tests; not part of the API.
 #[cfg(any(test, feature = "fuzzing"))]

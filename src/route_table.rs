@@ -24,7 +24,7 @@ impl Route {
             Some(list) => list.iter().any(|m| m == method),
             None => match self.config.handler {
                 HandlerKind::File => matches!(method, "GET" | "HEAD"),
-                HandlerKind::Action => true,
+                HandlerKind::Action | HandlerKind::Proxy => true,
             },
         }
     }
@@ -83,7 +83,7 @@ impl Routes {
                         })?;
                         Some(Documents::new(root))
                     }
-                    HandlerKind::Action => None,
+                    HandlerKind::Action | HandlerKind::Proxy => None,
                 };
                 Ok(Route {
                     config: r.clone(),

@@ -470,6 +470,7 @@ pub(crate) fn receiver_limits(config: &Config, streaming: bool) -> Rc<Limits> {
         max_message: config.limits.max_message,
         validate_utf8: config.web_sockets.validate_utf8,
         streaming,
+        from_server: false,
     })
 }
 

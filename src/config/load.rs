@@ -8,9 +8,10 @@ use serde_json::Value;
 
 use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
-use super::{policy, redirect, tls};
+use super::{policy, proxy, redirect, tls};
 use super::{
-    Config, HandlerKind, Limits, Log, Redirect, RouteConfig, RouteRedirect, Timeouts, WebSockets,
+    Config, HandlerKind, Limits, Log, ProxyConfig, Redirect, RouteConfig, RouteRedirect, Timeouts,
+    WebSockets,
 };
 
 const WEB_KEYS: &[&str] = &[
@@ -201,7 +202,14 @@ fn is_token(s: &str) -> bool {
 }
 
 fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
-    let keys = ["parse", "inactivity", "request", "shutdown", "handshake"];
+    let keys = [
+        "parse",
+        "inactivity",
+        "request",
+        "shutdown",
+        "handshake",
+        "connect",
+    ];
     let o = Obj::new(path, v, &keys)?;
     let d = Timeouts::default();
     Ok(Timeouts {
@@ -210,6 +218,7 @@ fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
         inactivity: o.duration("inactivity")?.unwrap_or(d.inactivity),
         request: o.duration("request")?.unwrap_or(d.request),
         shutdown: o.duration("shutdown")?.unwrap_or(d.shutdown),
+        connect: o.duration("connect")?.unwrap_or(d.connect),
     })
 }
 
@@ -284,6 +293,7 @@ const ROUTE_KEYS: &[&str] = &[
     "compressed",
     "cache",
     "auth",
+    "proxy",
 ];
 
 fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
@@ -295,13 +305,15 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
     let handler = match o.string("handler")?.as_deref() {
         None | Some("file") => HandlerKind::File,
         Some("action") => HandlerKind::Action,
+        Some("proxy") => HandlerKind::Proxy,
         Some(other) => {
             return fail(
                 &o.path_of("handler"),
-                format!("{other:?} is not 'file' or 'action'"),
+                format!("{other:?} is not 'file', 'action' or 'proxy'"),
             )
         }
     };
+    let proxy = route_proxy(&o, handler, base, &pattern)?;
     let methods = o.strings("methods")?;
     if let Some(list) = &methods {
         if let Some(bad) = list
@@ -346,7 +358,25 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
             .get("auth")
             .map(|(p, v)| policy::auth(&p, v))
             .transpose()?,
+        proxy,
     })
+}
+
+/// A route's `proxy`: required with `handler: 'proxy'`, refused without.
+fn route_proxy(
+    o: &Obj<'_>,
+    handler: HandlerKind,
+    base: &Path,
+    pattern: &str,
+) -> read::Result<Option<Box<ProxyConfig>>> {
+    match (o.get("proxy"), handler) {
+        (Some((p, v)), HandlerKind::Proxy) => {
+            Ok(Some(Box::new(proxy::proxy(&p, v, base, pattern)?)))
+        }
+        (None, HandlerKind::Proxy) => fail(&o.path_of("proxy"), "is required"),
+        (Some((p, _)), _) => fail(&p, "only on a route with handler: 'proxy'"),
+        (None, _) => Ok(None),
+    }
 }
 
 fn redirect(path: &str, v: &Value) -> read::Result<Redirect> {

@@ -8,8 +8,12 @@
 
 mod load;
 mod policy;
+mod proxy;
 mod read;
 pub(crate) mod redirect;
+// Matching and rendering wait for the gateway to call them (lead).
+#[allow(dead_code)]
+pub(crate) mod template;
 mod tls;
 pub mod units;
 
@@ -22,6 +26,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use policy::{Auth, Rate, RateAction};
+pub use proxy::{Balancer, Breaker, HeaderRules, ProxyConfig, Scheme, Sticky};
 use read::{fail, KeyError};
 use units::parse_listen_url;
 
@@ -145,6 +150,9 @@ pub struct Timeouts {
     /// After a stop (SIGINT, SIGTERM, `ServerHandle::stop`), how long
     /// responses in flight and closing handshakes may take (`shutdown`, default 5 secs).
     pub shutdown: Option<Duration>,
+    /// To connect to a gateway's downstream host, TLS handshake included
+    /// (`connect`, default 5 secs); then the next host is tried.
+    pub connect: Option<Duration>,
 }
 
 /// Size and count limits.
@@ -184,6 +192,8 @@ pub enum HandlerKind {
     File,
     /// Handlers registered in code (`'action'`).
     Action,
+    /// A gateway to other servers (`'proxy'`), configured by the route's `proxy`.
+    Proxy,
 }
 
 /// One entry of `routes`.
@@ -191,10 +201,10 @@ pub enum HandlerKind {
 pub struct RouteConfig {
     /// `match`: a prefix when it ends in `/`, else an exact path; `''` matches every path.
     pub pattern: String,
-    /// `handler`: `'file'` (the default) or `'action'`.
+    /// `handler`: `'file'` (the default), `'action'` or `'proxy'`.
     pub handler: HandlerKind,
     /// `methods`: the methods allowed; `None` means GET and HEAD on file
-    /// routes and any method on action routes.
+    /// routes and any method on action and proxy routes.
     pub methods: Option<Vec<String>>,
     /// `documents`: this route's folder instead of the global one.
     pub documents: Option<PathBuf>,
@@ -206,6 +216,9 @@ pub struct RouteConfig {
     pub cache_max_age: Option<Duration>,
     /// `auth`: who may use the route (files, actions and WebSocket upgrades alike).
     pub auth: Option<Auth>,
+    /// `proxy`: where a `'proxy'` route sends its requests (required there,
+    /// refused elsewhere). Boxed: most routes have none.
+    pub proxy: Option<Box<ProxyConfig>>,
 }
 
 /// A route's `redirect`: `'/new'` (302) or `{ status: 301, to: '/new' }`.
@@ -271,6 +284,7 @@ impl Default for Timeouts {
             request: Some(Duration::from_secs(300)),
             shutdown: Some(Duration::from_secs(5)),
             handshake: Some(Duration::from_secs(10)),
+            connect: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -306,6 +320,18 @@ impl RouteConfig {
             compressed: false,
             cache_max_age: None,
             auth: None,
+            proxy: None,
+        }
+    }
+
+    /// A proxy route for `pattern` to `proxy`'s hosts; empty templates get
+    /// their defaults (`pattern` + `{catchAll}` upstream, `/{catchAll}`
+    /// downstream). The templates are checked when the server starts.
+    pub fn proxy(pattern: &str, proxy: ProxyConfig) -> RouteConfig {
+        RouteConfig {
+            handler: HandlerKind::Proxy,
+            proxy: Some(Box::new(proxy.with_defaults(pattern))),
+            ..RouteConfig::files(pattern)
         }
     }
 }

@@ -12,6 +12,9 @@ use super::close_code::CloseCode;
 pub enum WsError {
     /// A client frame without a masking key (RFC 6455 §5.1).
     Unmasked,
+    /// A server frame with a masking key, which §5.1 forbids (the gateway's
+    /// downstream connections).
+    Masked,
     /// An RSV bit is set, but no extension that would define it was negotiated.
     ReservedBits,
     /// An opcode the protocol does not define (3–7, 0xB–0xF).
@@ -45,6 +48,7 @@ impl WsError {
             WsError::FrameTooLarge | WsError::MessageTooLarge => CloseCode::TOO_BIG,
             WsError::InvalidUtf8 => CloseCode::INVALID_DATA,
             WsError::Unmasked
+            | WsError::Masked
             | WsError::ReservedBits
             | WsError::UnknownOpcode
             | WsError::FragmentedControl
@@ -62,6 +66,7 @@ impl fmt::Display for WsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             WsError::Unmasked => "received an unmasked frame from a client",
+            WsError::Masked => "a server must not mask its frames",
             WsError::ReservedBits => "reserved bits are set",
             WsError::UnknownOpcode => "unknown opcode",
             WsError::FragmentedControl => "fragmented control frame",
@@ -87,6 +92,7 @@ mod tests {
     #[test]
     fn close_codes_follow_rfc_6455() {
         assert_eq!(WsError::Unmasked.close_code(), 1002);
+        assert_eq!(WsError::Masked.close_code(), 1002);
         assert_eq!(WsError::InvalidCloseCode.close_code(), 1002);
         assert_eq!(WsError::InvalidUtf8.close_code(), 1007);
         assert_eq!(WsError::FrameTooLarge.close_code(), 1009);

@@ -1,5 +1,5 @@
-//! Frame headers (RFC 6455 §5.2): parsing what a client sends, writing what
-//! the server sends.
+//! Frame headers (RFC 6455 §5.2): parsing what a peer sends, writing what
+//! the server sends (unmasked) and what it sends as a client (masked).
 //!
 //! Parsing is resumable: `Ok(None)` means "not enough bytes yet" and nothing
 //! was consumed. Rules that one byte can break are checked as soon as that
@@ -7,6 +7,7 @@
 
 use super::close_code::valid_close_code;
 use super::error::WsError;
+use super::mask::apply_mask;
 use super::opcode::OpCode;
 
 /// The longest payload a control frame may carry (§5.5).
@@ -178,14 +179,51 @@ fn write_long_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, payload: &[u8]
 /// local-only 1005/1006/1015, or any other code outside
 /// [`valid_close_code`]) sends an empty payload instead, reason and all.
 pub(crate) fn write_close(out: &mut Vec<u8>, code: u16, reason: &str) {
+    let mut payload = [0; 2 + MAX_CLOSE_REASON];
+    let len = close_payload(&mut payload, code, reason);
+    write_frame(out, true, OpCode::Close, &payload[..len]);
+}
+
+/// Appends a whole masked frame, as a client sends it (§5.3), in the
+/// shortest form: the header with the mask bit and `mask`, then the payload
+/// XORed with it. The payload is copied, then masked where it lies in `out`.
+// The gateway (the lead's branch) is the first caller.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn write_masked_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: [u8; 4],
+) {
+    let (mut head, used) = encode_header(fin, opcode, payload.len());
+    head[1] |= 0x80;
+    out.reserve(used + 4 + payload.len());
+    out.extend_from_slice(&head[..used]);
+    out.extend_from_slice(&mask);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], mask, 0);
+}
+
+/// [`write_close`] as a client sends it: masked with `mask`.
+// The gateway (the lead's branch) is the first caller.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn write_masked_close(out: &mut Vec<u8>, code: u16, reason: &str, mask: [u8; 4]) {
+    let mut payload = [0; 2 + MAX_CLOSE_REASON];
+    let len = close_payload(&mut payload, code, reason);
+    write_masked_frame(out, true, OpCode::Close, &payload[..len], mask);
+}
+
+/// Writes a close payload into `buf` by [`write_close`]'s rules; returns its length.
+fn close_payload(buf: &mut [u8; 2 + MAX_CLOSE_REASON], code: u16, reason: &str) -> usize {
     if !valid_close_code(code) {
-        write_frame(out, true, OpCode::Close, &[]);
-        return;
+        return 0;
     }
     let reason = truncate(reason, MAX_CLOSE_REASON);
-    write_header(out, true, OpCode::Close, 2 + reason.len());
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(reason.as_bytes());
+    buf[..2].copy_from_slice(&code.to_be_bytes());
+    buf[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
+    2 + reason.len()
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
@@ -210,7 +248,9 @@ pub(crate) fn frame_payload_len(frame: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzz::Owned;
     use crate::ws::close::parse_close_payload;
+    use crate::ws::receiver::{Limits, Receiver};
 
     fn header(bytes: &[u8]) -> Result<Option<FrameHeader>, WsError> {
         parse_header(bytes)
@@ -339,6 +379,70 @@ mod tests {
         assert_eq!(close_payload(1001, "bye"), b"\x03\xe9bye");
         for code in [0, 1005, 1006, 1015, 999, 5000] {
             assert_eq!(close_payload(code, "why"), b"", "{code}");
+        }
+    }
+
+    /// Decodes `frame` as a server does (it must be masked) into its one event.
+    fn server_reads(frame: &[u8]) -> Owned {
+        let mut rx = Receiver::new(Limits {
+            max_frame: u64::MAX,
+            max_message: u64::MAX,
+            validate_utf8: true,
+            streaming: false,
+            from_server: false,
+        });
+        let mut buf = frame.to_vec();
+        match rx.decode(&mut buf) {
+            Ok((n, Some(event))) if n == frame.len() => Owned::from(event),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    #[test]
+    fn masked_frames_round_trip_through_a_server_receiver() {
+        for len in [0, 1, 125, 126, 65535, 65536] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut out = vec![0xAA];
+            write_masked_frame(&mut out, true, OpCode::Binary, &payload, KEY);
+            let frame = &out[1..];
+            let mut plain = Vec::new();
+            write_frame(&mut plain, true, OpCode::Binary, &payload);
+            let h = header(frame).unwrap().unwrap();
+            assert_eq!((h.mask, h.len), (Some(KEY), len as u64), "len {len}");
+            assert_eq!(
+                h.header_len,
+                header(&plain).unwrap().unwrap().header_len + 4
+            );
+            assert_eq!(frame.len(), h.header_len + len, "len {len}");
+            assert_eq!(server_reads(frame), Owned::Message(false, payload));
+        }
+    }
+
+    #[test]
+    fn rfc_6455_masked_hello() {
+        let mut out = Vec::new();
+        write_masked_frame(&mut out, true, OpCode::Text, b"Hello", KEY);
+        assert_eq!(out, b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58");
+    }
+
+    #[test]
+    fn masked_close_frames_follow_the_same_rules() {
+        for (code, reason) in [(1000, ""), (1001, "bye"), (4000, "é".repeat(70).as_str())] {
+            let mut plain = Vec::new();
+            write_close(&mut plain, code, reason);
+            let want = plain.split_off(header(&plain).unwrap().unwrap().header_len);
+            let mut out = Vec::new();
+            write_masked_close(&mut out, code, reason, KEY);
+            let (code, reason) = parse_close_payload(&want).unwrap();
+            let reason = reason.to_string();
+            assert_eq!(server_reads(&out), Owned::Close(code, reason));
+        }
+        for code in [0, 1005, 1006, 1015, 999, 5000] {
+            let mut out = Vec::new();
+            write_masked_close(&mut out, code, "why", KEY);
+            assert_eq!(out, [0x88, 0x80, 0x37, 0xfa, 0x21, 0x3d], "{code}");
         }
     }
 

@@ -13,9 +13,14 @@
 //! - Outgoing: replies and messages are written as unmasked frames by
 //!   [`frame::write_frame`] and [`frame::write_close`] into the caller's
 //!   output buffer.
+//! - Client side (the gateway's downstream connections): [`client`] judges
+//!   the server's answer to an upgrade, [`frame::write_masked_frame`] writes
+//!   masked frames, and a receiver with `Limits::from_server` refuses masked
+//!   ones.
 //! - Failure: every protocol violation is a [`error::WsError`], whose close
 //!   code the server sends before it closes.
 
+pub(crate) mod client;
 pub(crate) mod close;
 pub(crate) mod close_code;
 pub(crate) mod error;

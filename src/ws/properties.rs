@@ -38,6 +38,7 @@ const ROOMY: Limits = Limits {
     max_message: u64::MAX,
     validate_utf8: true,
     streaming: false,
+    from_server: false,
 };
 
 const OPCODES: [OpCode; 6] = [

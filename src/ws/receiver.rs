@@ -1,4 +1,6 @@
-//! One connection's incoming side: client frames in, events out.
+//! One connection's incoming side: the peer's frames in, events out. The
+//! peer is a client (its frames are masked) unless [`Limits::from_server`]
+//! says it is a server, one the gateway connected to (its frames are not).
 //!
 //! The caller owns the bytes. It hands [`Receiver::decode`] everything it has
 //! not yet consumed, drops the consumed prefix, and calls again until told
@@ -28,6 +30,9 @@ pub(crate) struct Limits {
     /// Hand out data as it arrives ([`Event::Fragment`]) instead of whole
     /// messages ([`Event::Message`]).
     pub(crate) streaming: bool,
+    /// The peer is a server: its frames must not be masked (§5.1), where a
+    /// client's must be.
+    pub(crate) from_server: bool,
 }
 
 /// What one call to [`Receiver::decode`] produced.
@@ -171,7 +176,7 @@ impl Receiver {
         let Some(header) = parse_header(buf)? else {
             return Ok((0, None));
         };
-        let mask = header.mask.ok_or(WsError::Unmasked)?;
+        let mask = self.key(&header)?;
         match header.opcode {
             OpCode::Ping => control(&header, mask, buf, |p| Ok(Event::Ping(p))),
             OpCode::Pong => control(&header, mask, buf, |p| Ok(Event::Pong(p))),
@@ -179,6 +184,17 @@ impl Receiver {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 self.data_frame(&header, mask, buf)
             }
+        }
+    }
+
+    /// The key to unmask a frame's payload with, if the frame is masked as
+    /// the peer's side must: a server's unmasked payload takes the zero key.
+    fn key(&self, header: &FrameHeader) -> Result<[u8; 4], WsError> {
+        match (header.mask, self.limits.from_server) {
+            (Some(key), false) => Ok(key),
+            (None, true) => Ok([0; 4]),
+            (None, false) => Err(WsError::Unmasked),
+            (Some(_), true) => Err(WsError::Masked),
         }
     }
 
@@ -203,7 +219,8 @@ impl Receiver {
     /// Binary frame of at most 125 bytes, with no message in progress.
     /// Returns whether it is Text, its key and where it ends, so it can be
     /// decoded without the general path; `None` leaves anything else,
-    /// including every error, to that path.
+    /// including every error, to that path. A server's frames are never
+    /// taken: a masked one is an error, an unmasked one has no key to skip.
     #[inline]
     fn short_frame(&self, buf: &[u8]) -> Option<(bool, [u8; 4], usize)> {
         let (&[first, second, k0, k1, k2, k3], rest) = buf.split_first_chunk::<SHORT_HEADER>()?;
@@ -216,11 +233,8 @@ impl Receiver {
         // Masked, with the length in the 7-bit field.
         let len = second ^ 0x80;
         let fits = u64::from(len) <= self.limits.max_frame.min(self.limits.max_message);
-        (len <= 125 && usize::from(len) <= rest.len() && fits).then_some((
-            text,
-            [k0, k1, k2, k3],
-            SHORT_HEADER + usize::from(len),
-        ))
+        (len <= 125 && usize::from(len) <= rest.len() && fits && !self.limits.from_server)
+            .then_some((text, [k0, k1, k2, k3], SHORT_HEADER + usize::from(len)))
     }
 
     /// True while a data message is in progress: begun, not yet ended.
@@ -417,6 +431,7 @@ mod tests {
         max_message: 1 << 22,
         validate_utf8: true,
         streaming: false,
+        from_server: false,
     };
 
     /// A frame as a client sends it: masked.
@@ -682,6 +697,92 @@ mod tests {
     fn unmasked_frames_are_refused() {
         assert_eq!(run(ROOMY, &[b"\x81\x02hi"]).error, Some(WsError::Unmasked));
         assert_eq!(run(ROOMY, &[b"\x89\x00"]).error, Some(WsError::Unmasked));
+    }
+
+    /// What the gateway's downstream connections accept.
+    const FROM_SERVER: Limits = Limits {
+        from_server: true,
+        ..ROOMY
+    };
+
+    /// A frame as a server sends it: unmasked.
+    fn plain(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::ws::frame::write_frame(&mut out, fin, opcode, payload);
+        out
+    }
+
+    #[test]
+    fn a_server_conversation_at_every_split() {
+        let blob: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        let stream = concat(&[
+            plain(true, OpCode::Text, b"hi"),
+            plain(false, OpCode::Text, b"Hel"),
+            plain(true, OpCode::Ping, b"ping"),
+            plain(false, OpCode::Continuation, b"lo, w\xc3"),
+            plain(true, OpCode::Continuation, b"\xb6rld"),
+            plain(true, OpCode::Binary, &blob),
+            plain(true, OpCode::Close, b"\x03\xe8bye"),
+        ]);
+        let outcome = every_split(FROM_SERVER, &stream);
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            outcome.events,
+            [
+                Owned::Message(true, b"hi".to_vec()),
+                Owned::Ping(b"ping".to_vec()),
+                Owned::Message(true, "Hello, wörld".into()),
+                Owned::Message(false, blob),
+                Owned::Close(Some(1000), "bye".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_server_that_masks_fails_with_1002() {
+        for frame in [
+            text(true, b"hi"),
+            binary(true, &[0; 200]),
+            masked(true, OpCode::Ping, b""),
+            close(b""),
+        ] {
+            let outcome = every_split(FROM_SERVER, &frame);
+            assert_eq!(outcome.error, Some(WsError::Masked), "{frame:x?}");
+        }
+        // Inside a fragmented message too.
+        let stream = concat(&[plain(false, OpCode::Text, b"a"), cont(true, b"b")]);
+        assert_eq!(
+            every_split(FROM_SERVER, &stream).error,
+            Some(WsError::Masked)
+        );
+        assert_eq!(WsError::Masked.close_code(), 1002);
+    }
+
+    #[test]
+    fn limits_and_utf8_apply_to_a_server_alike() {
+        let small = Limits {
+            max_frame: 4,
+            ..FROM_SERVER
+        };
+        let big = plain(true, OpCode::Binary, b"hello");
+        assert_eq!(run(small, &[&big]).error, Some(WsError::FrameTooLarge));
+        let bad = plain(true, OpCode::Text, b"\xff");
+        assert_eq!(run(FROM_SERVER, &[&bad]).error, Some(WsError::InvalidUtf8));
+        let stray = plain(true, OpCode::Continuation, b"x");
+        assert_eq!(
+            run(FROM_SERVER, &[&stray]).error,
+            Some(WsError::UnexpectedContinuation)
+        );
+    }
+
+    #[test]
+    fn the_short_path_never_takes_a_servers_frame() {
+        let rx = Receiver::new(FROM_SERVER);
+        for frame in [text(true, b"hi"), plain(true, OpCode::Text, b"hi")] {
+            let mut copy = frame.clone();
+            assert_eq!(rx.short_message(&mut copy), None, "{frame:x?}");
+            assert_eq!(copy, frame, "left as it was");
+        }
     }
 
     #[test]
