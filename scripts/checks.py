@@ -29,6 +29,27 @@ def expect(cond, message):
         raise Failed(message)
 
 
+def expect_eq(got, want, what):
+    if got != want:
+        raise Failed(f"{what}: got {short(got)}, want {short(want)}")
+
+
+def short(value, limit=200):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+STEP = 5  # seconds for any one receive, handshake or close
+
+
+async def within(awaitable, what):
+    """Awaits one step (a receive, a pong) for at most STEP seconds."""
+    try:
+        return await asyncio.wait_for(awaitable, STEP)
+    except TimeoutError:
+        raise Failed(f"no {what} within {STEP} s") from None
+
+
 def payload(n, seed=0):
     """n deterministic, non-repeating-looking bytes."""
     return bytes((i * 31 + seed + (i >> 8)) & 0xFF for i in range(n))

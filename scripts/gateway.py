@@ -30,28 +30,10 @@ import aiohttp
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from checks import Failed, check, expect, payload, run_checks
+from checks import STEP, Failed, check, expect, expect_eq, payload, run_checks, short, within
 
 MIB = 1 << 20
-STEP = 5  # seconds for any one receive, handshake or close
 CHUNK = 64 * 1024
-
-
-def expect_eq(got, want, what):
-    if got != want:
-        raise Failed(f"{what}: got {short(got)}, want {short(want)}")
-
-
-def short(value, limit=200):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
-async def within(awaitable, what, seconds=STEP):
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        raise Failed(f"no {what} within {seconds} s") from None
 
 
 class Ctx:
