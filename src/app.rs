@@ -10,6 +10,7 @@ use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::{self, FileSite, Sink};
+use crate::gateway::{self, Gateway};
 use crate::http::date::DateCache;
 use crate::http::error::HttpError;
 use crate::http::request::{Head, HeadLimits, Request, MAX_HEADERS};
@@ -18,7 +19,7 @@ use crate::hub::{Hub, RoomLimits};
 use crate::message::{Origin, PeerCert};
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
-use crate::session::{receiver_limits, Session};
+use crate::session::{downstream_limits, receiver_limits, Session};
 use crate::upgrade::{self, Upgraded};
 use crate::ws::receiver::Limits;
 use crate::ws_api::AnyHandler;
@@ -60,6 +61,8 @@ pub(crate) struct Handled {
     pub close: bool,
     /// The request was upgraded: the connection speaks WebSocket from now on.
     pub upgrade: Option<Box<Session>>,
+    /// A proxied upgrade: the connection waits for the gateway's downstream.
+    pub proxied: bool,
 }
 
 impl Handled {
@@ -68,6 +71,7 @@ impl Handled {
             file: None,
             close,
             upgrade: None,
+            proxied: false,
         }
     }
 }
@@ -87,6 +91,10 @@ pub(crate) struct App {
     ws_limits: [Rc<Limits>; 2],
     pub date: DateCache,
     pub hub: Hub,
+    /// The proxy routes and their legs, when the config has any.
+    pub gateway: Option<Gateway>,
+    /// What a gateway's downstream legs accept (frames from a server).
+    pub downstream_limits: Rc<Limits>,
     /// The server is stopping: answers close their connections.
     pub stopping: bool,
 }
@@ -108,8 +116,11 @@ impl App {
             receiver_limits(&config, false),
             receiver_limits(&config, true),
         ];
+        let gateway = Gateway::new(&config).map_err(StartError::Config)?;
         Ok(App {
             ws_limits,
+            downstream_limits: downstream_limits(&config),
+            gateway,
             mime: MimeTable::new(&config.mime),
             config,
             limits,
@@ -123,6 +134,11 @@ impl App {
             }),
             stopping: false,
         })
+    }
+
+    /// What WebSocket receivers accept, `[whole messages, streaming]`.
+    pub fn ws_limits(&self) -> &[Rc<Limits>; 2] {
+        &self.ws_limits
     }
 
     /// Tells the routes the addresses the listeners were bound to (in
@@ -170,8 +186,12 @@ impl App {
         &mut self,
         index: usize,
     ) -> Option<(&mut (dyn AnyHandler + 'static), &Config, &mut Hub)> {
-        let handler = self.sockets.get_mut(index)?;
-        Some((&mut **handler, &self.config, &mut self.hub))
+        let handler: &mut dyn AnyHandler = match self.sockets.get_mut(index) {
+            Some(handler) => &mut **handler,
+            // Only proxied sessions carry an index past the list.
+            None => self.gateway.as_mut()?,
+        };
+        Some((handler, &self.config, &mut self.hub))
     }
 
     /// Answers one complete request into `out`, and logs it if asked to.
@@ -196,7 +216,8 @@ impl App {
             peer_cert,
         };
         let handled = self.answer(request, out, close);
-        if self.config.log.access {
+        // A proxied upgrade is logged once its downstream answered.
+        if self.config.log.access && !handled.proxied {
             // The status is in our own status line: "HTTP/1.1 200 ...".
             let status = out
                 .get(mark + 9..mark + 12)
@@ -278,8 +299,10 @@ impl App {
                         };
                         self.run_action(&routed, request, out, close)
                     }
-                    // the gateway takes these (lead)
-                    HandlerKind::Proxy => self.status_page(head, out, 502, close, None),
+                    HandlerKind::Proxy => {
+                        let pattern = route.config.pattern.clone();
+                        self.proxy(&pattern, request, out, close)
+                    }
                 }
             }
         }
@@ -314,6 +337,7 @@ impl App {
                 file: sink.file,
                 close: sink.close,
                 upgrade: None,
+                proxied: false,
             },
             Err(e) => self.status_page(head, out, e.status(), close, None),
         }
@@ -340,6 +364,10 @@ impl App {
             Endpoint::Http(handler) => handler,
             Endpoint::Socket { .. } => return self.upgrade(index, incoming, out),
         };
+        if let Some(gateway) = &self.gateway {
+            // Only actions read the counters: the gateway's are brought up to date for them.
+            self.hub.stats.gateway = gateway.status(origin.now);
+        }
         let request = Request::new(head, body, origin.peer, &self.hub.stats)
             .with_claims(claims)
             .with_tls(origin.tls)
@@ -382,27 +410,86 @@ impl App {
                 file: None,
                 close,
                 upgrade: Some(session),
+                proxied: false,
             },
-            Upgraded::Refused(refused) => {
-                self.hub.stats.upgrades_rejected += 1;
-                if refused.error() == HttpError::Forbidden {
-                    self.hub.stats.limits.auth += 1;
-                }
-                let reason = refused.to_string();
-                let page = StatusPage {
-                    status: refused.error().status(),
-                    header: refused.header(),
-                    detail: &reason,
-                    head_only: false,
-                };
-                self.write_status_page(out, page, true);
-                Handled::response(true)
-            }
+            Upgraded::Refused(refused) => self.refused_upgrade(refused, out),
             Upgraded::Rejected(response) => {
                 self.hub.stats.upgrades_rejected += 1;
                 self.write_response(&response, false, out, true)
             }
         }
+    }
+
+    /// A request on a proxy route: an upgrade is checked as any other and
+    /// filed for the reactor to dial its downstream; the answer comes later.
+    fn proxy(
+        &mut self,
+        pattern: &str,
+        incoming: Incoming<'_, '_>,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        let Incoming { head, origin, .. } = incoming;
+        let Some(gateway) = self.gateway.as_mut() else {
+            return self.status_page(head, out, 500, close, None);
+        };
+        let Some(route) = gateway.route_of(pattern) else {
+            return self.status_page(head, out, 500, close, None);
+        };
+        let Some(target) = gateway.target(route, head) else {
+            return self.status_page(head, out, 404, close, None);
+        };
+        if !gateway::wants_websocket(head) {
+            // Plain HTTP through the gateway is not served yet.
+            return self.status_page(head, out, 501, close, None);
+        }
+        let key = match upgrade::check_request(head, &self.config.web_sockets.origins) {
+            Ok(key) => key,
+            Err(refused) => return self.refused_upgrade(refused, out),
+        };
+        let sticky = gateway.sticky(route, head);
+        let upgrade = gateway::Upgrade {
+            route,
+            client: origin.id,
+            peer: origin.peer,
+            tls: origin.tls,
+            head: gateway::head_bytes(head),
+            target,
+            client_target: gateway::client_target(head),
+            accept: crate::ws::handshake::accept_key(key),
+            offered: gateway::offered_protocols(head),
+            request_id: gateway::forward::client_request_id(head)
+                .map_or_else(crate::entropy::token, str::to_string),
+            sticky,
+            tried: Vec::new(),
+            host: 0,
+            status: HttpError::BadGateway,
+            started: origin.now,
+        };
+        gateway.dial(Box::new(upgrade));
+        Handled {
+            file: None,
+            close: false,
+            upgrade: None,
+            proxied: true,
+        }
+    }
+
+    /// The refusal page for an upgrade that failed its checks; it closes.
+    fn refused_upgrade(&mut self, refused: upgrade::Refused, out: &mut Vec<u8>) -> Handled {
+        self.hub.stats.upgrades_rejected += 1;
+        if refused.error() == HttpError::Forbidden {
+            self.hub.stats.limits.auth += 1;
+        }
+        let reason = refused.to_string();
+        let page = StatusPage {
+            status: refused.error().status(),
+            header: refused.header(),
+            detail: &reason,
+            head_only: false,
+        };
+        self.write_status_page(out, page, true);
+        Handled::response(true)
     }
 
     /// Writes a handler's response.

@@ -103,9 +103,22 @@ impl Fanout {
                             self.dirty.push(to.key);
                         }
                     }
+                    Delivery::Relay { to, frame } => {
+                        if let Some(conn) = live(conns, to) {
+                            if conn.relay(frame) {
+                                self.dirty.push(to.key);
+                            }
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Has the connection in slot `key` run at the end of the turn (a
+    /// proxied leg whose pair has room again reads on).
+    pub fn wake(&mut self, key: usize) {
+        self.dirty.push(key);
     }
 
     fn deliver_frame(

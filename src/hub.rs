@@ -69,6 +69,9 @@ pub(crate) enum Delivery {
         code: CloseCode,
         reason: String,
     },
+    /// Frames one leg of a proxied WebSocket relays to the other, framed
+    /// for it already.
+    Relay { to: ConnId, frame: Vec<u8> },
 }
 
 /// A live WebSocket: which serial holds the slab slot and which handler serves it.

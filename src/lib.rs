@@ -139,7 +139,7 @@ pub use http::response::Response;
 pub use hub::{Hub, RoomError};
 pub use message::{ConnId, Fragment, Message, PeerCert, SendStatus};
 pub use server::{Outgoing, Server, ServerHandle};
-pub use stats::{ConnStats, LimitHits, Stats};
+pub use stats::{ConnStats, DownstreamStats, LimitHits, Stats};
 #[cfg(feature = "tls")]
 pub use tls::TlsError;
 pub use user_timers::TimerId;

@@ -277,6 +277,20 @@ impl Output {
         }
     }
 
+    /// Queues bytes made elsewhere (frames a proxied leg relayed), after
+    /// everything else, without copying them unless they are few.
+    pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        if bytes.len() < SHARE_MIN {
+            if let Some(Chunk::Owned(v)) = self.queue.back_mut() {
+                v.extend_from_slice(&bytes);
+                return;
+            }
+        }
+        if !bytes.is_empty() {
+            self.queue.push_back(Chunk::Owned(bytes));
+        }
+    }
+
     /// Bytes queued in this connection beyond the scratch buffer.
     pub fn backlog(&self) -> usize {
         self.queue.iter().map(|c| c.bytes().len()).sum::<usize>() - self.written

@@ -20,7 +20,7 @@ use crate::turn::Turn;
 use crate::user_timers::TimerId;
 use crate::ws::close_code::CloseCode;
 use crate::ws::error::WsError;
-use crate::ws::frame::{write_close, write_frame};
+use crate::ws::frame::{write_close, write_frame, write_masked_close, write_masked_frame};
 use crate::ws::opcode::OpCode;
 use crate::ws::receiver::{self, Limits, Receiver};
 use crate::ws_api::{AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, RELEASED};
@@ -136,6 +136,7 @@ impl Session {
                 state,
                 flags: SendFlags::default(),
                 tls: false,
+                masked: false,
                 metrics: ConnStats::default(),
             },
             finished: false,
@@ -152,6 +153,14 @@ impl Session {
     /// Marks the connection as TLS (`wss`), for [`WebSocket::is_tls`](crate::WebSocket::is_tls).
     pub fn set_tls(&mut self, tls: bool) {
         self.side.tls = tls;
+    }
+
+    /// Makes our side the WebSocket's client (a gateway's downstream leg):
+    /// the frames it sends are masked, and `limits.rate`, a guard against
+    /// clients, does not apply to what the downstream sends.
+    pub fn make_client(&mut self) {
+        self.side.masked = true;
+        self.rate = None;
     }
 
     /// The index of the handler serving this connection.
@@ -301,7 +310,7 @@ impl Session {
                 }
                 receiver::Event::Ping(payload) => {
                     if !self.side.flags.close_sent {
-                        write_frame(step.out(), true, OpCode::Pong, payload);
+                        control(step.out(), self.side.masked, OpCode::Pong, payload);
                     }
                     true
                 }
@@ -339,7 +348,7 @@ impl Session {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
-            write_close(step.out(), code.unwrap_or(0), "");
+            close_frame(step.out(), self.side.masked, code.unwrap_or(0), "");
         }
         self.finish(step, reported, reason);
         Flow::Close
@@ -362,7 +371,7 @@ impl Session {
     pub fn close_now(&mut self, step: &mut Step<'_>, code: CloseCode, reason: &str) -> Flow {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
-            write_close(step.out(), code.into(), reason);
+            close_frame(step.out(), self.side.masked, code.into(), reason);
         }
         self.finish(step, code, reason);
         Flow::Close
@@ -376,7 +385,7 @@ impl Session {
             return;
         }
         self.side.flags.close_sent = true;
-        write_close(step.out(), code.into(), reason);
+        close_frame(step.out(), self.side.masked, code.into(), reason);
         self.note_close_sent(step.config, step.now());
     }
 
@@ -451,7 +460,7 @@ impl Session {
             return self.close_now(&mut step, CloseCode::GOING_AWAY, "idle");
         }
         if woken && !self.closing {
-            write_frame(step.out(), true, OpCode::Ping, b"");
+            control(step.out(), self.side.masked, OpCode::Ping, b"");
             self.wake = step
                 .config
                 .web_sockets
@@ -459,6 +468,24 @@ impl Session {
                 .and_then(|p| now.checked_add(p));
         }
         Flow::Open
+    }
+}
+
+/// Appends a ping or pong, masked when our side is the client.
+fn control(out: &mut Vec<u8>, masked: bool, opcode: OpCode, payload: &[u8]) {
+    if masked {
+        write_masked_frame(out, true, opcode, payload, crate::entropy::mask());
+    } else {
+        write_frame(out, true, opcode, payload);
+    }
+}
+
+/// Appends a close frame, masked when our side is the client.
+fn close_frame(out: &mut Vec<u8>, masked: bool, code: u16, reason: &str) {
+    if masked {
+        write_masked_close(out, code, reason, crate::entropy::mask());
+    } else {
+        write_close(out, code, reason);
     }
 }
 
@@ -472,6 +499,14 @@ pub(crate) fn receiver_limits(config: &Config, streaming: bool) -> Rc<Limits> {
         streaming,
         from_server: false,
     })
+}
+
+/// What a gateway's downstream legs accept: the clients' limits, for
+/// frames that come from a server (unmasked).
+pub(crate) fn downstream_limits(config: &Config) -> Rc<Limits> {
+    let mut limits = *receiver_limits(config, false);
+    limits.from_server = true;
+    Rc::new(limits)
 }
 
 /// What became of a whole message.

@@ -39,6 +39,28 @@ pub struct Stats {
     /// TLS certificate reloads refused (the old certificate stays): the
     /// error is logged.
     pub tls_reload_failures: u64,
+    /// Every proxy route's downstream hosts (empty without the gateway).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateway: Vec<DownstreamStats>,
+}
+
+/// One downstream host of a proxy route, as `/api/status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DownstreamStats {
+    /// The route's `match`.
+    pub route: String,
+    /// The host as configured (`host:port`).
+    pub host: String,
+    /// Connections open to it now.
+    pub open: u64,
+    /// Connections opened to it in all.
+    pub requests: u64,
+    /// Failed connects and handshakes in all.
+    pub failures: u64,
+    /// `closed` (in use), `open` (skipped for `breaker.pause`) or
+    /// `half-open` (the next request tries it).
+    pub breaker: String,
 }
 
 /// How often each limit refused something.

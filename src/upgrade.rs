@@ -116,6 +116,18 @@ pub(crate) fn check<'h>(
     protocols: &[String],
     origins: &[String],
 ) -> Result<Accepted<'h>, Refused> {
+    let key = check_request(head, origins)?;
+    let offered = Tokens::of(head.headers, "sec-websocket-protocol");
+    let protocol = select_protocol(offered.iter(), protocols).map_err(Refused::Protocol)?;
+    Ok(Accepted {
+        accept: accept_key(key),
+        protocol,
+    })
+}
+
+/// RFC 6455 §4.2.1's checks and the `Origin` one, without choosing a
+/// subprotocol (a gateway lets its downstream choose); returns the key.
+pub(crate) fn check_request<'h>(head: &Head<'h>, origins: &[String]) -> Result<&'h [u8], Refused> {
     if head.method != "GET" {
         return Err(Refused::NotGet);
     }
@@ -146,12 +158,7 @@ pub(crate) fn check<'h>(
         (Some(k), None) if valid_key(k.value) => k.value,
         _ => return Err(Refused::Key),
     };
-    let offered = Tokens::of(head.headers, "sec-websocket-protocol");
-    let protocol = select_protocol(offered.iter(), protocols).map_err(Refused::Protocol)?;
-    Ok(Accepted {
-        accept: accept_key(key),
-        protocol,
-    })
+    Ok(key)
 }
 
 /// The request being upgraded, and who sent it.

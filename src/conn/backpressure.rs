@@ -43,8 +43,11 @@ impl Conn {
     pub(super) fn over_mark(&self, ctx: &Ctx<'_>, queued: usize) -> bool {
         match &self.phase {
             Phase::WebSocket(s) => {
-                s.owes_drain() || queued >= ctx.app.config.web_sockets.max_backpressure / 2
+                s.owes_drain()
+                    || queued >= ctx.app.config.web_sockets.max_backpressure / 2
+                    || (self.proxied && self.pair_full(ctx.app))
             }
+            Phase::Awaiting | Phase::Dialing(_) => self.waits_on_gateway(),
             _ => queued > HIGH_WATER,
         }
     }

@@ -28,13 +28,14 @@ impl Conn {
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
             Phase::WebSocket(session) => earliest(session.due(), stall()),
+            Phase::Dialing(_) => self.dial_deadline().flatten(),
             _ if !self.output.is_idle() => stall(),
             // A TLS handshake has its own bound, from the accept.
             Phase::Head { started: None } => match self.transport.handshake_from() {
                 Some(from) => earliest(stall(), add(from, t.handshake)),
                 None => stall(),
             },
-            Phase::Closing { until: None } => stall(),
+            Phase::Closing { until: None } | Phase::Awaiting => stall(),
             Phase::Head { started: Some(s) } => earliest(add(*s, t.parse), add(*s, t.request)),
             Phase::Body(p) => add(p.started, t.request),
         }
@@ -55,6 +56,9 @@ impl Conn {
                 session.timeout(step)
             });
             return self.flush(ctx, read_buf);
+        }
+        if matches!(self.phase, Phase::Dialing(_)) {
+            return Ok(self.dial_timed_out());
         }
         let receiving = matches!(
             self.phase,

@@ -124,6 +124,7 @@ impl Conn {
         }
         self.phase = match handled.upgrade {
             _ if handled.close => Phase::Closing { until: None },
+            _ if handled.proxied => Phase::Awaiting,
             Some(session) => Phase::WebSocket(session),
             None => Phase::Head { started: None },
         };

@@ -14,6 +14,7 @@
 mod backpressure;
 mod deadline;
 mod http;
+mod proxy;
 #[cfg(test)]
 mod tests;
 mod ws;
@@ -34,6 +35,7 @@ use crate::transport::{Transport, Wire};
 use crate::turn::Turn;
 
 use self::http::PendingBody;
+pub(crate) use self::proxy::Dial;
 pub(crate) use self::ws::Delivered;
 
 /// The shared, per-loop state a connection works with.
@@ -72,6 +74,10 @@ enum Phase {
     Lingering { until: Instant },
     /// Upgraded: every byte is WebSocket frames.
     WebSocket(Box<Session>),
+    /// A proxied upgrade waits for its downstream's answer; nothing is read.
+    Awaiting,
+    /// A gateway's downstream leg: connecting, then reading the downstream's 101.
+    Dialing(Box<Dial>),
 }
 
 /// One accepted connection.
@@ -96,6 +102,8 @@ pub(crate) struct Conn {
     served: u32,
     read_closed: bool,
     read_paused: bool,
+    /// One leg of a proxied WebSocket (see `proxy.rs`).
+    proxied: bool,
 }
 
 impl Conn {
@@ -114,6 +122,7 @@ impl Conn {
             served: 0,
             read_closed: false,
             read_paused: false,
+            proxied: false,
         }
     }
 
@@ -192,7 +201,9 @@ impl Conn {
             if flushed == Flushed::Blocked {
                 return Ok(Next::Keep);
             }
-            if !self.read_paused {
+            // Still paused for another reason than our output (a proxied
+            // leg's pair is full, the gateway is dialing): stay paused.
+            if !self.read_paused || self.paused(ctx) {
                 break;
             }
             // Output drained below the mark: parse what was held back, then read on.
@@ -357,6 +368,8 @@ impl Conn {
                 Phase::Head { .. } => self.on_head_bytes(ctx, rest),
                 Phase::Body(_) => self.on_body_bytes(ctx, rest),
                 Phase::WebSocket(_) => self.on_frames(ctx, rest),
+                Phase::Dialing(_) => self.on_answer_bytes(ctx, rest),
+                Phase::Awaiting => 0,
                 Phase::Closing { .. } | Phase::Lingering { .. } => rest.len(),
             };
             if used == 0 {

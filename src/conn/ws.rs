@@ -45,6 +45,7 @@ impl Conn {
             && self.input.is_empty()
             && self.output.is_idle()
             && !self.read_paused
+            && !self.proxied
             && self.transport.is_plain();
         quiet.then(|| s.is_closing())
     }
@@ -247,6 +248,7 @@ impl Conn {
     /// Called before the connection is dropped: a WebSocket that did not
     /// finish its closing handshake reports 1006 to its handler.
     pub fn release(&mut self, app: &mut App, turn: &mut Turn) {
+        self.dial_failed(app);
         // Whatever the handler sends from on_close here goes nowhere: the socket is going.
         self.on_session(app, turn, false, |session, step| {
             session.abandon(step);

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use crate::stats::DownstreamStats;
 
 use crate::config::{Balancer, Breaker, ProxyConfig};
 
@@ -230,25 +230,28 @@ impl Pool {
             .insert(value.to_string(), (i, now + self.expiry));
     }
 
-    /// Every host's counters and breaker, for `/api/status`:
-    /// `[{"host", "open", "requests", "failures", "breaker"}]`, `failures`
-    /// counting all of them and `breaker` one of `closed`, `open`, `half-open`.
-    pub fn status(&self, now: Instant) -> Value {
-        let hosts = self.hosts.iter().map(|h| {
+    /// Every host's counters and breaker, for `/api/status` (`failures`
+    /// counts all of them, not just those in a row).
+    pub fn status<'a>(
+        &'a self,
+        route: &'a str,
+        now: Instant,
+    ) -> impl Iterator<Item = DownstreamStats> + 'a {
+        self.hosts.iter().map(move |h| {
             let breaker = match h.breaker(now) {
                 BreakerState::Closed => "closed",
                 BreakerState::Open => "open",
                 BreakerState::HalfOpen => "half-open",
             };
-            json!({
-                "host": h.name,
-                "open": h.open,
-                "requests": h.requests,
-                "failures": h.failures,
-                "breaker": breaker,
-            })
-        });
-        Value::Array(hosts.collect())
+            DownstreamStats {
+                route: route.to_string(),
+                host: h.name.clone(),
+                open: u64::from(h.open),
+                requests: h.requests,
+                failures: h.failures,
+                breaker: breaker.to_string(),
+            }
+        })
     }
 }
 
@@ -256,6 +259,14 @@ impl Pool {
 mod tests {
     use super::*;
     use crate::config::{Scheme, Sticky};
+
+    /// Host `i`'s breaker state as `/api/status` shows it.
+    fn breaker(p: &Pool, now: Instant, i: usize) -> String {
+        p.status("/r/", now)
+            .nth(i)
+            .map(|s| s.breaker)
+            .unwrap_or_default()
+    }
 
     fn pool(balancer: Balancer, n: usize) -> Pool {
         let names: Vec<String> = (1..=n).map(|i| format!("h{i}:80")).collect();
@@ -337,21 +348,21 @@ mod tests {
         );
         p.failed(0, now);
         assert_eq!(p.pick(now, None, &[]), Some(1), "two in a row: open");
-        assert_eq!(p.status(now)[0]["breaker"], "open");
+        assert_eq!(breaker(&p, now, 0), "open");
         let later = now + Duration::from_secs(30);
-        assert_eq!(p.status(later)[0]["breaker"], "half-open");
+        assert_eq!(breaker(&p, later, 0), "half-open");
         assert_eq!(p.pick(later, None, &[]), Some(0), "half-open: one trial");
         assert_eq!(p.pick(later, None, &[]), Some(1), "while the trial is out");
         p.failed(0, later);
         assert_eq!(
-            p.status(later)[0]["breaker"],
+            breaker(&p, later, 0),
             "open",
             "a failed trial opens it again"
         );
         let again = later + Duration::from_secs(30);
         assert_eq!(p.pick(again, None, &[]), Some(0));
         p.succeeded(0);
-        assert_eq!(p.status(again)[0]["breaker"], "closed");
+        assert_eq!(breaker(&p, again, 0), "closed");
         assert_eq!(picks(&mut p, again, 2), [0, 0]);
     }
 
@@ -435,12 +446,11 @@ mod tests {
         p.opened(1);
         p.closed(1);
         p.failed(1, now);
-        assert_eq!(
-            p.status(now),
-            json!([
-                { "host": "h1:80", "open": 0, "requests": 0, "failures": 0, "breaker": "closed" },
-                { "host": "h2:80", "open": 1, "requests": 2, "failures": 1, "breaker": "closed" },
-            ])
-        );
+        let rows: Vec<(String, u64, u64, u64, String)> = p
+            .status("/r/", now)
+            .map(|s| (s.host, s.open, s.requests, s.failures, s.breaker))
+            .collect();
+        let row = |h: &str, o, r, f| (h.to_string(), o, r, f, "closed".to_string());
+        assert_eq!(rows, [row("h1:80", 0, 0, 0), row("h2:80", 1, 2, 1)]);
     }
 }

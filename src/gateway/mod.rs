@@ -1,13 +1,456 @@
-//! The gateway: a `'proxy'` route's requests and WebSockets passed on to
-//! downstream hosts (Ocelot's routes), sans-IO parts first.
+//! The gateway: routes whose handler is `'proxy'` end the client's
+//! WebSocket (or HTTP request) here and carry it on to a downstream
+//! service over a connection this same loop opens — Ocelot's WebSocket
+//! proxying, with its routing and load balancing.
 //!
-//! `template` (Ocelot's path templates) lives in `config`, whose loader
-//! checks every template at start-up; it is reached here as `gateway::template`.
-
-// The reactor does not drive the gateway yet (lead).
-#![allow(dead_code)]
+//! This module is the sans-IO half: which route and host a request goes
+//! to (`template`, `balance`), the request the downstream gets
+//! (`forward`), how the two legs of a proxied WebSocket relay to each
+//! other (`relay`), and the gateway's handler, which serves both legs'
+//! sessions. The connections themselves are the reactor's and `conn`'s.
 
 pub(crate) mod balance;
 pub(crate) mod forward;
-#[allow(unused_imports)] // until the gateway matches paths (lead)
+pub(crate) mod relay;
+pub(crate) mod resolve;
+
+/// Ocelot's path templates: in `config`, whose loader checks every
+/// template at start-up.
 pub(crate) use crate::config::template;
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::config::{Balancer, Config, ConfigError, HandlerKind, ProxyConfig};
+use crate::http::error::HttpError;
+use crate::http::request::{find_header, Head, Tokens};
+use crate::http::response::{HeadWriter, Response};
+use crate::message::ConnId;
+use crate::ws_api::{AnyHandler, Event, Link};
+
+use self::balance::Pool;
+use self::forward::Forward;
+use self::relay::{End, Pair, Side};
+use self::resolve::Resolver;
+use self::template::Template;
+
+/// The handler index proxied sessions carry: past every registered
+/// handler, so `App::socket` finds the gateway only when the list misses.
+pub(crate) const HANDLER: usize = usize::MAX;
+
+/// One proxy route: its templates, its downstream hosts and their state.
+pub(crate) struct ProxyRoute {
+    /// The route's `match`, which finds it again for a request.
+    pub pattern: String,
+    pub config: ProxyConfig,
+    upstream: Template,
+    downstream: Template,
+    pub pool: Pool,
+    /// For `wss`/`https` downstreams: the TLS client configuration.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// A WebSocket upgrade on its way to a downstream: everything needed to
+/// try a host, try the next, and finally answer the client.
+#[derive(Debug)]
+pub(crate) struct Upgrade {
+    pub route: usize,
+    pub client: ConnId,
+    pub peer: SocketAddr,
+    /// The client's connection is TLS.
+    pub tls: bool,
+    /// The client's request head, as it arrived (each host gets its own
+    /// rendering of it: its `Host`).
+    pub head: Vec<u8>,
+    /// The downstream request target: path and query.
+    pub target: String,
+    /// The client's own target, for the session's `ConnInfo`.
+    pub client_target: Box<str>,
+    /// Our `Sec-WebSocket-Accept` for the client's key.
+    pub accept: String,
+    /// The subprotocols the client offered, passed on as they are.
+    pub offered: Vec<String>,
+    pub request_id: String,
+    /// The sticky cookie's value, and whether the 101 must set it.
+    pub sticky: Option<(String, bool)>,
+    /// Hosts tried already, and the one being tried.
+    pub tried: Vec<usize>,
+    pub host: usize,
+    /// What the client is told if no host is left: the last failure's status.
+    pub status: HttpError,
+    pub started: Instant,
+}
+
+/// What became of a downstream leg's connect and handshake.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The downstream answered 101 choosing `protocol`; the leg waits in
+    /// its phase for the reactor to pair it with the client.
+    Opened {
+        leg: ConnId,
+        protocol: Option<String>,
+    },
+    /// Refused, down or broken (502), or silent past `timeouts.connect` (504).
+    Failed {
+        upgrade: Box<Upgrade>,
+        status: HttpError,
+    },
+}
+
+/// The gateway's routes and the legs it relays between. It is also the
+/// handler of every proxied WebSocket, client and downstream legs alike.
+pub(crate) struct Gateway {
+    pub routes: Vec<ProxyRoute>,
+    ends: Slab<End>,
+    /// Upgrades waiting for their first (or next) downstream connection
+    /// (boxed: each moves on into its leg's phase).
+    #[allow(clippy::vec_box)]
+    pub dials: Vec<Box<Upgrade>>,
+    pub outcomes: Vec<Outcome>,
+    pub resolver: Resolver,
+}
+
+impl Gateway {
+    /// The gateway for the config's proxy routes; `None` without any. Hosts
+    /// given by name are resolved here once (before the loop runs), then
+    /// again off the loop by the resolver's thread.
+    pub fn new(config: &Config) -> Result<Option<Gateway>, ConfigError> {
+        let mut routes = Vec::new();
+        for (i, route) in config.routes.iter().enumerate() {
+            let (HandlerKind::Proxy, Some(proxy)) = (route.handler, &route.proxy) else {
+                continue;
+            };
+            let proxy = proxy.as_ref().clone();
+            let key = |k: &str| format!("routes[{i}].proxy.{k}");
+            let invalid = |k: &str, e: template::TemplateError| ConfigError::Invalid {
+                path: None,
+                key: key(k),
+                message: e.to_string(),
+            };
+            let upstream = Template::parse(&upstream_text(&route.pattern, &proxy))
+                .map_err(|e| invalid("upstream", e))?;
+            let downstream =
+                Template::parse(&downstream_text(&proxy)).map_err(|e| invalid("downstream", e))?;
+            if proxy.accept_any_certificate {
+                log::warn!(
+                    "{}: the downstream's certificate is not checked (acceptAnyCertificate)",
+                    key("acceptAnyCertificate")
+                );
+            }
+            #[cfg(feature = "tls")]
+            let tls = match proxy.scheme.is_tls() {
+                true => Some(crate::tls::client::client_config(&proxy).map_err(|e| {
+                    ConfigError::Invalid {
+                        path: None,
+                        key: key("authority"),
+                        message: e.to_string(),
+                    }
+                })?),
+                false => None,
+            };
+            routes.push(ProxyRoute {
+                #[cfg(feature = "tls")]
+                tls,
+                pattern: route.pattern.clone(),
+                pool: Pool::new(&proxy),
+                config: proxy,
+                upstream,
+                downstream,
+            });
+        }
+        if routes.is_empty() {
+            return Ok(None);
+        }
+        let hosts: Vec<Vec<String>> = routes.iter().map(|r| r.config.hosts.clone()).collect();
+        Ok(Some(Gateway {
+            routes,
+            ends: Slab::new(),
+            dials: Vec::new(),
+            outcomes: Vec::new(),
+            resolver: Resolver::start(hosts),
+        }))
+    }
+
+    /// The proxy route for a routing pattern.
+    pub fn route_of(&self, pattern: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.pattern == pattern)
+    }
+
+    /// The downstream target for `head` on `route`: `None` when the path
+    /// does not fit the route's upstream template (404).
+    pub fn target(&self, route: usize, head: &Head<'_>) -> Option<String> {
+        let r = self.routes.get(route)?;
+        let captures = r.upstream.matches(head.path)?;
+        r.downstream.render(&captures, head.query).ok()
+    }
+
+    /// The sticky-session key of a request on `route`: its cookie's value,
+    /// or a new one the 101 sets (`CookieStickySessions` only).
+    pub fn sticky(&self, route: usize, head: &Head<'_>) -> Option<(String, bool)> {
+        let config = &self.routes.get(route)?.config;
+        if config.balancer != Balancer::CookieStickySessions {
+            return None;
+        }
+        Some(match cookie(head, &config.sticky.cookie) {
+            Some(value) => (value.to_string(), false),
+            None => (crate::entropy::token(), true),
+        })
+    }
+
+    /// Files an upgrade for the reactor to dial.
+    pub fn dial(&mut self, upgrade: Box<Upgrade>) {
+        self.dials.push(upgrade);
+    }
+
+    /// Picks the next host for `upgrade`, or `None` when none is left.
+    pub fn pick(&mut self, upgrade: &mut Upgrade, now: Instant) -> Option<SocketAddr> {
+        loop {
+            let route = self.routes.get_mut(upgrade.route)?;
+            let sticky = upgrade.sticky.as_ref().map(|(v, _)| v.as_str());
+            let host = route.pool.pick(now, sticky, &upgrade.tried)?;
+            upgrade.tried.push(host);
+            upgrade.host = host;
+            match self.resolver.addr(upgrade.route, host) {
+                Some(addr) => return Some(addr),
+                None => {
+                    log::warn!("gateway: {} does not resolve", route.pool.host(host));
+                    route.pool.failed(host, now);
+                }
+            }
+        }
+    }
+
+    /// For a TLS downstream: the client configuration and the name the
+    /// host's certificate must carry.
+    #[cfg(feature = "tls")]
+    pub fn tls_for(
+        &self,
+        upgrade: &Upgrade,
+    ) -> Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )> {
+        let route = self.routes.get(upgrade.route)?;
+        let config = route.tls.clone()?;
+        let name = crate::tls::client::server_name(route.pool.host(upgrade.host))?;
+        Some((config, name))
+    }
+
+    /// The request head for the host `upgrade` is trying, with `key`.
+    pub fn request(&self, upgrade: &Upgrade, head: &Head<'_>, key: &str, out: &mut Vec<u8>) {
+        let Some(route) = self.routes.get(upgrade.route) else {
+            return;
+        };
+        let fwd = Forward {
+            peer: upgrade.peer,
+            tls: upgrade.tls,
+            request_id: &upgrade.request_id,
+            rules: &route.config.headers,
+            host: route.pool.host(upgrade.host),
+        };
+        forward::write_upgrade(out, head, &upgrade.target, key, &fwd);
+    }
+
+    /// Pairs a client and its downstream leg: the states of their sessions
+    /// (client's, downstream's) and what they share.
+    pub fn pair(&mut self, upgrade: &Upgrade, leg: ConnId) -> (u32, u32, Rc<Pair>) {
+        let shared = Rc::new(Pair::default());
+        let end = |side, pair| End {
+            side,
+            pair,
+            shared: Rc::clone(&shared),
+            route: upgrade.route,
+            host: upgrade.host,
+            failed: false,
+        };
+        let client = self.ends.insert(end(Side::Client, leg));
+        let downstream = self.ends.insert(end(Side::Downstream, upgrade.client));
+        if let Some(route) = self.routes.get_mut(upgrade.route) {
+            route.pool.succeeded(upgrade.host);
+            if let Some((value, _)) = &upgrade.sticky {
+                route.pool.stick(value, upgrade.host, upgrade.started);
+            }
+        }
+        // Slab keys of a few billion legs are not a concern of a device.
+        let key = |k: usize| u32::try_from(k).unwrap_or(u32::MAX - 1);
+        (key(client), key(downstream), shared)
+    }
+
+    /// The leg with state `key`: its side and what it shares with its pair.
+    pub fn end(&self, key: u32) -> Option<&End> {
+        self.ends.get(key as usize)
+    }
+
+    /// A host failed to connect or answer.
+    pub fn failed(&mut self, upgrade: &Upgrade, now: Instant) {
+        if let Some(route) = self.routes.get_mut(upgrade.route) {
+            route.pool.failed(upgrade.host, now);
+            route.pool.closed(upgrade.host);
+        }
+    }
+
+    /// Per route and host: open connections, requests, failures, breaker.
+    pub fn status(&self, now: Instant) -> Vec<crate::stats::DownstreamStats> {
+        self.routes
+            .iter()
+            .flat_map(|r| r.pool.status(&r.pattern, now))
+            .collect()
+    }
+}
+
+/// The upstream template's text: the configured one, or the route's match
+/// with a catch-all after it.
+fn upstream_text(pattern: &str, proxy: &ProxyConfig) -> String {
+    if proxy.upstream.is_empty() {
+        let base = if pattern.ends_with('/') || pattern.is_empty() {
+            pattern.to_string()
+        } else {
+            format!("{pattern}/")
+        };
+        format!("{}{{catchAll}}", if base.is_empty() { "/" } else { &base })
+    } else {
+        proxy.upstream.clone()
+    }
+}
+
+fn downstream_text(proxy: &ProxyConfig) -> String {
+    if proxy.downstream.is_empty() {
+        "/{catchAll}".to_string()
+    } else {
+        proxy.downstream.clone()
+    }
+}
+
+/// A request head as bytes again, for rendering once per host tried.
+pub(crate) fn head_bytes(head: &Head<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(client_target(head).as_bytes());
+    out.extend_from_slice(format!(" HTTP/1.{}\r\n", head.minor).as_bytes());
+    for h in head.headers {
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The request's target as the client sent it: path and query.
+pub(crate) fn client_target(head: &Head<'_>) -> Box<str> {
+    if head.query.is_empty() {
+        head.path.into()
+    } else {
+        format!("{}?{}", head.path, head.query).into()
+    }
+}
+
+/// The client's subprotocol offers, in order.
+pub(crate) fn offered_protocols(head: &Head<'_>) -> Vec<String> {
+    Tokens::of(head.headers, "sec-websocket-protocol")
+        .iter()
+        .filter_map(|t| std::str::from_utf8(t).ok())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The value of cookie `name` in the request, if it has one.
+pub(crate) fn cookie<'h>(head: &Head<'h>, name: &str) -> Option<&'h str> {
+    head.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// Our 101 to the client, once the downstream's came.
+pub(crate) fn write_switching(
+    out: &mut Vec<u8>,
+    (date, extra): (&str, &[(String, String)]),
+    upgrade: &Upgrade,
+    protocol: Option<&str>,
+    sticky: Option<(&str, std::time::Duration, bool)>,
+) {
+    let mut w = HeadWriter::start(out, 101, date, extra);
+    w.header("Upgrade", "websocket");
+    w.header("Connection", "Upgrade");
+    w.header("Sec-WebSocket-Accept", &upgrade.accept);
+    if let Some(p) = protocol {
+        w.header("Sec-WebSocket-Protocol", p);
+    }
+    w.header("X-Request-Id", &upgrade.request_id);
+    if let (Some((cookie, expiry, secure)), Some((value, true))) = (sticky, &upgrade.sticky) {
+        let secure = if secure { "; Secure" } else { "" };
+        let cookie = format!(
+            "{cookie}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            expiry.as_secs()
+        );
+        w.header("Set-Cookie", &cookie);
+    }
+    w.finish(None, false);
+}
+
+/// True when a request asks to upgrade to a WebSocket (whether or not it
+/// does so correctly: the checks say that).
+pub(crate) fn wants_websocket(head: &Head<'_>) -> bool {
+    find_header(head.headers, "upgrade").is_some()
+        && Tokens::of(head.headers, "upgrade").has("websocket")
+}
+
+impl AnyHandler for Gateway {
+    fn upgrade(
+        &mut self,
+        _req: &crate::http::request::Request<'_>,
+    ) -> Result<(u32, Option<String>), Response> {
+        // Proxied upgrades are paired by the reactor, never through here.
+        Err(Response::new(500))
+    }
+
+    fn streaming(&self) -> bool {
+        false
+    }
+
+    fn dispatch(&mut self, link: Link<'_>, event: Event<'_>) {
+        let key = link.side.state as usize;
+        let Some(end) = self.ends.get_mut(key) else {
+            return;
+        };
+        match event {
+            Event::Message(m) => end.relay(link.hub, m),
+            Event::Error(_) => end.failed = true,
+            Event::Close(code, reason) => {
+                let (code, reason) = end.passed_on(code, reason);
+                link.hub.outbox.push(crate::hub::Delivery::Close {
+                    to: end.pair,
+                    code,
+                    reason,
+                });
+                if end.side == Side::Downstream {
+                    if let Some(route) = self.routes.get_mut(end.route) {
+                        route.pool.closed(end.host);
+                    }
+                }
+            }
+            Event::Open | Event::Partial(_) | Event::Timer(_) | Event::Drain => {}
+        }
+    }
+
+    fn state(&self, _key: u32) -> Option<&dyn Any> {
+        None
+    }
+
+    fn release(&mut self, key: u32) {
+        self.ends.try_remove(key as usize);
+    }
+}

@@ -60,6 +60,11 @@ pub enum HttpError {
     Internal,
     /// The resource cannot be opened now, say for want of file descriptors.
     Unavailable,
+    /// A proxy route's downstream refused, is down, or answered what is not
+    /// HTTP or not a WebSocket upgrade.
+    BadGateway,
+    /// A proxy route's downstream did not connect or answer within `timeouts.connect`.
+    GatewayTimeout,
 }
 
 impl HttpError {
@@ -87,6 +92,8 @@ impl HttpError {
             HttpError::PreconditionFailed => 412,
             HttpError::UpgradeRequired => 426,
             HttpError::Internal => 500,
+            HttpError::BadGateway => 502,
+            HttpError::GatewayTimeout => 504,
         }
     }
 }
@@ -117,6 +124,8 @@ impl fmt::Display for HttpError {
             HttpError::BadUpgrade => "invalid WebSocket upgrade request",
             HttpError::Internal => "internal server error",
             HttpError::Unavailable => "temporarily unavailable",
+            HttpError::BadGateway => "the downstream service failed",
+            HttpError::GatewayTimeout => "the downstream service did not answer in time",
         })
     }
 }
@@ -138,6 +147,8 @@ mod tests {
             (HttpError::BadUpgrade, 400),
             (HttpError::Internal, 500),
             (HttpError::Unavailable, 503),
+            (HttpError::BadGateway, 502),
+            (HttpError::GatewayTimeout, 504),
         ];
         for (err, status) in cases {
             assert_eq!(err.status(), status, "{err:?}");

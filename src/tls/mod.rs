@@ -11,6 +11,7 @@
 //! thread; what it returns replaces the configuration of every `https://`
 //! listener, while open connections keep the one they began with.
 
+pub(crate) mod client;
 pub(crate) mod der;
 mod generate;
 #[cfg(test)]

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 use super::{sys, Wire};
 use crate::message::PeerCert;
@@ -35,7 +36,8 @@ Content-Length: 51\r\nConnection: close\r\n\r\nThis port speaks HTTPS; send the 
 #[derive(Debug)]
 pub(crate) struct TlsConn {
     sock: TcpStream,
-    tls: ServerConnection,
+    /// Ours is the server's side, or (a gateway's downstream leg) the client's.
+    tls: Connection,
     /// When the handshake began (the accept); `None` once it is done.
     handshake_from: Option<Instant>,
     /// The first bytes have been looked at (plain HTTP is answered 400).
@@ -60,9 +62,29 @@ impl TlsConn {
         tls.set_buffer_limit(Some(SEND_LIMIT));
         Ok(TlsConn {
             sock,
-            tls,
+            tls: Connection::Server(tls),
             handshake_from: Some(now),
             greeted: false,
+            peer: None,
+        })
+    }
+
+    /// Our side of a TLS connection to `name` (a `wss`/`https` downstream):
+    /// what we write before the handshake is done waits in rustls.
+    pub fn client(
+        sock: TcpStream,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        now: Instant,
+    ) -> io::Result<TlsConn> {
+        let mut tls = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        tls.set_buffer_limit(Some(SEND_LIMIT));
+        Ok(TlsConn {
+            sock,
+            tls: Connection::Client(tls),
+            handshake_from: Some(now),
+            // A server speaks first only in TLS: there is no plain HTTP to catch.
+            greeted: true,
             peer: None,
         })
     }
@@ -84,6 +106,9 @@ impl TlsConn {
     /// Reads the subject and names of the certificate the client presented
     /// (rustls has verified it against `tls.authority`).
     fn client_certificate(&self) -> Option<Box<PeerCert>> {
+        if matches!(self.tls, Connection::Client(_)) {
+            return None;
+        }
         let leaf = self.tls.peer_certificates()?.first()?;
         let info = cert_info(leaf)?;
         Some(Box::new(PeerCert {

@@ -1,5 +1,7 @@
 //! The event loop: one `mio::Poll`, the listeners, a slab of connections and their timers.
 
+mod legs;
+
 use std::collections::HashMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -168,6 +170,7 @@ impl Reactor {
             self.resume_accepting(now);
             self.expire(now);
             self.fire_user_timers(now);
+            self.gateway_work();
             self.flush_dirty();
         }
         // What did not finish in time is dropped (unfinished WebSockets report 1006).
@@ -286,6 +289,8 @@ impl Reactor {
             for key in dirty {
                 self.conn_event(key, false, false);
             }
+            // A leg that failed as it was written to leaves the gateway work.
+            self.gateway_work();
         }
     }
 
@@ -451,8 +456,16 @@ impl Reactor {
         };
         match conn.ready(&mut ctx, &mut self.read_buf, readable, read_closed) {
             // Not `rearm`: the connection is at hand, no second lookup.
-            Ok(Next::Keep) => arm(&mut self.timers, conn, key, &self.app.config.timeouts),
-            Ok(Next::KeepLater) => {}
+            Ok(next @ (Next::Keep | Next::KeepLater)) => {
+                if next == Next::Keep {
+                    arm(&mut self.timers, conn, key, &self.app.config.timeouts);
+                }
+                if conn.is_proxied() {
+                    if let Some(pair) = conn.pair_after_flush(&self.app) {
+                        self.fanout.wake(pair.key);
+                    }
+                }
+            }
             Ok(Next::Close) | Err(_) => self.close(key),
         }
         if self.fanout.holds_any() {

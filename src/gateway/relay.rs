@@ -1,0 +1,214 @@
+//! The two ends of a proxied WebSocket: what one leg's messages and close
+//! become on the other leg, and how full each leg's output is.
+//!
+//! Both legs are ordinary sessions served by the gateway's handler; each
+//! end's state says which connection is its pair. A message is re-framed
+//! for the other leg (masked towards the downstream, as a client must) and
+//! left in the hub's outbox; consecutive messages to the same leg share
+//! one buffer. Backpressure couples the legs through [`Pair`]: a leg stops
+//! reading while its pair's output is over the mark.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use crate::hub::{Delivery, Hub};
+use crate::message::{ConnId, Message};
+use crate::ws::close_code::CloseCode;
+use crate::ws::frame::{write_frame, write_masked_frame};
+use crate::ws::opcode::OpCode;
+
+/// Which leg an end is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The client's connection to us.
+    Client = 0,
+    /// Our connection to the downstream.
+    Downstream = 1,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Downstream,
+            Side::Downstream => Side::Client,
+        }
+    }
+}
+
+/// What both ends of a pair share: the output each leg holds (queued and
+/// relayed-but-not-yet-queued bytes), and whether each has stopped reading
+/// for the other's sake.
+#[derive(Debug, Default)]
+pub(crate) struct Pair {
+    held: [Cell<usize>; 2],
+    paused: [Cell<bool>; 2],
+}
+
+impl Pair {
+    /// Bytes waiting to go out on `side`.
+    pub fn held(&self, side: Side) -> usize {
+        self.held[side as usize].get()
+    }
+
+    /// The leg on `side` has this much output left after a flush.
+    pub fn set_held(&self, side: Side, bytes: usize) {
+        self.held[side as usize].set(bytes);
+    }
+
+    fn add_held(&self, side: Side, bytes: usize) {
+        let held = &self.held[side as usize];
+        held.set(held.get().saturating_add(bytes));
+    }
+
+    /// The leg on `side` stopped reading because its pair is full (true) or resumed.
+    pub fn set_paused(&self, side: Side, paused: bool) {
+        self.paused[side as usize].set(paused);
+    }
+
+    pub fn paused(&self, side: Side) -> bool {
+        self.paused[side as usize].get()
+    }
+}
+
+/// One leg's state in the gateway's handler.
+#[derive(Debug)]
+pub(crate) struct End {
+    pub side: Side,
+    /// The other leg.
+    pub pair: ConnId,
+    pub shared: Rc<Pair>,
+    /// The proxy route (index in the gateway's routes) and the downstream host.
+    pub route: usize,
+    pub host: usize,
+    /// This leg broke the protocol (its session reported an error): the
+    /// other leg is told 1014 (downstream) or 1001 (client), not its code.
+    pub failed: bool,
+}
+
+impl End {
+    /// Re-frames a message for the other leg and leaves it in the outbox.
+    pub fn relay(&self, hub: &mut Hub, message: Message<'_>) {
+        let (opcode, data) = match message {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        let frame = match hub.outbox.last_mut() {
+            Some(Delivery::Relay { to, frame }) if *to == self.pair => frame,
+            _ => {
+                hub.outbox.push(Delivery::Relay {
+                    to: self.pair,
+                    frame: Vec::with_capacity(data.len() + 14),
+                });
+                match hub.outbox.last_mut() {
+                    Some(Delivery::Relay { frame, .. }) => frame,
+                    _ => return,
+                }
+            }
+        };
+        let before = frame.len();
+        match self.side {
+            // Towards the downstream we are the client: every frame masked afresh.
+            Side::Client => {
+                write_masked_frame(frame, true, opcode, data, crate::entropy::mask());
+            }
+            Side::Downstream => write_frame(frame, true, opcode, data),
+        }
+        let added = frame.len() - before;
+        self.shared.add_held(self.side.other(), added);
+    }
+
+    /// The close the other leg is given when this one ends with `code`.
+    pub fn passed_on(&self, code: CloseCode, reason: &str) -> (CloseCode, String) {
+        let vanished = code == CloseCode::ABNORMAL || self.failed;
+        match self.side {
+            Side::Downstream if vanished => (CloseCode::BAD_GATEWAY, "downstream failed".into()),
+            Side::Client if vanished => (CloseCode::GOING_AWAY, "client gone".into()),
+            // 1005 (no code) and the other local-only codes go out as a close with no code.
+            _ => (code, reason.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(side: Side) -> End {
+        End {
+            side,
+            pair: ConnId { key: 7, serial: 9 },
+            shared: Rc::default(),
+            route: 0,
+            host: 0,
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn messages_to_one_leg_share_a_buffer_and_count_as_its_output() {
+        let mut hub = Hub::new(crate::hub::RoomLimits {
+            per_connection: 1,
+            members: 1,
+        });
+        let e = end(Side::Downstream);
+        e.relay(&mut hub, Message::Text("hi"));
+        e.relay(&mut hub, Message::Binary(b"yo"));
+        assert_eq!(hub.outbox.len(), 1);
+        let Some(Delivery::Relay { to, frame }) = hub.outbox.first() else {
+            panic!("a relay");
+        };
+        assert_eq!(*to, e.pair);
+        assert_eq!(frame.as_slice(), b"\x81\x02hi\x82\x02yo");
+        assert_eq!(e.shared.held(Side::Client), 8);
+        assert_eq!(e.shared.held(Side::Downstream), 0);
+    }
+
+    #[test]
+    fn towards_the_downstream_frames_are_masked() {
+        let mut hub = Hub::new(crate::hub::RoomLimits {
+            per_connection: 1,
+            members: 1,
+        });
+        let e = end(Side::Client);
+        e.relay(&mut hub, Message::Text("hello"));
+        let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
+            panic!("a relay");
+        };
+        assert_eq!(frame[1], 0x80 | 5, "mask bit and length");
+        assert_eq!(frame.len(), 2 + 4 + 5);
+        let mask = [frame[2], frame[3], frame[4], frame[5]];
+        let text: Vec<u8> = frame[6..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
+        assert_eq!(text, b"hello");
+    }
+
+    #[test]
+    fn a_vanished_or_failed_leg_gives_the_other_1014_or_1001() {
+        let mut down = end(Side::Downstream);
+        assert_eq!(
+            down.passed_on(CloseCode::ABNORMAL, "").0,
+            CloseCode::BAD_GATEWAY
+        );
+        assert_eq!(
+            down.passed_on(CloseCode::NORMAL, "bye"),
+            (CloseCode::NORMAL, "bye".to_string())
+        );
+        down.failed = true;
+        assert_eq!(
+            down.passed_on(CloseCode::PROTOCOL, "").0,
+            CloseCode::BAD_GATEWAY
+        );
+        let client = end(Side::Client);
+        assert_eq!(
+            client.passed_on(CloseCode::ABNORMAL, "").0,
+            CloseCode::GOING_AWAY
+        );
+        assert_eq!(
+            client.passed_on(CloseCode::new(4000).unwrap(), "app").0,
+            CloseCode::new(4000).unwrap()
+        );
+    }
+}

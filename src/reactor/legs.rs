@@ -1,0 +1,242 @@
+//! The reactor's half of the gateway: opening a downstream leg for each
+//! proxied upgrade, pairing it with its client once the downstream
+//! switched, and trying the next host — or answering the client 502/504 —
+//! when it did not.
+
+use std::mem;
+use std::rc::Rc;
+
+use mio::{Interest, Token};
+
+use super::Reactor;
+use crate::conn::{live, Conn};
+use crate::gateway::{self, Outcome, Upgrade, HANDLER};
+use crate::http::request::{header_storage, parse_head};
+use crate::message::ConnId;
+use crate::session::Session;
+use crate::transport::Transport;
+use crate::ws_api::ConnInfo;
+
+impl Reactor {
+    /// Dials what the turn's upgrades asked for and settles what the
+    /// dials came to, until neither leaves more to do.
+    pub(super) fn gateway_work(&mut self) {
+        loop {
+            let Some(gateway) = self.app.gateway.as_mut() else {
+                return;
+            };
+            if gateway.dials.is_empty() && gateway.outcomes.is_empty() {
+                return;
+            }
+            let dials = mem::take(&mut gateway.dials);
+            let outcomes = mem::take(&mut gateway.outcomes);
+            for upgrade in dials {
+                self.dial(upgrade);
+            }
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Opened { leg, protocol } => self.pair(leg, protocol),
+                    Outcome::Failed { upgrade, status } => {
+                        if let Some(gateway) = self.app.gateway.as_mut() {
+                            gateway.failed(&upgrade, self.turn.now);
+                        }
+                        let mut upgrade = upgrade;
+                        upgrade.status = status;
+                        self.dial(upgrade);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a leg to the next host `upgrade` may try; with none left, the
+    /// client gets the last failure's status.
+    fn dial(&mut self, mut upgrade: Box<Upgrade>) {
+        let now = self.turn.now;
+        if live(&mut self.conns, upgrade.client).is_none() {
+            return; // The client left while we dialed.
+        }
+        loop {
+            let Some(gateway) = self.app.gateway.as_mut() else {
+                return;
+            };
+            let Some(addr) = gateway.pick(&mut upgrade, now) else {
+                return self.refuse_client(&upgrade);
+            };
+            let key = crate::entropy::ws_key();
+            let mut request = Vec::new();
+            {
+                let mut storage = header_storage();
+                let Ok(Some(head)) = parse_head(&upgrade.head, &mut storage, &self.app.limits)
+                else {
+                    return self.refuse_client(&upgrade);
+                };
+                gateway.request(&upgrade, &head, &key, &mut request);
+            }
+            let stream = match mio::net::TcpStream::connect(addr) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    log::info!("gateway: cannot connect to {addr}: {e}");
+                    gateway.failed(&upgrade, now);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let Some(mut transport) = leg_transport(gateway, &upgrade, stream, now) else {
+                gateway.failed(&upgrade, now);
+                continue;
+            };
+            let entry = self.conns.vacant_entry();
+            let slot = entry.key();
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut transport,
+                    Token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
+                gateway.failed(&upgrade, now);
+                continue;
+            }
+            if let Some(route) = gateway.routes.get_mut(upgrade.route) {
+                route.pool.opened(upgrade.host);
+            }
+            let deadline = self
+                .app
+                .config
+                .timeouts
+                .connect
+                .and_then(|d| now.checked_add(d));
+            self.next_serial += 1;
+            let conn = Conn::dialing(
+                transport,
+                addr,
+                self.next_serial,
+                now,
+                (upgrade, key, request),
+                deadline,
+            );
+            entry.insert(conn);
+            self.rearm(slot);
+            return;
+        }
+    }
+
+    /// No downstream took the upgrade: the client is answered and closed.
+    fn refuse_client(&mut self, upgrade: &Upgrade) {
+        access_log(&self.app, upgrade, upgrade.status.status(), None);
+        if let Some(client) = live(&mut self.conns, upgrade.client) {
+            client.gateway_refused(&mut self.app, upgrade.status);
+            self.fanout.wake(upgrade.client.key);
+        }
+    }
+
+    /// The downstream switched: both legs become sessions of the gateway's
+    /// handler, the client gets its 101, and each reads on.
+    fn pair(&mut self, leg: ConnId, protocol: Option<String>) {
+        let Some(upgrade) = live(&mut self.conns, leg).and_then(Conn::take_answered) else {
+            return;
+        };
+        let now = self.turn.now;
+        let client_here = live(&mut self.conns, upgrade.client).is_some_and(|c| c.awaits());
+        let client_limits = Rc::clone(&self.app.ws_limits()[0]);
+        let Some(gateway) = self.app.gateway.as_mut() else {
+            return;
+        };
+        if !client_here {
+            // The client left meanwhile: the leg goes too (the downstream sees EOF).
+            if let Some(route) = gateway.routes.get_mut(upgrade.route) {
+                route.pool.closed(upgrade.host);
+            }
+            self.close(leg.key);
+            return;
+        }
+        let (client_state, leg_state, _) = gateway.pair(&upgrade, leg);
+        let config = &self.app.config;
+        let info = |id, target: Box<str>| ConnInfo {
+            id,
+            handler: HANDLER,
+            target,
+            protocol: protocol.as_deref().map(Into::into),
+            extra: None,
+        };
+        let mut client_session = Session::new(
+            client_state,
+            client_limits,
+            info(upgrade.client, upgrade.client_target.clone()),
+            config,
+            now,
+        );
+        client_session.set_tls(upgrade.tls);
+        let mut leg_session = Session::new(
+            leg_state,
+            Rc::clone(&self.app.downstream_limits),
+            info(leg, upgrade.target.as_str().into()),
+            config,
+            now,
+        );
+        leg_session.make_client();
+        let mut head = Vec::new();
+        let route = gateway.routes.get(upgrade.route);
+        let sticky = route.map(|r| {
+            let s = &r.config.sticky;
+            (s.cookie.as_str(), s.expiry, upgrade.tls)
+        });
+        gateway::write_switching(
+            &mut head,
+            (&self.app.date.text, &config.headers),
+            &upgrade,
+            protocol.as_deref(),
+            sticky,
+        );
+        access_log(&self.app, &upgrade, 101, Some(leg));
+        if let Some(c) = live(&mut self.conns, upgrade.client) {
+            c.join_pair(Box::new(client_session), &head);
+        }
+        if let Some(l) = live(&mut self.conns, leg) {
+            l.join_pair(Box::new(leg_session), &[]);
+        }
+        self.fanout.wake(upgrade.client.key);
+        self.fanout.wake(leg.key);
+    }
+}
+
+/// The transport of a leg to a downstream: TLS for `wss`/`https` routes.
+fn leg_transport(
+    gateway: &crate::gateway::Gateway,
+    upgrade: &Upgrade,
+    stream: mio::net::TcpStream,
+    now: std::time::Instant,
+) -> Option<Transport> {
+    #[cfg(feature = "tls")]
+    if let Some((config, name)) = gateway.tls_for(upgrade) {
+        let conn = crate::transport::tls::TlsConn::client(stream, config, name, now).ok()?;
+        return Some(Transport::Tls(Box::new(conn)));
+    }
+    let _ = (gateway, upgrade, now);
+    Some(Transport::Plain(stream))
+}
+
+/// The access log's line for a proxied upgrade: the client's request, our
+/// status, the request id both sides log, and the downstream host.
+fn access_log(app: &crate::app::App, upgrade: &Upgrade, status: u16, leg: Option<ConnId>) {
+    if !app.config.log.access {
+        return;
+    }
+    let host = app
+        .gateway
+        .as_ref()
+        .and_then(|g| g.routes.get(upgrade.route))
+        .filter(|_| leg.is_some() || !upgrade.tried.is_empty())
+        .map_or("-", |r| r.pool.host(upgrade.host));
+    log::info!(
+        target: "wisp::access",
+        "{} \"GET {} HTTP/1.1\" {status} id={} downstream={host}",
+        upgrade.peer.ip(),
+        upgrade.client_target,
+        upgrade.request_id,
+    );
+}
