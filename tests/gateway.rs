@@ -557,6 +557,32 @@ fn sticky_cookie(r: &Resp) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").to_string())
 }
 
+/// Sessions of a sticky gateway: for each of 8 cookie values, the first
+/// answer's host (and the cookie to send from then on: the client's own
+/// value, or the one the gateway sets in its place), then 10 more that must
+/// come from that host. `ask(cookie)` is one answer with its `Set-Cookie`
+/// and the host that gave it. Returns the hosts the sessions went to.
+fn sticky_sessions(
+    what: &str,
+    ask: impl Fn(&str) -> (Resp, String),
+) -> BTreeMap<String, Vec<String>> {
+    let mut hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for session in 0..8 {
+        let own = format!("{what}-session-{session}");
+        let (first, host) = ask(&own);
+        let cookie = sticky_cookie(&first).unwrap_or(own);
+        for i in 0..10 {
+            assert_eq!(
+                ask(&cookie).1,
+                host,
+                "{what}: session {session}, request {i}"
+            );
+        }
+        hosts.entry(host).or_default().push(cookie);
+    }
+    hosts
+}
+
 #[test]
 fn cookie_sticky_sessions_keep_a_cookies_host() {
     let _shared = shared();
@@ -566,31 +592,30 @@ fn cookie_sticky_sessions_keep_a_cookies_host() {
         &[a.addr, b.addr],
         "loadBalancer: 'CookieStickySessions', sticky: { cookie: 'wisp-sticky', expiry: '1 hr' }",
     );
-    let who_with = |cookie: &str| {
-        request(
+    let hosts = sticky_sessions("ws", |cookie| {
+        let extra = format!("Cookie: wisp-sticky={cookie}\r\n");
+        let (resp, mut ws) = Ws::open_with(gw.addr, "/gateway/ws/echo", &extra);
+        let host = who(&mut ws);
+        ws.close(1000);
+        (resp, host)
+    });
+    assert_eq!(
+        hosts.len(),
+        2,
+        "8 WebSocket sessions all on one host: {hosts:?}"
+    );
+    let hosts = sticky_sessions("http", |cookie| {
+        let r = request(
             &gw,
             &format!(
                 "GET /gateway/http/who HTTP/1.1\r\nHost: t\r\nCookie: wisp-sticky={cookie}\r\n\r\n"
             ),
-        )
-    };
-    let mut hosts = BTreeMap::new();
-    for session in 0..8 {
-        // The client's own value, or the one the gateway sets in its place.
-        let first = who_with(&format!("session-{session}"));
-        assert_eq!(first.status, 200);
-        let cookie = sticky_cookie(&first).unwrap_or(format!("session-{session}"));
-        let host = first.text();
-        for i in 0..10 {
-            assert_eq!(
-                who_with(&cookie).text(),
-                host,
-                "session {session}, request {i}"
-            );
-        }
-        hosts.insert(host, cookie);
-    }
-    assert_eq!(hosts.len(), 2, "8 sessions all on one host: {hosts:?}");
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let host = r.text();
+        (r, host)
+    });
+    assert_eq!(hosts.len(), 2, "8 HTTP sessions all on one host: {hosts:?}");
 }
 
 // ---------------------------------------------------------------------------
