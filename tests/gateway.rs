@@ -123,10 +123,20 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// in `X-Method`), `/http/upload` the body's length and SHA-256,
 /// `/http/download?n=N` N bytes of [`pattern`]. Anything else is 404.
 fn downstream(name: &'static str) -> (TestServer, Receiver<Event>) {
+    downstream_with(
+        name,
+        "connections: 1000, body: '20MB', maxFrame: '20MB', maxMessage: '20MB'",
+    )
+}
+
+/// [`downstream`] with `limits` (the inside of `limits: { … }`).
+fn downstream_with(name: &'static str, limits: &str) -> (TestServer, Receiver<Event>) {
     let (tx, rx) = mpsc::channel();
     let s = TestServer::start(
-        "limits: { connections: 1000, body: '20MB', maxFrame: '20MB', maxMessage: '20MB' },
-         routes: [ { match: '/ws/', handler: 'action' }, { match: '/http/', handler: 'action' }, { match: '' } ]",
+        &format!(
+            "limits: {{ {limits} }},
+             routes: [ {{ match: '/ws/', handler: 'action' }}, {{ match: '/http/', handler: 'action' }}, {{ match: '' }} ]"
+        ),
         |_| {},
         move |srv| {
             srv.websocket("/ws/", Echo { name, events: tx });
@@ -381,6 +391,37 @@ fn messages_pass_both_ways_and_the_101_follows_the_downstreams() {
         }
     }
     assert!(got == big, "the 1 MiB message came back different");
+    ws.close(1000);
+}
+
+#[test]
+fn a_message_in_fragments_that_fit_the_downstreams_max_frame_gets_through() {
+    let _shared = shared();
+    // The downstream's default limits.maxFrame (100K); a browser sends a
+    // large message in fragments of about that size (Chromium: 131,000 bytes).
+    let (a, _events) = downstream_with("a", "maxFrame: '100K', maxMessage: '1MB'");
+    let gw = gateway(&[a.addr], "");
+    let mut ws = Ws::open(gw.addr, "/gateway/ws/echo");
+    let part = pattern(100 * 1024);
+    ws.send_frame(false, BINARY, &part);
+    ws.send_frame(false, CONTINUATION, &part);
+    ws.send_frame(true, CONTINUATION, &part);
+    let mut got = Vec::new();
+    loop {
+        let f = ws.read_frame();
+        if f.opcode == CLOSE {
+            panic!("closed {:?} after {} bytes", f.code_and_reason(), got.len());
+        }
+        got.extend_from_slice(&f.payload);
+        if f.fin {
+            break;
+        }
+    }
+    assert!(
+        got == part.repeat(3),
+        "the echo differs ({} bytes)",
+        got.len()
+    );
     ws.close(1000);
 }
 
