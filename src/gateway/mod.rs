@@ -444,7 +444,12 @@ impl AnyHandler for Gateway {
         };
         match event {
             Event::Message(m) => end.relay(link.hub, m),
-            Event::Error(_) => end.failed = true,
+            Event::Error(e) => {
+                end.failed = true;
+                if end.side == Side::Client {
+                    end.client_failed(link.hub, e.close_code(), e.to_string());
+                }
+            }
             Event::Close(code, reason) => {
                 let (code, reason) = end.passed_on(code, reason);
                 link.hub.outbox.push(crate::hub::Delivery::Close {
