@@ -136,6 +136,21 @@ impl App {
         })
     }
 
+    /// Adds a proxy route for `prefix` before the config's routes.
+    pub fn add_proxy(
+        &mut self,
+        prefix: &str,
+        proxy: crate::config::ProxyConfig,
+    ) -> Result<(), StartError> {
+        let route = crate::config::RouteConfig::proxy(prefix, proxy);
+        let built = gateway::ProxyRoute::new(&format!("proxy({prefix:?})"), &route)
+            .map_err(StartError::Config)?;
+        self.gateway.get_or_insert_with(Gateway::default).add(built);
+        self.routes.prepend(route.clone());
+        self.config.routes.insert(0, route);
+        Ok(())
+    }
+
     /// What WebSocket receivers accept, `[whole messages, streaming]`.
     pub fn ws_limits(&self) -> &[Rc<Limits>; 2] {
         &self.ws_limits
@@ -228,9 +243,13 @@ impl App {
             } else {
                 format!("?{}", head.query)
             };
+            // A gateway's request id (X-Request-Id), so both sides' lines match up.
+            let id = gateway::forward::client_request_id(head)
+                .map(|id| format!(" id={id}"))
+                .unwrap_or_default();
             log::info!(
                 target: "wisp::access",
-                "{} \"{} {}{target} HTTP/1.{}\" {status}",
+                "{} \"{} {}{target} HTTP/1.{}\" {status}{id}",
                 origin.peer.ip(),
                 head.method,
                 head.path,

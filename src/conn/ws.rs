@@ -201,8 +201,7 @@ impl Conn {
     /// The hub asked to close this WebSocket.
     pub fn close_socket(&mut self, app: &mut App, turn: &mut Turn, code: CloseCode, reason: &str) {
         self.on_session(app, turn, false, |session, step| {
-            session.close_by_server(step, code, reason);
-            Flow::Open
+            session.close_by_server(step, code, reason)
         });
     }
 
@@ -220,8 +219,7 @@ impl Conn {
         match self.phase {
             Phase::WebSocket(_) => {
                 self.on_session(app, turn, false, |session, step| {
-                    session.close_by_server(step, CloseCode::GOING_AWAY, "server shutting down");
-                    Flow::Open
+                    session.close_by_server(step, CloseCode::GOING_AWAY, "server shutting down")
                 });
                 false
             }

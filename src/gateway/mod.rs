@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::config::{Balancer, Config, ConfigError, HandlerKind, ProxyConfig};
+use crate::config::{Balancer, Config, ConfigError, HandlerKind, ProxyConfig, RouteConfig};
 use crate::http::error::HttpError;
 use crate::http::request::{find_header, Head, Tokens};
 use crate::http::response::{HeadWriter, Response};
@@ -104,6 +104,7 @@ pub(crate) enum Outcome {
 
 /// The gateway's routes and the legs it relays between. It is also the
 /// handler of every proxied WebSocket, client and downstream legs alike.
+#[derive(Default)]
 pub(crate) struct Gateway {
     pub routes: Vec<ProxyRoute>,
     ends: Slab<End>,
@@ -116,64 +117,24 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// The gateway for the config's proxy routes; `None` without any. Hosts
-    /// given by name are resolved here once (before the loop runs), then
-    /// again off the loop by the resolver's thread.
+    /// The gateway for the config's proxy routes; `None` without any.
     pub fn new(config: &Config) -> Result<Option<Gateway>, ConfigError> {
-        let mut routes = Vec::new();
+        let mut gateway = None;
         for (i, route) in config.routes.iter().enumerate() {
-            let (HandlerKind::Proxy, Some(proxy)) = (route.handler, &route.proxy) else {
-                continue;
-            };
-            let proxy = proxy.as_ref().clone();
-            let key = |k: &str| format!("routes[{i}].proxy.{k}");
-            let invalid = |k: &str, e: template::TemplateError| ConfigError::Invalid {
-                path: None,
-                key: key(k),
-                message: e.to_string(),
-            };
-            let upstream = Template::parse(&upstream_text(&route.pattern, &proxy))
-                .map_err(|e| invalid("upstream", e))?;
-            let downstream =
-                Template::parse(&downstream_text(&proxy)).map_err(|e| invalid("downstream", e))?;
-            if proxy.accept_any_certificate {
-                log::warn!(
-                    "{}: the downstream's certificate is not checked (acceptAnyCertificate)",
-                    key("acceptAnyCertificate")
-                );
+            if route.handler == HandlerKind::Proxy {
+                let name = format!("routes[{i}].proxy");
+                let route = ProxyRoute::new(&name, route)?;
+                gateway.get_or_insert_with(Gateway::default).add(route);
             }
-            #[cfg(feature = "tls")]
-            let tls = match proxy.scheme.is_tls() {
-                true => Some(crate::tls::client::client_config(&proxy).map_err(|e| {
-                    ConfigError::Invalid {
-                        path: None,
-                        key: key("authority"),
-                        message: e.to_string(),
-                    }
-                })?),
-                false => None,
-            };
-            routes.push(ProxyRoute {
-                #[cfg(feature = "tls")]
-                tls,
-                pattern: route.pattern.clone(),
-                pool: Pool::new(&proxy),
-                config: proxy,
-                upstream,
-                downstream,
-            });
         }
-        if routes.is_empty() {
-            return Ok(None);
-        }
-        let hosts: Vec<Vec<String>> = routes.iter().map(|r| r.config.hosts.clone()).collect();
-        Ok(Some(Gateway {
-            routes,
-            ends: Slab::new(),
-            dials: Vec::new(),
-            outcomes: Vec::new(),
-            resolver: Resolver::start(hosts),
-        }))
+        Ok(gateway)
+    }
+
+    /// Adds a route; hosts given by name are resolved here (before the
+    /// loop runs), then again off the loop.
+    pub fn add(&mut self, route: ProxyRoute) {
+        self.resolver.add_route(route.config.hosts.clone());
+        self.routes.push(route);
     }
 
     /// The proxy route for a routing pattern.
@@ -303,6 +264,61 @@ impl Gateway {
     }
 }
 
+impl ProxyRoute {
+    /// Checks a route's proxy settings (`name` is how errors name it, such
+    /// as `routes[2].proxy`) and makes its templates, pool and TLS client.
+    pub fn new(name: &str, route: &RouteConfig) -> Result<ProxyRoute, ConfigError> {
+        let invalid = |k: &str, message: String| ConfigError::Invalid {
+            path: None,
+            key: if k.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}.{k}")
+            },
+            message,
+        };
+        let Some(proxy) = route.proxy.as_deref().cloned() else {
+            return Err(invalid("", "is required".into()));
+        };
+        if proxy.hosts.is_empty() {
+            return Err(invalid("hosts", "must name at least one host".into()));
+        }
+        let upstream = Template::parse(&upstream_text(&route.pattern, &proxy))
+            .map_err(|e| invalid("upstream", e.to_string()))?;
+        let downstream = Template::parse(&downstream_text(&proxy))
+            .map_err(|e| invalid("downstream", e.to_string()))?;
+        if let Some(missing) = downstream
+            .names()
+            .find(|n| !upstream.names().any(|u| u == *n))
+        {
+            return Err(invalid(
+                "downstream",
+                format!("{{{missing}}} is not a placeholder of the upstream template"),
+            ));
+        }
+        if proxy.accept_any_certificate {
+            log::warn!("{name}.acceptAnyCertificate: the downstream's certificate is not checked");
+        }
+        #[cfg(feature = "tls")]
+        let tls = match proxy.scheme.is_tls() {
+            true => Some(
+                crate::tls::client::client_config(&proxy)
+                    .map_err(|e| invalid("authority", e.to_string()))?,
+            ),
+            false => None,
+        };
+        Ok(ProxyRoute {
+            #[cfg(feature = "tls")]
+            tls,
+            pattern: route.pattern.clone(),
+            pool: Pool::new(&proxy),
+            config: proxy,
+            upstream,
+            downstream,
+        })
+    }
+}
+
 /// The upstream template's text: the configured one, or the route's match
 /// with a catch-all after it.
 fn upstream_text(pattern: &str, proxy: &ProxyConfig) -> String {
@@ -428,7 +444,12 @@ impl AnyHandler for Gateway {
         };
         match event {
             Event::Message(m) => end.relay(link.hub, m),
-            Event::Error(_) => end.failed = true,
+            Event::Error(e) => {
+                end.failed = true;
+                if end.side == Side::Client {
+                    end.client_failed(link.hub, e.close_code(), e.to_string());
+                }
+            }
             Event::Close(code, reason) => {
                 let (code, reason) = end.passed_on(code, reason);
                 link.hub.outbox.push(crate::hub::Delivery::Close {

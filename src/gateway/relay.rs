@@ -42,6 +42,9 @@ impl Side {
 pub(crate) struct Pair {
     held: [Cell<usize>; 2],
     paused: [Cell<bool>; 2],
+    /// The client broke the protocol with this close code: the downstream
+    /// was closed first, and the client gets this code once it answered.
+    client_failed: Cell<Option<CloseCode>>,
 }
 
 impl Pair {
@@ -117,8 +120,23 @@ impl End {
         self.shared.add_held(self.side.other(), added);
     }
 
+    /// The client leg broke the protocol (`code`): the downstream is
+    /// closed first, with that code; the client's close follows the
+    /// downstream's answer, so whatever it sent back before still arrives.
+    pub fn client_failed(&self, hub: &mut Hub, code: CloseCode, reason: String) {
+        self.shared.client_failed.set(Some(code));
+        hub.outbox.push(Delivery::Close {
+            to: self.pair,
+            code,
+            reason,
+        });
+    }
+
     /// The close the other leg is given when this one ends with `code`.
     pub fn passed_on(&self, code: CloseCode, reason: &str) -> (CloseCode, String) {
+        if let (Side::Downstream, Some(failed)) = (self.side, self.shared.client_failed.get()) {
+            return (failed, "protocol error".into());
+        }
         let vanished = code == CloseCode::ABNORMAL || self.failed;
         match self.side {
             Side::Downstream if vanished => (CloseCode::BAD_GATEWAY, "downstream failed".into()),

@@ -171,6 +171,7 @@ impl Reactor {
             now,
         );
         client_session.set_tls(upgrade.tls);
+        client_session.make_relay();
         let mut leg_session = Session::new(
             leg_state,
             Rc::clone(&self.app.downstream_limits),
