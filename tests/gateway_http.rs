@@ -40,11 +40,20 @@ fn downstream() -> TestServer {
 
 /// A gateway with one proxy route `/gw/` to `hosts`, and `extra` config.
 fn gateway(hosts: &[SocketAddr], extra: &str) -> TestServer {
+    gateway_with(hosts, extra, "")
+}
+
+/// [`gateway`] with more of the route's settings (`route`, each followed
+/// by a comma), a route `/ro/` that takes GET only, and files elsewhere.
+fn gateway_with(hosts: &[SocketAddr], extra: &str, route: &str) -> TestServer {
     let hosts: Vec<String> = hosts.iter().map(|h| format!("'{h}'")).collect();
+    let hosts = hosts.join(", ");
     TestServer::start(
         &format!(
-            "{extra} routes: [ {{ match: '/gw/', handler: 'proxy', proxy: {{ hosts: [{}] }} }} ]",
-            hosts.join(", ")
+            "{extra} routes: [ \
+             {{ match: '/gw/', handler: 'proxy', proxy: {{ {route} hosts: [{hosts}] }} }}, \
+             {{ match: '/ro/', handler: 'proxy', methods: ['GET'], proxy: {{ hosts: [{hosts}] }} }}, \
+             {{ match: '' }} ]"
         ),
         |_| {},
         |_| {},
@@ -313,6 +322,43 @@ fn no_downstream_is_502_and_a_silent_one_504() {
     let r = gw.get("/gw/slow");
     assert_eq!(r.status, 504);
     drop(tx);
+}
+
+#[test]
+fn a_malformed_answer_is_502() {
+    let (addr, _) = raw_downstream(|mut s| {
+        if read_request_head(&mut s).is_some() {
+            let _ = s.write_all(b"SMTP 220 ready\r\n\r\n");
+        }
+    });
+    let gw = gateway(&[addr], "");
+    let r = gw.get("/gw/x");
+    assert_eq!(r.status, 502);
+}
+
+#[test]
+fn hosts_take_turns_and_refusals_and_other_routes_keep_their_limits() {
+    let (a, b) = (downstream(), downstream());
+    let gw = gateway_with(&[a.addr, b.addr], "", "loadBalancer: 'RoundRobin',");
+    let hosts: Vec<String> = (0..4)
+        .map(|_| {
+            let text = gw.get("/gw/echo").text();
+            let host = text.lines().find(|l| l.starts_with("Host: ")).unwrap();
+            host.to_string()
+        })
+        .collect();
+    assert_ne!(hosts[0], hosts[1], "{hosts:?}");
+    assert_eq!((&hosts[0], &hosts[1]), (&hosts[2], &hosts[3]), "{hosts:?}");
+
+    // A refused request with a body: its body is not read, so it closes.
+    let mut c = gw.client();
+    c.send(b"POST /ro/echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello");
+    let r = c.response();
+    assert_eq!(r.status, 405);
+    assert!(c.is_closed());
+    // Off the proxy routes, limits.body (100K) still holds.
+    let r = gw.raw(b"POST /file HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n");
+    assert_eq!(r.status, 413);
 }
 
 #[test]
