@@ -304,6 +304,28 @@ fn legs_are_kept_alive_for_the_next_request_to_their_host() {
 }
 
 #[test]
+fn a_kept_leg_closed_by_the_downstream_is_retried_on_a_fresh_one() {
+    // Each connection answers its first request, then closes on its second
+    // unanswered, as a server whose keep-alive timer just ran out.
+    let (addr, accepted) = raw_downstream(|mut s| {
+        if read_request_head(&mut s).is_some() {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        let _ = read_request_head(&mut s);
+    });
+    let gw = gateway(&[addr], "");
+    for _ in 0..3 {
+        let r = gw.get("/gw/x");
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "one fresh leg per retry"
+    );
+}
+
+#[test]
 fn no_downstream_is_502_and_a_silent_one_504() {
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()

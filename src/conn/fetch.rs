@@ -9,6 +9,7 @@
 //! once either side is done.
 
 use std::mem;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{Conn, Ctx, Next, Phase};
@@ -30,7 +31,7 @@ const IDLE_LEG: Duration = Duration::from_secs(60);
 /// The client's side of a proxied plain request.
 #[derive(Debug)]
 pub(crate) struct Forwarding {
-    exchange: std::rc::Rc<Exchange>,
+    exchange: Rc<Exchange>,
     /// The rest of the request body, re-framed for the leg; `None` once
     /// it has all been relayed (or there was none).
     body: Option<Reframe>,
@@ -70,7 +71,7 @@ impl FetchLeg {
 impl Conn {
     /// The client's request went to a proxy route: its body (framed as
     /// `framing`) goes to the leg once the reactor links one.
-    pub(super) fn forwarding(&mut self, exchange: std::rc::Rc<Exchange>, framing: Framing) {
+    pub(super) fn forwarding(&mut self, exchange: Rc<Exchange>, framing: Framing) {
         let body = (framing != Framing::None).then(|| Reframe::new(framing.into(), true));
         self.phase = Phase::Forwarding(Box::new(Forwarding {
             exchange,
