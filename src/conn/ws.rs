@@ -224,6 +224,7 @@ impl Conn {
                 false
             }
             Phase::Head { started: None } => self.output.is_idle(),
+            Phase::Pooled { .. } => true,
             _ => false,
         }
     }
@@ -247,6 +248,7 @@ impl Conn {
     /// finish its closing handshake reports 1006 to its handler.
     pub fn release(&mut self, app: &mut App, turn: &mut Turn) {
         self.dial_failed(app);
+        self.exchange_released(app, turn.now);
         // Whatever the handler sends from on_close here goes nowhere: the socket is going.
         self.on_session(app, turn, false, |session, step| {
             session.abandon(step);

@@ -10,6 +10,7 @@
 //! sessions. The connections themselves are the reactor's and `conn`'s.
 
 pub(crate) mod balance;
+pub(crate) mod exchange;
 pub(crate) mod forward;
 pub(crate) mod relay;
 pub(crate) mod resolve;
@@ -33,6 +34,7 @@ use crate::message::ConnId;
 use crate::ws_api::{AnyHandler, Event, Link};
 
 use self::balance::Pool;
+use self::exchange::Fetch;
 use self::forward::Forward;
 use self::relay::{End, Pair, Side};
 use self::resolve::Resolver;
@@ -53,7 +55,13 @@ pub(crate) struct ProxyRoute {
     /// For `wss`/`https` downstreams: the TLS client configuration.
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Per host: downstream legs kept alive between plain HTTP requests,
+    /// the most recently used last.
+    idle: Vec<Vec<ConnId>>,
 }
+
+/// Idle downstream legs kept per host; a leg that finds the pool full closes.
+pub(crate) const IDLE_PER_HOST: usize = 8;
 
 /// A WebSocket upgrade on its way to a downstream: everything needed to
 /// try a host, try the next, and finally answer the client.
@@ -100,6 +108,25 @@ pub(crate) enum Outcome {
         upgrade: Box<Upgrade>,
         status: HttpError,
     },
+    /// A plain request's leg connected (its request head written): the
+    /// client may relay its body to it.
+    Linked { leg: ConnId, client: ConnId },
+    /// A plain request's leg failed before the client relayed anything to
+    /// it: the next host (`failed`: this one is counted as failing), or
+    /// `status` for the client.
+    Refetch {
+        fetch: Box<Fetch>,
+        status: HttpError,
+        failed: bool,
+    },
+    /// A plain request's response is complete: the client reads on (or closes).
+    Answered { client: ConnId },
+    /// A plain request's leg broke once the request was under way: the
+    /// client gets `status`, or is closed if its response had begun.
+    Broken { client: ConnId, status: HttpError },
+    /// The client of a plain request (by its connection's serial) left or
+    /// failed: its leg is closed, if it still fetches for it.
+    Abandoned { leg: ConnId, client: u64 },
 }
 
 /// The gateway's routes and the legs it relays between. It is also the
@@ -113,6 +140,9 @@ pub(crate) struct Gateway {
     #[allow(clippy::vec_box)]
     pub dials: Vec<Box<Upgrade>>,
     pub outcomes: Vec<Outcome>,
+    /// Plain requests waiting for their first (or next) downstream leg.
+    #[allow(clippy::vec_box)]
+    pub fetches: Vec<Box<Fetch>>,
     pub resolver: Resolver,
 }
 
@@ -170,17 +200,42 @@ impl Gateway {
 
     /// Picks the next host for `upgrade`, or `None` when none is left.
     pub fn pick(&mut self, upgrade: &mut Upgrade, now: Instant) -> Option<SocketAddr> {
+        let sticky = upgrade.sticky.as_ref().map(|(v, _)| v.as_str());
+        let picked = self.pick_host(upgrade.route, sticky, &mut upgrade.tried, now);
+        if let Some(&last) = upgrade.tried.last() {
+            upgrade.host = last;
+        }
+        picked
+    }
+
+    /// Picks the next host for a plain request, or `None` when none is left.
+    pub fn pick_fetch(&mut self, fetch: &mut Fetch, now: Instant) -> Option<SocketAddr> {
+        let sticky = fetch.sticky.as_ref().map(|(v, _)| v.as_str());
+        let picked = self.pick_host(fetch.route, sticky, &mut fetch.tried, now);
+        if let Some(&last) = fetch.tried.last() {
+            fetch.host = last;
+        }
+        picked
+    }
+
+    /// The address of the next host of `route` not in `tried` (which it
+    /// joins, last); a host that does not resolve counts as failed.
+    fn pick_host(
+        &mut self,
+        route: usize,
+        sticky: Option<&str>,
+        tried: &mut Vec<usize>,
+        now: Instant,
+    ) -> Option<SocketAddr> {
         loop {
-            let route = self.routes.get_mut(upgrade.route)?;
-            let sticky = upgrade.sticky.as_ref().map(|(v, _)| v.as_str());
-            let host = route.pool.pick(now, sticky, &upgrade.tried)?;
-            upgrade.tried.push(host);
-            upgrade.host = host;
-            match self.resolver.addr(upgrade.route, host) {
+            let r = self.routes.get_mut(route)?;
+            let host = r.pool.pick(now, sticky, tried)?;
+            tried.push(host);
+            match self.resolver.addr(route, host) {
                 Some(addr) => return Some(addr),
                 None => {
-                    log::warn!("gateway: {} does not resolve", route.pool.host(host));
-                    route.pool.failed(host, now);
+                    log::warn!("gateway: {} does not resolve", r.pool.host(host));
+                    r.pool.failed(host, now);
                 }
             }
         }
@@ -191,15 +246,100 @@ impl Gateway {
     #[cfg(feature = "tls")]
     pub fn tls_for(
         &self,
-        upgrade: &Upgrade,
+        route: usize,
+        host: usize,
     ) -> Option<(
         std::sync::Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )> {
-        let route = self.routes.get(upgrade.route)?;
+        let route = self.routes.get(route)?;
         let config = route.tls.clone()?;
-        let name = crate::tls::client::server_name(route.pool.host(upgrade.host))?;
+        let name = crate::tls::client::server_name(route.pool.host(host))?;
         Some((config, name))
+    }
+
+    /// Files a plain request for the reactor to send on.
+    pub fn fetch(&mut self, fetch: Box<Fetch>) {
+        self.fetches.push(fetch);
+    }
+
+    /// The request head for the host `fetch` is trying.
+    pub fn fetch_request(&self, fetch: &Fetch, head: &Head<'_>, out: &mut Vec<u8>) {
+        let Some(route) = self.routes.get(fetch.route) else {
+            return;
+        };
+        let fwd = Forward {
+            peer: fetch.peer,
+            tls: fetch.tls,
+            request_id: &fetch.request_id,
+            rules: &route.config.headers,
+            host: route.pool.host(fetch.host),
+        };
+        forward::write_request(out, head, &fetch.target, &fwd);
+    }
+
+    /// The most recently idle leg to `host` of `route`, out of the pool.
+    pub fn take_idle(&mut self, route: usize, host: usize) -> Option<ConnId> {
+        self.routes.get_mut(route)?.idle.get_mut(host)?.pop()
+    }
+
+    /// Keeps an idle leg for the next request to its host; false when the
+    /// host has `IDLE_PER_HOST` already (the leg closes).
+    pub fn park(&mut self, route: usize, host: usize, leg: ConnId) -> bool {
+        let Some(idle) = self
+            .routes
+            .get_mut(route)
+            .and_then(|r| r.idle.get_mut(host))
+        else {
+            return false;
+        };
+        if idle.len() >= IDLE_PER_HOST {
+            return false;
+        }
+        idle.push(leg);
+        true
+    }
+
+    /// An idle leg (by its connection's serial) closed or was taken: it
+    /// leaves the pool.
+    pub fn unpark(&mut self, route: usize, host: usize, serial: u64) {
+        if let Some(idle) = self
+            .routes
+            .get_mut(route)
+            .and_then(|r| r.idle.get_mut(host))
+        {
+            idle.retain(|l| l.serial != serial);
+        }
+    }
+
+    /// A plain request's host answered: its breaker closes, a new sticky
+    /// session stays with it.
+    pub fn answered(&mut self, fetch: &Fetch) {
+        if let Some(route) = self.routes.get_mut(fetch.route) {
+            route.pool.succeeded(fetch.host);
+            if let Some((value, _)) = &fetch.sticky {
+                route.pool.stick(value, fetch.host, fetch.started);
+            }
+        }
+    }
+
+    /// The `Set-Cookie` value of a new sticky session for `fetch`'s response.
+    pub fn sticky_cookie(&self, fetch: &Fetch) -> Option<String> {
+        let (value, true) = fetch.sticky.as_ref()? else {
+            return None;
+        };
+        let s = &self.routes.get(fetch.route)?.config.sticky;
+        let secure = if fetch.tls { "; Secure" } else { "" };
+        Some(format!(
+            "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            s.cookie,
+            s.expiry.as_secs()
+        ))
+    }
+
+    /// The pool of `route`, for the leg's accounting.
+    pub fn pool_mut(&mut self, route: usize) -> Option<&mut Pool> {
+        self.routes.get_mut(route).map(|r| &mut r.pool)
     }
 
     /// The request head for the host `upgrade` is trying, with `key`.
@@ -311,6 +451,7 @@ impl ProxyRoute {
             #[cfg(feature = "tls")]
             tls,
             pattern: route.pattern.clone(),
+            idle: vec![Vec::new(); proxy.hosts.len()],
             pool: Pool::new(&proxy),
             config: proxy,
             upstream,

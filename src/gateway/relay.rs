@@ -58,7 +58,8 @@ impl Pair {
         self.held[side as usize].set(bytes);
     }
 
-    fn add_held(&self, side: Side, bytes: usize) {
+    /// `bytes` more were relayed to the leg on `side`.
+    pub fn add_held(&self, side: Side, bytes: usize) {
         let held = &self.held[side as usize];
         held.set(held.get().saturating_add(bytes));
     }
