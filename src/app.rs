@@ -150,7 +150,10 @@ impl App {
         let route = crate::config::RouteConfig::proxy(prefix, proxy);
         let built = gateway::ProxyRoute::new(&format!("proxy({prefix:?})"), &route)
             .map_err(StartError::Config)?;
-        self.gateway.get_or_insert_with(Gateway::default).add(built);
+        let config = &self.config;
+        self.gateway
+            .get_or_insert_with(|| Gateway::with_limit(config))
+            .add(built);
         self.routes.prepend(route.clone());
         self.config.routes.insert(0, route);
         Ok(())

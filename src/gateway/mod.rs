@@ -44,6 +44,13 @@ use self::template::Template;
 /// handler, so `App::socket` finds the gateway only when the list misses.
 pub(crate) const HANDLER: usize = usize::MAX;
 
+/// The largest frame a leg relays, whatever the gateway's own limit:
+/// Ocelot too re-frames at its buffer's size. A message larger goes in
+/// fragments, so it fits any peer whose `maxFrame` is at least this (a
+/// browser's 131,000-byte fragments do not reach a wisp downstream with
+/// the default 100K limit as one frame).
+const RELAY_FRAME: usize = 64 * 1024;
+
 /// One proxy route: its templates, its downstream hosts and their state.
 pub(crate) struct ProxyRoute {
     /// The route's `match`, which finds it again for a request.
@@ -144,6 +151,8 @@ pub(crate) struct Gateway {
     #[allow(clippy::vec_box)]
     pub fetches: Vec<Box<Fetch>>,
     pub resolver: Resolver,
+    /// The largest frame a leg relays: `limits.maxFrame`, at most `RELAY_FRAME`.
+    pub max_frame: usize,
 }
 
 impl Gateway {
@@ -154,10 +163,20 @@ impl Gateway {
             if route.handler == HandlerKind::Proxy {
                 let name = format!("routes[{i}].proxy");
                 let route = ProxyRoute::new(&name, route)?;
-                gateway.get_or_insert_with(Gateway::default).add(route);
+                let gateway = gateway.get_or_insert_with(|| Gateway::with_limit(config));
+                gateway.add(route);
             }
         }
         Ok(gateway)
+    }
+
+    /// A gateway with no route yet, relaying within `config`'s frame limit.
+    pub fn with_limit(config: &Config) -> Gateway {
+        let own = usize::try_from(config.limits.max_frame).unwrap_or(usize::MAX);
+        Gateway {
+            max_frame: own.min(RELAY_FRAME),
+            ..Gateway::default()
+        }
     }
 
     /// Adds a route; hosts given by name are resolved here (before the
@@ -584,7 +603,7 @@ impl AnyHandler for Gateway {
             return;
         };
         match event {
-            Event::Message(m) => end.relay(link.hub, m),
+            Event::Message(m) => end.relay(link.hub, m, self.max_frame),
             Event::Error(e) => {
                 end.failed = true;
                 if end.side == Side::Client {

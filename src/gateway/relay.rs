@@ -90,8 +90,11 @@ pub(crate) struct End {
 }
 
 impl End {
-    /// Re-frames a message for the other leg and leaves it in the outbox.
-    pub fn relay(&self, hub: &mut Hub, message: Message<'_>) {
+    /// Re-frames a message for the other leg and leaves it in the outbox,
+    /// in frames of at most `max_frame` bytes: the gateway sends no frame
+    /// it would not take itself (a client's fragments, a browser's
+    /// 131,000-byte frames, stay within a downstream's like limit).
+    pub fn relay(&self, hub: &mut Hub, message: Message<'_>, max_frame: usize) {
         let (opcode, data) = match message {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
@@ -110,12 +113,17 @@ impl End {
             }
         };
         let before = frame.len();
-        match self.side {
-            // Towards the downstream we are the client: every frame masked afresh.
-            Side::Client => {
-                write_masked_frame(frame, true, opcode, data, crate::entropy::mask());
+        let max = max_frame.max(1);
+        let count = data.len().div_ceil(max).max(1);
+        for i in 0..count {
+            let piece = &data[(i * max).min(data.len())..((i + 1) * max).min(data.len())];
+            let op = if i == 0 { opcode } else { OpCode::Continuation };
+            let fin = i + 1 == count;
+            match self.side {
+                // Towards the downstream we are the client: every frame masked afresh.
+                Side::Client => write_masked_frame(frame, fin, op, piece, crate::entropy::mask()),
+                Side::Downstream => write_frame(frame, fin, op, piece),
             }
-            Side::Downstream => write_frame(frame, true, opcode, data),
         }
         let added = frame.len() - before;
         self.shared.add_held(self.side.other(), added);
@@ -170,8 +178,8 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Downstream);
-        e.relay(&mut hub, Message::Text("hi"));
-        e.relay(&mut hub, Message::Binary(b"yo"));
+        e.relay(&mut hub, Message::Text("hi"), 1 << 20);
+        e.relay(&mut hub, Message::Binary(b"yo"), 1 << 20);
         assert_eq!(hub.outbox.len(), 1);
         let Some(Delivery::Relay { to, frame }) = hub.outbox.first() else {
             panic!("a relay");
@@ -189,7 +197,7 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Client);
-        e.relay(&mut hub, Message::Text("hello"));
+        e.relay(&mut hub, Message::Text("hello"), 1 << 20);
         let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
             panic!("a relay");
         };
@@ -202,6 +210,25 @@ mod tests {
             .map(|(i, b)| b ^ mask[i % 4])
             .collect();
         assert_eq!(text, b"hello");
+    }
+
+    #[test]
+    fn a_message_longer_than_the_frame_limit_goes_in_fragments() {
+        let mut hub = Hub::new(crate::hub::RoomLimits {
+            per_connection: 1,
+            members: 1,
+        });
+        let e = end(Side::Downstream);
+        e.relay(&mut hub, Message::Text("abcdefg"), 3);
+        e.relay(&mut hub, Message::Binary(b""), 3);
+        let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
+            panic!("a relay");
+        };
+        assert_eq!(
+            frame.as_slice(),
+            b"\x01\x03abc\x00\x03def\x80\x01g\x82\x00",
+            "Text, Continuation, final Continuation; an empty message is one frame"
+        );
     }
 
     #[test]
