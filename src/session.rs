@@ -43,8 +43,9 @@ pub(crate) struct Session {
     finished: bool,
     /// `wake` is the close deadline (a close frame went out), not the next ping.
     closing: bool,
-    /// A gateway's client leg broke the protocol: its input is ignored, and
-    /// its close waits until the downstream has answered what went before.
+    /// A gateway's client leg broke the protocol: its connection is not read
+    /// again (`Conn::pair_full`), and its close waits until the downstream
+    /// has answered what went before.
     failing: bool,
     /// When the peer counts as gone if it sends nothing more (`timeouts.inactivity`).
     idle_at: Option<Instant>,
@@ -253,9 +254,6 @@ impl Session {
         idle_at: Option<Instant>,
     ) -> (usize, Flow) {
         self.idle_at = idle_at;
-        if self.failing {
-            return (buf.len(), Flow::Open);
-        }
         let mut pos = 0;
         while pos < buf.len() && !self.finished {
             // The common case on its own: a whole short message, no event to build.

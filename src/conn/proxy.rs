@@ -187,6 +187,11 @@ impl Conn {
         let Some((side, shared)) = self.pair_of(app) else {
             return false;
         };
+        // A client that broke the protocol is not read again: its close
+        // follows the downstream's (see `Session::fail`).
+        if side == Side::Client && shared.client_failed() {
+            return true;
+        }
         let full = shared.held(side.other()) >= app.config.web_sockets.max_backpressure / 2;
         shared.set_paused(side, full);
         full

@@ -69,6 +69,11 @@ impl Pair {
         self.paused[side as usize].set(paused);
     }
 
+    /// The client leg broke the protocol (its close waits for the downstream's).
+    pub fn client_failed(&self) -> bool {
+        self.client_failed.get().is_some()
+    }
+
     pub fn paused(&self, side: Side) -> bool {
         self.paused[side as usize].get()
     }

@@ -21,6 +21,7 @@ use crate::ws_api::ConnInfo;
 impl Reactor {
     /// Dials what the turn's upgrades asked for and settles what the
     /// dials came to, until neither leaves more to do.
+    #[inline(never)]
     pub(super) fn gateway_work(&mut self) {
         loop {
             let Some(gateway) = self.app.gateway.as_mut() else {
