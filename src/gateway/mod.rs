@@ -284,17 +284,27 @@ impl Gateway {
 
     /// The request head for the host `fetch` is trying.
     pub fn fetch_request(&self, fetch: &Fetch, head: &Head<'_>, out: &mut Vec<u8>) {
-        let Some(route) = self.routes.get(fetch.route) else {
-            return;
-        };
-        let fwd = Forward {
-            peer: fetch.peer,
-            tls: fetch.tls,
-            request_id: &fetch.request_id,
+        let client = (fetch.peer, fetch.tls, fetch.request_id.as_str());
+        if let Some(fwd) = self.forward((fetch.route, fetch.host), client) {
+            forward::write_request(out, head, &fetch.target, &fwd);
+        }
+    }
+
+    /// What the downstream request of a client (`peer`, TLS or not, its
+    /// request id) to host `host` of route `route` carries besides its head.
+    fn forward<'a>(
+        &'a self,
+        (route, host): (usize, usize),
+        (peer, tls, request_id): (SocketAddr, bool, &'a str),
+    ) -> Option<Forward<'a>> {
+        let route = self.routes.get(route)?;
+        Some(Forward {
+            peer,
+            tls,
+            request_id,
             rules: &route.config.headers,
-            host: route.pool.host(fetch.host),
-        };
-        forward::write_request(out, head, &fetch.target, &fwd);
+            host: route.pool.host(host),
+        })
     }
 
     /// The most recently idle leg to `host` of `route`, out of the pool.
@@ -363,17 +373,10 @@ impl Gateway {
 
     /// The request head for the host `upgrade` is trying, with `key`.
     pub fn request(&self, upgrade: &Upgrade, head: &Head<'_>, key: &str, out: &mut Vec<u8>) {
-        let Some(route) = self.routes.get(upgrade.route) else {
-            return;
-        };
-        let fwd = Forward {
-            peer: upgrade.peer,
-            tls: upgrade.tls,
-            request_id: &upgrade.request_id,
-            rules: &route.config.headers,
-            host: route.pool.host(upgrade.host),
-        };
-        forward::write_upgrade(out, head, &upgrade.target, key, &fwd);
+        let client = (upgrade.peer, upgrade.tls, upgrade.request_id.as_str());
+        if let Some(fwd) = self.forward((upgrade.route, upgrade.host), client) {
+            forward::write_upgrade(out, head, &upgrade.target, key, &fwd);
+        }
     }
 
     /// Pairs a client and its downstream leg: the states of their sessions

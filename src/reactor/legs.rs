@@ -81,45 +81,11 @@ impl Reactor {
                 };
                 gateway.request(&upgrade, &head, &key, &mut request);
             }
-            let stream = match mio::net::TcpStream::connect(addr) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    log::info!("gateway: cannot connect to {addr}: {e}");
-                    gateway.failed(&upgrade, now);
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let leg = (upgrade.route, upgrade.host);
-            let Some(mut transport) = leg_transport(gateway, leg, stream, now) else {
-                gateway.failed(&upgrade, now);
+            let Some(transport) = self.connect_leg(addr, (upgrade.route, upgrade.host), now) else {
                 continue;
             };
-            let entry = self.conns.vacant_entry();
-            let slot = entry.key();
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut transport,
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                gateway.failed(&upgrade, now);
-                continue;
-            }
-            if let Some(route) = gateway.routes.get_mut(upgrade.route) {
-                route.pool.opened(upgrade.host);
-            }
-            let deadline = self
-                .app
-                .config
-                .timeouts
-                .connect
-                .and_then(|d| now.checked_add(d));
             self.next_serial += 1;
+            let deadline = self.leg_deadline(now);
             let conn = Conn::dialing(
                 transport,
                 addr,
@@ -128,8 +94,7 @@ impl Reactor {
                 (upgrade, key, request),
                 deadline,
             );
-            entry.insert(conn);
-            self.rearm(slot);
+            self.insert_leg(conn);
             return;
         }
     }
@@ -184,51 +149,11 @@ impl Reactor {
                     Err(back) => fetch = back,
                 }
             }
-            let stream = match mio::net::TcpStream::connect(addr) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    log::info!("gateway: cannot connect to {addr}: {e}");
-                    if let Some(pool) = gateway.pool_mut(fetch.route) {
-                        pool.failed(fetch.host, now);
-                    }
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let leg = (fetch.route, fetch.host);
-            let Some(mut transport) = leg_transport(gateway, leg, stream, now) else {
-                if let Some(pool) = gateway.pool_mut(fetch.route) {
-                    pool.failed(fetch.host, now);
-                }
+            let Some(transport) = self.connect_leg(addr, (fetch.route, fetch.host), now) else {
                 continue;
             };
-            let entry = self.conns.vacant_entry();
-            let slot = entry.key();
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut transport,
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                if let Some(pool) = gateway.pool_mut(fetch.route) {
-                    pool.failed(fetch.host, now);
-                }
-                continue;
-            }
-            if let Some(pool) = gateway.pool_mut(fetch.route) {
-                pool.opened(fetch.host);
-            }
-            let deadline = self
-                .app
-                .config
-                .timeouts
-                .connect
-                .and_then(|d| now.checked_add(d));
             self.next_serial += 1;
+            let deadline = self.leg_deadline(now);
             let conn = Conn::fetching(
                 transport,
                 addr,
@@ -237,8 +162,7 @@ impl Reactor {
                 (fetch, request),
                 deadline,
             );
-            entry.insert(conn);
-            self.rearm(slot);
+            self.insert_leg(conn);
             return;
         }
     }
@@ -310,6 +234,57 @@ impl Reactor {
             conn.abandon();
             self.close(leg.key);
         }
+    }
+
+    /// Connects to `addr` for a leg to host `host` of route `route` and
+    /// registers it under the slab's next key (`insert_leg` puts it there);
+    /// `None`, with the host's failure counted, when that fails at once.
+    fn connect_leg(
+        &mut self,
+        addr: std::net::SocketAddr,
+        (route, host): (usize, usize),
+        now: std::time::Instant,
+    ) -> Option<Transport> {
+        let gateway = self.app.gateway.as_mut()?;
+        let transport = match mio::net::TcpStream::connect(addr) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                leg_transport(gateway, (route, host), stream, now)
+            }
+            Err(e) => {
+                log::info!("gateway: cannot connect to {addr}: {e}");
+                None
+            }
+        };
+        let slot = self.conns.vacant_key();
+        let registered = transport.and_then(|mut t| {
+            self.poll
+                .registry()
+                .register(&mut t, Token(slot), Interest::READABLE | Interest::WRITABLE)
+                .ok()
+                .map(|()| t)
+        });
+        let pool = gateway.pool_mut(route)?;
+        match registered {
+            Some(_) => pool.opened(host),
+            None => pool.failed(host, now),
+        }
+        registered
+    }
+
+    /// When a new leg gives up connecting (and answering): `timeouts.connect`.
+    fn leg_deadline(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        self.app
+            .config
+            .timeouts
+            .connect
+            .and_then(|d| now.checked_add(d))
+    }
+
+    /// Puts a leg `connect_leg` registered into its slot.
+    fn insert_leg(&mut self, conn: Conn) {
+        let slot = self.conns.insert(conn);
+        self.rearm(slot);
     }
 
     /// No downstream took the upgrade: the client is answered and closed.
