@@ -27,31 +27,12 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from checks import CHECKS, Failed, check, expect, payload
+from checks import CHECKS, STEP, Failed, check, expect, expect_eq, payload, short, within
 
 KIB = 1024
 MAX_FRAME = 100 * KIB  # the default limits.maxFrame, '100K'
 MAX_MESSAGE = 1 << 20  # the default limits.maxMessage, '1MB'
 CHROMIUM_FRAME = 131_000  # Chromium's frame size; web.json5's maxFrame '128K' admits it
-STEP = 5  # seconds for any one receive, handshake or close
-
-
-def expect_eq(got, want, what):
-    if got != want:
-        raise Failed(f"{what}: got {short(got)}, want {short(want)}")
-
-
-def short(value, limit=200):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
-async def within(awaitable, what):
-    """Awaits one step (a receive, a pong) for at most STEP seconds."""
-    try:
-        return await asyncio.wait_for(awaitable, STEP)
-    except TimeoutError:
-        raise Failed(f"no {what} within {STEP} s") from None
 
 
 def chunks(data, size):

@@ -10,10 +10,11 @@ use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::{self, FileSite, Sink};
+use crate::gateway::exchange::{Exchange, Fetch};
 use crate::gateway::{self, Gateway};
 use crate::http::date::DateCache;
 use crate::http::error::HttpError;
-use crate::http::request::{Head, HeadLimits, Request, MAX_HEADERS};
+use crate::http::request::{Framing, Head, HeadLimits, Request, MAX_HEADERS};
 use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
 use crate::hub::{Hub, RoomLimits};
 use crate::message::{Origin, PeerCert};
@@ -63,6 +64,9 @@ pub(crate) struct Handled {
     pub upgrade: Option<Box<Session>>,
     /// A proxied upgrade: the connection waits for the gateway's downstream.
     pub proxied: bool,
+    /// A proxied plain request: the connection relays its body (if any) to
+    /// the downstream leg and waits for the response, through this.
+    pub exchange: Option<Rc<Exchange>>,
 }
 
 impl Handled {
@@ -72,6 +76,7 @@ impl Handled {
             close,
             upgrade: None,
             proxied: false,
+            exchange: None,
         }
     }
 }
@@ -134,6 +139,24 @@ impl App {
             }),
             stopping: false,
         })
+    }
+
+    /// Adds a proxy route for `prefix` before the config's routes.
+    pub fn add_proxy(
+        &mut self,
+        prefix: &str,
+        proxy: crate::config::ProxyConfig,
+    ) -> Result<(), StartError> {
+        let route = crate::config::RouteConfig::proxy(prefix, proxy);
+        let built = gateway::ProxyRoute::new(&format!("proxy({prefix:?})"), &route)
+            .map_err(StartError::Config)?;
+        let config = &self.config;
+        self.gateway
+            .get_or_insert_with(|| Gateway::with_limit(config))
+            .add(built);
+        self.routes.prepend(route.clone());
+        self.config.routes.insert(0, route);
+        Ok(())
     }
 
     /// What WebSocket receivers accept, `[whole messages, streaming]`.
@@ -228,9 +251,13 @@ impl App {
             } else {
                 format!("?{}", head.query)
             };
+            // A gateway's request id (X-Request-Id), so both sides' lines match up.
+            let id = gateway::forward::client_request_id(head)
+                .map(|id| format!(" id={id}"))
+                .unwrap_or_default();
             log::info!(
                 target: "wisp::access",
-                "{} \"{} {}{target} HTTP/1.{}\" {status}",
+                "{} \"{} {}{target} HTTP/1.{}\" {status}{id}",
                 origin.peer.ip(),
                 head.method,
                 head.path,
@@ -338,6 +365,7 @@ impl App {
                 close: sink.close,
                 upgrade: None,
                 proxied: false,
+                exchange: None,
             },
             Err(e) => self.status_page(head, out, e.status(), close, None),
         }
@@ -411,6 +439,7 @@ impl App {
                 close,
                 upgrade: Some(session),
                 proxied: false,
+                exchange: None,
             },
             Upgraded::Refused(refused) => self.refused_upgrade(refused, out),
             Upgraded::Rejected(response) => {
@@ -439,9 +468,45 @@ impl App {
         let Some(target) = gateway.target(route, head) else {
             return self.status_page(head, out, 404, close, None);
         };
-        if !gateway::wants_websocket(head) {
-            // Plain HTTP through the gateway is not served yet.
-            return self.status_page(head, out, 501, close, None);
+        let request_id = gateway::forward::client_request_id(head)
+            .map_or_else(crate::entropy::token, str::to_string);
+        // An `http`/`https` route passes an upgrade on as a plain request
+        // (its hop-by-hop `Upgrade` dropped), as a proxy without WebSockets does.
+        let websocket = gateway
+            .routes
+            .get(route)
+            .is_some_and(|r| r.config.scheme.is_websocket());
+        if !(websocket && gateway::wants_websocket(head)) {
+            let exchange = Rc::new(Exchange::new(head.framing == Framing::None));
+            let fetch = Fetch {
+                route,
+                client: origin.id,
+                peer: origin.peer,
+                tls: origin.tls,
+                head: gateway::head_bytes(head),
+                target,
+                method: head.method.into(),
+                client_target: gateway::client_target(head),
+                minor: head.minor,
+                request_id,
+                sticky: gateway.sticky(route, head),
+                tried: Vec::new(),
+                host: 0,
+                status: HttpError::BadGateway,
+                started: origin.now,
+                close,
+                has_body: head.framing != Framing::None,
+                retried: false,
+                exchange: Rc::clone(&exchange),
+            };
+            gateway.fetch(Box::new(fetch));
+            return Handled {
+                file: None,
+                close: false,
+                upgrade: None,
+                proxied: true,
+                exchange: Some(exchange),
+            };
         }
         let key = match upgrade::check_request(head, &self.config.web_sockets.origins) {
             Ok(key) => key,
@@ -458,8 +523,7 @@ impl App {
             client_target: gateway::client_target(head),
             accept: crate::ws::handshake::accept_key(key),
             offered: gateway::offered_protocols(head),
-            request_id: gateway::forward::client_request_id(head)
-                .map_or_else(crate::entropy::token, str::to_string),
+            request_id,
             sticky,
             tried: Vec::new(),
             host: 0,
@@ -472,7 +536,25 @@ impl App {
             close: false,
             upgrade: None,
             proxied: true,
+            exchange: None,
         }
+    }
+
+    /// True when `head` goes to a proxy route as a plain request: its body
+    /// is streamed to the downstream, not gathered (so `limits.body` does
+    /// not apply). The same routing as [`App::handle`]'s, without the
+    /// checks that refuse a request (those still answer it).
+    pub fn proxies(&self, head: &Head<'_>) -> bool {
+        if self.gateway.is_none() || gateway::wants_websocket(head) {
+            return false;
+        }
+        let Ok((relative, trailing)) = normalize(head.path) else {
+            return false;
+        };
+        matches!(
+            self.routes.decide(&routing_path(&relative, trailing)),
+            Decision::Route(route) if route.config.handler == HandlerKind::Proxy
+        )
     }
 
     /// The refusal page for an upgrade that failed its checks; it closes.

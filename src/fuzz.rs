@@ -113,6 +113,50 @@ pub fn handshake(data: &[u8]) {
     }
 }
 
+/// Drives the gateway's reading of a downstream's answer to its upgrade.
+///
+/// The first byte picks the subprotocols offered; the rest is what the
+/// downstream sent. Read whole, and again growing one byte at a time as a
+/// socket may deliver it, the verdicts must agree: a need-more never
+/// follows a verdict, and a 101's head never claims more than was read.
+pub fn client_answer(data: &[u8]) {
+    use crate::ws::client::read_answer;
+    let [offer, answer @ ..] = data else {
+        return;
+    };
+    let offered: &[&str] = match offer % 3 {
+        0 => &[],
+        1 => &["chat"],
+        _ => &["chat", "superchat"],
+    };
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    let limit = 1024;
+    let whole = read_answer(answer, KEY, offered, limit);
+    if let Ok(Some(s)) = &whole {
+        assert!(s.len <= answer.len());
+        if let Some(p) = &s.protocol {
+            assert!(offered.contains(&p.as_str()), "unoffered {p:?}");
+        }
+    }
+    for end in 0..answer.len() {
+        match read_answer(&answer[..end], KEY, offered, limit) {
+            Ok(None) => {}
+            Ok(Some(s)) => {
+                let Ok(Some(w)) = &whole else {
+                    panic!("a prefix switched, the whole did not");
+                };
+                assert_eq!(s.len, w.len);
+                return;
+            }
+            // A prefix may already be refused (a bad status line, too large).
+            Err(_) => {
+                assert!(whole.is_err(), "a prefix failed, the whole did not");
+                return;
+            }
+        }
+    }
+}
+
 /// Drives the configuration loader on the input, if it is UTF-8.
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -141,7 +185,8 @@ pub(crate) fn limits(byte: u8) -> Limits {
         validate_utf8: byte & 2 == 0,
         max_frame: FRAME[usize::from(byte >> 2 & 3)],
         max_message: MESSAGE[usize::from(byte >> 4 & 3)],
-        from_server: false,
+        // A gateway's downstream leg: frames from a server, which must be unmasked.
+        from_server: byte & 0x40 != 0,
     }
 }
 
@@ -458,15 +503,35 @@ mod tests {
         http_head(input);
     }
 
+    /// The downstream answer target on every truncation and one-byte
+    /// change of the RFC's 101 (a quick stand-in for a fuzzing run).
+    #[test]
+    fn the_client_answer_target_holds_on_mutations_of_a_101() {
+        let good = b"\x02HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+Sec-WebSocket-Protocol: chat\r\n\r\n";
+        for end in 0..good.len() {
+            client_answer(&good[..end]);
+        }
+        for i in 1..good.len() {
+            for b in [0u8, b'\r', b'\n', b':', b' ', b'x', 0xff] {
+                let mut data = good.to_vec();
+                data[i] = b;
+                client_answer(&data);
+            }
+        }
+    }
+
     #[test]
     fn the_seeds_run_clean() {
         let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds");
         type Target = fn(&[u8]);
-        let targets: [(&str, Target); 4] = [
+        let targets: [(&str, Target); 5] = [
             ("ws_frames", ws_frames),
             ("http_head", http_head),
             ("handshake", handshake),
             ("config", config),
+            ("client_answer", client_answer),
         ];
         for (target, run) in targets {
             let dir = Path::new(seeds).join(target);

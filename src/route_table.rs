@@ -68,6 +68,12 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
+    /// Puts a route (an action or proxy route, which has no folder) before
+    /// every other: routes added in code take precedence over the config's.
+    pub fn prepend(&mut self, config: RouteConfig) {
+        self.routes.insert(0, Route { config, root: None });
+    }
+
     /// Resolves every file route's documents folder; a missing folder is a start-up error.
     pub fn new(config: &Config) -> Result<Routes, StartError> {
         let routes = config

@@ -135,6 +135,25 @@ impl Server {
         self
     }
 
+    /// Adds a gateway route: requests and WebSocket upgrades under
+    /// `prefix` go on to `proxy`'s downstream hosts (see the README's
+    /// "Gateway"). It comes before the config's routes. A bad template or
+    /// an empty host list is an error naming the route.
+    ///
+    /// ```no_run
+    /// use wisp::config::{ProxyConfig, Scheme};
+    /// let mut server = wisp::Server::bind(wisp::Config::default()).unwrap();
+    /// server.proxy("/gateway/", ProxyConfig::new(&["127.0.0.1:5001"], Scheme::Ws)).unwrap();
+    /// ```
+    pub fn proxy(
+        &mut self,
+        prefix: &str,
+        proxy: crate::config::ProxyConfig,
+    ) -> Result<&mut Self, StartError> {
+        self.reactor.app.add_proxy(prefix, proxy)?;
+        Ok(self)
+    }
+
     /// Registers a WebSocket handler on an `action` route.
     ///
     /// `prefix` follows the same rule as [`Server::action`]. A GET with a

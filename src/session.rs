@@ -43,6 +43,10 @@ pub(crate) struct Session {
     finished: bool,
     /// `wake` is the close deadline (a close frame went out), not the next ping.
     closing: bool,
+    /// A gateway's client leg broke the protocol: its connection is not read
+    /// again (`Conn::pair_full`), and its close waits until the downstream
+    /// has answered what went before.
+    failing: bool,
     /// When the peer counts as gone if it sends nothing more (`timeouts.inactivity`).
     idle_at: Option<Instant>,
     /// While open: when to ping next. Once closing: when to stop waiting for the peer's close.
@@ -137,10 +141,12 @@ impl Session {
                 flags: SendFlags::default(),
                 tls: false,
                 masked: false,
+                relay: false,
                 metrics: ConnStats::default(),
             },
             finished: false,
             closing: false,
+            failing: false,
             idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
             wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
             rate: config
@@ -153,6 +159,12 @@ impl Session {
     /// Marks the connection as TLS (`wss`), for [`WebSocket::is_tls`](crate::WebSocket::is_tls).
     pub fn set_tls(&mut self, tls: bool) {
         self.side.tls = tls;
+    }
+
+    /// Makes this a gateway's client leg: a protocol error closes the
+    /// downstream first (see `failing`).
+    pub fn make_relay(&mut self) {
+        self.side.relay = true;
     }
 
     /// Makes our side the WebSocket's client (a gateway's downstream leg):
@@ -364,6 +376,12 @@ impl Session {
         }
         log::debug!("{}: {err}; closing with {}", step.peer, err.close_code());
         step.call(&mut self.side, None, Event::Error(&err));
+        if self.side.relay {
+            // The gateway closes the downstream first (`Gateway::dispatch`);
+            // what it still sends back reaches the client before our close.
+            self.failing = true;
+            return Flow::Open;
+        }
         self.close_now(step, err.close_code(), &err.to_string())
     }
 
@@ -380,13 +398,18 @@ impl Session {
     /// Starts the closing handshake from the server's side (another
     /// connection's handler asked for it, or the server is stopping): the
     /// peer gets `closeTimeout` to answer.
-    pub fn close_by_server(&mut self, mut step: Step<'_>, code: CloseCode, reason: &str) {
+    pub fn close_by_server(&mut self, mut step: Step<'_>, code: CloseCode, reason: &str) -> Flow {
+        if self.failing {
+            // A client that broke the protocol gets its close, and no more.
+            return self.close_now(&mut step, code, reason);
+        }
         if self.side.flags.close_sent || self.finished {
-            return;
+            return Flow::Open;
         }
         self.side.flags.close_sent = true;
         close_frame(step.out(), self.side.masked, code.into(), reason);
         self.note_close_sent(step.config, step.now());
+        Flow::Open
     }
 
     /// After a callback: a panic closes with 1011, a send over the

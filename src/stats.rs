@@ -54,7 +54,8 @@ pub struct DownstreamStats {
     pub host: String,
     /// Connections open to it now.
     pub open: u64,
-    /// Connections opened to it in all.
+    /// Requests sent to it in all: each proxied WebSocket and plain request,
+    /// on a new connection or one kept alive.
     pub requests: u64,
     /// Failed connects and handshakes in all.
     pub failures: u64,

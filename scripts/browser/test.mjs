@@ -15,6 +15,9 @@
 //   WISP_TLS_URL  optional: https://127.0.0.1:PORT of a second server (its certificate
 //                 for 127.0.0.1); WISP_SPKI the base64 SHA-256 of that certificate's
 //                 public key. Node's own fetch trusts its CA by NODE_EXTRA_CA_CERTS.
+//   WISP_GATEWAY_URL, WISP_GATEWAY_DOWNSTREAM
+//                 optional: a gateway and the second wisp behind it (scripts/gateway-env);
+//                 one more check, the echo page through the gateway.
 // Prints one line per check and closes with `browser-test: N passed, M failed`;
 // exits non-zero if any check failed.
 import { spawn } from "node:child_process";
@@ -37,6 +40,8 @@ const shots = need("WISP_SHOTS");
 const base = `http://127.0.0.1:${port}`;
 const tlsBase = process.env.WISP_TLS_URL || null;
 const spki = tlsBase ? need("WISP_SPKI") : null;
+const gatewayBase = process.env.WISP_GATEWAY_URL || null;
+const gatewayDownstream = gatewayBase ? need("WISP_GATEWAY_DOWNSTREAM") : null;
 
 const WAIT = 10_000;        // any one condition in the page
 const CHECK_LIMIT = 45_000; // one whole check, however it gets stuck
@@ -459,6 +464,23 @@ await check("echo reconnects after a server restart", "4-reconnect", async (open
 if (tlsBase) {
   await check("landing page over https", "5-https-landing", (opened) => landing(opened, tlsBase, "5-https-landing"));
   await check("echo page over wss", "6-wss-echo", (opened) => echoPage(opened, tlsBase, "6-wss-echo"));
+}
+
+// The echo page through the gateway: the page over its /gateway/ proxy route, the
+// socket over its /ws/ one, both to the second wisp, which must have seen the socket.
+async function websocketsTotal(origin) {
+  const status = await (await fetch(origin + "/api/status", { signal: AbortSignal.timeout(2000) })).json();
+  return status.stats.websockets_total;
+}
+
+if (gatewayBase) {
+  await check("echo page through the gateway", "7-gateway-echo", async (opened) => {
+    const before = await websocketsTotal(gatewayDownstream);
+    const note = await echoPage(opened, gatewayBase + "/gateway", "7-gateway-echo");
+    const after = await websocketsTotal(gatewayDownstream);
+    assert(after > before, `the downstream saw no WebSocket (websockets_total ${before}, then ${after})`);
+    return note;
+  });
 }
 
 await browser.close().catch(() => {});

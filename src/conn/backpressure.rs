@@ -48,6 +48,10 @@ impl Conn {
                     || (self.proxied && self.pair_full(ctx.app))
             }
             Phase::Awaiting | Phase::Dialing(_) => self.waits_on_gateway(),
+            // Each side's own output is bounded by the other's pausing:
+            // only what the other holds stops it.
+            Phase::Forwarding(_) => self.forward_paused(),
+            Phase::Fetching(leg) => leg.paused(),
             _ => queued > HIGH_WATER,
         }
     }

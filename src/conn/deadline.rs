@@ -29,6 +29,9 @@ impl Conn {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
             Phase::WebSocket(session) => earliest(session.due(), stall()),
             Phase::Dialing(_) => self.dial_deadline().flatten(),
+            Phase::Forwarding(_) | Phase::Fetching(_) | Phase::Pooled { .. } => {
+                self.fetch_due(t).flatten()
+            }
             _ if !self.output.is_idle() => stall(),
             // A TLS handshake has its own bound, from the accept.
             Phase::Head { started: None } => match self.transport.handshake_from() {
@@ -59,6 +62,9 @@ impl Conn {
         }
         if matches!(self.phase, Phase::Dialing(_)) {
             return Ok(self.dial_timed_out());
+        }
+        if matches!(self.phase, Phase::Fetching(_)) {
+            return Ok(self.fetch_timed_out());
         }
         let receiving = matches!(
             self.phase,

@@ -30,7 +30,11 @@ impl Conn {
         {
             *started = Some(ctx.turn.now);
         }
-        let limits = ctx.app.limits;
+        let mut limits = ctx.app.limits;
+        if ctx.app.gateway.is_some() {
+            // A proxy route streams its bodies: the limit is checked below.
+            limits.body = u64::MAX;
+        }
         let mut storage = header_storage();
         let head = match parse_head(buf, &mut storage, &limits) {
             Ok(Some(head)) => head,
@@ -40,6 +44,15 @@ impl Conn {
                 return buf.len();
             }
         };
+        if limits.body == u64::MAX && head.framing != Framing::None {
+            if ctx.app.proxies(&head) {
+                return self.forward_head(ctx, &head);
+            }
+            if matches!(head.framing, Framing::Length(n) if n > ctx.app.limits.body) {
+                self.refuse(ctx, HttpError::BodyTooLarge);
+                return buf.len();
+            }
+        }
         let started = match self.phase {
             Phase::Head { started } => started.unwrap_or(ctx.turn.now),
             _ => ctx.turn.now,
@@ -70,6 +83,31 @@ impl Conn {
                 head.len
             }
         }
+    }
+
+    /// A request with a body on a proxy route: answered (filed for the
+    /// gateway) at once, its body relayed as it arrives. A refusal (401,
+    /// 405, …) leaves the body unread, so the connection closes after it.
+    #[cold]
+    fn forward_head(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>) -> usize {
+        self.respond(ctx, head, &[]);
+        match self.phase {
+            Phase::Forwarding(_) => {
+                if head.expect_continue {
+                    // The downstream is not asked (`Expect` is not passed on).
+                    self.output
+                        .target(&mut ctx.turn.scratch)
+                        .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+            }
+            Phase::Closing { .. } => {}
+            _ => {
+                self.phase = Phase::Closing {
+                    until: Some(ctx.turn.now + LINGER),
+                }
+            }
+        }
+        head.len
     }
 
     #[inline(never)]
@@ -121,6 +159,10 @@ impl Conn {
         let handled = ctx.app.handle(head, body, (origin, cert), out, close);
         if let Some(file) = handled.file {
             self.output.set_file(file);
+        }
+        if let (false, Some(exchange)) = (handled.close, handled.exchange) {
+            self.forwarding(exchange, head.framing);
+            return;
         }
         self.phase = match handled.upgrade {
             _ if handled.close => Phase::Closing { until: None },

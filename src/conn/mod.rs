@@ -13,6 +13,7 @@
 
 mod backpressure;
 mod deadline;
+mod fetch;
 mod http;
 mod proxy;
 #[cfg(test)]
@@ -34,6 +35,8 @@ use crate::session::Session;
 use crate::transport::{Transport, Wire};
 use crate::turn::Turn;
 
+pub(crate) use self::fetch::log_fetch;
+use self::fetch::{FetchLeg, Forwarding};
 use self::http::PendingBody;
 pub(crate) use self::proxy::Dial;
 pub(crate) use self::ws::Delivered;
@@ -78,6 +81,15 @@ enum Phase {
     Awaiting,
     /// A gateway's downstream leg: connecting, then reading the downstream's 101.
     Dialing(Box<Dial>),
+    /// A plain request on a proxy route: its body relayed to the downstream
+    /// leg as it arrives, until the leg relayed the whole response back.
+    Forwarding(Box<Forwarding>),
+    /// A gateway's downstream leg for a plain request: connecting, the
+    /// request relayed, the response read and relayed to the client.
+    Fetching(Box<FetchLeg>),
+    /// A downstream leg between plain requests, kept for the next to its
+    /// host (indexes of the proxy route and of its host).
+    Pooled { route: u32, host: u32 },
 }
 
 /// One accepted connection.
@@ -102,7 +114,8 @@ pub(crate) struct Conn {
     served: u32,
     read_closed: bool,
     read_paused: bool,
-    /// One leg of a proxied WebSocket (see `proxy.rs`).
+    /// One leg of a proxied WebSocket (see `proxy.rs`), or a side of a
+    /// proxied plain request under way (`fetch.rs`).
     proxied: bool,
 }
 
@@ -155,7 +168,11 @@ impl Conn {
         if readable || read_closed || self.read_paused {
             self.read_all(ctx, read_buf, read_closed)?;
         }
-        self.flush(ctx, read_buf)
+        let next = self.flush(ctx, read_buf)?;
+        if next != Next::Close && matches!(self.phase, Phase::Fetching(_)) {
+            self.fetch_progress(ctx);
+        }
+        Ok(next)
     }
 
     /// Writes what is queued; when it all went out, resumes paused input and
@@ -369,6 +386,13 @@ impl Conn {
                 Phase::Body(_) => self.on_body_bytes(ctx, rest),
                 Phase::WebSocket(_) => self.on_frames(ctx, rest),
                 Phase::Dialing(_) => self.on_answer_bytes(ctx, rest),
+                Phase::Forwarding(_) => self.on_forward_bytes(ctx, rest),
+                Phase::Fetching(_) => self.on_response_bytes(ctx, rest),
+                // An idle downstream that speaks is out of step: closed.
+                Phase::Pooled { .. } => {
+                    self.read_closed = true;
+                    rest.len()
+                }
                 Phase::Awaiting => 0,
                 Phase::Closing { .. } | Phase::Lingering { .. } => rest.len(),
             };

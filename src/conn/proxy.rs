@@ -187,6 +187,11 @@ impl Conn {
         let Some((side, shared)) = self.pair_of(app) else {
             return false;
         };
+        // A client that broke the protocol is not read again: its close
+        // follows the downstream's (see `Session::fail`).
+        if side == Side::Client && shared.client_failed() {
+            return true;
+        }
         let full = shared.held(side.other()) >= app.config.web_sockets.max_backpressure / 2;
         shared.set_paused(side, full);
         full
@@ -196,8 +201,10 @@ impl Conn {
     /// that is below the mark and its pair stopped reading for it, says
     /// the pair may read on.
     pub fn pair_after_flush(&self, app: &App) -> Option<crate::message::ConnId> {
-        let Phase::WebSocket(session) = &self.phase else {
-            return None;
+        let session = match &self.phase {
+            Phase::WebSocket(session) => session,
+            Phase::Forwarding(_) | Phase::Fetching(_) => return self.exchange_after_flush(),
+            _ => return None,
         };
         let end = app.gateway.as_ref()?.end(session.state())?;
         let held = self.output.backlog();
@@ -221,8 +228,14 @@ impl Conn {
     /// Queues frames the other leg relayed. Never dropped: the other leg
     /// stops reading instead, so what waits here stays bounded.
     pub fn relay(&mut self, frames: Vec<u8>) -> bool {
-        let Phase::WebSocket(session) = &mut self.phase else {
-            return false;
+        let session = match &mut self.phase {
+            Phase::WebSocket(session) => session,
+            // A proxied plain request's body, or its response.
+            Phase::Forwarding(_) | Phase::Fetching(_) => {
+                self.output.push_owned(frames);
+                return true;
+            }
+            _ => return false,
         };
         if !session.can_send() {
             return false;

@@ -201,8 +201,7 @@ impl Conn {
     /// The hub asked to close this WebSocket.
     pub fn close_socket(&mut self, app: &mut App, turn: &mut Turn, code: CloseCode, reason: &str) {
         self.on_session(app, turn, false, |session, step| {
-            session.close_by_server(step, code, reason);
-            Flow::Open
+            session.close_by_server(step, code, reason)
         });
     }
 
@@ -220,12 +219,12 @@ impl Conn {
         match self.phase {
             Phase::WebSocket(_) => {
                 self.on_session(app, turn, false, |session, step| {
-                    session.close_by_server(step, CloseCode::GOING_AWAY, "server shutting down");
-                    Flow::Open
+                    session.close_by_server(step, CloseCode::GOING_AWAY, "server shutting down")
                 });
                 false
             }
             Phase::Head { started: None } => self.output.is_idle(),
+            Phase::Pooled { .. } => true,
             _ => false,
         }
     }
@@ -249,6 +248,7 @@ impl Conn {
     /// finish its closing handshake reports 1006 to its handler.
     pub fn release(&mut self, app: &mut App, turn: &mut Turn) {
         self.dial_failed(app);
+        self.exchange_released(app, turn.now);
         // Whatever the handler sends from on_close here goes nowhere: the socket is going.
         self.on_session(app, turn, false, |session, step| {
             session.abandon(step);

@@ -179,6 +179,13 @@ impl Pool {
         }
     }
 
+    /// A request went to host `i` on a connection kept open from before.
+    pub fn requested(&mut self, i: usize) {
+        if let Some(h) = self.hosts.get_mut(i) {
+            h.requests += 1;
+        }
+    }
+
     /// A connection to host `i` closed.
     pub fn closed(&mut self, i: usize) {
         if let Some(h) = self.hosts.get_mut(i) {

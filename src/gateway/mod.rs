@@ -10,6 +10,7 @@
 //! sessions. The connections themselves are the reactor's and `conn`'s.
 
 pub(crate) mod balance;
+pub(crate) mod exchange;
 pub(crate) mod forward;
 pub(crate) mod relay;
 pub(crate) mod resolve;
@@ -25,7 +26,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::config::{Balancer, Config, ConfigError, HandlerKind, ProxyConfig};
+use crate::config::{Balancer, Config, ConfigError, HandlerKind, ProxyConfig, RouteConfig};
 use crate::http::error::HttpError;
 use crate::http::request::{find_header, Head, Tokens};
 use crate::http::response::{HeadWriter, Response};
@@ -33,6 +34,7 @@ use crate::message::ConnId;
 use crate::ws_api::{AnyHandler, Event, Link};
 
 use self::balance::Pool;
+use self::exchange::Fetch;
 use self::forward::Forward;
 use self::relay::{End, Pair, Side};
 use self::resolve::Resolver;
@@ -41,6 +43,13 @@ use self::template::Template;
 /// The handler index proxied sessions carry: past every registered
 /// handler, so `App::socket` finds the gateway only when the list misses.
 pub(crate) const HANDLER: usize = usize::MAX;
+
+/// The largest frame a leg relays, whatever the gateway's own limit:
+/// Ocelot too re-frames at its buffer's size. A message larger goes in
+/// fragments, so it fits any peer whose `maxFrame` is at least this (a
+/// browser's 131,000-byte fragments do not reach a wisp downstream with
+/// the default 100K limit as one frame).
+const RELAY_FRAME: usize = 64 * 1024;
 
 /// One proxy route: its templates, its downstream hosts and their state.
 pub(crate) struct ProxyRoute {
@@ -53,7 +62,13 @@ pub(crate) struct ProxyRoute {
     /// For `wss`/`https` downstreams: the TLS client configuration.
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Per host: downstream legs kept alive between plain HTTP requests,
+    /// the most recently used last.
+    idle: Vec<Vec<ConnId>>,
 }
+
+/// Idle downstream legs kept per host; a leg that finds the pool full closes.
+pub(crate) const IDLE_PER_HOST: usize = 8;
 
 /// A WebSocket upgrade on its way to a downstream: everything needed to
 /// try a host, try the next, and finally answer the client.
@@ -100,10 +115,30 @@ pub(crate) enum Outcome {
         upgrade: Box<Upgrade>,
         status: HttpError,
     },
+    /// A plain request's leg connected (its request head written): the
+    /// client may relay its body to it.
+    Linked { leg: ConnId, client: ConnId },
+    /// A plain request's leg failed before the client relayed anything to
+    /// it: the next host (`failed`: this one is counted as failing), or
+    /// `status` for the client.
+    Refetch {
+        fetch: Box<Fetch>,
+        status: HttpError,
+        failed: bool,
+    },
+    /// A plain request's response is complete: the client reads on (or closes).
+    Answered { client: ConnId },
+    /// A plain request's leg broke once the request was under way: the
+    /// client gets `status`, or is closed if its response had begun.
+    Broken { client: ConnId, status: HttpError },
+    /// The client of a plain request (by its connection's serial) left or
+    /// failed: its leg is closed, if it still fetches for it.
+    Abandoned { leg: ConnId, client: u64 },
 }
 
 /// The gateway's routes and the legs it relays between. It is also the
 /// handler of every proxied WebSocket, client and downstream legs alike.
+#[derive(Default)]
 pub(crate) struct Gateway {
     pub routes: Vec<ProxyRoute>,
     ends: Slab<End>,
@@ -112,68 +147,43 @@ pub(crate) struct Gateway {
     #[allow(clippy::vec_box)]
     pub dials: Vec<Box<Upgrade>>,
     pub outcomes: Vec<Outcome>,
+    /// Plain requests waiting for their first (or next) downstream leg.
+    #[allow(clippy::vec_box)]
+    pub fetches: Vec<Box<Fetch>>,
     pub resolver: Resolver,
+    /// The largest frame a leg relays: `limits.maxFrame`, at most `RELAY_FRAME`.
+    pub max_frame: usize,
 }
 
 impl Gateway {
-    /// The gateway for the config's proxy routes; `None` without any. Hosts
-    /// given by name are resolved here once (before the loop runs), then
-    /// again off the loop by the resolver's thread.
+    /// The gateway for the config's proxy routes; `None` without any.
     pub fn new(config: &Config) -> Result<Option<Gateway>, ConfigError> {
-        let mut routes = Vec::new();
+        let mut gateway = None;
         for (i, route) in config.routes.iter().enumerate() {
-            let (HandlerKind::Proxy, Some(proxy)) = (route.handler, &route.proxy) else {
-                continue;
-            };
-            let proxy = proxy.as_ref().clone();
-            let key = |k: &str| format!("routes[{i}].proxy.{k}");
-            let invalid = |k: &str, e: template::TemplateError| ConfigError::Invalid {
-                path: None,
-                key: key(k),
-                message: e.to_string(),
-            };
-            let upstream = Template::parse(&upstream_text(&route.pattern, &proxy))
-                .map_err(|e| invalid("upstream", e))?;
-            let downstream =
-                Template::parse(&downstream_text(&proxy)).map_err(|e| invalid("downstream", e))?;
-            if proxy.accept_any_certificate {
-                log::warn!(
-                    "{}: the downstream's certificate is not checked (acceptAnyCertificate)",
-                    key("acceptAnyCertificate")
-                );
+            if route.handler == HandlerKind::Proxy {
+                let name = format!("routes[{i}].proxy");
+                let route = ProxyRoute::new(&name, route)?;
+                let gateway = gateway.get_or_insert_with(|| Gateway::with_limit(config));
+                gateway.add(route);
             }
-            #[cfg(feature = "tls")]
-            let tls = match proxy.scheme.is_tls() {
-                true => Some(crate::tls::client::client_config(&proxy).map_err(|e| {
-                    ConfigError::Invalid {
-                        path: None,
-                        key: key("authority"),
-                        message: e.to_string(),
-                    }
-                })?),
-                false => None,
-            };
-            routes.push(ProxyRoute {
-                #[cfg(feature = "tls")]
-                tls,
-                pattern: route.pattern.clone(),
-                pool: Pool::new(&proxy),
-                config: proxy,
-                upstream,
-                downstream,
-            });
         }
-        if routes.is_empty() {
-            return Ok(None);
+        Ok(gateway)
+    }
+
+    /// A gateway with no route yet, relaying within `config`'s frame limit.
+    pub fn with_limit(config: &Config) -> Gateway {
+        let own = usize::try_from(config.limits.max_frame).unwrap_or(usize::MAX);
+        Gateway {
+            max_frame: own.min(RELAY_FRAME),
+            ..Gateway::default()
         }
-        let hosts: Vec<Vec<String>> = routes.iter().map(|r| r.config.hosts.clone()).collect();
-        Ok(Some(Gateway {
-            routes,
-            ends: Slab::new(),
-            dials: Vec::new(),
-            outcomes: Vec::new(),
-            resolver: Resolver::start(hosts),
-        }))
+    }
+
+    /// Adds a route; hosts given by name are resolved here (before the
+    /// loop runs), then again off the loop.
+    pub fn add(&mut self, route: ProxyRoute) {
+        self.resolver.add_route(route.config.hosts.clone());
+        self.routes.push(route);
     }
 
     /// The proxy route for a routing pattern.
@@ -209,17 +219,42 @@ impl Gateway {
 
     /// Picks the next host for `upgrade`, or `None` when none is left.
     pub fn pick(&mut self, upgrade: &mut Upgrade, now: Instant) -> Option<SocketAddr> {
+        let sticky = upgrade.sticky.as_ref().map(|(v, _)| v.as_str());
+        let picked = self.pick_host(upgrade.route, sticky, &mut upgrade.tried, now);
+        if let Some(&last) = upgrade.tried.last() {
+            upgrade.host = last;
+        }
+        picked
+    }
+
+    /// Picks the next host for a plain request, or `None` when none is left.
+    pub fn pick_fetch(&mut self, fetch: &mut Fetch, now: Instant) -> Option<SocketAddr> {
+        let sticky = fetch.sticky.as_ref().map(|(v, _)| v.as_str());
+        let picked = self.pick_host(fetch.route, sticky, &mut fetch.tried, now);
+        if let Some(&last) = fetch.tried.last() {
+            fetch.host = last;
+        }
+        picked
+    }
+
+    /// The address of the next host of `route` not in `tried` (which it
+    /// joins, last); a host that does not resolve counts as failed.
+    fn pick_host(
+        &mut self,
+        route: usize,
+        sticky: Option<&str>,
+        tried: &mut Vec<usize>,
+        now: Instant,
+    ) -> Option<SocketAddr> {
         loop {
-            let route = self.routes.get_mut(upgrade.route)?;
-            let sticky = upgrade.sticky.as_ref().map(|(v, _)| v.as_str());
-            let host = route.pool.pick(now, sticky, &upgrade.tried)?;
-            upgrade.tried.push(host);
-            upgrade.host = host;
-            match self.resolver.addr(upgrade.route, host) {
+            let r = self.routes.get_mut(route)?;
+            let host = r.pool.pick(now, sticky, tried)?;
+            tried.push(host);
+            match self.resolver.addr(route, host) {
                 Some(addr) => return Some(addr),
                 None => {
-                    log::warn!("gateway: {} does not resolve", route.pool.host(host));
-                    route.pool.failed(host, now);
+                    log::warn!("gateway: {} does not resolve", r.pool.host(host));
+                    r.pool.failed(host, now);
                 }
             }
         }
@@ -230,30 +265,118 @@ impl Gateway {
     #[cfg(feature = "tls")]
     pub fn tls_for(
         &self,
-        upgrade: &Upgrade,
+        route: usize,
+        host: usize,
     ) -> Option<(
         std::sync::Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )> {
-        let route = self.routes.get(upgrade.route)?;
+        let route = self.routes.get(route)?;
         let config = route.tls.clone()?;
-        let name = crate::tls::client::server_name(route.pool.host(upgrade.host))?;
+        let name = crate::tls::client::server_name(route.pool.host(host))?;
         Some((config, name))
+    }
+
+    /// Files a plain request for the reactor to send on.
+    pub fn fetch(&mut self, fetch: Box<Fetch>) {
+        self.fetches.push(fetch);
+    }
+
+    /// The request head for the host `fetch` is trying.
+    pub fn fetch_request(&self, fetch: &Fetch, head: &Head<'_>, out: &mut Vec<u8>) {
+        let client = (fetch.peer, fetch.tls, fetch.request_id.as_str());
+        if let Some(fwd) = self.forward((fetch.route, fetch.host), client) {
+            forward::write_request(out, head, &fetch.target, &fwd);
+        }
+    }
+
+    /// What the downstream request of a client (`peer`, TLS or not, its
+    /// request id) to host `host` of route `route` carries besides its head.
+    fn forward<'a>(
+        &'a self,
+        (route, host): (usize, usize),
+        (peer, tls, request_id): (SocketAddr, bool, &'a str),
+    ) -> Option<Forward<'a>> {
+        let route = self.routes.get(route)?;
+        Some(Forward {
+            peer,
+            tls,
+            request_id,
+            rules: &route.config.headers,
+            host: route.pool.host(host),
+        })
+    }
+
+    /// The most recently idle leg to `host` of `route`, out of the pool.
+    pub fn take_idle(&mut self, route: usize, host: usize) -> Option<ConnId> {
+        self.routes.get_mut(route)?.idle.get_mut(host)?.pop()
+    }
+
+    /// Keeps an idle leg for the next request to its host; false when the
+    /// host has `IDLE_PER_HOST` already (the leg closes).
+    pub fn park(&mut self, route: usize, host: usize, leg: ConnId) -> bool {
+        let Some(idle) = self
+            .routes
+            .get_mut(route)
+            .and_then(|r| r.idle.get_mut(host))
+        else {
+            return false;
+        };
+        if idle.len() >= IDLE_PER_HOST {
+            return false;
+        }
+        idle.push(leg);
+        true
+    }
+
+    /// An idle leg (by its connection's serial) closed or was taken: it
+    /// leaves the pool.
+    pub fn unpark(&mut self, route: usize, host: usize, serial: u64) {
+        if let Some(idle) = self
+            .routes
+            .get_mut(route)
+            .and_then(|r| r.idle.get_mut(host))
+        {
+            idle.retain(|l| l.serial != serial);
+        }
+    }
+
+    /// A plain request's host answered: its breaker closes, a new sticky
+    /// session stays with it.
+    pub fn answered(&mut self, fetch: &Fetch) {
+        if let Some(route) = self.routes.get_mut(fetch.route) {
+            route.pool.succeeded(fetch.host);
+            if let Some((value, _)) = &fetch.sticky {
+                route.pool.stick(value, fetch.host, fetch.started);
+            }
+        }
+    }
+
+    /// The `Set-Cookie` value of a new sticky session for `fetch`'s response.
+    pub fn sticky_cookie(&self, fetch: &Fetch) -> Option<String> {
+        let (value, true) = fetch.sticky.as_ref()? else {
+            return None;
+        };
+        let s = &self.routes.get(fetch.route)?.config.sticky;
+        let secure = if fetch.tls { "; Secure" } else { "" };
+        Some(format!(
+            "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            s.cookie,
+            s.expiry.as_secs()
+        ))
+    }
+
+    /// The pool of `route`, for the leg's accounting.
+    pub fn pool_mut(&mut self, route: usize) -> Option<&mut Pool> {
+        self.routes.get_mut(route).map(|r| &mut r.pool)
     }
 
     /// The request head for the host `upgrade` is trying, with `key`.
     pub fn request(&self, upgrade: &Upgrade, head: &Head<'_>, key: &str, out: &mut Vec<u8>) {
-        let Some(route) = self.routes.get(upgrade.route) else {
-            return;
-        };
-        let fwd = Forward {
-            peer: upgrade.peer,
-            tls: upgrade.tls,
-            request_id: &upgrade.request_id,
-            rules: &route.config.headers,
-            host: route.pool.host(upgrade.host),
-        };
-        forward::write_upgrade(out, head, &upgrade.target, key, &fwd);
+        let client = (upgrade.peer, upgrade.tls, upgrade.request_id.as_str());
+        if let Some(fwd) = self.forward((upgrade.route, upgrade.host), client) {
+            forward::write_upgrade(out, head, &upgrade.target, key, &fwd);
+        }
     }
 
     /// Pairs a client and its downstream leg: the states of their sessions
@@ -300,6 +423,62 @@ impl Gateway {
             .iter()
             .flat_map(|r| r.pool.status(&r.pattern, now))
             .collect()
+    }
+}
+
+impl ProxyRoute {
+    /// Checks a route's proxy settings (`name` is how errors name it, such
+    /// as `routes[2].proxy`) and makes its templates, pool and TLS client.
+    pub fn new(name: &str, route: &RouteConfig) -> Result<ProxyRoute, ConfigError> {
+        let invalid = |k: &str, message: String| ConfigError::Invalid {
+            path: None,
+            key: if k.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}.{k}")
+            },
+            message,
+        };
+        let Some(proxy) = route.proxy.as_deref().cloned() else {
+            return Err(invalid("", "is required".into()));
+        };
+        if proxy.hosts.is_empty() {
+            return Err(invalid("hosts", "must name at least one host".into()));
+        }
+        let upstream = Template::parse(&upstream_text(&route.pattern, &proxy))
+            .map_err(|e| invalid("upstream", e.to_string()))?;
+        let downstream = Template::parse(&downstream_text(&proxy))
+            .map_err(|e| invalid("downstream", e.to_string()))?;
+        if let Some(missing) = downstream
+            .names()
+            .find(|n| !upstream.names().any(|u| u == *n))
+        {
+            return Err(invalid(
+                "downstream",
+                format!("{{{missing}}} is not a placeholder of the upstream template"),
+            ));
+        }
+        if proxy.accept_any_certificate {
+            log::warn!("{name}.acceptAnyCertificate: the downstream's certificate is not checked");
+        }
+        #[cfg(feature = "tls")]
+        let tls = match proxy.scheme.is_tls() {
+            true => Some(
+                crate::tls::client::client_config(&proxy)
+                    .map_err(|e| invalid("authority", e.to_string()))?,
+            ),
+            false => None,
+        };
+        Ok(ProxyRoute {
+            #[cfg(feature = "tls")]
+            tls,
+            pattern: route.pattern.clone(),
+            idle: vec![Vec::new(); proxy.hosts.len()],
+            pool: Pool::new(&proxy),
+            config: proxy,
+            upstream,
+            downstream,
+        })
     }
 }
 
@@ -427,8 +606,13 @@ impl AnyHandler for Gateway {
             return;
         };
         match event {
-            Event::Message(m) => end.relay(link.hub, m),
-            Event::Error(_) => end.failed = true,
+            Event::Message(m) => end.relay(link.hub, m, self.max_frame),
+            Event::Error(e) => {
+                end.failed = true;
+                if end.side == Side::Client {
+                    end.client_failed(link.hub, e.close_code(), e.to_string());
+                }
+            }
             Event::Close(code, reason) => {
                 let (code, reason) = end.passed_on(code, reason);
                 link.hub.outbox.push(crate::hub::Delivery::Close {

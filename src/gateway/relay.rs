@@ -47,6 +47,9 @@ impl Side {
 pub(crate) struct Pair {
     held: [Cell<usize>; 2],
     paused: [Cell<bool>; 2],
+    /// The client broke the protocol with this close code: the downstream
+    /// was closed first, and the client gets this code once it answered.
+    client_failed: Cell<Option<CloseCode>>,
 }
 
 impl Pair {
@@ -60,7 +63,8 @@ impl Pair {
         self.held[side as usize].set(bytes);
     }
 
-    fn add_held(&self, side: Side, bytes: usize) {
+    /// `bytes` more were relayed to the leg on `side`.
+    pub fn add_held(&self, side: Side, bytes: usize) {
         let held = &self.held[side as usize];
         held.set(held.get().saturating_add(bytes));
     }
@@ -68,6 +72,11 @@ impl Pair {
     /// The leg on `side` stopped reading because its pair is full (true) or resumed.
     pub fn set_paused(&self, side: Side, paused: bool) {
         self.paused[side as usize].set(paused);
+    }
+
+    /// The client leg broke the protocol (its close waits for the downstream's).
+    pub fn client_failed(&self) -> bool {
+        self.client_failed.get().is_some()
     }
 
     pub fn paused(&self, side: Side) -> bool {
@@ -91,8 +100,11 @@ pub(crate) struct End {
 }
 
 impl End {
-    /// Re-frames a message for the other leg and leaves it in the outbox.
-    pub fn relay(&self, hub: &mut Hub, message: Message<'_>) {
+    /// Re-frames a message for the other leg and leaves it in the outbox,
+    /// in frames of at most `max_frame` bytes: the gateway sends no frame
+    /// it would not take itself (a client's fragments, a browser's
+    /// 131,000-byte frames, stay within a downstream's like limit).
+    pub fn relay(&self, hub: &mut Hub, message: Message<'_>, max_frame: usize) {
         let (opcode, data) = match message {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
@@ -111,19 +123,39 @@ impl End {
             }
         };
         let before = frame.len();
-        match self.side {
-            // Towards the downstream we are the client: every frame masked afresh.
-            Side::Client => {
-                write_masked_frame(frame, true, opcode, data, crate::entropy::mask());
+        let max = max_frame.max(1);
+        let count = data.len().div_ceil(max).max(1);
+        for i in 0..count {
+            let piece = &data[(i * max).min(data.len())..((i + 1) * max).min(data.len())];
+            let op = if i == 0 { opcode } else { OpCode::Continuation };
+            let fin = i + 1 == count;
+            match self.side {
+                // Towards the downstream we are the client: every frame masked afresh.
+                Side::Client => write_masked_frame(frame, fin, op, piece, crate::entropy::mask()),
+                Side::Downstream => write_frame(frame, fin, op, piece),
             }
-            Side::Downstream => write_frame(frame, true, opcode, data),
         }
         let added = frame.len() - before;
         self.shared.add_held(self.side.other(), added);
     }
 
+    /// The client leg broke the protocol (`code`): the downstream is
+    /// closed first, with that code; the client's close follows the
+    /// downstream's answer, so whatever it sent back before still arrives.
+    pub fn client_failed(&self, hub: &mut Hub, code: CloseCode, reason: String) {
+        self.shared.client_failed.set(Some(code));
+        hub.outbox.push(Delivery::Close {
+            to: self.pair,
+            code,
+            reason,
+        });
+    }
+
     /// The close the other leg is given when this one ends with `code`.
     pub fn passed_on(&self, code: CloseCode, reason: &str) -> (CloseCode, String) {
+        if let (Side::Downstream, Some(failed)) = (self.side, self.shared.client_failed.get()) {
+            return (failed, "protocol error".into());
+        }
         let vanished = code == CloseCode::ABNORMAL || self.failed;
         match self.side {
             Side::Downstream if vanished => (CloseCode::BAD_GATEWAY, "downstream failed".into()),
@@ -156,8 +188,8 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Downstream);
-        e.relay(&mut hub, Message::Text("hi"));
-        e.relay(&mut hub, Message::Binary(b"yo"));
+        e.relay(&mut hub, Message::Text("hi"), 1 << 20);
+        e.relay(&mut hub, Message::Binary(b"yo"), 1 << 20);
         assert_eq!(hub.outbox.len(), 1);
         let Some(Delivery::Relay { to, frame }) = hub.outbox.first() else {
             panic!("a relay");
@@ -175,7 +207,7 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Client);
-        e.relay(&mut hub, Message::Text("hello"));
+        e.relay(&mut hub, Message::Text("hello"), 1 << 20);
         let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
             panic!("a relay");
         };
@@ -188,6 +220,25 @@ mod tests {
             .map(|(i, b)| b ^ mask[i % 4])
             .collect();
         assert_eq!(text, b"hello");
+    }
+
+    #[test]
+    fn a_message_longer_than_the_frame_limit_goes_in_fragments() {
+        let mut hub = Hub::new(crate::hub::RoomLimits {
+            per_connection: 1,
+            members: 1,
+        });
+        let e = end(Side::Downstream);
+        e.relay(&mut hub, Message::Text("abcdefg"), 3);
+        e.relay(&mut hub, Message::Binary(b""), 3);
+        let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
+            panic!("a relay");
+        };
+        assert_eq!(
+            frame.as_slice(),
+            b"\x01\x03abc\x00\x03def\x80\x01g\x82\x00",
+            "Text, Continuation, final Continuation; an empty message is one frame"
+        );
     }
 
     #[test]

@@ -340,7 +340,7 @@ impl<'h, 'a> Tokens<'h, 'a> {
                 .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
     }
 
-    fn last(&self) -> Option<&'a [u8]> {
+    pub fn last(&self) -> Option<&'a [u8]> {
         self.iter().last()
     }
 

@@ -9,9 +9,10 @@ use std::rc::Rc;
 use mio::{Interest, Token};
 
 use super::Reactor;
-use crate::conn::{live, Conn};
+use crate::conn::{live, log_fetch, Conn};
+use crate::gateway::exchange::Fetch;
 use crate::gateway::{self, Outcome, Upgrade, HANDLER};
-use crate::http::request::{header_storage, parse_head};
+use crate::http::request::{header_storage, parse_head, HeadLimits};
 use crate::message::ConnId;
 use crate::session::Session;
 use crate::transport::Transport;
@@ -20,18 +21,24 @@ use crate::ws_api::ConnInfo;
 impl Reactor {
     /// Dials what the turn's upgrades asked for and settles what the
     /// dials came to, until neither leaves more to do.
+    #[inline(never)]
     pub(super) fn gateway_work(&mut self) {
         loop {
             let Some(gateway) = self.app.gateway.as_mut() else {
                 return;
             };
-            if gateway.dials.is_empty() && gateway.outcomes.is_empty() {
+            if gateway.dials.is_empty() && gateway.outcomes.is_empty() && gateway.fetches.is_empty()
+            {
                 return;
             }
             let dials = mem::take(&mut gateway.dials);
+            let fetches = mem::take(&mut gateway.fetches);
             let outcomes = mem::take(&mut gateway.outcomes);
             for upgrade in dials {
                 self.dial(upgrade);
+            }
+            for fetch in fetches {
+                self.fetch(fetch);
             }
             for outcome in outcomes {
                 match outcome {
@@ -44,6 +51,7 @@ impl Reactor {
                         upgrade.status = status;
                         self.dial(upgrade);
                     }
+                    outcome => self.settle(outcome),
                 }
             }
         }
@@ -73,44 +81,11 @@ impl Reactor {
                 };
                 gateway.request(&upgrade, &head, &key, &mut request);
             }
-            let stream = match mio::net::TcpStream::connect(addr) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    log::info!("gateway: cannot connect to {addr}: {e}");
-                    gateway.failed(&upgrade, now);
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let Some(mut transport) = leg_transport(gateway, &upgrade, stream, now) else {
-                gateway.failed(&upgrade, now);
+            let Some(transport) = self.connect_leg(addr, (upgrade.route, upgrade.host), now) else {
                 continue;
             };
-            let entry = self.conns.vacant_entry();
-            let slot = entry.key();
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut transport,
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                gateway.failed(&upgrade, now);
-                continue;
-            }
-            if let Some(route) = gateway.routes.get_mut(upgrade.route) {
-                route.pool.opened(upgrade.host);
-            }
-            let deadline = self
-                .app
-                .config
-                .timeouts
-                .connect
-                .and_then(|d| now.checked_add(d));
             self.next_serial += 1;
+            let deadline = self.leg_deadline(now);
             let conn = Conn::dialing(
                 transport,
                 addr,
@@ -119,10 +94,197 @@ impl Reactor {
                 (upgrade, key, request),
                 deadline,
             );
-            entry.insert(conn);
-            self.rearm(slot);
+            self.insert_leg(conn);
             return;
         }
+    }
+
+    /// Sends a plain request on: over an idle leg to the host picked, else
+    /// over a new connection; with no host left, the client gets the last
+    /// failure's status.
+    fn fetch(&mut self, mut fetch: Box<Fetch>) {
+        let now = self.turn.now;
+        if !live(&mut self.conns, fetch.client).is_some_and(|c| c.forwards()) {
+            return; // The client left, or failed, meanwhile.
+        }
+        // The head was checked on arrival; its body is streamed, so no limit.
+        let limits = HeadLimits {
+            body: u64::MAX,
+            ..self.app.limits
+        };
+        loop {
+            let Some(gateway) = self.app.gateway.as_mut() else {
+                return;
+            };
+            let Some(addr) = gateway.pick_fetch(&mut fetch, now) else {
+                return self.refuse_fetch(&fetch);
+            };
+            let mut request = Vec::new();
+            {
+                let mut storage = header_storage();
+                let Ok(Some(head)) = parse_head(&fetch.head, &mut storage, &limits) else {
+                    return self.refuse_fetch(&fetch);
+                };
+                gateway.fetch_request(&fetch, &head, &mut request);
+            }
+            // An idle leg to that host first.
+            while let Some(leg) = gateway.take_idle(fetch.route, fetch.host) {
+                let Some(conn) = live(&mut self.conns, leg) else {
+                    continue;
+                };
+                let client = fetch.client;
+                let (route, host) = (fetch.route, fetch.host);
+                match conn.reuse((fetch, &request), now) {
+                    Ok(()) => {
+                        if let Some(pool) =
+                            self.app.gateway.as_mut().and_then(|g| g.pool_mut(route))
+                        {
+                            pool.requested(host);
+                        }
+                        self.rearm(leg.key);
+                        self.fanout.wake(leg.key);
+                        self.settle(Outcome::Linked { leg, client });
+                        return;
+                    }
+                    Err(back) => fetch = back,
+                }
+            }
+            let Some(transport) = self.connect_leg(addr, (fetch.route, fetch.host), now) else {
+                continue;
+            };
+            self.next_serial += 1;
+            let deadline = self.leg_deadline(now);
+            let conn = Conn::fetching(
+                transport,
+                addr,
+                self.next_serial,
+                now,
+                (fetch, request),
+                deadline,
+            );
+            self.insert_leg(conn);
+            return;
+        }
+    }
+
+    /// No downstream took a plain request: the client is answered and closed.
+    fn refuse_fetch(&mut self, fetch: &Fetch) {
+        log_fetch(
+            &self.app,
+            fetch,
+            fetch.status.status(),
+            !fetch.tried.is_empty(),
+        );
+        if let Some(client) = live(&mut self.conns, fetch.client) {
+            client.exchange_broken(&mut self.app, fetch.status);
+            self.fanout.wake(fetch.client.key);
+        }
+    }
+
+    /// What a plain request's legs came to.
+    fn settle(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Linked { leg, client } => {
+                if live(&mut self.conns, client).is_some_and(|c| c.link(leg)) {
+                    self.fanout.wake(client.key);
+                } else {
+                    // The client left or failed meanwhile: the leg goes too.
+                    self.abandon(leg, client.serial);
+                }
+            }
+            Outcome::Refetch {
+                mut fetch,
+                status,
+                failed,
+            } => {
+                if failed {
+                    if let Some(pool) = self
+                        .app
+                        .gateway
+                        .as_mut()
+                        .and_then(|g| g.pool_mut(fetch.route))
+                    {
+                        pool.failed(fetch.host, self.turn.now);
+                    }
+                }
+                fetch.status = status;
+                self.fetch(fetch);
+            }
+            Outcome::Answered { client } => {
+                if let Some(c) = live(&mut self.conns, client) {
+                    c.exchange_over();
+                    self.fanout.wake(client.key);
+                }
+            }
+            Outcome::Broken { client, status } => {
+                if let Some(c) = live(&mut self.conns, client) {
+                    c.exchange_broken(&mut self.app, status);
+                    self.fanout.wake(client.key);
+                }
+            }
+            Outcome::Abandoned { leg, client } => self.abandon(leg, client),
+            Outcome::Opened { .. } | Outcome::Failed { .. } => {}
+        }
+    }
+
+    /// Closes a plain request's leg whose client (by serial) no longer
+    /// waits for it; a leg done with that client's request is left alone.
+    fn abandon(&mut self, leg: ConnId, client: u64) {
+        if let Some(conn) = live(&mut self.conns, leg).filter(|c| c.fetches_for(client)) {
+            conn.abandon();
+            self.close(leg.key);
+        }
+    }
+
+    /// Connects to `addr` for a leg to host `host` of route `route` and
+    /// registers it under the slab's next key (`insert_leg` puts it there);
+    /// `None`, with the host's failure counted, when that fails at once.
+    fn connect_leg(
+        &mut self,
+        addr: std::net::SocketAddr,
+        (route, host): (usize, usize),
+        now: std::time::Instant,
+    ) -> Option<Transport> {
+        let gateway = self.app.gateway.as_mut()?;
+        let transport = match mio::net::TcpStream::connect(addr) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                leg_transport(gateway, (route, host), stream, now)
+            }
+            Err(e) => {
+                log::info!("gateway: cannot connect to {addr}: {e}");
+                None
+            }
+        };
+        let slot = self.conns.vacant_key();
+        let registered = transport.and_then(|mut t| {
+            self.poll
+                .registry()
+                .register(&mut t, Token(slot), Interest::READABLE | Interest::WRITABLE)
+                .ok()
+                .map(|()| t)
+        });
+        let pool = gateway.pool_mut(route)?;
+        match registered {
+            Some(_) => pool.opened(host),
+            None => pool.failed(host, now),
+        }
+        registered
+    }
+
+    /// When a new leg gives up connecting (and answering): `timeouts.connect`.
+    fn leg_deadline(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        self.app
+            .config
+            .timeouts
+            .connect
+            .and_then(|d| now.checked_add(d))
+    }
+
+    /// Puts a leg `connect_leg` registered into its slot.
+    fn insert_leg(&mut self, conn: Conn) {
+        let slot = self.conns.insert(conn);
+        self.rearm(slot);
     }
 
     /// No downstream took the upgrade: the client is answered and closed.
@@ -171,6 +333,7 @@ impl Reactor {
             now,
         );
         client_session.set_tls(upgrade.tls);
+        client_session.make_relay();
         let mut leg_session = Session::new(
             leg_state,
             Rc::clone(&self.app.downstream_limits),
@@ -207,16 +370,16 @@ impl Reactor {
 /// The transport of a leg to a downstream: TLS for `wss`/`https` routes.
 fn leg_transport(
     gateway: &crate::gateway::Gateway,
-    upgrade: &Upgrade,
+    (route, host): (usize, usize),
     stream: mio::net::TcpStream,
     now: std::time::Instant,
 ) -> Option<Transport> {
     #[cfg(feature = "tls")]
-    if let Some((config, name)) = gateway.tls_for(upgrade) {
+    if let Some((config, name)) = gateway.tls_for(route, host) {
         let conn = crate::transport::tls::TlsConn::client(stream, config, name, now).ok()?;
         return Some(Transport::Tls(Box::new(conn)));
     }
-    let _ = (gateway, upgrade, now);
+    let _ = (gateway, route, host, now);
     Some(Transport::Plain(stream))
 }
 

@@ -170,7 +170,9 @@ impl Reactor {
             self.resume_accepting(now);
             self.expire(now);
             self.fire_user_timers(now);
-            self.gateway_work();
+            if self.app.gateway.is_some() {
+                self.gateway_work();
+            }
             self.flush_dirty();
         }
         // What did not finish in time is dropped (unfinished WebSockets report 1006).
@@ -290,7 +292,9 @@ impl Reactor {
                 self.conn_event(key, false, false);
             }
             // A leg that failed as it was written to leaves the gateway work.
-            self.gateway_work();
+            if self.app.gateway.is_some() {
+                self.gateway_work();
+            }
         }
     }
 

@@ -83,6 +83,8 @@ pub(crate) struct LinkSide {
     /// Our side is the client (a gateway's downstream leg): every frame we
     /// send is masked (RFC 6455 §5.3). Beside the flags too.
     pub masked: bool,
+    /// A gateway's client leg (see `Session::make_relay`).
+    pub relay: bool,
     pub metrics: ConnStats,
 }
 

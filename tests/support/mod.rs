@@ -528,6 +528,7 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 pub mod binary;
+pub mod downstream;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod ws;
