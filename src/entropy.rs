@@ -70,6 +70,47 @@ pub(crate) fn mask() -> [u8; 4] {
     key
 }
 
+/// Masking keys by the batch, for a hot path that masks every frame: 64
+/// keys drawn from the pool at once and handed out from a plain array,
+/// without the thread-local pool's borrow on each.
+#[derive(Debug)]
+pub(crate) struct Masks {
+    keys: [[u8; 4]; MASKS],
+    next: usize,
+}
+
+/// Keys drawn at once.
+const MASKS: usize = 64;
+
+impl Default for Masks {
+    fn default() -> Masks {
+        Masks {
+            keys: [[0; 4]; MASKS],
+            next: MASKS,
+        }
+    }
+}
+
+impl Masks {
+    /// A fresh masking key; each is used once.
+    #[inline]
+    pub fn next(&mut self) -> [u8; 4] {
+        if self.next == MASKS {
+            self.refill();
+        }
+        let key = self.keys[self.next];
+        self.keys[self.next] = [0; 4];
+        self.next += 1;
+        key
+    }
+
+    #[cold]
+    fn refill(&mut self) {
+        fill(self.keys.as_flattened_mut());
+        self.next = 0;
+    }
+}
+
 /// A fresh `Sec-WebSocket-Key`: the base64 of 16 random bytes (24 characters).
 pub(crate) fn ws_key() -> String {
     let mut nonce = [0; 16];

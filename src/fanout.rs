@@ -31,6 +31,18 @@ pub(crate) struct Fanout {
     /// Frames sent to connections in the middle of a `send_block` message,
     /// by slab key: they are queued once that message is finished.
     held: HashMap<usize, Held>,
+    /// The hub's outbox's other half (see `deliver`); always empty between deliveries.
+    spare: Spare,
+}
+
+/// An empty outbox kept for its capacity (no `Debug` for what it never holds).
+#[derive(Default)]
+struct Spare(Vec<Delivery>);
+
+impl std::fmt::Debug for Spare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Spare(capacity {})", self.0.capacity())
+    }
 }
 
 /// Frames waiting for one connection's `send_block` message to finish.
@@ -92,7 +104,10 @@ impl Fanout {
     /// until the hub's outbox stays empty (a close may send more).
     pub fn deliver(&mut self, conns: &mut Slab<Conn>, app: &mut App, turn: &mut Turn) {
         while !app.hub.outbox.is_empty() {
-            for delivery in mem::take(&mut app.hub.outbox) {
+            // Swapped with a spare, so neither loses its capacity: a busy
+            // loop delivers on every event.
+            let mut batch = mem::replace(&mut app.hub.outbox, mem::take(&mut self.spare.0));
+            for delivery in batch.drain(..) {
                 match delivery {
                     Delivery::Frame { to, frame, except } => {
                         self.deliver_frame(conns, app, &to, &frame, except)
@@ -112,6 +127,7 @@ impl Fanout {
                     }
                 }
             }
+            self.spare.0 = batch;
         }
     }
 

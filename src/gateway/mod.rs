@@ -153,6 +153,8 @@ pub(crate) struct Gateway {
     pub resolver: Resolver,
     /// The largest frame a leg relays: `limits.maxFrame`, at most `RELAY_FRAME`.
     pub max_frame: usize,
+    /// Masking keys for the frames relayed downstream.
+    masks: crate::entropy::Masks,
 }
 
 impl Gateway {
@@ -606,7 +608,7 @@ impl AnyHandler for Gateway {
             return;
         };
         match event {
-            Event::Message(m) => end.relay(link.hub, m, self.max_frame),
+            Event::Message(m) => end.relay(link.hub, m, (self.max_frame, &mut self.masks)),
             Event::Error(e) => {
                 end.failed = true;
                 if end.side == Side::Client {

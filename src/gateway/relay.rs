@@ -11,6 +11,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use crate::entropy::Masks;
 use crate::hub::{Delivery, Hub};
 use crate::message::{ConnId, Message};
 use crate::ws::close_code::CloseCode;
@@ -104,7 +105,12 @@ impl End {
     /// in frames of at most `max_frame` bytes: the gateway sends no frame
     /// it would not take itself (a client's fragments, a browser's
     /// 131,000-byte frames, stay within a downstream's like limit).
-    pub fn relay(&self, hub: &mut Hub, message: Message<'_>, max_frame: usize) {
+    pub fn relay(
+        &self,
+        hub: &mut Hub,
+        message: Message<'_>,
+        (max_frame, masks): (usize, &mut Masks),
+    ) {
         let (opcode, data) = match message {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
@@ -123,16 +129,19 @@ impl End {
             }
         };
         let before = frame.len();
-        let max = max_frame.max(1);
-        let count = data.len().div_ceil(max).max(1);
-        for i in 0..count {
-            let piece = &data[(i * max).min(data.len())..((i + 1) * max).min(data.len())];
-            let op = if i == 0 { opcode } else { OpCode::Continuation };
-            let fin = i + 1 == count;
-            match self.side {
-                // Towards the downstream we are the client: every frame masked afresh.
-                Side::Client => write_masked_frame(frame, fin, op, piece, crate::entropy::mask()),
-                Side::Downstream => write_frame(frame, fin, op, piece),
+        let mut put = |fin, op, piece: &[u8]| match self.side {
+            // Towards the downstream we are the client: every frame masked afresh.
+            Side::Client => write_masked_frame(frame, fin, op, piece, masks.next()),
+            Side::Downstream => write_frame(frame, fin, op, piece),
+        };
+        if data.len() <= max_frame {
+            put(true, opcode, data);
+        } else {
+            let max = max_frame.max(1);
+            let count = data.len().div_ceil(max);
+            for (i, piece) in data.chunks(max).enumerate() {
+                let op = if i == 0 { opcode } else { OpCode::Continuation };
+                put(i + 1 == count, op, piece);
             }
         }
         let added = frame.len() - before;
@@ -188,8 +197,16 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Downstream);
-        e.relay(&mut hub, Message::Text("hi"), 1 << 20);
-        e.relay(&mut hub, Message::Binary(b"yo"), 1 << 20);
+        e.relay(
+            &mut hub,
+            Message::Text("hi"),
+            (1 << 20, &mut Masks::default()),
+        );
+        e.relay(
+            &mut hub,
+            Message::Binary(b"yo"),
+            (1 << 20, &mut Masks::default()),
+        );
         assert_eq!(hub.outbox.len(), 1);
         let Some(Delivery::Relay { to, frame }) = hub.outbox.first() else {
             panic!("a relay");
@@ -207,7 +224,11 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Client);
-        e.relay(&mut hub, Message::Text("hello"), 1 << 20);
+        e.relay(
+            &mut hub,
+            Message::Text("hello"),
+            (1 << 20, &mut Masks::default()),
+        );
         let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
             panic!("a relay");
         };
@@ -229,8 +250,12 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Downstream);
-        e.relay(&mut hub, Message::Text("abcdefg"), 3);
-        e.relay(&mut hub, Message::Binary(b""), 3);
+        e.relay(
+            &mut hub,
+            Message::Text("abcdefg"),
+            (3, &mut Masks::default()),
+        );
+        e.relay(&mut hub, Message::Binary(b""), (3, &mut Masks::default()));
         let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
             panic!("a relay");
         };

@@ -311,7 +311,14 @@ impl Receiver {
         mask: [u8; 4],
         payload: &'a mut [u8],
     ) -> Result<Event<'a>, WsError> {
-        self.unmask_whole(text, mask, payload)?;
+        if self.limits.from_server {
+            // A server's payload is not masked: only a text one is checked.
+            if text && self.limits.validate_utf8 && std::str::from_utf8(payload).is_err() {
+                return Err(WsError::InvalidUtf8);
+            }
+        } else {
+            self.unmask_whole(text, mask, payload)?;
+        }
         Ok(if self.limits.streaming {
             Event::Fragment {
                 text,
