@@ -15,7 +15,7 @@ use std::rc::Rc;
 use slab::Slab;
 
 use crate::app::App;
-use crate::conn::{live, Conn, Delivered};
+use crate::conn::{live, Conn, Delivered, Relayed};
 use crate::hub::{Delivery, Targets};
 use crate::message::ConnId;
 use crate::stats::Stats;
@@ -118,13 +118,7 @@ impl Fanout {
                             self.dirty.push(to.key);
                         }
                     }
-                    Delivery::Relay { to, frame } => {
-                        if let Some(conn) = live(conns, to) {
-                            if conn.relay(frame) {
-                                self.dirty.push(to.key);
-                            }
-                        }
-                    }
+                    Delivery::Relay { to, frame } => self.relay(conns, app, turn, to, frame),
                 }
             }
             self.spare.0 = batch;
@@ -135,6 +129,37 @@ impl Fanout {
     /// proxied leg whose pair has room again reads on).
     pub fn wake(&mut self, key: usize) {
         self.dirty.push(key);
+    }
+
+    /// Hands a proxied leg what its pair relayed; a buffer written whole
+    /// goes back to the gateway, and the pair may read on if it waited.
+    fn relay(
+        &mut self,
+        conns: &mut Slab<Conn>,
+        app: &mut App,
+        turn: &Turn,
+        to: ConnId,
+        frame: Vec<u8>,
+    ) {
+        let Some(conn) = live(conns, to) else {
+            return;
+        };
+        let spent = match conn.relay(frame, turn.now) {
+            Relayed::Queued => {
+                self.dirty.push(to.key);
+                return;
+            }
+            Relayed::Written(frame) => {
+                if let Some(pair) = conn.pair_after_flush(app) {
+                    self.dirty.push(pair.key);
+                }
+                frame
+            }
+            Relayed::Refused(frame) => frame,
+        };
+        if let Some(gateway) = app.gateway.as_mut() {
+            gateway.relaying.recycle(spent);
+        }
     }
 
     fn deliver_frame(

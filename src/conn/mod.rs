@@ -38,7 +38,7 @@ use crate::turn::Turn;
 pub(crate) use self::fetch::log_fetch;
 use self::fetch::{FetchLeg, Forwarding};
 use self::http::PendingBody;
-pub(crate) use self::proxy::Dial;
+pub(crate) use self::proxy::{Dial, Relayed};
 pub(crate) use self::ws::Delivered;
 
 /// The shared, per-loop state a connection works with.

@@ -225,22 +225,47 @@ impl Conn {
         Some((end.side, &end.shared))
     }
 
-    /// Queues frames the other leg relayed. Never dropped: the other leg
-    /// stops reading instead, so what waits here stays bounded.
-    pub fn relay(&mut self, frames: Vec<u8>) -> bool {
-        let session = match &mut self.phase {
-            Phase::WebSocket(session) => session,
+    /// Takes frames the other leg relayed. Never dropped: the other leg
+    /// stops reading instead, so what waits here stays bounded. A plain
+    /// WebSocket leg with nothing queued writes them at once — the one
+    /// write they would get at the end of the turn — and gives the buffer
+    /// back for the next relay.
+    pub fn relay(&mut self, mut frames: Vec<u8>, now: Instant) -> Relayed {
+        match &mut self.phase {
+            Phase::WebSocket(session) if session.can_send() => {}
             // A proxied plain request's body, or its response.
             Phase::Forwarding(_) | Phase::Fetching(_) => {
                 self.output.push_owned(frames);
-                return true;
+                return Relayed::Queued;
             }
-            _ => return false,
-        };
-        if !session.can_send() {
-            return false;
+            _ => return Relayed::Refused(frames),
+        }
+        if self.output.is_idle() && self.transport.is_plain() {
+            match self.transport.write_plain(&frames) {
+                Ok(n) if n == frames.len() => {
+                    self.since = now;
+                    return Relayed::Written(frames);
+                }
+                Ok(n) => {
+                    self.since = now;
+                    frames.drain(..n);
+                }
+                // Queued: the flush that follows meets the error or the wait.
+                Err(_) => {}
+            }
         }
         self.output.push_owned(frames);
-        true
+        Relayed::Queued
     }
+}
+
+/// What became of frames relayed to a connection.
+#[derive(Debug)]
+pub(crate) enum Relayed {
+    /// Queued (or partly written): the connection must be flushed.
+    Queued,
+    /// Written whole: the buffer is free again.
+    Written(Vec<u8>),
+    /// Not a leg that can take them (closing, gone).
+    Refused(Vec<u8>),
 }

@@ -36,7 +36,7 @@ use crate::ws_api::{AnyHandler, Event, Link};
 use self::balance::Pool;
 use self::exchange::Fetch;
 use self::forward::Forward;
-use self::relay::{End, Pair, Side};
+use self::relay::{End, Pair, Relaying, Side};
 use self::resolve::Resolver;
 use self::template::Template;
 
@@ -151,10 +151,8 @@ pub(crate) struct Gateway {
     #[allow(clippy::vec_box)]
     pub fetches: Vec<Box<Fetch>>,
     pub resolver: Resolver,
-    /// The largest frame a leg relays: `limits.maxFrame`, at most `RELAY_FRAME`.
-    pub max_frame: usize,
-    /// Masking keys for the frames relayed downstream.
-    masks: crate::entropy::Masks,
+    /// The frame limit, masking keys and spare buffers of the relays.
+    pub relaying: Relaying,
 }
 
 impl Gateway {
@@ -176,7 +174,7 @@ impl Gateway {
     pub fn with_limit(config: &Config) -> Gateway {
         let own = usize::try_from(config.limits.max_frame).unwrap_or(usize::MAX);
         Gateway {
-            max_frame: own.min(RELAY_FRAME),
+            relaying: Relaying::new(own.min(RELAY_FRAME)),
             ..Gateway::default()
         }
     }
@@ -608,7 +606,7 @@ impl AnyHandler for Gateway {
             return;
         };
         match event {
-            Event::Message(m) => end.relay(link.hub, m, (self.max_frame, &mut self.masks)),
+            Event::Message(m) => end.relay(link.hub, m, &mut self.relaying),
             Event::Error(e) => {
                 end.failed = true;
                 if end.side == Side::Client {

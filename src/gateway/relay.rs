@@ -20,8 +20,51 @@ use crate::ws::opcode::OpCode;
 
 /// The least a relay buffer starts with: room for a turn's worth of short
 /// messages to one leg (16 masked 20-byte frames are 416 bytes), so they
-/// do not grow it one reallocation at a time. It lives until the flush.
+/// do not grow it one reallocation at a time.
 const RELAY_BUFFER: usize = 512;
+
+/// Relay buffers kept for reuse, at most, and the largest kept.
+const SPARE_BUFFERS: usize = 16;
+const SPARE_CAPACITY: usize = 64 * 1024;
+
+/// What relaying needs besides the two ends: the frame limit, masking
+/// keys, and the buffers a busy pair's frames travel in — a buffer written
+/// out whole comes back here (`recycle`) instead of to the allocator.
+#[derive(Debug, Default)]
+pub(crate) struct Relaying {
+    /// The largest frame relayed (see `End::relay`).
+    pub max_frame: usize,
+    masks: Masks,
+    spare: Vec<Vec<u8>>,
+}
+
+impl Relaying {
+    pub fn new(max_frame: usize) -> Relaying {
+        Relaying {
+            max_frame,
+            ..Relaying::default()
+        }
+    }
+
+    /// An empty buffer with room for at least `bytes`.
+    fn buffer(&mut self, bytes: usize) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(mut b) => {
+                b.reserve(bytes);
+                b
+            }
+            None => Vec::with_capacity(bytes.max(RELAY_BUFFER)),
+        }
+    }
+
+    /// Takes back a buffer whose bytes were written.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= SPARE_CAPACITY {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+    }
+}
 
 /// Which leg an end is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,15 +145,8 @@ pub(crate) struct End {
 
 impl End {
     /// Re-frames a message for the other leg and leaves it in the outbox,
-    /// in frames of at most `max_frame` bytes: the gateway sends no frame
-    /// it would not take itself (a client's fragments, a browser's
-    /// 131,000-byte frames, stay within a downstream's like limit).
-    pub fn relay(
-        &self,
-        hub: &mut Hub,
-        message: Message<'_>,
-        (max_frame, masks): (usize, &mut Masks),
-    ) {
+    /// in frames of at most `relaying.max_frame` bytes (see `RELAY_FRAME`).
+    pub fn relay(&self, hub: &mut Hub, message: Message<'_>, relaying: &mut Relaying) {
         let (opcode, data) = match message {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
@@ -120,7 +156,7 @@ impl End {
             _ => {
                 hub.outbox.push(Delivery::Relay {
                     to: self.pair,
-                    frame: Vec::with_capacity((data.len() + 14).max(RELAY_BUFFER)),
+                    frame: relaying.buffer(data.len() + 14),
                 });
                 match hub.outbox.last_mut() {
                     Some(Delivery::Relay { frame, .. }) => frame,
@@ -131,9 +167,10 @@ impl End {
         let before = frame.len();
         let mut put = |fin, op, piece: &[u8]| match self.side {
             // Towards the downstream we are the client: every frame masked afresh.
-            Side::Client => write_masked_frame(frame, fin, op, piece, masks.next()),
+            Side::Client => write_masked_frame(frame, fin, op, piece, relaying.masks.next()),
             Side::Downstream => write_frame(frame, fin, op, piece),
         };
+        let max_frame = relaying.max_frame;
         if data.len() <= max_frame {
             put(true, opcode, data);
         } else {
@@ -197,15 +234,11 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Downstream);
-        e.relay(
-            &mut hub,
-            Message::Text("hi"),
-            (1 << 20, &mut Masks::default()),
-        );
+        e.relay(&mut hub, Message::Text("hi"), &mut Relaying::new(1 << 20));
         e.relay(
             &mut hub,
             Message::Binary(b"yo"),
-            (1 << 20, &mut Masks::default()),
+            &mut Relaying::new(1 << 20),
         );
         assert_eq!(hub.outbox.len(), 1);
         let Some(Delivery::Relay { to, frame }) = hub.outbox.first() else {
@@ -227,7 +260,7 @@ mod tests {
         e.relay(
             &mut hub,
             Message::Text("hello"),
-            (1 << 20, &mut Masks::default()),
+            &mut Relaying::new(1 << 20),
         );
         let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
             panic!("a relay");
@@ -250,12 +283,8 @@ mod tests {
             members: 1,
         });
         let e = end(Side::Downstream);
-        e.relay(
-            &mut hub,
-            Message::Text("abcdefg"),
-            (3, &mut Masks::default()),
-        );
-        e.relay(&mut hub, Message::Binary(b""), (3, &mut Masks::default()));
+        e.relay(&mut hub, Message::Text("abcdefg"), &mut Relaying::new(3));
+        e.relay(&mut hub, Message::Binary(b""), &mut Relaying::new(3));
         let Some(Delivery::Relay { frame, .. }) = hub.outbox.first() else {
             panic!("a relay");
         };

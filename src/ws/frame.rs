@@ -196,6 +196,22 @@ pub(crate) fn write_masked_frame(
     payload: &[u8],
     mask: [u8; 4],
 ) {
+    if let Ok(len @ 0..=125) = u8::try_from(payload.len()) {
+        // Most frames: the two header bytes and the key, without the general encoder.
+        let [k0, k1, k2, k3] = mask;
+        out.extend_from_slice(&[
+            (u8::from(fin) << 7) | opcode.as_u8(),
+            0x80 | len,
+            k0,
+            k1,
+            k2,
+            k3,
+        ]);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], mask, 0);
+        return;
+    }
     let (mut head, used) = encode_header(fin, opcode, payload.len());
     head[1] |= 0x80;
     out.reserve(used + 4 + payload.len());

@@ -169,6 +169,24 @@ impl Receiver {
                 let event = self.whole_frame(text, mask, &mut buf[SHORT_HEADER..end])?;
                 return Ok((end, Some(event)));
             }
+            if self.limits.from_server {
+                if let Some(short) = self.short_server_message(buf) {
+                    let (text, payload) = short?;
+                    let end = payload.end;
+                    let data = &buf[payload];
+                    let event = if self.limits.streaming {
+                        Event::Fragment {
+                            text,
+                            data,
+                            first: true,
+                            last: true,
+                        }
+                    } else {
+                        Event::Message { text, data }
+                    };
+                    return Ok((end, Some(event)));
+                }
+            }
         }
         if let Some(message) = self.message().filter(|m| m.frame.remaining > 0) {
             return self.payload(message, buf);
@@ -213,6 +231,32 @@ impl Receiver {
         let (text, mask, end) = self.short_frame(buf)?;
         let unmasked = self.unmask_whole(text, mask, &mut buf[SHORT_HEADER..end]);
         Some(unmasked.map(|()| (text, SHORT_HEADER..end)))
+    }
+
+    /// `short_frame` for a server's frames (a gateway's downstream leg):
+    /// a whole, unfragmented, unmasked Text or Binary frame of at most 125
+    /// bytes, whose two-byte header is all there is before the payload. A
+    /// masked one is left to the general path, which refuses it.
+    #[inline(never)]
+    fn short_server_message(
+        &self,
+        buf: &[u8],
+    ) -> Option<Result<(bool, std::ops::Range<usize>), WsError>> {
+        let (&[first, len], rest) = buf.split_first_chunk::<2>()?;
+        let text = match first {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        let fits = u64::from(len) <= self.limits.max_frame.min(self.limits.max_message);
+        if len > 125 || usize::from(len) > rest.len() || !fits {
+            return None;
+        }
+        let end = 2 + usize::from(len);
+        if text && self.limits.validate_utf8 && std::str::from_utf8(&buf[2..end]).is_err() {
+            return Some(Err(WsError::InvalidUtf8));
+        }
+        Some(Ok((text, 2..end)))
     }
 
     /// The most common frame of all: a whole, unfragmented, masked Text or
