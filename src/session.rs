@@ -43,6 +43,11 @@ pub(crate) struct Session {
     finished: bool,
     /// `wake` is the close deadline (a close frame went out), not the next ping.
     closing: bool,
+    /// Our side is the client (a gateway's downstream leg): every frame we
+    /// send is masked (RFC 6455 §5.3). The flags here share one word.
+    masked: bool,
+    /// A gateway's client leg (see `make_relay`).
+    relay: bool,
     /// A gateway's client leg broke the protocol: its connection is not read
     /// again (`Conn::pair_full`), and its close waits until the downstream
     /// has answered what went before.
@@ -140,13 +145,13 @@ impl Session {
                 state,
                 flags: SendFlags::default(),
                 tls: false,
-                masked: false,
-                relay: false,
                 metrics: ConnStats::default(),
             },
             finished: false,
             closing: false,
             failing: false,
+            masked: false,
+            relay: false,
             idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
             wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
             rate: config
@@ -164,14 +169,14 @@ impl Session {
     /// Makes this a gateway's client leg: a protocol error closes the
     /// downstream first (see `failing`).
     pub fn make_relay(&mut self) {
-        self.side.relay = true;
+        self.relay = true;
     }
 
     /// Makes our side the WebSocket's client (a gateway's downstream leg):
     /// the frames it sends are masked, and `limits.rate`, a guard against
     /// clients, does not apply to what the downstream sends.
     pub fn make_client(&mut self) {
-        self.side.masked = true;
+        self.masked = true;
         self.rate = None;
     }
 
@@ -322,7 +327,7 @@ impl Session {
                 }
                 receiver::Event::Ping(payload) => {
                     if !self.side.flags.close_sent {
-                        control(step.out(), self.side.masked, OpCode::Pong, payload);
+                        control(step.out(), self.masked, OpCode::Pong, payload);
                     }
                     true
                 }
@@ -360,7 +365,7 @@ impl Session {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
-            close_frame(step.out(), self.side.masked, code.unwrap_or(0), "");
+            close_frame(step.out(), self.masked, code.unwrap_or(0), "");
         }
         self.finish(step, reported, reason);
         Flow::Close
@@ -376,7 +381,7 @@ impl Session {
         }
         log::debug!("{}: {err}; closing with {}", step.peer, err.close_code());
         step.call(&mut self.side, None, Event::Error(&err));
-        if self.side.relay {
+        if self.relay {
             // The gateway closes the downstream first (`Gateway::dispatch`);
             // what it still sends back reaches the client before our close.
             self.failing = true;
@@ -389,7 +394,7 @@ impl Session {
     pub fn close_now(&mut self, step: &mut Step<'_>, code: CloseCode, reason: &str) -> Flow {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
-            close_frame(step.out(), self.side.masked, code.into(), reason);
+            close_frame(step.out(), self.masked, code.into(), reason);
         }
         self.finish(step, code, reason);
         Flow::Close
@@ -407,7 +412,7 @@ impl Session {
             return Flow::Open;
         }
         self.side.flags.close_sent = true;
-        close_frame(step.out(), self.side.masked, code.into(), reason);
+        close_frame(step.out(), self.masked, code.into(), reason);
         self.note_close_sent(step.config, step.now());
         Flow::Open
     }
@@ -483,7 +488,7 @@ impl Session {
             return self.close_now(&mut step, CloseCode::GOING_AWAY, "idle");
         }
         if woken && !self.closing {
-            control(step.out(), self.side.masked, OpCode::Ping, b"");
+            control(step.out(), self.masked, OpCode::Ping, b"");
             self.wake = step
                 .config
                 .web_sockets

@@ -80,11 +80,6 @@ pub(crate) struct LinkSide {
     pub flags: SendFlags,
     /// The connection is TLS (`wss`); it fits beside the flags for free.
     pub tls: bool,
-    /// Our side is the client (a gateway's downstream leg): every frame we
-    /// send is masked (RFC 6455 §5.3). Beside the flags too.
-    pub masked: bool,
-    /// A gateway's client leg (see `Session::make_relay`).
-    pub relay: bool,
     pub metrics: ConnStats,
 }
 
