@@ -141,6 +141,10 @@ impl TlsConn {
             let state = match self.tls.process_new_packets() {
                 Ok(state) => state,
                 Err(e) => {
+                    if matches!(self.tls, Connection::Client(_)) {
+                        // A gateway's downstream: its client sees only 502 or 1014.
+                        log::info!("gateway: TLS with the downstream failed: {e}");
+                    }
                     // rustls has queued the alert that says why: send it.
                     let _ = self.push();
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
