@@ -11,7 +11,7 @@ use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::{self, FileSite, Sink};
 use crate::gateway::exchange::{Exchange, Fetch};
-use crate::gateway::{self, Gateway};
+use crate::gateway::{self, Gateway, Proxied};
 use crate::http::date::DateCache;
 use crate::http::error::HttpError;
 use crate::http::request::{Framing, Head, HeadLimits, Request, MAX_HEADERS};
@@ -468,8 +468,6 @@ impl App {
         let Some(target) = gateway.target(route, head) else {
             return self.status_page(head, out, 404, close, None);
         };
-        let request_id = gateway::forward::client_request_id(head)
-            .map_or_else(crate::entropy::token, str::to_string);
         // An `http`/`https` route passes an upgrade on as a plain request
         // (its hop-by-hop `Upgrade` dropped), as a proxy without WebSockets does.
         let websocket = gateway
@@ -479,21 +477,7 @@ impl App {
         if !(websocket && gateway::wants_websocket(head)) {
             let exchange = Rc::new(Exchange::new(head.framing == Framing::None));
             let fetch = Fetch {
-                route,
-                client: origin.id,
-                peer: origin.peer,
-                tls: origin.tls,
-                head: gateway::head_bytes(head),
-                target,
-                method: head.method.into(),
-                client_target: gateway::client_target(head),
-                minor: head.minor,
-                request_id,
-                sticky: gateway.sticky(route, head),
-                tried: Vec::new(),
-                host: 0,
-                status: HttpError::BadGateway,
-                started: origin.now,
+                req: Proxied::new(gateway, route, head, target, &origin),
                 close,
                 has_body: head.framing != Framing::None,
                 retried: false,
@@ -512,23 +496,10 @@ impl App {
             Ok(key) => key,
             Err(refused) => return self.refused_upgrade(refused, out),
         };
-        let sticky = gateway.sticky(route, head);
         let upgrade = gateway::Upgrade {
-            route,
-            client: origin.id,
-            peer: origin.peer,
-            tls: origin.tls,
-            head: gateway::head_bytes(head),
-            target,
-            client_target: gateway::client_target(head),
+            req: Proxied::new(gateway, route, head, target, &origin),
             accept: crate::ws::handshake::accept_key(key),
             offered: gateway::offered_protocols(head),
-            request_id,
-            sticky,
-            tried: Vec::new(),
-            host: 0,
-            status: HttpError::BadGateway,
-            started: origin.now,
         };
         gateway.dial(Box::new(upgrade));
         Handled {

@@ -12,6 +12,7 @@ use std::mem;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::proxy::log_proxied;
 use super::{Conn, Ctx, Next, Phase};
 use crate::app::App;
 use crate::config::Timeouts;
@@ -243,7 +244,7 @@ impl Conn {
         if let Some(g) = ctx.app.gateway.as_mut() {
             g.outcomes.push(Outcome::Linked {
                 leg: id,
-                client: leg.fetch.client,
+                client: leg.fetch.req.client,
             });
         }
     }
@@ -255,7 +256,7 @@ impl Conn {
             return 0;
         };
         leg.answered = true;
-        let to = (leg.fetch.client, Side::Client);
+        let to = (leg.fetch.req.client, Side::Client);
         if let Some(body) = leg.body.as_mut() {
             let mut frame = Vec::with_capacity(buf.len() + 16);
             return match body.feed(buf, &mut frame) {
@@ -283,10 +284,10 @@ impl Conn {
         let respond = Respond {
             date: &ctx.app.date.text,
             extra: &ctx.app.config.headers,
-            request_id: &fetch.request_id,
+            request_id: &fetch.req.request_id,
             cookie: cookie.as_deref(),
             head_request: fetch.head_only(),
-            client_minor: fetch.minor,
+            client_minor: fetch.req.minor,
             // A client still sending its body cannot send the next request.
             close: fetch.close || !fetch.exchange.request_done(),
         };
@@ -296,7 +297,7 @@ impl Conn {
             Ok(Reading::Interim(n)) => n,
             Ok(Reading::Final(answer)) => {
                 fetch.exchange.set_response_started(answer.close);
-                log_fetch(ctx.app, fetch, answer.status, true);
+                log_proxied(ctx.app, &fetch.req, answer.status, true);
                 if let Some(g) = ctx.app.gateway.as_mut() {
                     g.answered(fetch);
                 }
@@ -331,9 +332,9 @@ impl Conn {
             return;
         };
         g.outcomes.push(Outcome::Answered {
-            client: leg.fetch.client,
+            client: leg.fetch.req.client,
         });
-        let (route, host) = (leg.fetch.route, leg.fetch.host);
+        let (route, host) = (leg.fetch.req.route, leg.fetch.req.host);
         let keep = leg.reusable
             && leg.fetch.exchange.request_done()
             && !ctx.app.stopping
@@ -366,7 +367,7 @@ impl Conn {
                 .fetch
                 .exchange
                 .drained(Side::Downstream, held)
-                .then_some(leg.fetch.client),
+                .then_some(leg.fetch.req.client),
             _ => None,
         }
     }
@@ -388,7 +389,7 @@ impl Conn {
 
     /// True for a leg fetching for the client with this serial.
     pub fn fetches_for(&self, client: u64) -> bool {
-        matches!(&self.phase, Phase::Fetching(leg) if leg.fetch.client.serial == client)
+        matches!(&self.phase, Phase::Fetching(leg) if leg.fetch.req.client.serial == client)
     }
 
     /// When a leg or a forwarding client next needs attention.
@@ -449,13 +450,13 @@ impl Conn {
                     abandoned,
                     ..
                 } = *leg;
-                if let Some(pool) = g.pool_mut(fetch.route) {
-                    pool.closed(fetch.host);
+                if let Some(pool) = g.pool_mut(fetch.req.route) {
+                    pool.closed(fetch.req.host);
                 }
                 if body.as_ref().is_some_and(Reframe::until_eof) {
                     // A body that ends with the connection: complete.
                     Outcome::Answered {
-                        client: fetch.client,
+                        client: fetch.req.client,
                     }
                 } else if !linked {
                     Outcome::Refetch {
@@ -467,20 +468,20 @@ impl Conn {
                     // A kept-alive leg the downstream had closed: once more
                     // on a fresh connection, maybe to the same host.
                     fetch.retried = true;
-                    fetch.tried.pop();
+                    fetch.req.tried.pop();
                     Outcome::Refetch {
                         fetch,
                         status,
                         failed: false,
                     }
                 } else {
-                    let client = fetch.client;
+                    let client = fetch.req.client;
                     if !abandoned {
-                        if let Some(pool) = g.pool_mut(fetch.route) {
-                            pool.failed(fetch.host, now);
+                        if let Some(pool) = g.pool_mut(fetch.req.route) {
+                            pool.failed(fetch.req.host, now);
                         }
                         if !fetch.exchange.response_started() {
-                            log_fetch(app, &fetch, status.status(), true);
+                            log_proxied(app, &fetch.req, status.status(), true);
                         }
                     }
                     Outcome::Broken { client, status }
@@ -502,28 +503,4 @@ fn relay(ctx: &mut Ctx<'_>, exchange: &Exchange, (to, side): (ConnId, Side), fra
     }
     exchange.gauge.add_held(side, frame.len());
     ctx.app.hub.outbox.push(Delivery::Relay { to, frame });
-}
-
-/// The access log's line for a proxied plain request: the client's
-/// request, the status it got, the request id both sides log, and the
-/// downstream host (`with_host`: one was tried).
-pub(crate) fn log_fetch(app: &App, fetch: &Fetch, status: u16, with_host: bool) {
-    if !app.config.log.access {
-        return;
-    }
-    let host = app
-        .gateway
-        .as_ref()
-        .and_then(|g| g.routes.get(fetch.route))
-        .filter(|_| with_host)
-        .map_or("-", |r| r.pool.host(fetch.host));
-    log::info!(
-        target: "wisp::access",
-        "{} \"{} {} HTTP/1.{}\" {status} id={} downstream={host}",
-        fetch.peer.ip(),
-        fetch.method,
-        fetch.client_target,
-        fetch.minor,
-        fetch.request_id,
-    );
 }

@@ -35,9 +35,9 @@ use crate::session::Session;
 use crate::transport::{Transport, Wire};
 use crate::turn::Turn;
 
-pub(crate) use self::fetch::log_fetch;
 use self::fetch::{FetchLeg, Forwarding};
 use self::http::PendingBody;
+pub(crate) use self::proxy::log_proxied;
 pub(crate) use self::proxy::{Dial, Relayed};
 pub(crate) use self::ws::Delivered;
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::{Conn, Ctx, Next, Phase};
 use crate::app::App;
 use crate::gateway::relay::Side;
-use crate::gateway::{Outcome, Upgrade};
+use crate::gateway::{Outcome, Proxied, Upgrade};
 use crate::http::error::HttpError;
 use crate::session::Session;
 use crate::transport::Transport;
@@ -268,4 +268,28 @@ pub(crate) enum Relayed {
     Written(Vec<u8>),
     /// Not a leg that can take them (closing, gone).
     Refused(Vec<u8>),
+}
+
+/// The access log's line for a proxied request: the client's request, our
+/// status, the request id both sides log, and the downstream host (when
+/// one was tried).
+pub(crate) fn log_proxied(app: &App, req: &Proxied, status: u16, with_host: bool) {
+    if !app.config.log.access {
+        return;
+    }
+    let host = app
+        .gateway
+        .as_ref()
+        .and_then(|g| g.routes.get(req.route))
+        .filter(|_| with_host)
+        .map_or("-", |r| r.pool.host(req.host));
+    log::info!(
+        target: "wisp::access",
+        "{} \"{} {} HTTP/1.{}\" {status} id={} downstream={host}",
+        req.peer.ip(),
+        req.method,
+        req.client_target,
+        req.minor,
+        req.request_id,
+    );
 }

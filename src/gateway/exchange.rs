@@ -10,17 +10,15 @@
 
 use std::cell::Cell;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
 
 use super::forward::copy_response_headers;
 use super::relay::{Pair, Side};
+use super::Proxied;
 use crate::http::body::{BodyDecoder, Progress};
 use crate::http::error::HttpError;
 use crate::http::request::{find_header, parse_decimal, trim, Framing, Tokens};
 use crate::http::response::{bodiless, reason};
-use crate::message::ConnId;
 
 /// Bytes one side of an exchange may hold for the other before that
 /// other stops reading: a read buffer's worth.
@@ -36,30 +34,7 @@ const ANSWER_HEADERS: usize = 128;
 /// try a host, try the next, and answer the client.
 #[derive(Debug)]
 pub(crate) struct Fetch {
-    pub route: usize,
-    pub client: ConnId,
-    pub peer: SocketAddr,
-    /// The client's connection is TLS.
-    pub tls: bool,
-    /// The client's request head, as it arrived (each host gets its own
-    /// rendering of it).
-    pub head: Vec<u8>,
-    /// The downstream request target: path and query.
-    pub target: String,
-    /// The method and the client's own target, for the access log.
-    pub method: Box<str>,
-    pub client_target: Box<str>,
-    /// The client's HTTP minor version: a 1.0 client gets no chunks.
-    pub minor: u8,
-    pub request_id: String,
-    /// The sticky cookie's value, and whether the response must set it.
-    pub sticky: Option<(String, bool)>,
-    /// Hosts tried already, and the one being tried.
-    pub tried: Vec<usize>,
-    pub host: usize,
-    /// What the client is told if no host is left: the last failure's status.
-    pub status: HttpError,
-    pub started: Instant,
+    pub req: Proxied,
     /// The client's connection closes after this response (it asked, its
     /// request limit is reached, or the server is stopping).
     pub close: bool,
@@ -74,7 +49,7 @@ pub(crate) struct Fetch {
 impl Fetch {
     /// True for a `HEAD` request: its response has no body.
     pub fn head_only(&self) -> bool {
-        &*self.method == "HEAD"
+        &*self.req.method == "HEAD"
     }
 }
 

@@ -72,10 +72,11 @@ pub(crate) struct ProxyRoute {
 /// clients in flight opened a new downstream connection for most requests.
 pub(crate) const IDLE_PER_HOST: usize = 16;
 
-/// A WebSocket upgrade on its way to a downstream: everything needed to
-/// try a host, try the next, and finally answer the client.
+/// A client's request on its way to a downstream, upgrade or plain:
+/// everything needed to try a host, try the next, and finally answer the
+/// client and log it.
 #[derive(Debug)]
-pub(crate) struct Upgrade {
+pub(crate) struct Proxied {
     pub route: usize,
     pub client: ConnId,
     pub peer: SocketAddr,
@@ -86,14 +87,13 @@ pub(crate) struct Upgrade {
     pub head: Vec<u8>,
     /// The downstream request target: path and query.
     pub target: String,
-    /// The client's own target, for the session's `ConnInfo`.
+    /// The method and the client's own target and HTTP minor version (the
+    /// access log; a 1.0 client gets no chunks).
+    pub method: Box<str>,
     pub client_target: Box<str>,
-    /// Our `Sec-WebSocket-Accept` for the client's key.
-    pub accept: String,
-    /// The subprotocols the client offered, passed on as they are.
-    pub offered: Vec<String>,
+    pub minor: u8,
     pub request_id: String,
-    /// The sticky cookie's value, and whether the 101 must set it.
+    /// The sticky cookie's value, and whether the answer must set it.
     pub sticky: Option<(String, bool)>,
     /// Hosts tried already, and the one being tried.
     pub tried: Vec<usize>,
@@ -101,6 +101,46 @@ pub(crate) struct Upgrade {
     /// What the client is told if no host is left: the last failure's status.
     pub status: HttpError,
     pub started: Instant,
+}
+
+impl Proxied {
+    /// The request `head` on `route`, to `target` downstream, from `origin`.
+    pub fn new(
+        gateway: &Gateway,
+        route: usize,
+        head: &Head<'_>,
+        target: String,
+        origin: &crate::message::Origin,
+    ) -> Proxied {
+        Proxied {
+            route,
+            client: origin.id,
+            peer: origin.peer,
+            tls: origin.tls,
+            head: head_bytes(head),
+            target,
+            method: head.method.into(),
+            client_target: client_target(head),
+            minor: head.minor,
+            request_id: forward::client_request_id(head)
+                .map_or_else(crate::entropy::token, str::to_string),
+            sticky: gateway.sticky(route, head),
+            tried: Vec::new(),
+            host: 0,
+            status: HttpError::BadGateway,
+            started: origin.now,
+        }
+    }
+}
+
+/// A WebSocket upgrade on its way to a downstream.
+#[derive(Debug)]
+pub(crate) struct Upgrade {
+    pub req: Proxied,
+    /// Our `Sec-WebSocket-Accept` for the client's key.
+    pub accept: String,
+    /// The subprotocols the client offered, passed on as they are.
+    pub offered: Vec<String>,
 }
 
 /// What became of a downstream leg's connect and handshake.
@@ -219,22 +259,12 @@ impl Gateway {
         self.dials.push(upgrade);
     }
 
-    /// Picks the next host for `upgrade`, or `None` when none is left.
-    pub fn pick(&mut self, upgrade: &mut Upgrade, now: Instant) -> Option<SocketAddr> {
-        let sticky = upgrade.sticky.as_ref().map(|(v, _)| v.as_str());
-        let picked = self.pick_host(upgrade.route, sticky, &mut upgrade.tried, now);
-        if let Some(&last) = upgrade.tried.last() {
-            upgrade.host = last;
-        }
-        picked
-    }
-
-    /// Picks the next host for a plain request, or `None` when none is left.
-    pub fn pick_fetch(&mut self, fetch: &mut Fetch, now: Instant) -> Option<SocketAddr> {
-        let sticky = fetch.sticky.as_ref().map(|(v, _)| v.as_str());
-        let picked = self.pick_host(fetch.route, sticky, &mut fetch.tried, now);
-        if let Some(&last) = fetch.tried.last() {
-            fetch.host = last;
+    /// Picks the next host for `req`, or `None` when none is left.
+    pub fn pick(&mut self, req: &mut Proxied, now: Instant) -> Option<SocketAddr> {
+        let sticky = req.sticky.as_ref().map(|(v, _)| v.as_str());
+        let picked = self.pick_host(req.route, sticky, &mut req.tried, now);
+        if let Some(&last) = req.tried.last() {
+            req.host = last;
         }
         picked
     }
@@ -286,26 +316,21 @@ impl Gateway {
 
     /// The request head for the host `fetch` is trying.
     pub fn fetch_request(&self, fetch: &Fetch, head: &Head<'_>, out: &mut Vec<u8>) {
-        let client = (fetch.peer, fetch.tls, fetch.request_id.as_str());
-        if let Some(fwd) = self.forward((fetch.route, fetch.host), client) {
-            forward::write_request(out, head, &fetch.target, &fwd);
+        if let Some(fwd) = self.forward(&fetch.req) {
+            forward::write_request(out, head, &fetch.req.target, &fwd);
         }
     }
 
-    /// What the downstream request of a client (`peer`, TLS or not, its
-    /// request id) to host `host` of route `route` carries besides its head.
-    fn forward<'a>(
-        &'a self,
-        (route, host): (usize, usize),
-        (peer, tls, request_id): (SocketAddr, bool, &'a str),
-    ) -> Option<Forward<'a>> {
-        let route = self.routes.get(route)?;
+    /// What the downstream request of `req` to the host it is trying
+    /// carries besides its head.
+    fn forward<'a>(&'a self, req: &'a Proxied) -> Option<Forward<'a>> {
+        let route = self.routes.get(req.route)?;
         Some(Forward {
-            peer,
-            tls,
-            request_id,
+            peer: req.peer,
+            tls: req.tls,
+            request_id: &req.request_id,
             rules: &route.config.headers,
-            host: route.pool.host(host),
+            host: route.pool.host(req.host),
         })
     }
 
@@ -346,21 +371,21 @@ impl Gateway {
     /// A plain request's host answered: its breaker closes, a new sticky
     /// session stays with it.
     pub fn answered(&mut self, fetch: &Fetch) {
-        if let Some(route) = self.routes.get_mut(fetch.route) {
-            route.pool.succeeded(fetch.host);
-            if let Some((value, _)) = &fetch.sticky {
-                route.pool.stick(value, fetch.host, fetch.started);
+        if let Some(route) = self.routes.get_mut(fetch.req.route) {
+            route.pool.succeeded(fetch.req.host);
+            if let Some((value, _)) = &fetch.req.sticky {
+                route.pool.stick(value, fetch.req.host, fetch.req.started);
             }
         }
     }
 
     /// The `Set-Cookie` value of a new sticky session for `fetch`'s response.
     pub fn sticky_cookie(&self, fetch: &Fetch) -> Option<String> {
-        let (value, true) = fetch.sticky.as_ref()? else {
+        let (value, true) = fetch.req.sticky.as_ref()? else {
             return None;
         };
-        let s = &self.routes.get(fetch.route)?.config.sticky;
-        let secure = if fetch.tls { "; Secure" } else { "" };
+        let s = &self.routes.get(fetch.req.route)?.config.sticky;
+        let secure = if fetch.req.tls { "; Secure" } else { "" };
         Some(format!(
             "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
             s.cookie,
@@ -375,9 +400,8 @@ impl Gateway {
 
     /// The request head for the host `upgrade` is trying, with `key`.
     pub fn request(&self, upgrade: &Upgrade, head: &Head<'_>, key: &str, out: &mut Vec<u8>) {
-        let client = (upgrade.peer, upgrade.tls, upgrade.request_id.as_str());
-        if let Some(fwd) = self.forward((upgrade.route, upgrade.host), client) {
-            forward::write_upgrade(out, head, &upgrade.target, key, &fwd);
+        if let Some(fwd) = self.forward(&upgrade.req) {
+            forward::write_upgrade(out, head, &upgrade.req.target, key, &fwd);
         }
     }
 
@@ -389,16 +413,18 @@ impl Gateway {
             side,
             pair,
             shared: Rc::clone(&shared),
-            route: upgrade.route,
-            host: upgrade.host,
+            route: upgrade.req.route,
+            host: upgrade.req.host,
             failed: false,
         };
         let client = self.ends.insert(end(Side::Client, leg));
-        let downstream = self.ends.insert(end(Side::Downstream, upgrade.client));
-        if let Some(route) = self.routes.get_mut(upgrade.route) {
-            route.pool.succeeded(upgrade.host);
-            if let Some((value, _)) = &upgrade.sticky {
-                route.pool.stick(value, upgrade.host, upgrade.started);
+        let downstream = self.ends.insert(end(Side::Downstream, upgrade.req.client));
+        if let Some(route) = self.routes.get_mut(upgrade.req.route) {
+            route.pool.succeeded(upgrade.req.host);
+            if let Some((value, _)) = &upgrade.req.sticky {
+                route
+                    .pool
+                    .stick(value, upgrade.req.host, upgrade.req.started);
             }
         }
         // Slab keys of a few billion legs are not a concern of a device.
@@ -412,10 +438,10 @@ impl Gateway {
     }
 
     /// A host failed to connect or answer.
-    pub fn failed(&mut self, upgrade: &Upgrade, now: Instant) {
-        if let Some(route) = self.routes.get_mut(upgrade.route) {
-            route.pool.failed(upgrade.host, now);
-            route.pool.closed(upgrade.host);
+    pub fn failed(&mut self, req: &Proxied, now: Instant) {
+        if let Some(route) = self.routes.get_mut(req.route) {
+            route.pool.failed(req.host, now);
+            route.pool.closed(req.host);
         }
     }
 
@@ -570,8 +596,8 @@ pub(crate) fn write_switching(
     if let Some(p) = protocol {
         w.header("Sec-WebSocket-Protocol", p);
     }
-    w.header("X-Request-Id", &upgrade.request_id);
-    if let (Some((cookie, expiry, secure)), Some((value, true))) = (sticky, &upgrade.sticky) {
+    w.header("X-Request-Id", &upgrade.req.request_id);
+    if let (Some((cookie, expiry, secure)), Some((value, true))) = (sticky, &upgrade.req.sticky) {
         let secure = if secure { "; Secure" } else { "" };
         let cookie = format!(
             "{cookie}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use mio::{Interest, Token};
 
 use super::Reactor;
-use crate::conn::{live, log_fetch, Conn};
+use crate::conn::{live, log_proxied, Conn};
 use crate::gateway::exchange::Fetch;
 use crate::gateway::{self, Outcome, Upgrade, HANDLER};
 use crate::http::request::{header_storage, parse_head, HeadLimits};
@@ -45,10 +45,10 @@ impl Reactor {
                     Outcome::Opened { leg, protocol } => self.pair(leg, protocol),
                     Outcome::Failed { upgrade, status } => {
                         if let Some(gateway) = self.app.gateway.as_mut() {
-                            gateway.failed(&upgrade, self.turn.now);
+                            gateway.failed(&upgrade.req, self.turn.now);
                         }
                         let mut upgrade = upgrade;
-                        upgrade.status = status;
+                        upgrade.req.status = status;
                         self.dial(upgrade);
                     }
                     outcome => self.settle(outcome),
@@ -61,27 +61,29 @@ impl Reactor {
     /// client gets the last failure's status.
     fn dial(&mut self, mut upgrade: Box<Upgrade>) {
         let now = self.turn.now;
-        if live(&mut self.conns, upgrade.client).is_none() {
+        if live(&mut self.conns, upgrade.req.client).is_none() {
             return; // The client left while we dialed.
         }
         loop {
             let Some(gateway) = self.app.gateway.as_mut() else {
                 return;
             };
-            let Some(addr) = gateway.pick(&mut upgrade, now) else {
+            let Some(addr) = gateway.pick(&mut upgrade.req, now) else {
                 return self.refuse_client(&upgrade);
             };
             let key = crate::entropy::ws_key();
             let mut request = Vec::new();
             {
                 let mut storage = header_storage();
-                let Ok(Some(head)) = parse_head(&upgrade.head, &mut storage, &self.app.limits)
+                let Ok(Some(head)) = parse_head(&upgrade.req.head, &mut storage, &self.app.limits)
                 else {
                     return self.refuse_client(&upgrade);
                 };
                 gateway.request(&upgrade, &head, &key, &mut request);
             }
-            let Some(transport) = self.connect_leg(addr, (upgrade.route, upgrade.host), now) else {
+            let Some(transport) =
+                self.connect_leg(addr, (upgrade.req.route, upgrade.req.host), now)
+            else {
                 continue;
             };
             self.next_serial += 1;
@@ -104,7 +106,7 @@ impl Reactor {
     /// failure's status.
     fn fetch(&mut self, mut fetch: Box<Fetch>) {
         let now = self.turn.now;
-        if !live(&mut self.conns, fetch.client).is_some_and(|c| c.forwards()) {
+        if !live(&mut self.conns, fetch.req.client).is_some_and(|c| c.forwards()) {
             return; // The client left, or failed, meanwhile.
         }
         // The head was checked on arrival; its body is streamed, so no limit.
@@ -116,24 +118,24 @@ impl Reactor {
             let Some(gateway) = self.app.gateway.as_mut() else {
                 return;
             };
-            let Some(addr) = gateway.pick_fetch(&mut fetch, now) else {
+            let Some(addr) = gateway.pick(&mut fetch.req, now) else {
                 return self.refuse_fetch(&fetch);
             };
             let mut request = Vec::new();
             {
                 let mut storage = header_storage();
-                let Ok(Some(head)) = parse_head(&fetch.head, &mut storage, &limits) else {
+                let Ok(Some(head)) = parse_head(&fetch.req.head, &mut storage, &limits) else {
                     return self.refuse_fetch(&fetch);
                 };
                 gateway.fetch_request(&fetch, &head, &mut request);
             }
             // An idle leg to that host first.
-            while let Some(leg) = gateway.take_idle(fetch.route, fetch.host) {
+            while let Some(leg) = gateway.take_idle(fetch.req.route, fetch.req.host) {
                 let Some(conn) = live(&mut self.conns, leg) else {
                     continue;
                 };
-                let client = fetch.client;
-                let (route, host) = (fetch.route, fetch.host);
+                let client = fetch.req.client;
+                let (route, host) = (fetch.req.route, fetch.req.host);
                 match conn.reuse((fetch, &request), now) {
                     Ok(()) => {
                         if let Some(pool) =
@@ -149,7 +151,8 @@ impl Reactor {
                     Err(back) => fetch = back,
                 }
             }
-            let Some(transport) = self.connect_leg(addr, (fetch.route, fetch.host), now) else {
+            let Some(transport) = self.connect_leg(addr, (fetch.req.route, fetch.req.host), now)
+            else {
                 continue;
             };
             self.next_serial += 1;
@@ -169,15 +172,11 @@ impl Reactor {
 
     /// No downstream took a plain request: the client is answered and closed.
     fn refuse_fetch(&mut self, fetch: &Fetch) {
-        log_fetch(
-            &self.app,
-            fetch,
-            fetch.status.status(),
-            !fetch.tried.is_empty(),
-        );
-        if let Some(client) = live(&mut self.conns, fetch.client) {
-            client.exchange_broken(&mut self.app, fetch.status);
-            self.fanout.wake(fetch.client.key);
+        let tried = !fetch.req.tried.is_empty();
+        log_proxied(&self.app, &fetch.req, fetch.req.status.status(), tried);
+        if let Some(client) = live(&mut self.conns, fetch.req.client) {
+            client.exchange_broken(&mut self.app, fetch.req.status);
+            self.fanout.wake(fetch.req.client.key);
         }
     }
 
@@ -202,12 +201,12 @@ impl Reactor {
                         .app
                         .gateway
                         .as_mut()
-                        .and_then(|g| g.pool_mut(fetch.route))
+                        .and_then(|g| g.pool_mut(fetch.req.route))
                     {
-                        pool.failed(fetch.host, self.turn.now);
+                        pool.failed(fetch.req.host, self.turn.now);
                     }
                 }
-                fetch.status = status;
+                fetch.req.status = status;
                 self.fetch(fetch);
             }
             Outcome::Answered { client } => {
@@ -289,10 +288,15 @@ impl Reactor {
 
     /// No downstream took the upgrade: the client is answered and closed.
     fn refuse_client(&mut self, upgrade: &Upgrade) {
-        access_log(&self.app, upgrade, upgrade.status.status(), None);
-        if let Some(client) = live(&mut self.conns, upgrade.client) {
-            client.gateway_refused(&mut self.app, upgrade.status);
-            self.fanout.wake(upgrade.client.key);
+        log_proxied(
+            &self.app,
+            &upgrade.req,
+            upgrade.req.status.status(),
+            !upgrade.req.tried.is_empty(),
+        );
+        if let Some(client) = live(&mut self.conns, upgrade.req.client) {
+            client.gateway_refused(&mut self.app, upgrade.req.status);
+            self.fanout.wake(upgrade.req.client.key);
         }
     }
 
@@ -303,15 +307,15 @@ impl Reactor {
             return;
         };
         let now = self.turn.now;
-        let client_here = live(&mut self.conns, upgrade.client).is_some_and(|c| c.awaits());
+        let client_here = live(&mut self.conns, upgrade.req.client).is_some_and(|c| c.awaits());
         let client_limits = Rc::clone(&self.app.ws_limits()[0]);
         let Some(gateway) = self.app.gateway.as_mut() else {
             return;
         };
         if !client_here {
             // The client left meanwhile: the leg goes too (the downstream sees EOF).
-            if let Some(route) = gateway.routes.get_mut(upgrade.route) {
-                route.pool.closed(upgrade.host);
+            if let Some(route) = gateway.routes.get_mut(upgrade.req.route) {
+                route.pool.closed(upgrade.req.host);
             }
             self.close(leg.key);
             return;
@@ -328,25 +332,25 @@ impl Reactor {
         let mut client_session = Session::new(
             client_state,
             client_limits,
-            info(upgrade.client, upgrade.client_target.clone()),
+            info(upgrade.req.client, upgrade.req.client_target.clone()),
             config,
             now,
         );
-        client_session.set_tls(upgrade.tls);
+        client_session.set_tls(upgrade.req.tls);
         client_session.make_relay();
         let mut leg_session = Session::new(
             leg_state,
             Rc::clone(&self.app.downstream_limits),
-            info(leg, upgrade.target.as_str().into()),
+            info(leg, upgrade.req.target.as_str().into()),
             config,
             now,
         );
         leg_session.make_client();
         let mut head = Vec::new();
-        let route = gateway.routes.get(upgrade.route);
+        let route = gateway.routes.get(upgrade.req.route);
         let sticky = route.map(|r| {
             let s = &r.config.sticky;
-            (s.cookie.as_str(), s.expiry, upgrade.tls)
+            (s.cookie.as_str(), s.expiry, upgrade.req.tls)
         });
         gateway::write_switching(
             &mut head,
@@ -355,14 +359,14 @@ impl Reactor {
             protocol.as_deref(),
             sticky,
         );
-        access_log(&self.app, &upgrade, 101, Some(leg));
-        if let Some(c) = live(&mut self.conns, upgrade.client) {
+        log_proxied(&self.app, &upgrade.req, 101, true);
+        if let Some(c) = live(&mut self.conns, upgrade.req.client) {
             c.join_pair(Box::new(client_session), &head);
         }
         if let Some(l) = live(&mut self.conns, leg) {
             l.join_pair(Box::new(leg_session), &[]);
         }
-        self.fanout.wake(upgrade.client.key);
+        self.fanout.wake(upgrade.req.client.key);
         self.fanout.wake(leg.key);
     }
 }
@@ -381,25 +385,4 @@ fn leg_transport(
     }
     let _ = (gateway, route, host, now);
     Some(Transport::Plain(stream))
-}
-
-/// The access log's line for a proxied upgrade: the client's request, our
-/// status, the request id both sides log, and the downstream host.
-fn access_log(app: &crate::app::App, upgrade: &Upgrade, status: u16, leg: Option<ConnId>) {
-    if !app.config.log.access {
-        return;
-    }
-    let host = app
-        .gateway
-        .as_ref()
-        .and_then(|g| g.routes.get(upgrade.route))
-        .filter(|_| leg.is_some() || !upgrade.tried.is_empty())
-        .map_or("-", |r| r.pool.host(upgrade.host));
-    log::info!(
-        target: "wisp::access",
-        "{} \"GET {} HTTP/1.1\" {status} id={} downstream={host}",
-        upgrade.peer.ip(),
-        upgrade.client_target,
-        upgrade.request_id,
-    );
 }
