@@ -477,7 +477,7 @@ impl App {
         if !(websocket && gateway::wants_websocket(head)) {
             let exchange = Rc::new(Exchange::new(head.framing == Framing::None));
             let fetch = Fetch {
-                req: Proxied::new(gateway, route, head, target, &origin),
+                req: Proxied::new((route, target), head, &origin, gateway.sticky(route, head)),
                 close,
                 has_body: head.framing != Framing::None,
                 retried: false,
@@ -497,7 +497,7 @@ impl App {
             Err(refused) => return self.refused_upgrade(refused, out),
         };
         let upgrade = gateway::Upgrade {
-            req: Proxied::new(gateway, route, head, target, &origin),
+            req: Proxied::new((route, target), head, &origin, gateway.sticky(route, head)),
             accept: crate::ws::handshake::accept_key(key),
             offered: gateway::offered_protocols(head),
         };

@@ -3,17 +3,21 @@
 //! service over a connection this same loop opens — Ocelot's WebSocket
 //! proxying, with its routing and load balancing.
 //!
-//! This module is the sans-IO half: which route and host a request goes
-//! to (`template`, `balance`), the request the downstream gets
-//! (`forward`), how the two legs of a proxied WebSocket relay to each
-//! other (`relay`), and the gateway's handler, which serves both legs'
-//! sessions. The connections themselves are the reactor's and `conn`'s.
+//! This module is the sans-IO half: the routes (`route`: templates,
+//! pool, TLS client, idle legs), which host a request goes to (`balance`),
+//! the request on its way (`request`) and the head the downstream gets
+//! (`forward`), a plain request's exchange (`exchange`), how the two legs
+//! of a proxied WebSocket relay to each other (`relay`), and here the
+//! gateway itself and its handler, which serves both legs' sessions. The
+//! connections themselves are the reactor's and `conn`'s.
 
 pub(crate) mod balance;
 pub(crate) mod exchange;
 pub(crate) mod forward;
 pub(crate) mod relay;
+pub(crate) mod request;
 pub(crate) mod resolve;
+pub(crate) mod route;
 
 /// Ocelot's path templates: in `config`, whose loader checks every
 /// template at start-up.
@@ -26,10 +30,10 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::config::{Balancer, Config, ConfigError, HandlerKind, ProxyConfig, RouteConfig};
+use crate::config::{Balancer, Config, ConfigError, HandlerKind};
 use crate::http::error::HttpError;
-use crate::http::request::{find_header, Head, Tokens};
-use crate::http::response::{HeadWriter, Response};
+use crate::http::request::Head;
+use crate::http::response::Response;
 use crate::message::ConnId;
 use crate::ws_api::{AnyHandler, Event, Link};
 
@@ -37,8 +41,13 @@ use self::balance::Pool;
 use self::exchange::Fetch;
 use self::forward::Forward;
 use self::relay::{End, Pair, Relaying, Side};
+use self::request::cookie;
+pub(crate) use self::request::{
+    offered_protocols, wants_websocket, write_switching, Proxied, Upgrade,
+};
 use self::resolve::Resolver;
-use self::template::Template;
+pub(crate) use self::route::ProxyRoute;
+use self::route::IDLE_PER_HOST;
 
 /// The handler index proxied sessions carry: past every registered
 /// handler, so `App::socket` finds the gateway only when the list misses.
@@ -50,98 +59,6 @@ pub(crate) const HANDLER: usize = usize::MAX;
 /// browser's 131,000-byte fragments do not reach a wisp downstream with
 /// the default 100K limit as one frame).
 const RELAY_FRAME: usize = 64 * 1024;
-
-/// One proxy route: its templates, its downstream hosts and their state.
-pub(crate) struct ProxyRoute {
-    /// The route's `match`, which finds it again for a request.
-    pub pattern: String,
-    pub config: ProxyConfig,
-    upstream: Template,
-    downstream: Template,
-    pub pool: Pool,
-    /// For `wss`/`https` downstreams: the TLS client configuration.
-    #[cfg(feature = "tls")]
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-    /// Per host: downstream legs kept alive between plain HTTP requests,
-    /// the most recently used last.
-    idle: Vec<Vec<ConnId>>,
-}
-
-/// Idle downstream legs kept per host; a leg that finds the pool full
-/// closes. nginx's `keepalive 16` is the common setting: with fewer, 100
-/// clients in flight opened a new downstream connection for most requests.
-pub(crate) const IDLE_PER_HOST: usize = 16;
-
-/// A client's request on its way to a downstream, upgrade or plain:
-/// everything needed to try a host, try the next, and finally answer the
-/// client and log it.
-#[derive(Debug)]
-pub(crate) struct Proxied {
-    pub route: usize,
-    pub client: ConnId,
-    pub peer: SocketAddr,
-    /// The client's connection is TLS.
-    pub tls: bool,
-    /// The client's request head, as it arrived (each host gets its own
-    /// rendering of it: its `Host`).
-    pub head: Vec<u8>,
-    /// The downstream request target: path and query.
-    pub target: String,
-    /// The method and the client's own target and HTTP minor version (the
-    /// access log; a 1.0 client gets no chunks).
-    pub method: Box<str>,
-    pub client_target: Box<str>,
-    pub minor: u8,
-    pub request_id: String,
-    /// The sticky cookie's value, and whether the answer must set it.
-    pub sticky: Option<(String, bool)>,
-    /// Hosts tried already, and the one being tried.
-    pub tried: Vec<usize>,
-    pub host: usize,
-    /// What the client is told if no host is left: the last failure's status.
-    pub status: HttpError,
-    pub started: Instant,
-}
-
-impl Proxied {
-    /// The request `head` on `route`, to `target` downstream, from `origin`.
-    pub fn new(
-        gateway: &Gateway,
-        route: usize,
-        head: &Head<'_>,
-        target: String,
-        origin: &crate::message::Origin,
-    ) -> Proxied {
-        Proxied {
-            route,
-            client: origin.id,
-            peer: origin.peer,
-            tls: origin.tls,
-            head: head_bytes(head),
-            target,
-            method: head.method.into(),
-            client_target: client_target(head),
-            minor: head.minor,
-            request_id: forward::client_request_id(head)
-                .map_or_else(crate::entropy::token, str::to_string),
-            sticky: gateway.sticky(route, head),
-            tried: Vec::new(),
-            host: 0,
-            status: HttpError::BadGateway,
-            started: origin.now,
-        }
-    }
-}
-
-/// A WebSocket upgrade on its way to a downstream.
-#[derive(Debug)]
-pub(crate) struct Upgrade {
-    pub req: Proxied,
-    /// Our `Sec-WebSocket-Accept` for the client's key.
-    pub accept: String,
-    /// The subprotocols the client offered, passed on as they are.
-    pub offered: Vec<String>,
-}
 
 /// What became of a downstream leg's connect and handshake.
 #[derive(Debug)]
@@ -452,167 +369,6 @@ impl Gateway {
             .flat_map(|r| r.pool.status(&r.pattern, now))
             .collect()
     }
-}
-
-impl ProxyRoute {
-    /// Checks a route's proxy settings (`name` is how errors name it, such
-    /// as `routes[2].proxy`) and makes its templates, pool and TLS client.
-    pub fn new(name: &str, route: &RouteConfig) -> Result<ProxyRoute, ConfigError> {
-        let invalid = |k: &str, message: String| ConfigError::Invalid {
-            path: None,
-            key: if k.is_empty() {
-                name.to_string()
-            } else {
-                format!("{name}.{k}")
-            },
-            message,
-        };
-        let Some(proxy) = route.proxy.as_deref().cloned() else {
-            return Err(invalid("", "is required".into()));
-        };
-        if proxy.hosts.is_empty() {
-            return Err(invalid("hosts", "must name at least one host".into()));
-        }
-        let upstream = Template::parse(&upstream_text(&route.pattern, &proxy))
-            .map_err(|e| invalid("upstream", e.to_string()))?;
-        let downstream = Template::parse(&downstream_text(&proxy))
-            .map_err(|e| invalid("downstream", e.to_string()))?;
-        if let Some(missing) = downstream
-            .names()
-            .find(|n| !upstream.names().any(|u| u == *n))
-        {
-            return Err(invalid(
-                "downstream",
-                format!("{{{missing}}} is not a placeholder of the upstream template"),
-            ));
-        }
-        if proxy.accept_any_certificate {
-            log::warn!("{name}.acceptAnyCertificate: the downstream's certificate is not checked");
-        }
-        #[cfg(feature = "tls")]
-        let tls = match proxy.scheme.is_tls() {
-            true => Some(
-                crate::tls::client::client_config(&proxy)
-                    .map_err(|e| invalid("authority", e.to_string()))?,
-            ),
-            false => None,
-        };
-        Ok(ProxyRoute {
-            #[cfg(feature = "tls")]
-            tls,
-            pattern: route.pattern.clone(),
-            idle: vec![Vec::new(); proxy.hosts.len()],
-            pool: Pool::new(&proxy),
-            config: proxy,
-            upstream,
-            downstream,
-        })
-    }
-}
-
-/// The upstream template's text: the configured one, or the route's match
-/// with a catch-all after it.
-fn upstream_text(pattern: &str, proxy: &ProxyConfig) -> String {
-    if proxy.upstream.is_empty() {
-        let base = if pattern.ends_with('/') || pattern.is_empty() {
-            pattern.to_string()
-        } else {
-            format!("{pattern}/")
-        };
-        format!("{}{{catchAll}}", if base.is_empty() { "/" } else { &base })
-    } else {
-        proxy.upstream.clone()
-    }
-}
-
-fn downstream_text(proxy: &ProxyConfig) -> String {
-    if proxy.downstream.is_empty() {
-        "/{catchAll}".to_string()
-    } else {
-        proxy.downstream.clone()
-    }
-}
-
-/// A request head as bytes again, for rendering once per host tried.
-pub(crate) fn head_bytes(head: &Head<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(head.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(client_target(head).as_bytes());
-    out.extend_from_slice(format!(" HTTP/1.{}\r\n", head.minor).as_bytes());
-    for h in head.headers {
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// The request's target as the client sent it: path and query.
-pub(crate) fn client_target(head: &Head<'_>) -> Box<str> {
-    if head.query.is_empty() {
-        head.path.into()
-    } else {
-        format!("{}?{}", head.path, head.query).into()
-    }
-}
-
-/// The client's subprotocol offers, in order.
-pub(crate) fn offered_protocols(head: &Head<'_>) -> Vec<String> {
-    Tokens::of(head.headers, "sec-websocket-protocol")
-        .iter()
-        .filter_map(|t| std::str::from_utf8(t).ok())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The value of cookie `name` in the request, if it has one.
-pub(crate) fn cookie<'h>(head: &Head<'h>, name: &str) -> Option<&'h str> {
-    head.headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-}
-
-/// Our 101 to the client, once the downstream's came.
-pub(crate) fn write_switching(
-    out: &mut Vec<u8>,
-    (date, extra): (&str, &[(String, String)]),
-    upgrade: &Upgrade,
-    protocol: Option<&str>,
-    sticky: Option<(&str, std::time::Duration, bool)>,
-) {
-    let mut w = HeadWriter::start(out, 101, date, extra);
-    w.header("Upgrade", "websocket");
-    w.header("Connection", "Upgrade");
-    w.header("Sec-WebSocket-Accept", &upgrade.accept);
-    if let Some(p) = protocol {
-        w.header("Sec-WebSocket-Protocol", p);
-    }
-    w.header("X-Request-Id", &upgrade.req.request_id);
-    if let (Some((cookie, expiry, secure)), Some((value, true))) = (sticky, &upgrade.req.sticky) {
-        let secure = if secure { "; Secure" } else { "" };
-        let cookie = format!(
-            "{cookie}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-            expiry.as_secs()
-        );
-        w.header("Set-Cookie", &cookie);
-    }
-    w.finish(None, false);
-}
-
-/// True when a request asks to upgrade to a WebSocket (whether or not it
-/// does so correctly: the checks say that).
-pub(crate) fn wants_websocket(head: &Head<'_>) -> bool {
-    find_header(head.headers, "upgrade").is_some()
-        && Tokens::of(head.headers, "upgrade").has("websocket")
 }
 
 impl AnyHandler for Gateway {
