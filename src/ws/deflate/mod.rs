@@ -1,0 +1,79 @@
+//! permessage-deflate (RFC 7692), sans-IO: which offer to accept, and
+//! messages inflated and deflated a piece at a time.
+//!
+//! - [`negotiate`] reads the client's `Sec-WebSocket-Extensions` offers and
+//!   agrees on parameters ([`Agreed`]) within the server's [`Policy`].
+//! - [`inflate`] turns a compressed message's payload back into the message,
+//!   within the message size limit, as its frames arrive.
+//! - [`compress`] writes a whole compressed frame for an outgoing message.
+//!
+//! Memory, the single-threaded way: by default the server answers with
+//! `server_no_context_takeover` and `client_no_context_takeover`, so every
+//! message is compressed and inflated from a fresh state, and one
+//! compressor and one inflater (reset per message) serve every connection.
+//! A connection holds an inflater of its own only while one of its
+//! compressed messages is incomplete — or for its whole life when context
+//! takeover is configured.
+
+pub(crate) mod compress;
+pub(crate) mod inflate;
+pub(crate) mod negotiate;
+
+/// What the server is willing to agree to, from `webSockets.compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policy {
+    /// Our compressor may keep its context from message to message
+    /// (`contextTakeover`). When false the answer always carries
+    /// `server_no_context_takeover`.
+    pub server_takeover: bool,
+    /// The client's compressor may keep its context (`contextTakeover`).
+    /// When false the answer always carries `client_no_context_takeover`.
+    pub client_takeover: bool,
+    /// The largest window our compressor uses, 9..=15 (`windowBits`).
+    pub server_window_bits: u8,
+    /// The window the client is asked to keep to when its offer says it can
+    /// (`client_max_window_bits` without a value), 9..=15; 15 asks nothing.
+    pub client_window_bits: u8,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            server_takeover: false,
+            client_takeover: false,
+            server_window_bits: 15,
+            client_window_bits: 15,
+        }
+    }
+}
+
+/// The parameters both sides agreed on for one connection: what each
+/// compressor must keep to. Copy-sized, so it can be part of the limits a
+/// connection shares with others of its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Agreed {
+    /// Our compressor starts every message afresh.
+    pub server_no_context_takeover: bool,
+    /// The client's compressor starts every message afresh, so our inflater
+    /// may be reset per message.
+    pub client_no_context_takeover: bool,
+    /// The largest window our compressor may use, 8..=15. zlib cannot
+    /// compress with a 256-byte window, so at 8 the server sends its
+    /// messages uncompressed (which RFC 7692 always allows).
+    pub server_max_window_bits: u8,
+    /// The largest window the client's compressor uses, 8..=15.
+    pub client_max_window_bits: u8,
+    /// The parameters the answer names, as the client must read them back
+    /// (see [`Agreed::header_value`]).
+    pub echo: Echo,
+}
+
+/// Which window-bits parameters the answer carries; the context takeover
+/// ones are named exactly when their flag in [`Agreed`] is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct Echo {
+    /// Name `server_max_window_bits=N` (with [`Agreed::server_max_window_bits`]).
+    pub server_max_window_bits: bool,
+    /// Name `client_max_window_bits=N` (with [`Agreed::client_max_window_bits`]).
+    pub client_max_window_bits: bool,
+}
