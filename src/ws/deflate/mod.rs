@@ -77,3 +77,79 @@ pub(crate) struct Echo {
     /// Name `client_max_window_bits=N` (with [`Agreed::client_max_window_bits`]).
     pub client_max_window_bits: bool,
 }
+
+impl Policy {
+    /// The policy `webSockets.compression` sets.
+    pub(crate) fn of(config: &crate::config::Compression) -> Policy {
+        Policy {
+            server_takeover: config.context_takeover,
+            client_takeover: config.context_takeover,
+            server_window_bits: config.window_bits,
+            client_window_bits: config.client_window_bits,
+        }
+    }
+}
+
+/// How one connection's outgoing messages may be compressed. One byte, so
+/// it fits in the session beside its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Outgoing {
+    /// Not negotiated (or never compressed: a 256-byte window, which zlib
+    /// cannot keep to).
+    #[default]
+    Off,
+    /// With the loop's shared compressor of this many window bits (9..=15),
+    /// afresh for every message.
+    Shared(u8),
+    /// With the connection's own compressor, which keeps its context.
+    Own,
+}
+
+impl Agreed {
+    /// How the server may compress what it sends under these parameters,
+    /// given whether it keeps its own context (`contextTakeover`).
+    pub(crate) fn outgoing(&self, takeover: bool) -> Outgoing {
+        match self.server_max_window_bits {
+            8 => Outgoing::Off,
+            _ if takeover && !self.server_no_context_takeover => Outgoing::Own,
+            bits => Outgoing::Shared(bits),
+        }
+    }
+}
+
+/// What one loop shares for permessage-deflate: the inflaters, and the
+/// compressors of messages sent afresh, with the config's settings.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Lent to a session while it decodes (so the events it hands out can
+    /// borrow the shared inflater's output); made when first needed.
+    pub inflaters: Option<Box<inflate::Inflaters>>,
+    /// Compressors by window bits, 9..=15, made when first needed.
+    compressors: [Option<Box<compress::Compressor>>; 7],
+    /// The config: thresholds, level, window bits.
+    pub settings: crate::config::Compression,
+}
+
+impl Shared {
+    /// The shared state for `webSockets.compression`.
+    pub(crate) fn new(settings: crate::config::Compression) -> Shared {
+        Shared {
+            settings,
+            ..Shared::default()
+        }
+    }
+
+    /// The shared compressor of `bits` window bits (9..=15).
+    pub(crate) fn compressor(&mut self, bits: u8) -> &mut compress::Compressor {
+        let bits = bits.clamp(9, 15);
+        let level = self.settings.level;
+        self.compressors[usize::from(bits - 9)]
+            .get_or_insert_with(|| Box::new(compress::Compressor::new(level, bits, true)))
+    }
+
+    /// Whether a message of `len` bytes is worth compressing.
+    #[inline]
+    pub(crate) fn worth(&self, len: usize) -> bool {
+        len >= self.settings.threshold
+    }
+}
