@@ -29,10 +29,12 @@ pub(crate) struct Policy {
     /// The client's compressor may keep its context (`contextTakeover`).
     /// When false the answer always carries `client_no_context_takeover`.
     pub client_takeover: bool,
-    /// The largest window our compressor uses, 9..=15 (`windowBits`).
+    /// The largest window our compressor uses, 9..=15 (`windowBits`); the
+    /// client may ask for less.
     pub server_window_bits: u8,
     /// The window the client is asked to keep to when its offer says it can
-    /// (`client_max_window_bits` without a value), 9..=15; 15 asks nothing.
+    /// (`client_max_window_bits`, without a value or with a larger one),
+    /// 9..=15; 15 asks nothing.
     pub client_window_bits: u8,
 }
 
@@ -61,7 +63,8 @@ pub(crate) struct Agreed {
     /// compress with a 256-byte window, so at 8 the server sends its
     /// messages uncompressed (which RFC 7692 always allows).
     pub server_max_window_bits: u8,
-    /// The largest window the client's compressor uses, 8..=15.
+    /// The largest window the client's compressor uses, 8..=15: 15 unless
+    /// the offer named `client_max_window_bits` (8 only if it offered 8).
     pub client_max_window_bits: u8,
     /// The parameters the answer names, as the client must read them back
     /// (see [`Agreed::header_value`]).
@@ -72,9 +75,11 @@ pub(crate) struct Agreed {
 /// ones are named exactly when their flag in [`Agreed`] is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct Echo {
-    /// Name `server_max_window_bits=N` (with [`Agreed::server_max_window_bits`]).
+    /// Name `server_max_window_bits=N` (with [`Agreed::server_max_window_bits`]);
+    /// set exactly when the offer named it.
     pub server_max_window_bits: bool,
-    /// Name `client_max_window_bits=N` (with [`Agreed::client_max_window_bits`]).
+    /// Name `client_max_window_bits=N` (with [`Agreed::client_max_window_bits`]);
+    /// set when that is below 15, which only an offer naming it allows.
     pub client_max_window_bits: bool,
 }
 
