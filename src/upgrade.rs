@@ -281,7 +281,8 @@ pub(crate) fn upgrade(
     };
     let info = ConnInfo {
         id: origin.id,
-        handler: socket,
+        handler: socket as u32,
+        deflate: Outgoing::Off,
         target,
         protocol: protocol.map(Into::into),
         extra: Extra::boxed(claims, peer_cert, own),
