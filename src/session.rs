@@ -292,6 +292,8 @@ impl Session {
     ) -> (usize, Flow) {
         self.idle_at = idle_at;
         let mut pos = 0;
+        // Whether the general decoder ran (and may hold a message's buffer).
+        let mut decoded = false;
         while pos < buf.len() && !self.finished {
             // The common case on its own: a whole short message, no event to build.
             if let Some(short) = self.receiver.short_message(&mut buf[pos..]) {
@@ -311,6 +313,7 @@ impl Session {
                 }
                 continue;
             }
+            decoded = true;
             if inflaters.is_none() && self.receiver.inflates() {
                 *inflaters = step.hub.deflate.inflaters.take();
             }
@@ -375,6 +378,11 @@ impl Session {
             if self.after(step, ok) == Flow::Close {
                 return (buf.len(), Flow::Close);
             }
+        }
+        // A message handed out of the receiver's buffer is over: free it now,
+        // not when the next one comes.
+        if decoded {
+            self.receiver.settle();
         }
         (
             pos,
@@ -823,8 +831,10 @@ mod tests {
         f.receive(&masked(false, OpCode::Continuation, b"lo "));
         f.receive(&masked(true, OpCode::Ping, b"?"));
         assert_eq!(f.log(), ["open"], "no message before its last fragment");
+        assert!(f.session.receiver.holds_message(), "the message so far");
         f.receive(&masked(true, OpCode::Continuation, b"world"));
         assert_eq!(f.log(), ["open", "text hello world"]);
+        assert!(!f.session.receiver.holds_message(), "freed once handed out");
         let pong = Frame {
             fin: true,
             opcode: OpCode::Pong,
