@@ -1061,14 +1061,17 @@ fn a_streaming_handler_is_not_bound_by_max_message_on_the_inflated_size() {
     let s = deflate_server("maxFrame: '64K', maxMessage: '64K'");
     let mut p = Peer::open(s.addr, "/ws/stream", OFFER);
     assert!(p.agreed.is_some());
-    let bomb = zeros_bomb(8);
+    // 8 MiB of zeros, then a few bytes of text: the stream ends off any buffer boundary.
+    let bomb = [&zeros_bomb(8)[..], &TAIL, &deflate(b"the end")].concat();
+    let mut data = vec![0u8; 8 << 20];
+    data.extend_from_slice(b"the end");
     assert!(bomb.len() < 64 * KIB, "{} bytes", bomb.len());
-    send_hostile(&mut p.ws, &masked_frame(0x80 | RSV1 | BINARY, &bomb));
+    p.ws.send_raw(&masked_frame(0x80 | RSV1 | BINARY, &bomb));
     let summary = p.read_json();
-    assert_eq!(summary["bytes"], 8 << 20, "{summary}");
+    assert_eq!(summary["bytes"], data.len(), "{summary}");
     assert_eq!(
         summary["hash"],
-        fnv(FNV_OFFSET, &vec![0; 8 << 20]).to_string(),
+        fnv(FNV_OFFSET, &data).to_string(),
         "{summary}"
     );
     assert_eq!(summary["firsts"], 1, "{summary}");
@@ -1078,6 +1081,51 @@ fn a_streaming_handler_is_not_bound_by_max_message_on_the_inflated_size() {
         bomb.len()
     );
     p.close();
+}
+
+#[test]
+fn every_length_around_a_power_of_two_inflates_whole_for_both_kinds_of_handler() {
+    // An inflater writes into buffers of some size: a message that ends
+    // exactly where a buffer fills up must still end.
+    let s = deflate_server("maxFrame: '1MB', maxMessage: '1MB'");
+    let mut stream = Peer::open(s.addr, "/ws/stream", OFFER);
+    let mut echo = Peer::deflating(s.addr);
+    for bits in 8..=19 {
+        for n in [(1usize << bits) - 1, 1 << bits, (1 << bits) + 1] {
+            println!("case: {n} bytes");
+            let data = words(n, n as u64);
+            let z = deflate(&data);
+            echo.ws.send_raw(&masked_frame(0x80 | RSV1 | TEXT, &z));
+            echo.expect_message(TEXT, &data);
+            stream.ws.send_raw(&masked_frame(0x80 | RSV1 | TEXT, &z));
+            let summary = stream.read_json();
+            assert_eq!(summary["bytes"], n, "{n} bytes: {summary}");
+            assert_eq!(
+                summary["hash"],
+                fnv(FNV_OFFSET, &data).to_string(),
+                "{n} bytes: {summary}"
+            );
+            if n <= 64 * KIB {
+                stream.expect_message(BINARY, &data);
+            }
+            // And in two frames, cut in the middle of the stream.
+            let (a, b) = z.split_at(z.len() / 2);
+            stream.ws.send_raw(
+                &[
+                    masked_frame(RSV1 | BINARY, a),
+                    masked_frame(0x80 | CONTINUATION, b),
+                ]
+                .concat(),
+            );
+            let summary = stream.read_json();
+            assert_eq!(summary["bytes"], n, "{n} bytes in two frames: {summary}");
+            if n <= 64 * KIB {
+                stream.expect_message(BINARY, &data);
+            }
+        }
+    }
+    stream.close();
+    echo.close();
 }
 
 // ---------------------------------------------------------------------------
