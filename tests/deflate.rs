@@ -895,6 +895,34 @@ fn compressed_messages_are_echoed_and_the_echo_is_compressed_from_the_threshold(
 }
 
 #[test]
+fn with_threshold_0_every_message_is_sent_compressed_even_one_that_does_not_shrink() {
+    // RFC 7692 lets a server send any message uncompressed, but the contract
+    // is "compressed when at least the threshold", and the Autobahn runner
+    // (kosoku 0.1.0, scripts/autobahn) errors on an uncompressed message on a
+    // connection with permessage-deflate: examples/autobahn.rs sets
+    // threshold 0 so that every message goes compressed.
+    let s = server("webSockets: { compression: { threshold: 0 } }");
+    let mut p = Peer::deflating(s.addr);
+    for (what, data) in [
+        ("empty", Vec::new()),
+        ("one byte", b"x".to_vec()),
+        ("16 bytes", b"{\"a\": [1, 2, 3]}".to_vec()),
+        ("4 KiB of noise", noise(4 * KIB, 1)),
+        ("64 KiB of noise", noise(64 * KIB, 2)),
+    ] {
+        println!("case: {what}");
+        p.send_compressed(BINARY, &data);
+        let m = p.read_message();
+        assert_eq!((m.opcode, &m.data[..]), (BINARY, &data[..]), "{what}");
+        assert!(
+            m.compressed,
+            "{what}: the echo came back uncompressed (RSV1 clear)"
+        );
+    }
+    p.close();
+}
+
+#[test]
 fn the_empty_message_and_a_final_block_are_accepted() {
     let s = deflate_server("");
     let mut p = Peer::deflating(s.addr);
