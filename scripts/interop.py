@@ -1009,7 +1009,7 @@ async def _(ctx):
                 await asyncio.sleep(0.05)
             expect_eq(stats["websockets_open"], 0, f"{base}: websockets_open")
         # The defaults server refused two frames, two messages and two texts' UTF-8.
-        limits = stats["limits"]
+        limits = (await status(s, ctx.defaults))["stats"]["limits"]
         expect(limits["frame"] >= 2, f"limits.frame in {limits}")
         expect(limits["message"] >= 2, f"limits.message in {limits}")
         expect(limits["protocol"] >= 2, f"limits.protocol in {limits}")
