@@ -15,7 +15,6 @@ use crate::message::{ConnId, Message, SendStatus};
 use crate::stats::Stats;
 use crate::user_timers::{TimerId, TimerQueue};
 use crate::ws::close_code::CloseCode;
-use crate::ws::deflate::compress::RSV1;
 use crate::ws::deflate::{self, Outgoing};
 use crate::ws::frame::{frame_payload_len, write_header};
 use crate::ws::opcode::OpCode;
@@ -205,11 +204,8 @@ impl Hub {
             self.deflate
                 .compressor(bits)
                 .write_frame(&mut out, opcode, payload);
-            // An incompressible message went out as it is: no second frame.
-            if out[0] & RSV1 != 0 {
-                frames.deflated = Some(out.into());
-                frames.bits = bits;
-            }
+            frames.deflated = Some(out.into());
+            frames.bits = bits;
         }
         frames
     }

@@ -283,14 +283,17 @@ impl Session {
         idle_at: Option<Instant>,
     ) -> (usize, Flow) {
         step.outgoing = self.outgoing;
-        // Lent to the receiver, whose events may borrow the shared inflater's output.
-        let mut inflaters = step.hub.deflate.inflaters.take();
+        // The shared inflaters, taken from the hub by the first frame that
+        // may need them (a compressed message's events borrow their output).
+        let mut inflaters = None;
         let received = self.decode(&mut step, buf, idle_at, &mut inflaters);
-        step.hub.deflate.inflaters = inflaters;
+        if inflaters.is_some() {
+            step.hub.deflate.inflaters = inflaters;
+        }
         received
     }
 
-    /// `receive`'s work, with the shared inflaters in hand.
+    /// `receive`'s work; `inflaters` holds the shared inflaters once taken.
     #[inline(always)]
     fn decode(
         &mut self,
@@ -319,6 +322,9 @@ impl Session {
                     return (buf.len(), Flow::Close);
                 }
                 continue;
+            }
+            if inflaters.is_none() && self.receiver.inflates() {
+                *inflaters = step.hub.deflate.inflaters.take();
             }
             let (used, event) = match self.receiver.decode(&mut buf[pos..], inflaters) {
                 Ok(decoded) => decoded,

@@ -177,6 +177,12 @@ impl Receiver {
         }
     }
 
+    /// Whether compressed messages may arrive (permessage-deflate was negotiated).
+    #[inline]
+    pub(crate) fn inflates(&self) -> bool {
+        self.limits.deflate.is_some()
+    }
+
     /// The data message in progress, if any.
     fn message(&self) -> Option<Message> {
         self.partial.as_ref().and_then(|p| p.message)
