@@ -110,6 +110,36 @@ impl Handler for Streamer {
     }
 }
 
+/// Relays every text message to others, by the way its first word names:
+/// `publish` to the room every connection joins on open, `broadcast` to
+/// every WebSocket, `route` to every WebSocket of this handler; the sender
+/// gets its copy too.
+struct Fanout;
+
+impl Handler for Fanout {
+    type State = ();
+
+    fn on_open(&mut self, ws: &mut WebSocket<'_, ()>) {
+        ws.join("room").expect("join");
+    }
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
+        let Message::Text(text) = msg else {
+            return;
+        };
+        match text.split(' ').next() {
+            Some("publish") => {
+                ws.publish("room", msg, None);
+            }
+            Some("broadcast") => ws.broadcast(msg, None),
+            Some("route") => ws.broadcast_route(msg, None),
+            _ => {
+                ws.send_text("unknown");
+            }
+        }
+    }
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
@@ -120,7 +150,8 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// A server with `web` settings (the inside of `web: { … }`, without routes):
-/// [`Echo`] on `/ws/echo`, [`Streamer`] on `/ws/stream`, `/a.txt` elsewhere.
+/// [`Echo`] on `/ws/echo`, [`Streamer`] on `/ws/stream`, [`Fanout`] on
+/// `/ws/fanout`, `/a.txt` elsewhere.
 fn server(web: &str) -> TestServer {
     let routes = "routes: [ { match: '/ws/', handler: 'action' }, { match: '' } ]";
     let body = if web.is_empty() {
@@ -136,6 +167,7 @@ fn server(web: &str) -> TestServer {
         |srv| {
             srv.websocket("/ws/echo", Echo);
             srv.websocket("/ws/stream", Streamer);
+            srv.websocket("/ws/fanout", Fanout);
         },
     )
 }
@@ -1248,6 +1280,92 @@ fn with_context_takeover_both_sides_may_keep_their_context() {
         p.echo_compressed(TEXT, &data);
     }
     p.close();
+}
+
+/// Relays messages through [`Fanout`] among connections that agreed to
+/// different things (`offers`, one connection each): every one must get each
+/// message intact and inflatable with its own agreement (window, context),
+/// never compressed without one, and — when `plain_offer_compressed` —
+/// compressed over the threshold on a connection that made the plain offer.
+fn fan_out_to_everyone(s: &TestServer, offers: &[&str], plain_offer_compressed: bool) {
+    let mut peers: Vec<Peer> = offers
+        .iter()
+        .map(|offer| Peer::open(s.addr, "/ws/fanout", offer))
+        .collect();
+    let mut k = 0;
+    for how in ["publish", "broadcast", "route"] {
+        for (size, copies) in [(100, 1), (20 * KIB, 3), (300, 2)] {
+            for copy in 0..copies {
+                let text = [
+                    format!("{how} ").as_bytes(),
+                    &words(size, (size + k) as u64),
+                ]
+                .concat();
+                let from = k % peers.len();
+                k += 1;
+                println!(
+                    "case: {how} of {} bytes from {:?}, copy {copy}",
+                    text.len(),
+                    offers[from]
+                );
+                if peers[from].agreed.is_some() {
+                    peers[from].send_compressed(TEXT, &text);
+                } else {
+                    peers[from].ws.send_frame(true, TEXT, &text);
+                }
+                for (p, offer) in peers.iter_mut().zip(offers) {
+                    let m = p.read_message();
+                    assert_eq!((m.opcode, m.data.len()), (TEXT, text.len()), "{offer:?}");
+                    assert!(m.data == text, "{offer:?}: the message differs");
+                    // Read_message fails RSV1 without an agreement; a plain
+                    // offer (what browsers send) gets the message compressed
+                    // over the threshold. Other agreements may get it as it
+                    // is (RFC 7692 allows any message uncompressed).
+                    if *offer == OFFER && plain_offer_compressed {
+                        assert_eq!(
+                            m.compressed,
+                            text.len() >= THRESHOLD,
+                            "{offer:?}: compressed"
+                        );
+                    } else if p.agreed.is_some() && text.len() >= THRESHOLD && !m.compressed {
+                        println!("  {offer:?} got it uncompressed");
+                    }
+                }
+            }
+        }
+    }
+    for p in peers {
+        p.close();
+    }
+}
+
+#[test]
+fn one_message_to_many_reaches_each_as_its_connection_agreed() {
+    let offers = [
+        "",
+        OFFER,
+        "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n",
+        "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9; client_max_window_bits\r\n",
+        "Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n",
+    ];
+    println!("the default mode");
+    fan_out_to_everyone(&deflate_server(""), &offers, true);
+    // With context takeover each connection's compressor has a history of
+    // its own, so a message for many may go to each uncompressed.
+    println!("contextTakeover");
+    let s = server("webSockets: { compression: { contextTakeover: true } }");
+    fan_out_to_everyone(
+        &s,
+        &[
+            offers[0],
+            offers[1],
+            offers[1],
+            offers[2],
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=12\r\n",
+        ],
+        false,
+    );
 }
 
 // ---------------------------------------------------------------------------
