@@ -845,6 +845,55 @@ fn without_compression_in_the_config_every_offer_is_declined() {
 }
 
 #[test]
+fn the_whole_compression_object_is_accepted() {
+    // Every key of webSockets.compression, with the values the feature was specified with.
+    let s = server(
+        "webSockets: { compression: { enable: true, threshold: 256, level: 6, contextTakeover: false, \
+         windowBits: 15, clientWindowBits: 15, memLevel: 8 } }",
+    );
+    let (_, a) = answer(s.addr, OFFER);
+    let a = a.expect("permessage-deflate accepted");
+    assert!(
+        a.server_no_context_takeover && a.client_no_context_takeover,
+        "{a:?}"
+    );
+    let mut p = Peer::deflating(s.addr);
+    p.echo_compressed(TEXT, &words(5 * KIB, 1));
+    p.close();
+}
+
+#[test]
+fn compression_values_out_of_range_stop_the_start_with_the_key_named() {
+    for (key, value) in [
+        ("windowBits", "8"),
+        ("windowBits", "16"),
+        ("clientWindowBits", "7"),
+        ("level", "10"),
+        ("level", "-1"),
+        ("contextTakeover", "'yes'"),
+        ("threshold", "'lots'"),
+        ("enable", "1"),
+    ] {
+        let text = format!("{{ web: {{ webSockets: {{ compression: {{ {key}: {value} }} }} }} }}");
+        match wisp::Config::parse(&text, std::path::Path::new("/")) {
+            Ok(_) => panic!("{key}: {value} was accepted"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains(&format!("compression.{key}")),
+                    "{key}: {value}: the error does not name the key: {e}"
+                );
+            }
+        }
+    }
+    assert!(wisp::Config::parse(
+        "{ web: { webSockets: { compression: 'yes' } } }",
+        std::path::Path::new("/")
+    )
+    .is_err());
+}
+
+#[test]
 fn with_context_takeover_the_server_forces_neither_no_context_takeover() {
     let s = server("webSockets: { compression: { contextTakeover: true } }");
     let (_, a) = answer(s.addr, OFFER);
