@@ -1201,6 +1201,7 @@ fn every_length_around_a_power_of_two_inflates_whole_for_both_kinds_of_handler()
     let mut echo = Peer::deflating(s.addr);
     for bits in 8..=19 {
         for n in [(1usize << bits) - 1, 1 << bits, (1 << bits) + 1] {
+            // A read that times out below means the message never ended.
             println!("case: {n} bytes");
             let data = words(n, n as u64);
             let z = deflate(&data);
