@@ -358,7 +358,8 @@ impl Receiver {
     /// needs no more input (a streaming handler's piece filled its block).
     #[inline]
     pub(crate) fn draining(&self) -> bool {
-        self.message().is_some_and(|m| m.pending && m.frame.remaining == 0)
+        self.message()
+            .is_some_and(|m| m.pending && m.frame.remaining == 0)
     }
 
     /// True while the receiver keeps any state of a message.
