@@ -271,51 +271,89 @@ impl Session {
         buf: &mut [u8],
         idle_at: Option<Instant>,
     ) -> (usize, Flow) {
-        // The shared inflaters, taken from the hub by the first frame that
-        // may need them (a compressed message's events borrow their output).
+        self.idle_at = idle_at;
+        let mut pos = 0;
+        // The common case on its own: whole short messages, no event to build.
+        while pos < buf.len() && !self.finished {
+            let Some(short) = self.receiver.short_message(&mut buf[pos..]) else {
+                return self.receive_frames(&mut step, buf, pos);
+            };
+            match self.take_short(&mut step, buf, &mut pos, short) {
+                Some(closed) => return closed,
+                None => continue,
+            }
+        }
+        (pos, self.flow())
+    }
+
+    /// Open, or Close once the session has finished.
+    #[inline(always)]
+    fn flow(&self) -> Flow {
+        if self.finished {
+            Flow::Close
+        } else {
+            Flow::Open
+        }
+    }
+
+    /// Hands a short message (see `Receiver::short_message`) at `pos` to
+    /// the handler and moves `pos` past it; `Some` ends the read there.
+    #[inline(always)]
+    fn take_short(
+        &mut self,
+        step: &mut Step<'_>,
+        buf: &mut [u8],
+        pos: &mut usize,
+        short: Result<(bool, std::ops::Range<usize>), WsError>,
+    ) -> Option<(usize, Flow)> {
+        let (text, payload) = match short {
+            Ok(short) => short,
+            Err(e) => return Some((buf.len(), self.fail(step, e))),
+        };
+        let data = &buf[*pos + payload.start..*pos + payload.end];
+        *pos += payload.end;
+        let ok = match take_message(&mut self.side, &mut self.rate, step, text, data) {
+            Taken::Delivered(ok) => ok,
+            Taken::Dropped => return None,
+            Taken::OverRate => return Some((buf.len(), self.over_rate(step))),
+        };
+        if self.after(step, ok) == Flow::Close {
+            return Some((buf.len(), Flow::Close));
+        }
+        None
+    }
+
+    /// `receive` from the first frame that is not a short message on: every
+    /// kind of frame, with the shared inflaters taken from the hub by the
+    /// first frame that may need them (a compressed message's events borrow
+    /// their output).
+    #[inline(never)]
+    fn receive_frames(&mut self, step: &mut Step<'_>, buf: &mut [u8], pos: usize) -> (usize, Flow) {
         let mut inflaters = None;
-        let received = self.decode(&mut step, buf, idle_at, &mut inflaters);
+        let received = self.decode(step, buf, pos, &mut inflaters);
         if inflaters.is_some() {
             step.hub.deflate.inflaters = inflaters;
         }
         received
     }
 
-    /// `receive`'s work; `inflaters` holds the shared inflaters once taken.
-    #[inline(always)]
+    /// `receive_frames`' work; `inflaters` holds the shared inflaters once taken.
     fn decode(
         &mut self,
         step: &mut Step<'_>,
         buf: &mut [u8],
-        idle_at: Option<Instant>,
+        mut pos: usize,
         inflaters: &mut Lent,
     ) -> (usize, Flow) {
-        self.idle_at = idle_at;
-        let mut pos = 0;
-        // Whether the general decoder ran (and may hold a message's buffer).
-        let mut decoded = false;
         // A streamed compressed message may have inflated output due with
         // every byte read: the receiver is called until it has handed it out.
-        while (pos < buf.len() || (decoded && self.receiver.draining())) && !self.finished {
-            // The common case on its own: a whole short message, no event to build.
+        while (pos < buf.len() || self.receiver.draining()) && !self.finished {
             if let Some(short) = self.receiver.short_message(&mut buf[pos..]) {
-                let (text, payload) = match short {
-                    Ok(short) => short,
-                    Err(e) => return (buf.len(), self.fail(step, e)),
-                };
-                let data = &buf[pos + payload.start..pos + payload.end];
-                pos += payload.end;
-                let ok = match take_message(&mut self.side, &mut self.rate, step, text, data) {
-                    Taken::Delivered(ok) => ok,
-                    Taken::Dropped => continue,
-                    Taken::OverRate => return (buf.len(), self.over_rate(step)),
-                };
-                if self.after(step, ok) == Flow::Close {
-                    return (buf.len(), Flow::Close);
+                match self.take_short(step, buf, &mut pos, short) {
+                    Some(closed) => return closed,
+                    None => continue,
                 }
-                continue;
             }
-            decoded = true;
             if inflaters.is_none() && self.receiver.inflates() {
                 *inflaters = step.hub.deflate.inflaters.take();
             }
@@ -383,17 +421,8 @@ impl Session {
         }
         // A message handed out of the receiver's buffer is over: free it now,
         // not when the next one comes.
-        if decoded {
-            self.receiver.settle();
-        }
-        (
-            pos,
-            if self.finished {
-                Flow::Close
-            } else {
-                Flow::Open
-            },
-        )
+        self.receiver.settle();
+        (pos, self.flow())
     }
 
     /// A message over `limits.rate` with the `close` action ends the session.
