@@ -13,6 +13,12 @@
 //! - Outgoing: replies and messages are written as unmasked frames by
 //!   [`frame::write_frame`] and [`frame::write_close`] into the caller's
 //!   output buffer.
+//! - permessage-deflate (RFC 7692, [`deflate`]): the handshake agrees on
+//!   parameters ([`deflate::negotiate`]); the receiver inflates a message
+//!   whose first frame has RSV1 as its frames arrive, within
+//!   `max_message`, and hands it out as if it had come uncompressed; a
+//!   message to send is compressed into one frame by
+//!   [`deflate::compress::Compressor`].
 //! - Client side (the gateway's downstream connections): [`client`] judges
 //!   the server's answer to an upgrade, [`frame::write_masked_frame`] writes
 //!   masked frames, and a receiver with `Limits::from_server` refuses masked
