@@ -5,7 +5,9 @@
 //! ```
 //!
 //! Every path is a WebSocket that echoes each message with its opcode. The
-//! limits are raised above the suite's largest message (16 MiB).
+//! limits are raised above the suite's largest message (16 MiB), and
+//! permessage-deflate is on for every message, however short (sections 12
+//! and 13 of the suite).
 
 use wisp::{Config, Handler, Message, Server, WebSocket};
 
@@ -30,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 listen: ['http://127.0.0.1:{port}'],
                 routes: [ {{ match: '', handler: 'action', methods: ['GET'] }} ],
                 limits: {{ connections: 1000, maxFrame: '20MB', maxMessage: '20MB' }},
-                webSockets: {{ maxBackpressure: '64MB' }},
+                webSockets: {{ maxBackpressure: '64MB', compression: {{ threshold: 0 }} }},
             }} }}"
         ),
         ".".as_ref(),

@@ -20,7 +20,7 @@ use crate::hub::{Hub, RoomLimits};
 use crate::message::{Origin, PeerCert};
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
-use crate::session::{downstream_limits, receiver_limits, Session};
+use crate::session::{downstream_limits, Session, SharedLimits};
 use crate::upgrade::{self, Upgraded};
 use crate::ws::receiver::Limits;
 use crate::ws_api::AnyHandler;
@@ -91,9 +91,9 @@ pub(crate) struct App {
     /// The WebSocket handlers, apart from the actions so that a session
     /// reaches its own with one index.
     sockets: Vec<Box<dyn AnyHandler>>,
-    /// What WebSocket receivers accept, `[whole messages, streaming]`:
-    /// shared by every session.
-    ws_limits: [Rc<Limits>; 2],
+    /// What WebSocket receivers accept, by kind of connection: shared by
+    /// every session of that kind.
+    ws_limits: SharedLimits,
     pub date: DateCache,
     pub hub: Hub,
     /// The proxy routes and their legs, when the config has any.
@@ -117,10 +117,8 @@ impl App {
             uri: config.limits.uri,
             body: config.limits.body,
         };
-        let ws_limits = [
-            receiver_limits(&config, false),
-            receiver_limits(&config, true),
-        ];
+        let ws_limits = SharedLimits::new(&config);
+        let compression = config.web_sockets.compression;
         let gateway = Gateway::new(&config).map_err(StartError::Config)?;
         Ok(App {
             ws_limits,
@@ -136,7 +134,8 @@ impl App {
             hub: Hub::new(RoomLimits {
                 per_connection: config_rooms.0,
                 members: config_rooms.1,
-            }),
+            })
+            .with_compression(compression),
             stopping: false,
         })
     }
@@ -159,9 +158,9 @@ impl App {
         Ok(())
     }
 
-    /// What WebSocket receivers accept, `[whole messages, streaming]`.
-    pub fn ws_limits(&self) -> &[Rc<Limits>; 2] {
-        &self.ws_limits
+    /// What a WebSocket receiver without compression, taking whole messages, accepts.
+    pub fn plain_ws_limits(&self) -> &Rc<Limits> {
+        self.ws_limits.plain()
     }
 
     /// Tells the routes the addresses the listeners were bound to (in
@@ -431,7 +430,7 @@ impl App {
             config: &self.config,
             hub: &mut self.hub,
             date: &self.date.text,
-            ws_limits: &self.ws_limits,
+            ws_limits: &mut self.ws_limits,
         };
         match upgrade::upgrade(request, &candidates, lent, out) {
             Upgraded::Open { session, close } => Handled {

@@ -10,18 +10,16 @@
 
 use std::collections::HashMap;
 use std::mem;
-use std::rc::Rc;
 
 use slab::Slab;
 
 use crate::app::App;
 use crate::conn::{live, Conn, Delivered, Relayed};
-use crate::hub::{Delivery, Targets};
+use crate::hub::{Delivery, Frames, Targets};
 use crate::message::ConnId;
 use crate::stats::Stats;
 use crate::turn::Turn;
 use crate::ws::close_code::CloseCode;
-use crate::ws::frame::frame_payload_len;
 
 /// Deliveries waiting to be written, and frames waiting for a `send_block`.
 #[derive(Debug, Default)]
@@ -49,7 +47,7 @@ impl std::fmt::Debug for Spare {
 #[derive(Debug)]
 struct Held {
     serial: u64,
-    frames: Vec<Rc<[u8]>>,
+    frames: Vec<Frames>,
     /// Their bytes: with the connection's backlog, bounded by `maxBackpressure`.
     bytes: usize,
 }
@@ -167,11 +165,11 @@ impl Fanout {
         conns: &mut Slab<Conn>,
         app: &mut App,
         to: &Targets,
-        frame: &Rc<[u8]>,
+        frame: &Frames,
         except: [Option<ConnId>; 2],
     ) {
         let mut tally = Tally::default();
-        let payload = frame_payload_len(frame);
+        let payload = frame.payload_len();
         for id in app.hub.resolve(to) {
             if except.contains(&Some(id)) {
                 continue;
@@ -205,7 +203,7 @@ impl Fanout {
     /// Keeps a frame for a connection in the middle of a `send_block`
     /// message; false (dropped) when that would pass `maxBackpressure` —
     /// as for queued frames, the limit plus one message.
-    fn hold(&mut self, id: ConnId, frame: &Rc<[u8]>, backlog: usize, limit: usize) -> bool {
+    fn hold(&mut self, id: ConnId, frame: &Frames, backlog: usize, limit: usize) -> bool {
         let held = self.held.entry(id.key).or_insert_with(|| Held {
             serial: id.serial,
             frames: Vec::new(),
@@ -214,8 +212,8 @@ impl Fanout {
         if held.bytes + backlog >= limit {
             return false;
         }
-        held.bytes += frame.len();
-        held.frames.push(Rc::clone(frame));
+        held.bytes += frame.plain.len();
+        held.frames.push(frame.clone());
         true
     }
 
@@ -246,11 +244,7 @@ impl Fanout {
         };
         let mut tally = Tally::default();
         for frame in &held.frames {
-            tally.count(
-                id,
-                conn.deliver(&app.config, frame),
-                frame_payload_len(frame),
-            );
+            tally.count(id, conn.deliver(&app.config, frame), frame.payload_len());
         }
         tally.settle(app);
         self.dirty.push(key);

@@ -186,7 +186,15 @@ pub(crate) fn limits(byte: u8) -> Limits {
         max_frame: FRAME[usize::from(byte >> 2 & 3)],
         max_message: MESSAGE[usize::from(byte >> 4 & 3)],
         // A gateway's downstream leg: frames from a server, which must be unmasked.
-        from_server: byte & 0x40 != 0,
+        from_server: byte & 0xC0 == 0x40,
+        // permessage-deflate: afresh per message, or (with bit 6) taking over context.
+        deflate: (byte & 0x80 != 0).then_some(crate::ws::deflate::Agreed {
+            server_no_context_takeover: true,
+            client_no_context_takeover: byte & 0x40 == 0,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            echo: Default::default(),
+        }),
     }
 }
 
@@ -385,6 +393,7 @@ fn check_short(short: &Short, decoded: &Result<(usize, Option<Event<'_>>), WsErr
 /// Before each call it checks the short-message path against the decoder.
 pub(crate) fn feed<'p>(limits: Limits, pieces: impl IntoIterator<Item = &'p [u8]>) -> Outcome {
     let mut receiver = Receiver::new(limits);
+    let mut inflaters = None;
     let mut pending = Vec::new();
     let mut events = Vec::new();
     let done = |events, error| Outcome {
@@ -400,7 +409,7 @@ pub(crate) fn feed<'p>(limits: Limits, pieces: impl IntoIterator<Item = &'p [u8]
         loop {
             let available = pending.len() - pos;
             let short = short_message(&receiver, &pending[pos..]);
-            let decoded = receiver.decode(&mut pending[pos..]);
+            let decoded = receiver.decode(&mut pending[pos..], &mut inflaters);
             check_short(&short, &decoded);
             let (used, event) = match decoded {
                 Ok((0, None)) => break,
@@ -408,7 +417,10 @@ pub(crate) fn feed<'p>(limits: Limits, pieces: impl IntoIterator<Item = &'p [u8]
                 Err(e) => return done(events, Some(e)),
             };
             assert!(used <= available, "consumed {used} of {available} bytes");
-            idle = if used == 0 { idle + 1 } else { 0 };
+            // A compressed message hands out its inflated blocks one per call,
+            // each without consuming anything: those are progress too.
+            let inflated = matches!(&event, Some(Event::Fragment { data, .. }) if !data.is_empty());
+            idle = if used == 0 && !inflated { idle + 1 } else { 0 };
             assert!(idle < 64, "events without progress");
             pos += used;
             if let Some(event) = event {

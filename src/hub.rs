@@ -15,7 +15,8 @@ use crate::message::{ConnId, Message, SendStatus};
 use crate::stats::Stats;
 use crate::user_timers::{TimerId, TimerQueue};
 use crate::ws::close_code::CloseCode;
-use crate::ws::frame::write_header;
+use crate::ws::deflate::{self, Outgoing};
+use crate::ws::frame::{frame_payload_len, write_header};
 use crate::ws::opcode::OpCode;
 
 /// Why a connection could not join a room.
@@ -61,7 +62,7 @@ pub(crate) enum Targets {
 pub(crate) enum Delivery {
     Frame {
         to: Targets,
-        frame: Rc<[u8]>,
+        frame: Frames,
         except: [Option<ConnId>; 2],
     },
     Close {
@@ -104,6 +105,8 @@ pub struct Hub {
     pub(crate) outbox: Vec<Delivery>,
     pub(crate) timers: TimerQueue<GlobalFn>,
     pub(crate) stats: Stats,
+    /// permessage-deflate's shared compressors and inflaters.
+    pub(crate) deflate: deflate::Shared,
 }
 
 impl fmt::Debug for Hub {
@@ -112,6 +115,44 @@ impl fmt::Debug for Hub {
             .field("sockets", &self.open)
             .field("rooms", &self.rooms.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A message framed once for all its recipients: as it is, and — when
+/// compression is on and the message is worth it — compressed once, from a
+/// fresh state, for every recipient that negotiated permessage-deflate.
+#[derive(Debug, Clone)]
+pub(crate) struct Frames {
+    pub plain: Rc<[u8]>,
+    /// Compressed by the shared compressor of `bits` window bits.
+    deflated: Option<Rc<[u8]>>,
+    bits: u8,
+}
+
+impl Frames {
+    /// One frame for everyone.
+    pub(crate) fn plain(frame: Rc<[u8]>) -> Frames {
+        Frames {
+            plain: frame,
+            deflated: None,
+            bits: 15,
+        }
+    }
+
+    /// The frame for a recipient that compresses as `outgoing`: the
+    /// compressed one if its window takes it (a connection that keeps its
+    /// own context gets the plain one, which leaves that context alone).
+    #[inline]
+    pub(crate) fn to(&self, outgoing: Outgoing) -> &Rc<[u8]> {
+        match (&self.deflated, outgoing) {
+            (Some(deflated), Outgoing::Shared(bits)) if bits >= self.bits => deflated,
+            _ => &self.plain,
+        }
+    }
+
+    /// The message's length, as the counters count it.
+    pub(crate) fn payload_len(&self) -> usize {
+        frame_payload_len(&self.plain)
     }
 }
 
@@ -138,7 +179,35 @@ impl Hub {
             outbox: Vec::new(),
             timers: TimerQueue::default(),
             stats: Stats::default(),
+            deflate: deflate::Shared::default(),
         }
+    }
+
+    /// The hub with permessage-deflate as `webSockets.compression` says.
+    pub(crate) fn with_compression(mut self, settings: crate::config::Compression) -> Hub {
+        self.deflate = deflate::Shared::new(settings);
+        self
+    }
+
+    /// Frames a message for many recipients, compressing it once if that is
+    /// worth it (see [`Frames`]).
+    pub(crate) fn encode(&mut self, msg: Message<'_>) -> Frames {
+        let mut frames = Frames::plain(encode(msg));
+        let payload = msg.as_bytes();
+        if self.deflate.settings.enable && self.deflate.worth(payload.len()) {
+            let bits = self.deflate.settings.window_bits;
+            let opcode = match msg {
+                Message::Text(_) => OpCode::Text,
+                Message::Binary(_) => OpCode::Binary,
+            };
+            let mut out = Vec::new();
+            self.deflate
+                .compressor(bits)
+                .write_frame(&mut out, opcode, payload);
+            frames.deflated = Some(out.into());
+            frames.bits = bits;
+        }
+        frames
     }
 
     /// A connection became a WebSocket served by `handler`.
@@ -201,13 +270,15 @@ impl Hub {
         if !self.is_open(to) {
             return SendStatus::Closed;
         }
-        self.deliver(Targets::One(to), encode(msg), [None, None]);
+        let frames = self.encode(msg);
+        self.deliver(Targets::One(to), frames, [None, None]);
         SendStatus::Queued
     }
 
     /// Sends a message to every open WebSocket but `except`.
     pub fn broadcast(&mut self, msg: Message<'_>, except: Option<ConnId>) {
-        self.deliver(Targets::All, encode(msg), [except, None]);
+        let frames = self.encode(msg);
+        self.deliver(Targets::All, frames, [except, None]);
     }
 
     /// Sends a message to every WebSocket whose state is an `S` and passes `filter`.
@@ -218,7 +289,8 @@ impl Hub {
     ) {
         let filter: StateFilter =
             Box::new(move |id, state| state.downcast_ref::<S>().is_some_and(|s| filter(id, s)));
-        self.deliver(Targets::Where(filter), encode(msg), [None, None]);
+        let frames = self.encode(msg);
+        self.deliver(Targets::Where(filter), frames, [None, None]);
     }
 
     /// Starts the closing handshake of another connection.
@@ -286,13 +358,14 @@ impl Hub {
     /// Sends a message to every member of a room but `except`; returns how
     /// many it goes to. The frame is encoded once and shared by all of them.
     pub fn publish(&mut self, room: &str, msg: Message<'_>, except: Option<ConnId>) -> usize {
-        self.publish_frame(room, encode(msg), [except, None])
+        let frames = self.encode(msg);
+        self.publish_frame(room, frames, [except, None])
     }
 
     pub(crate) fn publish_frame(
         &mut self,
         room: &str,
-        frame: Rc<[u8]>,
+        frame: Frames,
         except: [Option<ConnId>; 2],
     ) -> usize {
         let Some((name, members)) = self.rooms.get_key_value(room) else {
@@ -362,7 +435,7 @@ impl Hub {
         &self.stats
     }
 
-    pub(crate) fn deliver(&mut self, to: Targets, frame: Rc<[u8]>, except: [Option<ConnId>; 2]) {
+    pub(crate) fn deliver(&mut self, to: Targets, frame: Frames, except: [Option<ConnId>; 2]) {
         self.outbox.push(Delivery::Frame { to, frame, except });
     }
 
@@ -458,7 +531,8 @@ mod tests {
             h.join(i, "r").unwrap();
         }
         assert_eq!(h.publish("r", Message::Text("hi"), Some(a)), 2);
-        let twice = h.publish_frame("r", encode(Message::Text("hi")), [Some(a), Some(a)]);
+        let frames = h.encode(Message::Text("hi"));
+        let twice = h.publish_frame("r", frames, [Some(a), Some(a)]);
         assert_eq!(twice, 2, "one id excluded twice counts once");
         h.outbox.pop();
         assert_eq!(h.publish("nobody", Message::Text("hi"), None), 0);
@@ -466,7 +540,7 @@ mod tests {
         let Delivery::Frame { frame, to, .. } = &h.outbox[0] else {
             panic!("a frame delivery")
         };
-        assert_eq!(&frame[..], b"\x81\x02hi");
+        assert_eq!(&frame.plain[..], b"\x81\x02hi");
         let mut got: Vec<ConnId> = h.resolve(to).collect();
         got.sort();
         assert_eq!(got, [a, b, c], "exclusion is applied when delivering");

@@ -19,10 +19,11 @@ use crate::stats::ConnStats;
 use crate::turn::Turn;
 use crate::user_timers::TimerId;
 use crate::ws::close_code::CloseCode;
+use crate::ws::deflate::{Agreed, Outgoing};
 use crate::ws::error::WsError;
 use crate::ws::frame::{write_close, write_frame, write_masked_close, write_masked_frame};
 use crate::ws::opcode::OpCode;
-use crate::ws::receiver::{self, Limits, Receiver};
+use crate::ws::receiver::{self, Lent, Limits, Receiver};
 use crate::ws_api::{AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, RELEASED};
 
 /// Whether the WebSocket goes on.
@@ -48,6 +49,8 @@ pub(crate) struct Session {
     masked: bool,
     /// A gateway's client leg (see `make_relay`).
     relay: bool,
+    /// How our messages may be compressed (permessage-deflate).
+    outgoing: Outgoing,
     /// A gateway's client leg broke the protocol: its connection is not read
     /// again (`Conn::pair_full`), and its close waits until the downstream
     /// has answered what went before.
@@ -76,6 +79,9 @@ pub(crate) struct Step<'a> {
     /// The output buffer, the clock and the callbacks' send budget.
     pub turn: &'a mut Turn,
     pub peer: &'a SocketAddr,
+    /// How the connection's own messages may be compressed: the session's
+    /// setting, for the callbacks' sends.
+    outgoing: Outgoing,
 }
 
 impl<'a> Step<'a> {
@@ -93,6 +99,7 @@ impl<'a> Step<'a> {
             hub,
             turn,
             peer,
+            outgoing: Outgoing::Off,
         }
     }
 
@@ -111,6 +118,7 @@ impl<'a> Step<'a> {
             peer: self.peer,
             hub: &mut *self.hub,
             headers,
+            deflate: self.outgoing,
         };
         let handler = &mut *self.handler;
         catch_unwind(AssertUnwindSafe(|| handler.dispatch(link, event))).is_ok()
@@ -152,6 +160,7 @@ impl Session {
             failing: false,
             masked: false,
             relay: false,
+            outgoing: Outgoing::Off,
             idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
             wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
             rate: config
@@ -164,6 +173,18 @@ impl Session {
     /// Marks the connection as TLS (`wss`), for [`WebSocket::is_tls`](crate::WebSocket::is_tls).
     pub fn set_tls(&mut self, tls: bool) {
         self.side.tls = tls;
+    }
+
+    /// Sets how the server compresses what it sends on this connection
+    /// (permessage-deflate, as negotiated in the handshake).
+    pub fn set_outgoing(&mut self, outgoing: Outgoing) {
+        self.outgoing = outgoing;
+    }
+
+    /// How the server may compress what it sends here.
+    #[inline]
+    pub fn outgoing(&self) -> Outgoing {
+        self.outgoing
     }
 
     /// Makes this a gateway's client leg: a protocol error closes the
@@ -230,6 +251,7 @@ impl Session {
 
     /// Runs `on_open`, with the upgrade request's headers readable.
     pub fn open(&mut self, mut step: Step<'_>, headers: &[httparse::Header<'_>]) -> Flow {
+        step.outgoing = self.outgoing;
         let ok = step.call(&mut self.side, Some(headers), Event::Open);
         self.after(&mut step, ok)
     }
@@ -239,6 +261,7 @@ impl Session {
         if self.finished {
             return Flow::Close;
         }
+        step.outgoing = self.outgoing;
         let ok = step.call(&mut self.side, None, Event::Timer(timer));
         self.after(&mut step, ok)
     }
@@ -246,6 +269,7 @@ impl Session {
     /// Runs `on_drain`: the output has room again.
     pub fn drained(&mut self, mut step: Step<'_>) -> Flow {
         self.side.flags.over = false;
+        step.outgoing = self.outgoing;
         let ok = step.call(&mut self.side, None, Event::Drain);
         self.after(&mut step, ok)
     }
@@ -258,6 +282,26 @@ impl Session {
         buf: &mut [u8],
         idle_at: Option<Instant>,
     ) -> (usize, Flow) {
+        step.outgoing = self.outgoing;
+        // The shared inflaters, taken from the hub by the first frame that
+        // may need them (a compressed message's events borrow their output).
+        let mut inflaters = None;
+        let received = self.decode(&mut step, buf, idle_at, &mut inflaters);
+        if inflaters.is_some() {
+            step.hub.deflate.inflaters = inflaters;
+        }
+        received
+    }
+
+    /// `receive`'s work; `inflaters` holds the shared inflaters once taken.
+    #[inline(always)]
+    fn decode(
+        &mut self,
+        step: &mut Step<'_>,
+        buf: &mut [u8],
+        idle_at: Option<Instant>,
+        inflaters: &mut Lent,
+    ) -> (usize, Flow) {
         self.idle_at = idle_at;
         let mut pos = 0;
         while pos < buf.len() && !self.finished {
@@ -265,23 +309,26 @@ impl Session {
             if let Some(short) = self.receiver.short_message(&mut buf[pos..]) {
                 let (text, payload) = match short {
                     Ok(short) => short,
-                    Err(e) => return (buf.len(), self.fail(&mut step, e)),
+                    Err(e) => return (buf.len(), self.fail(step, e)),
                 };
                 let data = &buf[pos + payload.start..pos + payload.end];
                 pos += payload.end;
-                let ok = match take_message(&mut self.side, &mut self.rate, &mut step, text, data) {
+                let ok = match take_message(&mut self.side, &mut self.rate, step, text, data) {
                     Taken::Delivered(ok) => ok,
                     Taken::Dropped => continue,
-                    Taken::OverRate => return (buf.len(), self.over_rate(&mut step)),
+                    Taken::OverRate => return (buf.len(), self.over_rate(step)),
                 };
-                if self.after(&mut step, ok) == Flow::Close {
+                if self.after(step, ok) == Flow::Close {
                     return (buf.len(), Flow::Close);
                 }
                 continue;
             }
-            let (used, event) = match self.receiver.decode(&mut buf[pos..]) {
+            if inflaters.is_none() && self.receiver.inflates() {
+                *inflaters = step.hub.deflate.inflaters.take();
+            }
+            let (used, event) = match self.receiver.decode(&mut buf[pos..], inflaters) {
                 Ok(decoded) => decoded,
-                Err(e) => return (buf.len(), self.fail(&mut step, e)),
+                Err(e) => return (buf.len(), self.fail(step, e)),
             };
             pos += used;
             let Some(event) = event else {
@@ -292,10 +339,10 @@ impl Session {
             };
             let ok = match event {
                 receiver::Event::Message { text, data } => {
-                    match take_message(&mut self.side, &mut self.rate, &mut step, text, data) {
+                    match take_message(&mut self.side, &mut self.rate, step, text, data) {
                         Taken::Delivered(ok) => ok,
                         Taken::Dropped => continue,
-                        Taken::OverRate => return (buf.len(), self.over_rate(&mut step)),
+                        Taken::OverRate => return (buf.len(), self.over_rate(step)),
                     }
                 }
                 receiver::Event::Fragment {
@@ -315,7 +362,7 @@ impl Session {
                     )
                     .is_some()
                     {
-                        return (buf.len(), self.over_rate(&mut step));
+                        return (buf.len(), self.over_rate(step));
                     }
                     let fragment = Fragment {
                         text,
@@ -334,10 +381,10 @@ impl Session {
                 receiver::Event::Pong(_) => true,
                 receiver::Event::Close { code, reason } => {
                     let reason = reason.to_string();
-                    return (pos, self.peer_closed(&mut step, code, &reason));
+                    return (pos, self.peer_closed(step, code, &reason));
                 }
             };
-            if self.after(&mut step, ok) == Flow::Close {
+            if self.after(step, ok) == Flow::Close {
                 return (buf.len(), Flow::Close);
             }
         }
@@ -526,7 +573,49 @@ pub(crate) fn receiver_limits(config: &Config, streaming: bool) -> Rc<Limits> {
         validate_utf8: config.web_sockets.validate_utf8,
         streaming,
         from_server: false,
+        deflate: None,
     })
+}
+
+/// The receivers' limits, one `Rc` per kind of connection (streaming or
+/// not, and the permessage-deflate parameters agreed), shared by every
+/// connection of that kind so each pays a pointer for them.
+#[derive(Debug)]
+pub(crate) struct SharedLimits {
+    /// Whole messages and streaming, without compression, first; then the
+    /// kinds made as handshakes agree on parameters (a few at most).
+    kinds: Vec<Rc<Limits>>,
+}
+
+impl SharedLimits {
+    pub(crate) fn new(config: &Config) -> SharedLimits {
+        SharedLimits {
+            kinds: vec![
+                receiver_limits(config, false),
+                receiver_limits(config, true),
+            ],
+        }
+    }
+
+    /// The limits of a connection without compression that takes whole messages.
+    pub(crate) fn plain(&self) -> &Rc<Limits> {
+        &self.kinds[0]
+    }
+
+    /// The limits of a connection that streams or not, with `deflate` agreed.
+    pub(crate) fn get(&mut self, streaming: bool, deflate: Option<Agreed>) -> Rc<Limits> {
+        let want = Limits {
+            streaming,
+            deflate,
+            ..*self.kinds[0]
+        };
+        if let Some(kind) = self.kinds.iter().find(|k| ***k == want) {
+            return Rc::clone(kind);
+        }
+        let kind = Rc::new(want);
+        self.kinds.push(Rc::clone(&kind));
+        kind
+    }
 }
 
 /// What a gateway's downstream legs accept: the clients' limits, for

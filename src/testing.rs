@@ -82,7 +82,7 @@ impl Frame {
 pub(crate) fn frames(mut bytes: &[u8]) -> Vec<Frame> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        let header = parse_header(bytes)
+        let header = parse_header(bytes, 0x70)
             .expect("a valid server frame")
             .expect("a whole frame header");
         assert!(header.mask.is_none(), "a server frame is never masked");

@@ -5,7 +5,6 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
 
 use crate::config::Config;
 use crate::http::error::HttpError;
@@ -13,10 +12,12 @@ use crate::http::request::{find_header, trim, Framing, Head, Request, Tokens};
 use crate::http::response::{HeadWriter, Response};
 use crate::hub::Hub;
 use crate::message::{Origin, PeerCert};
-use crate::session::{Flow, Session, Step};
+use crate::session::{Flow, Session, SharedLimits, Step};
 use crate::turn::Turn;
+use crate::ws::deflate::compress::Compressor;
+use crate::ws::deflate::negotiate::negotiate;
+use crate::ws::deflate::{Agreed, Outgoing, Policy};
 use crate::ws::handshake::{accept_key, select_protocol, valid_key, HandshakeError};
-use crate::ws::receiver::Limits;
 use crate::ws_api::{AnyHandler, ConnInfo, Extra};
 
 /// A request the server will upgrade.
@@ -179,8 +180,8 @@ pub(crate) struct Lent<'a> {
     pub hub: &'a mut Hub,
     /// The `Date` header value.
     pub date: &'a str,
-    /// The receivers' limits, `[whole messages, streaming]`.
-    pub ws_limits: &'a [Rc<Limits>; 2],
+    /// The receivers' limits, by kind of connection.
+    pub ws_limits: &'a mut SharedLimits,
 }
 
 /// How a handshake ended.
@@ -255,6 +256,7 @@ pub(crate) fn upgrade(
         Err(_) => return Upgraded::Refused(Refused::HandlerFailed),
         Ok(Err(response)) => return Upgraded::Rejected(response),
     };
+    let deflate = deflate_offer(head, config, handler.compression());
     let mut w = HeadWriter::start(out, 101, date, &config.headers);
     w.header("Upgrade", "websocket");
     w.header("Connection", "Upgrade");
@@ -262,7 +264,16 @@ pub(crate) fn upgrade(
     if let Some(protocol) = protocol {
         w.header("Sec-WebSocket-Protocol", protocol);
     }
+    if let Some(agreed) = &deflate {
+        w.header("Sec-WebSocket-Extensions", &agreed.header_value());
+    }
     w.finish(None, false);
+    let compression = &config.web_sockets.compression;
+    let outgoing = deflate.map_or(Outgoing::Off, |a| a.outgoing(compression.context_takeover));
+    let own = (outgoing == Outgoing::Own).then(|| {
+        let bits = deflate.map_or(15, |a| a.server_max_window_bits);
+        Compressor::new(compression.level, bits, false)
+    });
     let target = if head.query.is_empty() {
         head.path.into()
     } else {
@@ -273,12 +284,13 @@ pub(crate) fn upgrade(
         handler: socket,
         target,
         protocol: protocol.map(Into::into),
-        extra: Extra::boxed(claims, peer_cert),
+        extra: Extra::boxed(claims, peer_cert, own),
     };
     hub.add_socket(origin.id, socket);
-    let limits = Rc::clone(&ws_limits[usize::from(handler.streaming())]);
+    let limits = ws_limits.get(handler.streaming(), deflate);
     let mut session = Session::new(state, limits, info, config, origin.now);
     session.set_tls(origin.tls);
+    session.set_outgoing(outgoing);
     // The 101 is in `out`; on_open's sends go after it.
     let mut turn = Turn::lend(std::mem::take(out), origin.now);
     turn.room = config.web_sockets.max_backpressure;
@@ -291,6 +303,21 @@ pub(crate) fn upgrade(
         session: Box::new(session),
         close: flow == Flow::Close,
     }
+}
+
+/// The permessage-deflate parameters agreed for this upgrade, if
+/// compression is on, the handler takes it, and the client offered it.
+fn deflate_offer(head: &Head<'_>, config: &Config, handler_takes_it: bool) -> Option<Agreed> {
+    let compression = &config.web_sockets.compression;
+    if !compression.enable || !handler_takes_it {
+        return None;
+    }
+    let offers = head
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|h| h.value);
+    negotiate(offers, &Policy::of(compression))
 }
 
 /// The client's offered subprotocol equal to `protocol`, borrowed from the request.

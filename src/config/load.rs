@@ -10,8 +10,8 @@ use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
 use super::{policy, proxy, redirect, tls};
 use super::{
-    Config, HandlerKind, Limits, Log, ProxyConfig, Redirect, RouteConfig, RouteRedirect, Timeouts,
-    WebSockets,
+    Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect, RouteConfig,
+    RouteRedirect, Timeouts, WebSockets,
 };
 
 const WEB_KEYS: &[&str] = &[
@@ -139,6 +139,7 @@ fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
         "maxBackpressure",
         "closeOnBackpressure",
         "origins",
+        "compression",
     ];
     let o = Obj::new(path, v, KEYS)?;
     let d = WebSockets::default();
@@ -165,7 +166,58 @@ fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
             .boolean("closeOnBackpressure")?
             .unwrap_or(d.close_on_backpressure),
         origins: o.strings("origins")?.unwrap_or_default(),
+        compression: match o.get("compression") {
+            Some((path, v)) => compression(&path, v)?,
+            None => d.compression,
+        },
     })
+}
+
+/// `webSockets.compression`: `true`/`false`, or an object.
+fn compression(path: &str, v: &Value) -> read::Result<Compression> {
+    let d = Compression::default();
+    if let Value::Bool(enable) = v {
+        return Ok(Compression {
+            enable: *enable,
+            ..d
+        });
+    }
+    const KEYS: &[&str] = &[
+        "enable",
+        "threshold",
+        "level",
+        "contextTakeover",
+        "windowBits",
+        "clientWindowBits",
+    ];
+    let o = Obj::new(path, v, KEYS)?;
+    Ok(Compression {
+        enable: o.boolean("enable")?.unwrap_or(true),
+        threshold: o.size_usize("threshold")?.unwrap_or(d.threshold),
+        level: number_in(&o, "level", 0, 9)?.unwrap_or(d.level),
+        context_takeover: o.boolean("contextTakeover")?.unwrap_or(d.context_takeover),
+        window_bits: bits(&o, "windowBits")?.unwrap_or(d.window_bits),
+        client_window_bits: bits(&o, "clientWindowBits")?.unwrap_or(d.client_window_bits),
+    })
+}
+
+/// A window size in bits as zlib takes it for raw deflate: 9 to 15.
+fn bits(o: &Obj<'_>, key: &str) -> read::Result<Option<u8>> {
+    Ok(number_in(o, key, 9, 15)?.map(|n| n as u8))
+}
+
+/// A whole number from `low` to `high`.
+fn number_in(o: &Obj<'_>, key: &str, low: u32, high: u32) -> read::Result<Option<u32>> {
+    let Some((path, v)) = o.get(key) else {
+        return Ok(None);
+    };
+    match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        Some(n) if (low..=high).contains(&n) => Ok(Some(n)),
+        _ => fail(
+            &path,
+            format!("expected a whole number from {low} to {high}"),
+        ),
+    }
 }
 
 fn log_config(path: &str, v: &Value) -> read::Result<Log> {

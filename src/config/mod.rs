@@ -119,6 +119,57 @@ pub struct WebSockets {
     /// Origins allowed to open a WebSocket (`origins`); an upgrade with another
     /// `Origin` gets 403. Empty (the default): any origin.
     pub origins: Vec<String>,
+    /// permessage-deflate (`compression`): off unless configured.
+    pub compression: Compression,
+}
+
+/// permessage-deflate (RFC 7692), `webSockets.compression`: `true`, or an
+/// object of the keys below (an object turns it on unless `enable: false`).
+///
+/// Memory: by default every message is compressed and inflated from a fresh
+/// state, so one compressor (about 270 KiB at 15 window bits) and one
+/// inflater (about 40 KiB) serve every connection; a connection holds an
+/// inflater of its own only while one of its compressed messages arrives in
+/// pieces. With `contextTakeover` each connection keeps a compressor and an
+/// inflater for its whole life: about 270 KiB + 40 KiB at 15 window bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// Accept a client's `permessage-deflate` offer (`enable`). Default
+    /// `false` in code; the shipped `web.json5` turns it on.
+    pub enable: bool,
+    /// Messages shorter than this are sent uncompressed (`threshold`,
+    /// default 256 bytes): compressing them saves next to nothing.
+    pub threshold: usize,
+    /// zlib level, 0–9 (`level`, default 1: fastest, which for JSON is
+    /// within a few percent of the best ratio at a fraction of the CPU).
+    pub level: u32,
+    /// Let both sides keep their compression context from message to message
+    /// (`contextTakeover`, default `false`): a better ratio for streams of
+    /// similar messages, at the memory cost above per connection. Broadcasts
+    /// and room publishes, compressed once for everyone, reach such
+    /// connections uncompressed.
+    pub context_takeover: bool,
+    /// The largest window the server's compressors use, 9–15 (`windowBits`,
+    /// default 15). A dedicated compressor needs `2^(windowBits+2)` bytes
+    /// plus 128 KiB.
+    pub window_bits: u8,
+    /// The window clients are asked to keep to when their offer allows it,
+    /// 9–15 (`clientWindowBits`, default 15: ask nothing). Bounds what an
+    /// inflater of the server's needs: `2^windowBits` bytes plus about 7 KiB.
+    pub client_window_bits: u8,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            enable: false,
+            threshold: 256,
+            level: 1,
+            context_takeover: false,
+            window_bits: 15,
+            client_window_bits: 15,
+        }
+    }
 }
 
 impl Default for WebSockets {
@@ -131,6 +182,7 @@ impl Default for WebSockets {
             max_backpressure: 1024 * 1024,
             close_on_backpressure: false,
             origins: Vec::new(),
+            compression: Compression::default(),
         }
     }
 }

@@ -4,17 +4,16 @@
 
 use std::io;
 use std::mem;
-use std::rc::Rc;
 use std::time::Instant;
 
 use super::{Conn, Ctx, Next, Phase, LINGER};
 use crate::app::App;
 use crate::config::Config;
+use crate::hub::Frames;
 use crate::session::{Flow, Session, Step};
 use crate::turn::Turn;
 use crate::user_timers::TimerId;
 use crate::ws::close_code::CloseCode;
-use crate::ws::frame::frame_payload_len;
 
 /// What became of a frame delivered from another connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +169,7 @@ impl Conn {
     }
 
     /// Queues a frame another connection's handler sent here.
-    pub fn deliver(&mut self, config: &Config, frame: &Rc<[u8]>) -> Delivered {
+    pub fn deliver(&mut self, config: &Config, frames: &Frames) -> Delivered {
         let Phase::WebSocket(session) = &mut self.phase else {
             return Delivered::Refused;
         };
@@ -188,8 +187,8 @@ impl Conn {
                 Delivered::Dropped
             };
         }
-        session.count_delivery(frame_payload_len(frame));
-        self.output.push_shared(frame);
+        session.count_delivery(frames.payload_len());
+        self.output.push_shared(frames.to(session.outgoing()));
         Delivered::Queued
     }
 

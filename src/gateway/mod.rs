@@ -384,6 +384,12 @@ impl AnyHandler for Gateway {
         false
     }
 
+    /// The gateway relays frames as they are; its upgrades never pass the
+    /// extension on (see `forward::write_upgrade`).
+    fn compression(&self) -> bool {
+        false
+    }
+
     fn dispatch(&mut self, link: Link<'_>, event: Event<'_>) {
         let key = link.side.state as usize;
         let Some(end) = self.ends.get_mut(key) else {

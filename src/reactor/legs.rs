@@ -308,7 +308,7 @@ impl Reactor {
         };
         let now = self.turn.now;
         let client_here = live(&mut self.conns, upgrade.req.client).is_some_and(|c| c.awaits());
-        let client_limits = Rc::clone(&self.app.ws_limits()[0]);
+        let client_limits = Rc::clone(self.app.plain_ws_limits());
         let Some(gateway) = self.app.gateway.as_mut() else {
             return;
         };

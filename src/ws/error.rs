@@ -39,6 +39,8 @@ pub enum WsError {
     BadClosePayload,
     /// A close frame with a code a peer may not send (RFC 6455 §7.4).
     InvalidCloseCode,
+    /// A compressed message (permessage-deflate, RFC 7692) that does not inflate.
+    BadDeflate,
 }
 
 impl WsError {
@@ -46,7 +48,7 @@ impl WsError {
     pub fn close_code(self) -> CloseCode {
         match self {
             WsError::FrameTooLarge | WsError::MessageTooLarge => CloseCode::TOO_BIG,
-            WsError::InvalidUtf8 => CloseCode::INVALID_DATA,
+            WsError::InvalidUtf8 | WsError::BadDeflate => CloseCode::INVALID_DATA,
             WsError::Unmasked
             | WsError::Masked
             | WsError::ReservedBits
@@ -79,6 +81,7 @@ impl fmt::Display for WsError {
             WsError::InvalidUtf8 => "invalid UTF-8 in a text message or close reason",
             WsError::BadClosePayload => "close frame payload of one byte",
             WsError::InvalidCloseCode => "invalid close code",
+            WsError::BadDeflate => "a compressed message that does not inflate",
         })
     }
 }
@@ -95,6 +98,7 @@ mod tests {
         assert_eq!(WsError::Masked.close_code(), 1002);
         assert_eq!(WsError::InvalidCloseCode.close_code(), 1002);
         assert_eq!(WsError::InvalidUtf8.close_code(), 1007);
+        assert_eq!(WsError::BadDeflate.close_code(), 1007);
         assert_eq!(WsError::FrameTooLarge.close_code(), 1009);
         assert_eq!(WsError::MessageTooLarge.close_code(), 1009);
     }

@@ -21,8 +21,8 @@ const MAX_CLOSE_REASON: usize = 123;
 pub(crate) struct FrameHeader {
     /// This frame ends its message.
     pub(crate) fin: bool,
-    /// The three RSV bits, in the low bits. Always 0 once parsed, since no
-    /// extension is negotiated; kept so the header describes the wire.
+    /// The three RSV bits, in the low bits: 0, or 4 (RSV1) on the first
+    /// frame of a compressed message when permessage-deflate is negotiated.
     pub(crate) rsv: u8,
     /// What the frame carries.
     pub(crate) opcode: OpCode,
@@ -35,11 +35,14 @@ pub(crate) struct FrameHeader {
 }
 
 /// Parses the header at the front of `buf`; `Ok(None)` until it is complete.
-pub(crate) fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
+/// `rsv` holds the RSV bits a negotiated extension defines, as they sit in
+/// the first byte (`0x40` for permessage-deflate's RSV1, else 0); they are
+/// allowed on a Text or Binary frame only, which starts a message.
+pub(crate) fn parse_header(buf: &[u8], rsv: u8) -> Result<Option<FrameHeader>, WsError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
-    let (fin, rsv, opcode) = parse_first_byte(first)?;
+    let (fin, rsv, opcode) = parse_first_byte(first, rsv)?;
     let Some(&second) = buf.get(1) else {
         return Ok(None);
     };
@@ -70,13 +73,17 @@ pub(crate) fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
 }
 
 /// FIN, RSV and opcode: everything the first byte can get wrong.
-fn parse_first_byte(byte: u8) -> Result<(bool, u8, OpCode), WsError> {
+fn parse_first_byte(byte: u8, allowed: u8) -> Result<(bool, u8, OpCode), WsError> {
     let fin = byte & 0x80 != 0;
-    let rsv = (byte >> 4) & 0x7;
-    if rsv != 0 {
+    if byte & 0x70 & !allowed != 0 {
         return Err(WsError::ReservedBits);
     }
+    let rsv = (byte >> 4) & 0x7;
     let opcode = OpCode::from_u8(byte & 0x0F)?;
+    // RFC 7692 §6: RSV1 marks a message, so only its first frame carries it.
+    if rsv != 0 && !matches!(opcode, OpCode::Text | OpCode::Binary) {
+        return Err(WsError::ReservedBits);
+    }
     if opcode.is_control() && !fin {
         return Err(WsError::FragmentedControl);
     }
@@ -120,7 +127,7 @@ fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
 const MAX_HEADER: usize = 10;
 
 /// An unmasked header (servers never mask) in its shortest form, and its length.
-fn encode_header(fin: bool, opcode: OpCode, len: usize) -> ([u8; MAX_HEADER], usize) {
+pub(crate) fn encode_header(fin: bool, opcode: OpCode, len: usize) -> ([u8; MAX_HEADER], usize) {
     let mut head = [0; MAX_HEADER];
     head[0] = (u8::from(fin) << 7) | opcode.as_u8();
     // Each cast is bounded by its match arm.
@@ -269,7 +276,7 @@ mod tests {
     use crate::ws::receiver::{Limits, Receiver};
 
     fn header(bytes: &[u8]) -> Result<Option<FrameHeader>, WsError> {
-        parse_header(bytes)
+        parse_header(bytes, 0)
     }
 
     #[test]
@@ -406,9 +413,10 @@ mod tests {
             validate_utf8: true,
             streaming: false,
             from_server: false,
+            deflate: None,
         });
         let mut buf = frame.to_vec();
-        match rx.decode(&mut buf) {
+        match rx.decode(&mut buf, &mut None) {
             Ok((n, Some(event))) if n == frame.len() => Owned::from(event),
             other => panic!("{other:?}"),
         }

@@ -23,8 +23,6 @@
 pub(crate) mod client;
 pub(crate) mod close;
 pub(crate) mod close_code;
-// Wired in step by step (issue 17); the allow goes when the receiver uses it.
-#[allow(dead_code)]
 pub(crate) mod deflate;
 pub(crate) mod error;
 pub(crate) mod frame;

@@ -39,6 +39,7 @@ const ROOMY: Limits = Limits {
     validate_utf8: true,
     streaming: false,
     from_server: false,
+    deflate: None,
 };
 
 const OPCODES: [OpCode; 6] = [
@@ -366,10 +367,10 @@ proptest! {
                 header_len,
             }))
         };
-        prop_assert_eq!(parse_header(&out), want);
+        prop_assert_eq!(parse_header(&out, 0), want);
         if want.is_ok() {
             for cut in 0..header_len {
-                prop_assert_eq!(parse_header(&out[..cut]), Ok(None), "cut {}", cut);
+                prop_assert_eq!(parse_header(&out[..cut], 0), Ok(None), "cut {}", cut);
             }
             if len <= 70_000 {
                 prop_assert_eq!(&out[header_len..], &payload[..]);

@@ -10,6 +10,8 @@
 //! connection the moment it is seen.
 
 use super::close::parse_close_payload;
+use super::deflate::inflate::{Inflater, Inflaters, BLOCK};
+use super::deflate::Agreed;
 use super::error::WsError;
 use super::frame::{parse_header, FrameHeader};
 use super::mask::apply_mask;
@@ -33,9 +35,31 @@ pub(crate) struct Limits {
     /// The peer is a server: its frames must not be masked (§5.1), where a
     /// client's must be.
     pub(crate) from_server: bool,
+    /// permessage-deflate's parameters, when it was negotiated: RSV1 then
+    /// marks a compressed message, inflated before it is handed out, and
+    /// `max_message` limits its inflated size.
+    pub(crate) deflate: Option<Agreed>,
 }
 
-/// What one call to [`Receiver::decode`] produced.
+impl Limits {
+    /// The RSV bits a frame may carry, as they sit in its first byte.
+    fn rsv(&self) -> u8 {
+        if self.deflate.is_some() {
+            super::deflate::compress::RSV1
+        } else {
+            0
+        }
+    }
+
+    /// The peer's compressor keeps its context from message to message, so
+    /// the connection needs an inflater of its own for as long as it lasts.
+    fn takes_over(&self) -> bool {
+        self.deflate.is_some_and(|d| !d.client_no_context_takeover)
+    }
+}
+
+/// What one call to [`Receiver::decode`] produced. A compressed message is
+/// handed out inflated, as if it had arrived so.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Event<'a> {
     /// A whole message. Zero-copy (borrowing the caller's buffer) when it
@@ -100,6 +124,10 @@ struct Partial {
     buffer: Vec<u8>,
     /// Carries a text message's validation across pieces.
     utf8: Utf8Validator,
+    /// The connection's own inflater: while a compressed message arrives in
+    /// pieces, or for the connection's life when the peer takes over
+    /// context (see [`Limits::takes_over`]).
+    inflater: Option<Box<Inflater>>,
 }
 
 /// A data message in progress.
@@ -111,6 +139,11 @@ struct Message {
     declared: u64,
     /// Streaming: a piece of it was handed out already.
     emitted: bool,
+    /// Compressed (RSV1 on its first frame): its payload is inflated.
+    compressed: bool,
+    /// Inflated output is due without more input: the last step filled
+    /// its block (streaming), or the message's tail is still to be fed.
+    pending: bool,
     /// Its latest frame, whose header is consumed.
     frame: Frame,
 }
@@ -144,6 +177,12 @@ impl Receiver {
         }
     }
 
+    /// Whether compressed messages may arrive (permessage-deflate was negotiated).
+    #[inline]
+    pub(crate) fn inflates(&self) -> bool {
+        self.limits.deflate.is_some()
+    }
+
     /// The data message in progress, if any.
     fn message(&self) -> Option<Message> {
         self.partial.as_ref().and_then(|p| p.message)
@@ -161,10 +200,16 @@ impl Receiver {
     /// caller keeps the unconsumed tail and calls again when more arrive. Any
     /// other result asks to be called again with the rest. After an error or
     /// a Close event the receiver is done: the caller closes.
-    pub(crate) fn decode<'a>(&'a mut self, buf: &'a mut [u8]) -> Decoded<'a> {
+    ///
+    /// `inflaters` serve compressed messages (permessage-deflate): whole
+    /// ones inflate with the shared inflater, into its buffer.
+    pub(crate) fn decode<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+        inflaters: &'a mut Lent,
+    ) -> Decoded<'a> {
         if self.message().is_none() {
-            // The last message may have been lent out of the buffer; it is over.
-            self.partial = None;
+            self.end_message();
             if let Some((text, mask, end)) = self.short_frame(buf) {
                 let event = self.whole_frame(text, mask, &mut buf[SHORT_HEADER..end])?;
                 return Ok((end, Some(event)));
@@ -188,10 +233,29 @@ impl Receiver {
                 }
             }
         }
-        if let Some(message) = self.message().filter(|m| m.frame.remaining > 0) {
-            return self.payload(message, buf);
+        if let Some(message) = self
+            .message()
+            .filter(|m| m.frame.remaining > 0 || m.pending)
+        {
+            return self.payload(message, buf, inflaters);
         }
-        let Some(header) = parse_header(buf)? else {
+        self.frame(buf, inflaters)
+    }
+
+    /// The last message may have been lent out of the buffer; it is over.
+    /// Only an inflater that keeps the peer's context outlives it.
+    fn end_message(&mut self) {
+        match &mut self.partial {
+            Some(p) if p.inflater.is_some() && self.limits.takes_over() => {
+                p.buffer = Vec::new();
+            }
+            _ => self.partial = None,
+        }
+    }
+
+    /// Decodes the frame whose header is at the front of `buf`.
+    fn frame<'a>(&'a mut self, buf: &'a mut [u8], inflaters: &'a mut Lent) -> Decoded<'a> {
+        let Some(header) = parse_header(buf, self.limits.rsv())? else {
             return Ok((0, None));
         };
         let mask = self.key(&header)?;
@@ -200,7 +264,7 @@ impl Receiver {
             OpCode::Pong => control(&header, mask, buf, |p| Ok(Event::Pong(p))),
             OpCode::Close => control(&header, mask, buf, close_event),
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                self.data_frame(&header, mask, buf)
+                self.data_frame(&header, mask, buf, inflaters)
             }
         }
     }
@@ -294,34 +358,86 @@ impl Receiver {
         header: &FrameHeader,
         mask: [u8; 4],
         buf: &'a mut [u8],
+        inflaters: &'a mut Lent,
     ) -> Decoded<'a> {
         let message = self.next_message(header, mask)?;
-        if header.fin && self.message().is_none() {
+        let whole = header.fin && self.message().is_none();
+        if message.compressed && header.opcode != OpCode::Continuation {
+            let shared = !self.limits.streaming && !self.limits.takes_over();
+            if let Some(end) = whole_frame_end(header, buf.len()).filter(|_| whole && shared) {
+                let payload = &mut buf[header.header_len..end];
+                let event = self.whole_compressed(message.text, mask, payload, inflaters)?;
+                return Ok((end, Some(event)));
+            }
+            self.start_inflating(inflaters);
+        } else if whole {
             if let Some(end) = whole_frame_end(header, buf.len()) {
                 let event =
                     self.whole_frame(message.text, mask, &mut buf[header.header_len..end])?;
                 return Ok((end, Some(event)));
             }
         }
-        let (consumed, event) = self.payload(message, &mut buf[header.header_len..])?;
+        let (consumed, event) = self.payload(message, &mut buf[header.header_len..], inflaters)?;
         Ok((header.header_len + consumed, event))
+    }
+
+    /// The most a message may inflate to before it is over the limit: the
+    /// limit and one byte.
+    fn room(&self) -> usize {
+        usize::try_from(self.limits.max_message.saturating_add(1)).unwrap_or(usize::MAX)
+    }
+
+    /// A compressed one-frame message all in `payload`: inflated by the
+    /// shared inflater, from a fresh state, into its buffer.
+    fn whole_compressed<'a>(
+        &self,
+        text: bool,
+        mask: [u8; 4],
+        payload: &mut [u8],
+        inflaters: &'a mut Lent,
+    ) -> Result<Event<'a>, WsError> {
+        apply_mask(payload, mask, 0);
+        let room = self.room();
+        let (inflater, out) = lent(inflaters).shared();
+        let progress = inflater.inflate(payload, true, out, room)?;
+        if progress.full {
+            return Err(WsError::MessageTooLarge);
+        }
+        if text && self.limits.validate_utf8 && std::str::from_utf8(out).is_err() {
+            return Err(WsError::InvalidUtf8);
+        }
+        Ok(Event::Message { text, data: out })
+    }
+
+    /// A compressed message begins that will arrive in pieces: it gets an
+    /// inflater of its own (the one that keeps the peer's context, if it does).
+    fn start_inflating(&mut self, inflaters: &mut Lent) {
+        let takes_over = self.limits.takes_over();
+        let bits = self.limits.deflate.map_or(15, |d| d.client_max_window_bits);
+        match &mut self.partial().inflater {
+            Some(inflater) if takes_over => inflater.begin(),
+            Some(inflater) => inflater.reset(),
+            slot @ None if takes_over => *slot = Some(Box::new(Inflater::new(bits))),
+            slot @ None => *slot = Some(lent(inflaters).take()),
+        }
     }
 
     /// Checks a data frame's header against the message in progress and the
     /// limits, before any of its payload is read; returns the message with
     /// this frame as its latest.
     fn next_message(&self, header: &FrameHeader, mask: [u8; 4]) -> Result<Message, WsError> {
-        let (text, declared, emitted) = match (header.opcode, self.message()) {
-            (OpCode::Continuation, Some(m)) => (m.text, m.declared, m.emitted),
+        let (text, declared, emitted, compressed) = match (header.opcode, self.message()) {
+            (OpCode::Continuation, Some(m)) => (m.text, m.declared, m.emitted, m.compressed),
             (OpCode::Continuation, None) => return Err(WsError::UnexpectedContinuation),
             (_, Some(_)) => return Err(WsError::ExpectedContinuation),
-            (opcode, None) => (opcode == OpCode::Text, 0, false),
+            (opcode, None) => (opcode == OpCode::Text, 0, false, header.rsv != 0),
         };
         if header.len > self.limits.max_frame {
             return Err(WsError::FrameTooLarge);
         }
         let declared = declared.saturating_add(header.len);
-        if !self.limits.streaming && declared > self.limits.max_message {
+        // A compressed message's limit is on what it inflates to, checked then.
+        if !self.limits.streaming && !compressed && declared > self.limits.max_message {
             return Err(WsError::MessageTooLarge);
         }
         let frame = Frame {
@@ -334,6 +450,8 @@ impl Receiver {
             text,
             declared,
             emitted,
+            compressed,
+            pending: false,
             frame,
         })
     }
@@ -379,7 +497,15 @@ impl Receiver {
     }
 
     /// Consumes as much of the current frame's payload as `buf` holds.
-    fn payload<'a>(&'a mut self, mut message: Message, buf: &'a mut [u8]) -> Decoded<'a> {
+    fn payload<'a>(
+        &'a mut self,
+        mut message: Message,
+        buf: &'a mut [u8],
+        inflaters: &'a mut Lent,
+    ) -> Decoded<'a> {
+        if message.compressed {
+            return self.inflate_payload(message, buf, inflaters);
+        }
         let frame = &mut message.frame;
         let take = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
         let chunk = &mut buf[..take];
@@ -401,6 +527,107 @@ impl Receiver {
                 data: &partial.buffer,
             }),
         ))
+    }
+
+    /// Inflates as much of a compressed message's current frame as `buf`
+    /// holds: into the message so far, or, streaming, into a piece of at
+    /// most one block, leaving the input it could not yet inflate for the
+    /// next call.
+    fn inflate_payload<'a>(
+        &'a mut self,
+        message: Message,
+        buf: &'a mut [u8],
+        inflaters: &'a mut Lent,
+    ) -> Decoded<'a> {
+        let take = usize::try_from(message.frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+        let draining = take == 0 && message.pending;
+        let (used, out) = self.inflate_step(message, &mut buf[..take], inflaters)?;
+        if draining && matches!(out, Inflated::Nothing) {
+            // Nothing was due after all: the next frame may be here.
+            return self.frame(buf, inflaters);
+        }
+        let data = self.partial.as_deref().map_or(&[][..], |p| &p.buffer[..]);
+        let text = message.text;
+        let event = match out {
+            Inflated::Nothing => None,
+            Inflated::Message => Some(Event::Message { text, data }),
+            Inflated::Piece { first, last } => Some(Event::Fragment {
+                text,
+                data,
+                first,
+                last,
+            }),
+        };
+        Ok((used, event))
+    }
+
+    /// `inflate_payload`'s work on `chunk`, the part of the frame's payload
+    /// at hand: returns the bytes used and what there is to hand out, in
+    /// the partial message's buffer.
+    fn inflate_step(
+        &mut self,
+        mut message: Message,
+        chunk: &mut [u8],
+        inflaters: &mut Lent,
+    ) -> Result<(usize, Inflated), WsError> {
+        let streaming = self.limits.streaming;
+        let room = if streaming { BLOCK } else { self.room() };
+        let keep = self.limits.takes_over();
+        let check = message.text && self.limits.validate_utf8;
+        let frame = &mut message.frame;
+        apply_mask(chunk, frame.mask, frame.phase);
+        let end = frame.fin && chunk.len() as u64 == frame.remaining;
+        let partial = self.partial();
+        if streaming {
+            partial.buffer.clear();
+        }
+        let base = partial.buffer.len();
+        let inflater = partial
+            .inflater
+            .get_or_insert_with(|| lent(inflaters).take());
+        let progress = inflater.inflate(chunk, end, &mut partial.buffer, room)?;
+        let used = progress.consumed;
+        if used < chunk.len() {
+            // Offered again on the next call: its mask goes back on.
+            apply_mask(&mut chunk[used..], frame.mask, (frame.phase + used) % 4);
+        }
+        frame.phase = (frame.phase + used) % 4;
+        frame.remaining -= used as u64;
+        if progress.full && !streaming {
+            return Err(WsError::MessageTooLarge);
+        }
+        message.pending = progress.full;
+        let last = progress.done;
+        if check {
+            partial.utf8.feed(&partial.buffer[base..])?;
+            if last {
+                partial.utf8.finish()?;
+            }
+        }
+        if last && !keep {
+            if let Some(inflater) = partial.inflater.take() {
+                lent(inflaters).give(inflater);
+            }
+        }
+        if !streaming {
+            partial.message = (!last).then_some(message);
+            return Ok((
+                used,
+                if last {
+                    Inflated::Message
+                } else {
+                    Inflated::Nothing
+                },
+            ));
+        }
+        if partial.buffer.is_empty() && !last {
+            partial.message = Some(message);
+            return Ok((used, Inflated::Nothing));
+        }
+        let first = !message.emitted;
+        message.emitted = true;
+        partial.message = (!last).then_some(message);
+        Ok((used, Inflated::Piece { first, last }))
     }
 
     /// Validates a piece of a text message, and its end if `last`.
@@ -438,6 +665,27 @@ impl Receiver {
             last,
         })
     }
+}
+
+/// The loop's shared inflaters as a session lends them to its receiver:
+/// made the first time a compressed message needs them.
+pub(crate) type Lent = Option<Box<Inflaters>>;
+
+fn lent(slot: &mut Lent) -> &mut Inflaters {
+    slot.get_or_insert_with(Box::default)
+}
+
+/// What a step of inflating left in the partial message's buffer to hand out.
+#[derive(Debug, Clone, Copy)]
+enum Inflated {
+    Nothing,
+    /// The whole message.
+    Message,
+    /// Streaming: a piece of it.
+    Piece {
+        first: bool,
+        last: bool,
+    },
 }
 
 /// Where a frame ends in a buffer of `available` bytes, if it is all there.
@@ -483,6 +731,7 @@ mod tests {
         validate_utf8: true,
         streaming: false,
         from_server: false,
+        deflate: None,
     };
 
     /// A frame as a client sends it: masked.
@@ -513,6 +762,7 @@ mod tests {
     struct Feeder {
         rx: Receiver,
         pending: Vec<u8>,
+        inflaters: Lent,
     }
 
     impl Feeder {
@@ -520,6 +770,7 @@ mod tests {
             Feeder {
                 rx: Receiver::new(limits),
                 pending: Vec::new(),
+                inflaters: None,
             }
         }
 
@@ -528,7 +779,10 @@ mod tests {
             self.pending.extend_from_slice(piece);
             let mut pos = 0;
             loop {
-                match self.rx.decode(&mut self.pending[pos..])? {
+                match self
+                    .rx
+                    .decode(&mut self.pending[pos..], &mut self.inflaters)?
+                {
                     (0, None) => break,
                     (n, event) => {
                         pos += n;
@@ -839,13 +1093,277 @@ mod tests {
     #[test]
     fn header_errors_need_only_their_byte() {
         let mut rx = Receiver::new(ROOMY);
-        assert_eq!(rx.decode(&mut [0xc1]), Err(WsError::ReservedBits));
+        assert_eq!(
+            rx.decode(&mut [0xc1], &mut None),
+            Err(WsError::ReservedBits)
+        );
         let mut rx = Receiver::new(ROOMY);
-        assert_eq!(rx.decode(&mut [0x83]), Err(WsError::UnknownOpcode));
+        assert_eq!(
+            rx.decode(&mut [0x83], &mut None),
+            Err(WsError::UnknownOpcode)
+        );
         let mut rx = Receiver::new(ROOMY);
-        assert_eq!(rx.decode(&mut [0x09]), Err(WsError::FragmentedControl));
+        assert_eq!(
+            rx.decode(&mut [0x09], &mut None),
+            Err(WsError::FragmentedControl)
+        );
         let mut rx = Receiver::new(ROOMY);
-        assert_eq!(rx.decode(&mut [0x89, 0xfe]), Err(WsError::ControlTooLong));
+        assert_eq!(
+            rx.decode(&mut [0x89, 0xfe], &mut None),
+            Err(WsError::ControlTooLong)
+        );
+    }
+
+    /// permessage-deflate, afresh per message both ways (the default).
+    const DEFLATE: Limits = Limits {
+        deflate: Some(Agreed {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            echo: crate::ws::deflate::Echo {
+                server_max_window_bits: false,
+                client_max_window_bits: false,
+            },
+        }),
+        ..ROOMY
+    };
+
+    /// As [`DEFLATE`], with the client taking over its context.
+    fn takeover() -> Limits {
+        let mut limits = DEFLATE;
+        if let Some(d) = limits.deflate.as_mut() {
+            d.client_no_context_takeover = false;
+        }
+        limits
+    }
+
+    /// A message as a client's compressor makes it: raw deflate, sync
+    /// flushed, the tail dropped (RFC 7692 §7.2.1).
+    fn deflate_with(c: &mut flate2::Compress, data: &[u8]) -> Vec<u8> {
+        let start = c.total_in();
+        let mut out = Vec::new();
+        loop {
+            out.reserve(data.len() + 1024);
+            let done = (c.total_in() - start) as usize;
+            let spare = out.capacity() - out.len();
+            let before = out.len();
+            c.compress_vec(&data[done..], &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            let all_in = (c.total_in() - start) as usize == data.len();
+            if all_in && out.len() - before < spare {
+                break;
+            }
+        }
+        assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    fn deflated(data: &[u8]) -> Vec<u8> {
+        deflate_with(
+            &mut flate2::Compress::new(flate2::Compression::default(), false),
+            data,
+        )
+    }
+
+    /// A client frame with RSV1 set: the first of a compressed message.
+    fn rsv1(mut frame: Vec<u8>) -> Vec<u8> {
+        frame[0] |= 0x40;
+        frame
+    }
+
+    #[test]
+    fn compressed_messages_at_every_split() {
+        let hello = b"Hello, hello, hello! Compressed hello.".to_vec();
+        let z = deflated(&hello);
+        let wide = "κόσμε ".repeat(20).into_bytes();
+        let zw = deflated(&wide);
+        let (a, b) = zw.split_at(zw.len() / 2);
+        let stream = concat(&[
+            rsv1(text(true, &z)),
+            masked(true, OpCode::Ping, b"p"),
+            rsv1(text(false, a)),
+            masked(true, OpCode::Pong, b""),
+            cont(false, b""),
+            cont(true, b),
+            text(true, b"plain"),
+            rsv1(binary(true, &deflated(b""))),
+            close(b"\x03\xe8"),
+        ]);
+        let outcome = every_split(DEFLATE, &stream);
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            outcome.events,
+            [
+                Owned::Message(true, hello),
+                Owned::Ping(b"p".to_vec()),
+                Owned::Pong(vec![]),
+                Owned::Message(true, wide),
+                Owned::Message(true, b"plain".to_vec()),
+                Owned::Message(false, vec![]),
+                Owned::Close(Some(1000), String::new()),
+            ]
+        );
+        // Taking over context reads messages compressed afresh just as well.
+        assert_eq!(every_split(takeover(), &stream), outcome);
+    }
+
+    #[test]
+    fn a_peer_that_takes_over_context_is_followed() {
+        let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+        let line = b"the same sensor reading, over and over".to_vec();
+        let first = deflate_with(&mut c, &line);
+        let second = deflate_with(&mut c, &line);
+        assert!(
+            second.len() < first.len() / 2,
+            "the second refers to the first"
+        );
+        let stream = concat(&[rsv1(text(true, &first)), rsv1(text(true, &second))]);
+        let outcome = every_split(takeover(), &stream);
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            outcome.events,
+            [
+                Owned::Message(true, line.clone()),
+                Owned::Message(true, line)
+            ]
+        );
+        // Without takeover agreed, the second does not inflate on its own.
+        assert_eq!(run(DEFLATE, &[&stream]).error, Some(WsError::BadDeflate));
+    }
+
+    #[test]
+    fn rsv1_is_only_for_a_negotiated_message_start() {
+        let z = deflated(b"x");
+        let cases = [
+            (ROOMY, rsv1(text(true, &z))),
+            (DEFLATE, rsv1(masked(true, OpCode::Ping, b""))),
+            (DEFLATE, rsv1(close(b""))),
+            (
+                DEFLATE,
+                concat(&[text(false, b"a"), rsv1(cont(true, b"b"))]),
+            ),
+            (
+                DEFLATE,
+                concat(&[rsv1(text(false, &z)), rsv1(cont(true, b""))]),
+            ),
+        ];
+        for (limits, stream) in cases {
+            assert_eq!(run(limits, &[&stream]).error, Some(WsError::ReservedBits));
+        }
+        // RSV2 and RSV3 stay undefined.
+        for bits in [0x20, 0x10, 0x60] {
+            let mut frame = text(true, &z);
+            frame[0] |= bits;
+            assert_eq!(run(DEFLATE, &[&frame]).error, Some(WsError::ReservedBits));
+        }
+    }
+
+    #[test]
+    fn what_does_not_inflate_fails_with_1007() {
+        let garbage = rsv1(binary(true, &[0xff, 0xff, 0xff, 0xff]));
+        assert_eq!(run(DEFLATE, &[&garbage]).error, Some(WsError::BadDeflate));
+        let bad_text = rsv1(text(true, &deflated(b"\xff\xfe")));
+        assert_eq!(
+            every_split(DEFLATE, &bad_text).error,
+            Some(WsError::InvalidUtf8)
+        );
+        assert_eq!(WsError::BadDeflate.close_code(), 1007);
+    }
+
+    #[test]
+    fn the_message_limit_applies_to_what_a_message_inflates_to() {
+        let data = vec![b'a'; 5000];
+        let z = deflated(&data);
+        let (a, b) = z.split_at(z.len() / 2);
+        let whole = rsv1(text(true, &z));
+        let pieces = concat(&[rsv1(text(false, a)), cont(true, b)]);
+        for stream in [&whole, &pieces] {
+            for (limit, error) in [(5000, None), (4999, Some(WsError::MessageTooLarge))] {
+                let limits = Limits {
+                    max_message: limit,
+                    ..DEFLATE
+                };
+                assert_eq!(run(limits, &[stream]).error, error, "limit {limit}");
+                assert_eq!(
+                    run(
+                        Limits {
+                            max_message: limit,
+                            ..takeover()
+                        },
+                        &[stream]
+                    )
+                    .error,
+                    error
+                );
+            }
+        }
+        // A compressed frame far shorter than the limit is not refused for its header.
+        let limits = Limits {
+            max_message: 100,
+            ..DEFLATE
+        };
+        let fits = rsv1(text(true, &deflated(&[b'b'; 100])));
+        assert_eq!(
+            run(limits, &[&fits]).events,
+            [Owned::Message(true, vec![b'b'; 100])]
+        );
+    }
+
+    #[test]
+    fn a_bomb_is_stopped_within_a_block_of_the_limit() {
+        let bomb = deflated(&vec![0; 64 << 20]);
+        assert!(bomb.len() < 100 << 10);
+        let limits = Limits {
+            max_message: 1 << 20,
+            ..DEFLATE
+        };
+        let mut feeder = Feeder::new(limits);
+        let frame = rsv1(binary(true, &bomb));
+        let (head, body) = frame.split_at(200);
+        assert_eq!(feeder.events(head).map(|e| e.len()), Ok(0));
+        let held = feeder
+            .rx
+            .partial
+            .as_ref()
+            .map_or(0, |p| p.buffer.capacity());
+        assert!(held <= (1 << 20) + BLOCK, "{held}");
+        assert_eq!(feeder.events(body), Err(WsError::MessageTooLarge));
+        // Whole, through the shared inflater, alike.
+        assert_eq!(run(limits, &[&frame]).error, Some(WsError::MessageTooLarge));
+    }
+
+    #[test]
+    fn streaming_hands_out_a_bomb_a_block_at_a_time() {
+        let size = 8 << 20;
+        let frame = rsv1(binary(true, &deflated(&vec![7; size])));
+        let limits = Limits {
+            streaming: true,
+            max_message: 16,
+            ..DEFLATE
+        };
+        let mut rx = Receiver::new(limits);
+        let mut inflaters = None;
+        let mut buf = frame.clone();
+        let (mut pos, mut total, mut pieces) = (0, 0, 0);
+        loop {
+            let (used, event) = rx.decode(&mut buf[pos..], &mut inflaters).unwrap();
+            pos += used;
+            match event {
+                Some(Event::Fragment { data, last, .. }) => {
+                    assert!(data.len() <= BLOCK && data.iter().all(|&b| b == 7));
+                    total += data.len();
+                    pieces += 1;
+                    if last {
+                        break;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((pos, total), (frame.len(), size));
+        assert!(pieces >= size / BLOCK);
     }
 
     #[test]
@@ -966,7 +1484,8 @@ mod tests {
             let mut rx = Receiver::new(Limits { streaming, ..ROOMY });
             let mut buf = text(true, b"hello");
             let range = buf.as_ptr_range();
-            let (n, event) = rx.decode(&mut buf).unwrap();
+            let mut inflaters = None;
+            let (n, event) = rx.decode(&mut buf, &mut inflaters).unwrap();
             let data = match event {
                 Some(Event::Message { text: true, data }) if !streaming => data,
                 Some(Event::Fragment {
@@ -1023,7 +1542,7 @@ mod tests {
         });
         assert_eq!(small.short_message(&mut text(true, b"hello")), None);
         let mut midway = Receiver::new(ROOMY);
-        assert!(midway.decode(&mut text(false, b"he")).is_ok());
+        assert!(midway.decode(&mut text(false, b"he"), &mut None).is_ok());
         assert_eq!(midway.short_message(&mut text(true, b"llo")), None);
     }
 
@@ -1032,7 +1551,7 @@ mod tests {
         let frame = masked(true, OpCode::Ping, b"abc");
         let mut partial = frame[..frame.len() - 1].to_vec();
         let mut rx = Receiver::new(ROOMY);
-        assert_eq!(rx.decode(&mut partial), Ok((0, None)));
+        assert_eq!(rx.decode(&mut partial, &mut None), Ok((0, None)));
         assert_eq!(partial, frame[..frame.len() - 1]);
     }
 

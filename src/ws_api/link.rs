@@ -10,6 +10,8 @@ use crate::hub::Hub;
 use crate::message::{ConnId, PeerCert, SendStatus};
 use crate::stats::ConnStats;
 use crate::turn::Turn;
+use crate::ws::deflate::compress::Compressor;
+use crate::ws::deflate::Outgoing;
 use crate::ws::frame::write_frame;
 use crate::ws::opcode::OpCode;
 
@@ -33,6 +35,9 @@ pub(crate) struct ConnInfo {
 pub(crate) struct Extra {
     pub claims: Option<serde_json::Value>,
     pub peer_cert: Option<PeerCert>,
+    /// The connection's own compressor, when it keeps its context
+    /// (`contextTakeover`, [`Outgoing::Own`]).
+    pub compressor: Option<Compressor>,
 }
 
 impl Extra {
@@ -40,11 +45,13 @@ impl Extra {
     pub fn boxed(
         claims: Option<&serde_json::Value>,
         cert: Option<&PeerCert>,
+        compressor: Option<Compressor>,
     ) -> Option<Box<Extra>> {
-        (claims.is_some() || cert.is_some()).then(|| {
+        (claims.is_some() || cert.is_some() || compressor.is_some()).then(|| {
             Box::new(Extra {
                 claims: claims.cloned(),
                 peer_cert: cert.cloned(),
+                compressor,
             })
         })
     }
@@ -92,6 +99,8 @@ pub(crate) struct Link<'a> {
     pub peer: &'a SocketAddr,
     pub hub: &'a mut Hub,
     pub headers: Option<&'a [httparse::Header<'a>]>,
+    /// How this connection's messages may be compressed.
+    pub deflate: Outgoing,
 }
 
 impl Link<'_> {
@@ -119,9 +128,45 @@ impl Link<'_> {
         if !self.room_for() {
             return SendStatus::Dropped;
         }
-        write_frame(&mut self.turn.scratch, true, opcode, payload);
+        if self.deflate != Outgoing::Off && self.hub.deflate.worth(payload.len()) {
+            self.compressed(opcode, payload);
+        } else {
+            write_frame(&mut self.turn.scratch, true, opcode, payload);
+        }
         self.count_out(payload.len());
         SendStatus::Queued
+    }
+
+    /// `data` for a message that is never compressed.
+    pub(super) fn plain_data(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
+        let deflate = std::mem::replace(&mut self.deflate, Outgoing::Off);
+        let status = self.data(opcode, payload);
+        self.deflate = deflate;
+        status
+    }
+
+    /// Writes a message compressed (permessage-deflate): afresh by the
+    /// loop's shared compressor, or by the connection's own.
+    #[inline(never)]
+    fn compressed(&mut self, opcode: OpCode, payload: &[u8]) {
+        let out = &mut self.turn.scratch;
+        match self.deflate {
+            Outgoing::Shared(bits) => self
+                .hub
+                .deflate
+                .compressor(bits)
+                .write_frame(out, opcode, payload),
+            _ => match self
+                .side
+                .info
+                .extra
+                .as_mut()
+                .and_then(|e| e.compressor.as_mut())
+            {
+                Some(own) => own.write_frame(out, opcode, payload),
+                None => write_frame(out, true, opcode, payload),
+            },
+        }
     }
 
     pub(super) fn block(&mut self, text: bool, payload: &[u8], more: bool) -> SendStatus {

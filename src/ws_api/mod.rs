@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use crate::http::request::Request;
 use crate::http::response::Response;
-use crate::hub::{encode, Hub, RoomError, Targets};
+use crate::hub::{Frames, Hub, RoomError, Targets};
 use crate::message::{ConnId, Fragment, Message, PeerCert, SendStatus};
 use crate::stats::{ConnStats, Stats};
 
 use crate::user_timers::TimerId;
 use crate::ws::close_code::CloseCode;
+use crate::ws::deflate::Outgoing;
 use crate::ws::error::WsError;
 use crate::ws::frame::write_close;
 use crate::ws::opcode::OpCode;
@@ -69,6 +70,14 @@ pub trait Handler: 'static {
     /// memory. `limits.maxMessage` does not apply then; `limits.maxFrame` does.
     fn streaming(&self) -> bool {
         false
+    }
+
+    /// Return false to decline permessage-deflate on this handler's
+    /// connections even when `webSockets.compression` is on: for data that is
+    /// compressed already (images, firmware), where compressing again only
+    /// costs CPU.
+    fn compression(&self) -> bool {
+        true
     }
 
     /// The handshake is done. The upgrade request's headers are readable here
@@ -174,6 +183,23 @@ impl<S> WebSocket<'_, S> {
         self.link.data(OpCode::Binary, data)
     }
 
+    /// Sends a message uncompressed even where permessage-deflate is
+    /// negotiated: for a payload that is compressed already.
+    pub fn send_uncompressed(&mut self, msg: Message<'_>) -> SendStatus {
+        let (opcode, payload) = match msg {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        self.link.plain_data(opcode, payload)
+    }
+
+    /// True when permessage-deflate was negotiated on this connection and
+    /// the server compresses what it sends here (messages of at least
+    /// `webSockets.compression.threshold` bytes).
+    pub fn compresses(&self) -> bool {
+        self.link.deflate != Outgoing::Off
+    }
+
     /// Sends a value serialised as JSON in a text message.
     pub fn send_json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> SendStatus {
         match serde_json::to_string(value) {
@@ -225,8 +251,8 @@ impl<S> WebSocket<'_, S> {
 
     /// Sends a message to every open WebSocket but `except` (this one included, unless excepted).
     pub fn broadcast(&mut self, msg: Message<'_>, except: Option<ConnId>) {
-        let frame = encode(msg);
-        self.echo_unless(&frame, msg.as_bytes().len(), except);
+        let frame = self.link.hub.encode(msg);
+        self.echo_unless(&frame, except);
         self.link
             .hub
             .deliver(Targets::All, frame, [except, Some(self.link.side.info.id)]);
@@ -234,8 +260,8 @@ impl<S> WebSocket<'_, S> {
 
     /// Sends a message to every WebSocket served by this connection's handler (its route) but `except`.
     pub fn broadcast_route(&mut self, msg: Message<'_>, except: Option<ConnId>) {
-        let frame = encode(msg);
-        self.echo_unless(&frame, msg.as_bytes().len(), except);
+        let frame = self.link.hub.encode(msg);
+        self.echo_unless(&frame, except);
         let to = Targets::Handler(self.link.side.info.handler);
         self.link
             .hub
@@ -267,11 +293,9 @@ impl<S> WebSocket<'_, S> {
     /// Sends a message to every member of a room but `except` (this
     /// connection included if it is a member); returns how many it goes to.
     pub fn publish(&mut self, room: &str, msg: Message<'_>, except: Option<ConnId>) -> usize {
-        let frame = encode(msg);
+        let frame = self.link.hub.encode(msg);
         let me = self.link.side.info.id;
-        let mine = self.link.hub.in_room(me, room)
-            && except != Some(me)
-            && self.echo_here(&frame, msg.as_bytes().len());
+        let mine = self.link.hub.in_room(me, room) && except != Some(me) && self.echo_here(&frame);
         usize::from(mine) + self.link.hub.publish_frame(room, frame, [except, Some(me)])
     }
 
@@ -387,22 +411,23 @@ impl<S> WebSocket<'_, S> {
     }
 
     /// Writes a shared frame to this connection unless it is `except`.
-    fn echo_unless(&mut self, frame: &[u8], payload: usize, except: Option<ConnId>) {
+    fn echo_unless(&mut self, frame: &Frames, except: Option<ConnId>) {
         if except != Some(self.link.side.info.id) {
-            self.echo_here(frame, payload);
+            self.echo_here(frame);
         }
     }
 
-    /// Writes an encoded frame (of `payload` bytes) to this connection, in order with its other sends.
-    fn echo_here(&mut self, frame: &[u8], payload: usize) -> bool {
+    /// Writes an encoded message to this connection, in order with its other sends.
+    fn echo_here(&mut self, frames: &Frames) -> bool {
         if self.link.side.flags.close_sent
             || self.link.side.flags.block.is_some()
             || !self.link.room_for()
         {
             return false;
         }
+        let frame = frames.to(self.link.deflate);
         self.link.turn.scratch.extend_from_slice(frame);
-        self.link.count_out(payload);
+        self.link.count_out(frames.payload_len());
         true
     }
 }

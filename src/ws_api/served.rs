@@ -35,6 +35,8 @@ pub(crate) trait AnyHandler {
     /// Runs `on_upgrade`; an accepted connection's state goes into the table.
     fn upgrade(&mut self, req: &Request<'_>) -> Result<Accepted, Response>;
     fn streaming(&self) -> bool;
+    /// Whether its connections may negotiate permessage-deflate.
+    fn compression(&self) -> bool;
     /// Runs the callback for `event` with the state `link.side.state`.
     fn dispatch(&mut self, link: Link<'_>, event: Event<'_>);
     /// The state with this key, for the hub's filters.
@@ -83,6 +85,10 @@ impl<H: Handler> AnyHandler for Served<H> {
 
     fn streaming(&self) -> bool {
         self.handler.streaming()
+    }
+
+    fn compression(&self) -> bool {
+        self.handler.compression()
     }
 
     fn dispatch(&mut self, link: Link<'_>, event: Event<'_>) {

@@ -29,10 +29,12 @@ pub(crate) struct Policy {
     /// The client's compressor may keep its context (`contextTakeover`).
     /// When false the answer always carries `client_no_context_takeover`.
     pub client_takeover: bool,
-    /// The largest window our compressor uses, 9..=15 (`windowBits`).
+    /// The largest window our compressor uses, 9..=15 (`windowBits`); the
+    /// client may ask for less.
     pub server_window_bits: u8,
     /// The window the client is asked to keep to when its offer says it can
-    /// (`client_max_window_bits` without a value), 9..=15; 15 asks nothing.
+    /// (`client_max_window_bits`, without a value or with a larger one),
+    /// 9..=15; 15 asks nothing.
     pub client_window_bits: u8,
 }
 
@@ -61,7 +63,8 @@ pub(crate) struct Agreed {
     /// compress with a 256-byte window, so at 8 the server sends its
     /// messages uncompressed (which RFC 7692 always allows).
     pub server_max_window_bits: u8,
-    /// The largest window the client's compressor uses, 8..=15.
+    /// The largest window the client's compressor uses, 8..=15: 15 unless
+    /// the offer named `client_max_window_bits` (8 only if it offered 8).
     pub client_max_window_bits: u8,
     /// The parameters the answer names, as the client must read them back
     /// (see [`Agreed::header_value`]).
@@ -72,8 +75,86 @@ pub(crate) struct Agreed {
 /// ones are named exactly when their flag in [`Agreed`] is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct Echo {
-    /// Name `server_max_window_bits=N` (with [`Agreed::server_max_window_bits`]).
+    /// Name `server_max_window_bits=N` (with [`Agreed::server_max_window_bits`]);
+    /// set exactly when the offer named it.
     pub server_max_window_bits: bool,
-    /// Name `client_max_window_bits=N` (with [`Agreed::client_max_window_bits`]).
+    /// Name `client_max_window_bits=N` (with [`Agreed::client_max_window_bits`]);
+    /// set when that is below 15, which only an offer naming it allows.
     pub client_max_window_bits: bool,
+}
+
+impl Policy {
+    /// The policy `webSockets.compression` sets.
+    pub(crate) fn of(config: &crate::config::Compression) -> Policy {
+        Policy {
+            server_takeover: config.context_takeover,
+            client_takeover: config.context_takeover,
+            server_window_bits: config.window_bits,
+            client_window_bits: config.client_window_bits,
+        }
+    }
+}
+
+/// How one connection's outgoing messages may be compressed. One byte, so
+/// it fits in the session beside its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Outgoing {
+    /// Not negotiated (or never compressed: a 256-byte window, which zlib
+    /// cannot keep to).
+    #[default]
+    Off,
+    /// With the loop's shared compressor of this many window bits (9..=15),
+    /// afresh for every message.
+    Shared(u8),
+    /// With the connection's own compressor, which keeps its context.
+    Own,
+}
+
+impl Agreed {
+    /// How the server may compress what it sends under these parameters,
+    /// given whether it keeps its own context (`contextTakeover`).
+    pub(crate) fn outgoing(&self, takeover: bool) -> Outgoing {
+        match self.server_max_window_bits {
+            8 => Outgoing::Off,
+            _ if takeover && !self.server_no_context_takeover => Outgoing::Own,
+            bits => Outgoing::Shared(bits),
+        }
+    }
+}
+
+/// What one loop shares for permessage-deflate: the inflaters, and the
+/// compressors of messages sent afresh, with the config's settings.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Lent to a session while it decodes (so the events it hands out can
+    /// borrow the shared inflater's output); made when first needed.
+    pub inflaters: Option<Box<inflate::Inflaters>>,
+    /// Compressors by window bits, 9..=15, made when first needed.
+    compressors: [Option<Box<compress::Compressor>>; 7],
+    /// The config: thresholds, level, window bits.
+    pub settings: crate::config::Compression,
+}
+
+impl Shared {
+    /// The shared state for `webSockets.compression`.
+    pub(crate) fn new(settings: crate::config::Compression) -> Shared {
+        Shared {
+            settings,
+            ..Shared::default()
+        }
+    }
+
+    /// The shared compressor of `bits` window bits (9..=15).
+    pub(crate) fn compressor(&mut self, bits: u8) -> &mut compress::Compressor {
+        let bits = bits.clamp(9, 15);
+        let level = self.settings.level;
+        self.compressors[usize::from(bits - 9)]
+            .get_or_insert_with(|| Box::new(compress::Compressor::new(level, bits, true)))
+    }
+
+    /// Whether a message of `len` bytes is worth compressing.
+    #[inline]
+    pub(crate) fn worth(&self, len: usize) -> bool {
+        len >= self.settings.threshold
+    }
 }
