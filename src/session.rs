@@ -49,8 +49,6 @@ pub(crate) struct Session {
     masked: bool,
     /// A gateway's client leg (see `make_relay`).
     relay: bool,
-    /// How our messages may be compressed (permessage-deflate).
-    outgoing: Outgoing,
     /// A gateway's client leg broke the protocol: its connection is not read
     /// again (`Conn::pair_full`), and its close waits until the downstream
     /// has answered what went before.
@@ -79,9 +77,6 @@ pub(crate) struct Step<'a> {
     /// The output buffer, the clock and the callbacks' send budget.
     pub turn: &'a mut Turn,
     pub peer: &'a SocketAddr,
-    /// How the connection's own messages may be compressed: the session's
-    /// setting, for the callbacks' sends.
-    outgoing: Outgoing,
 }
 
 impl<'a> Step<'a> {
@@ -99,7 +94,6 @@ impl<'a> Step<'a> {
             hub,
             turn,
             peer,
-            outgoing: Outgoing::Off,
         }
     }
 
@@ -118,7 +112,6 @@ impl<'a> Step<'a> {
             peer: self.peer,
             hub: &mut *self.hub,
             headers,
-            deflate: self.outgoing,
         };
         let handler = &mut *self.handler;
         catch_unwind(AssertUnwindSafe(|| handler.dispatch(link, event))).is_ok()
@@ -160,7 +153,6 @@ impl Session {
             failing: false,
             masked: false,
             relay: false,
-            outgoing: Outgoing::Off,
             idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
             wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
             rate: config
@@ -178,13 +170,13 @@ impl Session {
     /// Sets how the server compresses what it sends on this connection
     /// (permessage-deflate, as negotiated in the handshake).
     pub fn set_outgoing(&mut self, outgoing: Outgoing) {
-        self.outgoing = outgoing;
+        self.side.info.deflate = outgoing;
     }
 
     /// How the server may compress what it sends here.
     #[inline]
     pub fn outgoing(&self) -> Outgoing {
-        self.outgoing
+        self.side.info.deflate
     }
 
     /// Makes this a gateway's client leg: a protocol error closes the
@@ -203,7 +195,7 @@ impl Session {
 
     /// The index of the handler serving this connection.
     pub fn handler(&self) -> usize {
-        self.side.info.handler
+        self.side.info.handler as usize
     }
 
     /// True once a close frame went out: the deadline is the wait for the peer's.
@@ -251,7 +243,6 @@ impl Session {
 
     /// Runs `on_open`, with the upgrade request's headers readable.
     pub fn open(&mut self, mut step: Step<'_>, headers: &[httparse::Header<'_>]) -> Flow {
-        step.outgoing = self.outgoing;
         let ok = step.call(&mut self.side, Some(headers), Event::Open);
         self.after(&mut step, ok)
     }
@@ -261,7 +252,6 @@ impl Session {
         if self.finished {
             return Flow::Close;
         }
-        step.outgoing = self.outgoing;
         let ok = step.call(&mut self.side, None, Event::Timer(timer));
         self.after(&mut step, ok)
     }
@@ -269,7 +259,6 @@ impl Session {
     /// Runs `on_drain`: the output has room again.
     pub fn drained(&mut self, mut step: Step<'_>) -> Flow {
         self.side.flags.over = false;
-        step.outgoing = self.outgoing;
         let ok = step.call(&mut self.side, None, Event::Drain);
         self.after(&mut step, ok)
     }
@@ -282,7 +271,6 @@ impl Session {
         buf: &mut [u8],
         idle_at: Option<Instant>,
     ) -> (usize, Flow) {
-        step.outgoing = self.outgoing;
         // The shared inflaters, taken from the hub by the first frame that
         // may need them (a compressed message's events borrow their output).
         let mut inflaters = None;
@@ -304,6 +292,8 @@ impl Session {
     ) -> (usize, Flow) {
         self.idle_at = idle_at;
         let mut pos = 0;
+        // Whether the general decoder ran (and may hold a message's buffer).
+        let mut decoded = false;
         while pos < buf.len() && !self.finished {
             // The common case on its own: a whole short message, no event to build.
             if let Some(short) = self.receiver.short_message(&mut buf[pos..]) {
@@ -323,6 +313,7 @@ impl Session {
                 }
                 continue;
             }
+            decoded = true;
             if inflaters.is_none() && self.receiver.inflates() {
                 *inflaters = step.hub.deflate.inflaters.take();
             }
@@ -387,6 +378,11 @@ impl Session {
             if self.after(step, ok) == Flow::Close {
                 return (buf.len(), Flow::Close);
             }
+        }
+        // A message handed out of the receiver's buffer is over: free it now,
+        // not when the next one comes.
+        if decoded {
+            self.receiver.settle();
         }
         (
             pos,
@@ -745,6 +741,7 @@ mod tests {
             let info = ConnInfo {
                 id,
                 handler: 0,
+                deflate: Outgoing::Off,
                 target: "/ws/t".into(),
                 protocol: None,
                 extra: None,
@@ -834,8 +831,10 @@ mod tests {
         f.receive(&masked(false, OpCode::Continuation, b"lo "));
         f.receive(&masked(true, OpCode::Ping, b"?"));
         assert_eq!(f.log(), ["open"], "no message before its last fragment");
+        assert!(f.session.receiver.holds_message(), "the message so far");
         f.receive(&masked(true, OpCode::Continuation, b"world"));
         assert_eq!(f.log(), ["open", "text hello world"]);
+        assert!(!f.session.receiver.holds_message(), "freed once handed out");
         let pong = Frame {
             fin: true,
             opcode: OpCode::Pong,

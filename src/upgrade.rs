@@ -281,7 +281,8 @@ pub(crate) fn upgrade(
     };
     let info = ConnInfo {
         id: origin.id,
-        handler: socket,
+        handler: socket as u32,
+        deflate: Outgoing::Off,
         target,
         protocol: protocol.map(Into::into),
         extra: Extra::boxed(claims, peer_cert, own),
@@ -362,6 +363,38 @@ mod tests {
 
     fn verdict(extra: &str, protocols: &[&str]) -> Verdict {
         verdict_of(&format!("{GOOD}{extra}\r\n"), protocols)
+    }
+
+    #[test]
+    fn deflate_is_agreed_only_when_on_and_the_handler_takes_it() {
+        let text = format!(
+            "{GOOD}Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        );
+        let mut storage = header_storage();
+        let head = parse_head(text.as_bytes(), &mut storage, &LIMITS)
+            .unwrap()
+            .unwrap();
+        let mut config = Config::default();
+        assert_eq!(deflate_offer(&head, &config, true), None, "off by default");
+        config.web_sockets.compression.enable = true;
+        let agreed = deflate_offer(&head, &config, true).expect("agreed");
+        assert_eq!(
+            agreed.header_value(),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
+        assert_eq!(agreed.outgoing(false), Outgoing::Shared(15));
+        assert_eq!(
+            deflate_offer(&head, &config, false),
+            None,
+            "the handler declines"
+        );
+        let plain = format!("{GOOD}\r\n");
+        let mut storage = header_storage();
+        let head = parse_head(plain.as_bytes(), &mut storage, &LIMITS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(deflate_offer(&head, &config, true), None, "nothing offered");
     }
 
     fn verdict_of(text: &str, protocols: &[&str]) -> Verdict {

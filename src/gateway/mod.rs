@@ -51,7 +51,7 @@ use self::route::IDLE_PER_HOST;
 
 /// The handler index proxied sessions carry: past every registered
 /// handler, so `App::socket` finds the gateway only when the list misses.
-pub(crate) const HANDLER: usize = usize::MAX;
+pub(crate) const HANDLER: u32 = u32::MAX;
 
 /// The largest frame a leg relays, whatever the gateway's own limit:
 /// Ocelot too re-frames at its buffer's size. A message larger goes in

@@ -325,6 +325,7 @@ impl Reactor {
         let info = |id, target: Box<str>| ConnInfo {
             id,
             handler: HANDLER,
+            deflate: Default::default(),
             target,
             protocol: protocol.as_deref().map(Into::into),
             extra: None,

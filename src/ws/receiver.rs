@@ -242,6 +242,15 @@ impl Receiver {
         self.frame(buf, inflaters)
     }
 
+    /// Lets go of the last message handed out of the receiver's own buffer,
+    /// if it is over: what an idle connection holds is its context at most.
+    #[inline]
+    pub(crate) fn settle(&mut self) {
+        if self.partial.is_some() && self.message().is_none() {
+            self.end_message();
+        }
+    }
+
     /// The last message may have been lent out of the buffer; it is over.
     /// Only an inflater that keeps the peer's context outlives it.
     fn end_message(&mut self) {
@@ -343,6 +352,12 @@ impl Receiver {
         let fits = u64::from(len) <= self.limits.max_frame.min(self.limits.max_message);
         (len <= 125 && usize::from(len) <= rest.len() && fits && !self.limits.from_server)
             .then_some((text, [k0, k1, k2, k3], SHORT_HEADER + usize::from(len)))
+    }
+
+    /// True while the receiver keeps any state of a message.
+    #[cfg(test)]
+    pub(crate) fn holds_message(&self) -> bool {
+        self.partial.is_some()
     }
 
     /// True while a data message is in progress: begun, not yet ended.

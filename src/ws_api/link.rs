@@ -20,7 +20,10 @@ use crate::ws::opcode::OpCode;
 pub(crate) struct ConnInfo {
     pub id: ConnId,
     /// The handler serving it (its index in the app's action list).
-    pub handler: usize,
+    pub handler: u32,
+    /// How the server may compress what it sends here (permessage-deflate):
+    /// in the bytes the handler's index leaves free.
+    pub deflate: Outgoing,
     /// The upgrade request's target: the path, and `?query` if there was one.
     pub target: Box<str>,
     pub protocol: Option<Box<str>>,
@@ -99,8 +102,6 @@ pub(crate) struct Link<'a> {
     pub peer: &'a SocketAddr,
     pub hub: &'a mut Hub,
     pub headers: Option<&'a [httparse::Header<'a>]>,
-    /// How this connection's messages may be compressed.
-    pub deflate: Outgoing,
 }
 
 impl Link<'_> {
@@ -128,9 +129,7 @@ impl Link<'_> {
         if !self.room_for() {
             return SendStatus::Dropped;
         }
-        if self.deflate != Outgoing::Off && self.hub.deflate.worth(payload.len()) {
-            self.compressed(opcode, payload);
-        } else {
+        if self.side.info.deflate == Outgoing::Off || !self.compressed(opcode, payload) {
             write_frame(&mut self.turn.scratch, true, opcode, payload);
         }
         self.count_out(payload.len());
@@ -139,23 +138,29 @@ impl Link<'_> {
 
     /// `data` for a message that is never compressed.
     pub(super) fn plain_data(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
-        let deflate = std::mem::replace(&mut self.deflate, Outgoing::Off);
+        let deflate = std::mem::replace(&mut self.side.info.deflate, Outgoing::Off);
         let status = self.data(opcode, payload);
-        self.deflate = deflate;
+        self.side.info.deflate = deflate;
         status
     }
 
-    /// Writes a message compressed (permessage-deflate): afresh by the
-    /// loop's shared compressor, or by the connection's own.
+    /// Writes a message compressed (permessage-deflate) if it is worth it:
+    /// afresh by the loop's shared compressor, or by the connection's own.
+    /// False if it wrote nothing (the message is under the threshold).
     #[inline(never)]
-    fn compressed(&mut self, opcode: OpCode, payload: &[u8]) {
+    fn compressed(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
+        if !self.hub.deflate.worth(payload.len()) {
+            return false;
+        }
         let out = &mut self.turn.scratch;
-        match self.deflate {
-            Outgoing::Shared(bits) => self
-                .hub
-                .deflate
-                .compressor(bits)
-                .write_frame(out, opcode, payload),
+        match self.side.info.deflate {
+            Outgoing::Shared(bits) => {
+                self.hub
+                    .deflate
+                    .compressor(bits)
+                    .write_frame(out, opcode, payload);
+                true
+            }
             _ => match self
                 .side
                 .info
@@ -163,8 +168,11 @@ impl Link<'_> {
                 .as_mut()
                 .and_then(|e| e.compressor.as_mut())
             {
-                Some(own) => own.write_frame(out, opcode, payload),
-                None => write_frame(out, true, opcode, payload),
+                Some(own) => {
+                    own.write_frame(out, opcode, payload);
+                    true
+                }
+                None => false,
             },
         }
     }

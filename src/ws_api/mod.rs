@@ -197,7 +197,7 @@ impl<S> WebSocket<'_, S> {
     /// the server compresses what it sends here (messages of at least
     /// `webSockets.compression.threshold` bytes).
     pub fn compresses(&self) -> bool {
-        self.link.deflate != Outgoing::Off
+        self.link.side.info.deflate != Outgoing::Off
     }
 
     /// Sends a value serialised as JSON in a text message.
@@ -262,7 +262,7 @@ impl<S> WebSocket<'_, S> {
     pub fn broadcast_route(&mut self, msg: Message<'_>, except: Option<ConnId>) {
         let frame = self.link.hub.encode(msg);
         self.echo_unless(&frame, except);
-        let to = Targets::Handler(self.link.side.info.handler);
+        let to = Targets::Handler(self.link.side.info.handler as usize);
         self.link
             .hub
             .deliver(to, frame, [except, Some(self.link.side.info.id)]);
@@ -425,7 +425,7 @@ impl<S> WebSocket<'_, S> {
         {
             return false;
         }
-        let frame = frames.to(self.link.deflate);
+        let frame = frames.to(self.link.side.info.deflate);
         self.link.turn.scratch.extend_from_slice(frame);
         self.link.count_out(frames.payload_len());
         true

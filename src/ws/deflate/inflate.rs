@@ -213,7 +213,9 @@ fn reserve(out: &mut Vec<u8>, room: usize) {
     if out.capacity() - out.len() >= want {
         return;
     }
-    let target = (out.capacity() * 2).max(out.len() + want).min(room + BLOCK);
+    let target = (out.capacity() * 2)
+        .max(out.len() + want)
+        .min(room.saturating_add(BLOCK));
     out.reserve_exact(target - out.len());
 }
 
