@@ -1,7 +1,10 @@
 //! A soak load against a running wisp: rounds of many connections that open,
 //! talk HTTP and WebSocket, and close — half cleanly, half abruptly — for a
-//! bounded time. Loopback only. `scripts/soak` runs it against the binary and
-//! checks the server's descriptors and memory come back to their baseline.
+//! bounded time. Half the WebSockets negotiate permessage-deflate (the server
+//! needs `webSockets.compression`): their messages go compressed both ways,
+//! and their abrupt end comes in the middle of a compressed message. Loopback
+//! only. `scripts/soak` runs it against the binary and checks the server's
+//! descriptors and memory come back to their baseline.
 //!
 //! ```text
 //! cargo run --release --example soak -- ADDR SECONDS [CONNECTIONS]
@@ -10,6 +13,8 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 
 /// How long one read may take before the soak calls the server stuck.
 const STUCK: Duration = Duration::from_secs(10);
@@ -36,8 +41,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         soak_round(addr, per_round, round, &mut totals)?;
     }
     println!(
-        "soak: {round} rounds, {} connections ({} clean, {} abrupt), {} HTTP requests, {} WebSocket echoes",
-        totals.connections, totals.clean, totals.abrupt, totals.requests, totals.echoes
+        "soak: {round} rounds, {} connections ({} clean, {} abrupt), {} HTTP requests, {} WebSocket echoes ({} compressed)",
+        totals.connections,
+        totals.clean,
+        totals.abrupt,
+        totals.requests,
+        totals.echoes,
+        totals.compressed
     );
     Ok(())
 }
@@ -49,6 +59,7 @@ struct Totals {
     abrupt: u64,
     requests: u64,
     echoes: u64,
+    compressed: u64,
 }
 
 /// Opens `n` connections at once, uses each, and closes them in four different ways.
@@ -71,8 +82,10 @@ fn soak_round(
             http_requests(stream, 3)?;
             totals.requests += 3;
         } else {
-            websocket_echoes(stream, round, 3)?;
+            let deflate = deflates(*i);
+            websocket_echoes(stream, round, 3, deflate)?;
             totals.echoes += 3;
+            totals.compressed += if deflate { 3 } else { 0 };
         }
     }
     for (i, stream) in open {
@@ -91,6 +104,15 @@ fn soak_round(
                 let mut s = stream;
                 s.write_all(b"GET /index.html HTTP/1.1\r\nHos")?;
                 drop(s);
+                totals.abrupt += 1;
+            }
+            // A compressed WebSocket goes in the middle of a compressed
+            // message: its first frame (RSV1, no FIN), then gone.
+            _ if deflates(i) => {
+                let mut s = stream;
+                let payload = deflate(&message_text(round, 99));
+                s.write_all(&masked(0x40 | 0x01, &payload[..payload.len() / 2]))?;
+                let _ = s.shutdown(Shutdown::Both);
                 totals.abrupt += 1;
             }
             _ => {
@@ -148,27 +170,106 @@ fn stream_close_http(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Er
     Ok(())
 }
 
+/// Whether WebSocket connection `i` (odd) negotiates permessage-deflate: half of them.
+fn deflates(i: usize) -> bool {
+    i % 8 >= 4
+}
+
+/// A text of a few hundred bytes, over the server's default compression threshold (256).
+fn message_text(round: u64, k: usize) -> Vec<u8> {
+    format!("round {round} message {k}; ")
+        .repeat(16)
+        .into_bytes()
+}
+
+/// One message as permessage-deflate sends it (RFC 7692 §7.2.1): a raw
+/// deflate stream from a fresh compressor (no context takeover), sync-flushed,
+/// without its final `00 00 ff ff`.
+fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut c = Compress::new(Compression::default(), false);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    c.compress_vec(data, &mut out, FlushCompress::Sync)
+        .expect("deflate");
+    assert!(
+        out.ends_with(&[0, 0, 0xff, 0xff]),
+        "a short message is flushed whole"
+    );
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// A server message's payload inflated, its tail put back.
+fn inflate(payload: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let input = [payload, &[0, 0, 0xff, 0xff]].concat();
+    let mut d = Decompress::new(false);
+    let mut out = Vec::with_capacity(64 * 1024);
+    d.decompress_vec(&input, &mut out, FlushDecompress::Sync)?;
+    Ok(out)
+}
+
 fn websocket_echoes(
     stream: &mut TcpStream,
     round: u64,
     count: usize,
+    deflate_on: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let offer = if deflate_on {
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    } else {
+        ""
+    };
     stream.write_all(
-        b"GET /ws/echo HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        format!(
+            "GET /ws/echo HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
+        )
+        .as_bytes(),
     )?;
     let head = read_response(stream)?;
     if !head.starts_with(b"HTTP/1.1 101") {
         return Err(format!("upgrade refused: {}", String::from_utf8_lossy(&head)).into());
     }
+    let agreed = String::from_utf8_lossy(&head)
+        .to_ascii_lowercase()
+        .contains("sec-websocket-extensions: permessage-deflate");
+    if agreed != deflate_on {
+        return Err(format!(
+            "permessage-deflate offered: {deflate_on}, agreed: {agreed}: {}",
+            String::from_utf8_lossy(&head)
+        )
+        .into());
+    }
     for k in 0..count {
-        let text = format!("round {round} message {k}");
-        stream.write_all(&masked(0x81, text.as_bytes()))?;
+        let text = if deflate_on {
+            message_text(round, k)
+        } else {
+            format!("round {round} message {k}").into_bytes()
+        };
+        if deflate_on {
+            stream.write_all(&masked(0x80 | 0x40 | 0x01, &deflate(&text)))?;
+        } else {
+            stream.write_all(&masked(0x81, &text))?;
+        }
         let mut header = [0u8; 2];
         stream.read_exact(&mut header)?;
-        let mut payload = vec![0u8; usize::from(header[1] & 0x7f)];
+        let len = match header[1] & 0x7f {
+            126 => {
+                let mut n = [0u8; 2];
+                stream.read_exact(&mut n)?;
+                usize::from(u16::from_be_bytes(n))
+            }
+            127 => return Err("a 64-bit length on a short echo".into()),
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
         stream.read_exact(&mut payload)?;
-        if header[0] != 0x81 || payload != text.as_bytes() {
+        // Over the threshold, a compressed connection's echo is compressed (RSV1).
+        let echoed = match header[0] {
+            0xC1 if deflate_on => inflate(&payload)?,
+            0x81 if !deflate_on => payload,
+            other => return Err(format!("an echo with first byte {other:#04x}").into()),
+        };
+        if echoed != text {
             return Err("a WebSocket echo came back wrong".into());
         }
     }
@@ -186,10 +287,18 @@ fn websocket_close(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Erro
     Ok(())
 }
 
-/// A masked client frame (payload under 126 bytes).
+/// A masked client frame (payload under 64 KiB).
 fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x5a, 0x17, 0xc3, 0x2e];
-    let mut frame = vec![first, 0x80 | payload.len() as u8];
+    let mut frame = vec![first];
+    match u16::try_from(payload.len()) {
+        Ok(n @ 0..=125) => frame.push(0x80 | n as u8),
+        Ok(n) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&n.to_be_bytes());
+        }
+        Err(_) => panic!("a soak frame over 64 KiB"),
+    }
     frame.extend_from_slice(&mask);
     frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
     frame

@@ -1,8 +1,8 @@
 """Interoperability checks: third-party Python clients (`websockets`, `aiohttp`) against wisp.
 
-Run by scripts/interop, which starts two servers and passes their addresses:
+Run by scripts/interop, which starts four servers and passes their addresses:
 
-    interop.py --shipped URL --defaults URL --site DIR [--pid PID]...
+    interop.py --shipped URL --defaults URL --deflate URL --takeover URL --site DIR [--pid PID]...
 
 --shipped is the binary on the shipped web.json5: site/, /ws/echo, /ws/chat,
 /api/status. --defaults is the same binary on a config that sets only
@@ -15,17 +15,22 @@ another, each under its own timeout; the last line printed is
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import os
+import random
 import sys
 import time
 import traceback
+import zlib
 
 import aiohttp
 import websockets
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, PerMessageDeflate
 
 from checks import CHECKS, STEP, Failed, check, expect, expect_eq, payload, short, within
 
@@ -43,6 +48,8 @@ class Ctx:
     def __init__(self, args):
         self.shipped = args.shipped.rstrip("/")
         self.defaults = args.defaults.rstrip("/")
+        self.deflate = args.deflate.rstrip("/")
+        self.takeover = args.takeover.rstrip("/")
         self.site = args.site
         self.pids = args.pid
         self.session = None  # aiohttp session for WebSockets, made in main()
@@ -653,6 +660,334 @@ async def _(ctx):
         expect_eq(after["requests"] - before["requests"], 11, "requests counted")
 
 
+
+# --- permessage-deflate (the deflate and takeover servers) ----------------------
+
+THRESHOLD = 256  # webSockets.compression's default threshold
+TAIL = b"\x00\x00\xff\xff"  # the end of a sync flush, removed from every message (RFC 7692 §7.2.1)
+
+
+def json_text(size, seed):
+    """A JSON document of about `size` bytes: sensor readings, compressible as JSON is."""
+    rnd = random.Random(seed)
+    items, n = [], 2
+    while n < size:
+        item = {
+            "id": len(items),
+            "sensor": f"sensor-{rnd.randrange(64)}",
+            "value": round(rnd.uniform(-50, 50), 3),
+            "ok": rnd.random() < 0.9,
+            "unit": rnd.choice(["°C", "kPa", "%", "lx"]),
+        }
+        n += len(json.dumps(item)) + 2
+        items.append(item)
+    return json.dumps(items, ensure_ascii=False)
+
+
+def deflate_messages():
+    """What every compressed connection echoes: (what, message)."""
+    return [
+        ("1 KiB JSON", json_text(1024, 1)),
+        ("200 KiB JSON", json_text(200 * KIB, 2)),
+        (f"text under the threshold ({THRESHOLD - 56} bytes)", "x" * (THRESHOLD - 56)),
+        ("empty text", ""),
+        ("64 KiB binary", (b"frame:" + payload(122, 3)) * 512),
+        ("incompressible binary", os.urandom(20 * KIB)),
+        ("the same 20 KiB three times (1/3)", json_text(20 * KIB, 4)),
+        ("the same 20 KiB three times (2/3)", json_text(20 * KIB, 4)),
+        ("the same 20 KiB three times (3/3)", json_text(20 * KIB, 4)),
+    ]
+
+
+def ext_params(value):
+    """A Sec-WebSocket-Extensions answer as (name, {param: value or None})."""
+    expect(value is not None, "no Sec-WebSocket-Extensions in the answer")
+    expect("," not in value, f"more than one extension in {value!r}")
+    name, *params = [p.strip() for p in value.split(";")]
+    out = {}
+    for p in params:
+        k, _, v = p.partition("=")
+        expect(k not in out, f"{k} twice in {value!r}")
+        out[k.strip()] = v.strip() or None
+    return name, out
+
+
+def ws_deflate(ws):
+    """The PerMessageDeflate extension a websockets connection agreed to (fails if none)."""
+    exts = [e for e in ws.protocol.extensions if isinstance(e, PerMessageDeflate)]
+    expect(len(exts) == 1, f"permessage-deflate not negotiated: extensions {ws.protocol.extensions}")
+    return exts[0]
+
+
+def expect_mode(ctx, base, params, what, offered=()):
+    """The answer's context-takeover parameters for `base`'s mode: both forced
+    in the default mode; with contextTakeover, each only when the client
+    offered it (`offered`: the parameter names in the offer)."""
+    for p in ["server_no_context_takeover", "client_no_context_takeover"]:
+        if base != ctx.takeover:
+            expect(p in params, f"{what}: no {p} in {params}")
+        elif p not in offered:
+            expect(p not in params, f"{what}: the takeover server answered {p} unasked: {params}")
+
+
+async def ws_echo_all(ws):
+    for what, message in deflate_messages():
+        try:
+            await ws_echo(ws, message)
+        except Failed as e:
+            raise Failed(f"{what}: {e}")
+
+
+async def aio_echo_all(ws):
+    for what, message in deflate_messages():
+        if isinstance(message, str):
+            await ws.send_str(message)
+            kind = aiohttp.WSMsgType.TEXT
+        else:
+            await ws.send_bytes(message)
+            kind = aiohttp.WSMsgType.BINARY
+        try:
+            await aio_expect(ws, kind, message)
+        except Failed as e:
+            raise Failed(f"{what}: {e}")
+
+
+for _server in ["deflate", "takeover"]:
+
+    @check(f"websockets: permessage-deflate by default on the {_server} server; JSON, text, binary echo")
+    async def _(ctx, server=_server):
+        base = getattr(ctx, server)
+        async with wsc(ctx.ws(base, "/ws/echo")) as ws:
+            ext = ws_deflate(ws)
+            name, params = ext_params(ws.response.headers.get("Sec-WebSocket-Extensions"))
+            expect_eq(name, "permessage-deflate", "extension")
+            expect_mode(ctx, base, params, "default offer")
+            if server == "deflate":
+                expect(ext.remote_no_context_takeover and ext.local_no_context_takeover, f"agreed {params}")
+            await ws_echo_all(ws)
+            await ws.close()
+            expect_eq(ws.close_code, 1000, "close code")
+
+    @check(f"aiohttp: compress=15 on the {_server} server; JSON, text, binary echo")
+    async def _(ctx, server=_server):
+        base = getattr(ctx, server)
+        async with aio_ws(ctx, ctx.ws(base, "/ws/echo"), compress=15) as ws:
+            expect_eq(ws.compress, 15, "ws.compress")
+            name, params = ext_params(ws._response.headers.get("Sec-WebSocket-Extensions"))
+            expect_eq(name, "permessage-deflate", "extension")
+            expect_mode(ctx, base, params, "aiohttp's offer")
+            expect_eq(ws.client_notakeover, server == "deflate", "ws.client_notakeover")
+            await aio_echo_all(ws)
+            expect(await ws.close(), "close() did not close")
+            expect_eq(ws.close_code, 1000, "close code")
+
+    @check(f"aiohttp: compress=10 (server_max_window_bits=10) on the {_server} server")
+    async def _(ctx, server=_server):
+        base = getattr(ctx, server)
+        async with aio_ws(ctx, ctx.ws(base, "/ws/echo"), compress=10) as ws:
+            expect(ws.compress, "compression not negotiated")
+            name, params = ext_params(ws._response.headers.get("Sec-WebSocket-Extensions"))
+            bits = params.get("server_max_window_bits")
+            expect(bits is not None and 8 <= int(bits) <= 10, f"server_max_window_bits in {params}")
+            await aio_echo_all(ws)
+
+    for _variant in [
+        dict(client_no_context_takeover=False),
+        dict(client_no_context_takeover=True, server_max_window_bits=10),
+        dict(client_no_context_takeover=False, server_max_window_bits=12, server_no_context_takeover=True),
+        dict(client_no_context_takeover=True, server_max_window_bits=15, client_max_window_bits=None),
+        dict(server_max_window_bits=9, client_max_window_bits=9),
+    ]:
+
+        @check(f"websockets: ClientPerMessageDeflateFactory({', '.join(f'{k}={v}' for k, v in _variant.items())}) on the {_server} server")
+        async def _(ctx, server=_server, variant=_variant):
+            base = getattr(ctx, server)
+            factory = ClientPerMessageDeflateFactory(**variant)
+            async with wsc(ctx.ws(base, "/ws/echo"), extensions=[factory], compression=None) as ws:
+                ext = ws_deflate(ws)
+                _, params = ext_params(ws.response.headers.get("Sec-WebSocket-Extensions"))
+                expect_mode(ctx, base, params, "this offer", [k for k, v in variant.items() if v is True])
+                offered = variant.get("server_max_window_bits")
+                if offered is not None:
+                    bits = params.get("server_max_window_bits")
+                    expect(bits is not None and int(bits) <= offered, f"server_max_window_bits in {params}, offered {offered}")
+                if variant.get("server_no_context_takeover"):
+                    expect("server_no_context_takeover" in params, f"asked for server_no_context_takeover: {params}")
+                expect_eq(ext.local_no_context_takeover, server == "deflate" or variant.get("client_no_context_takeover", False), "client keeps no context")
+                await ws_echo_all(ws)
+
+
+@check("websockets: the shipped web.json5 negotiates permessage-deflate")
+async def _(ctx):
+    async with wsc(ctx.ws(ctx.shipped, "/ws/echo")) as ws:
+        ws_deflate(ws)
+        await ws_echo(ws, json_text(200 * KIB, 5))
+        await ws_echo(ws, "short")
+
+
+@check("websockets: a server without webSockets.compression declines the offer")
+async def _(ctx):
+    async with wsc(ctx.ws(ctx.defaults, "/ws/echo")) as ws:
+        expect_eq(ws.protocol.extensions, [], "extensions")
+        expect_eq(ws.response.headers.get("Sec-WebSocket-Extensions"), None, "Sec-WebSocket-Extensions")
+        await ws_echo(ws, json_text(KIB, 6))
+
+
+# --- the wire, with no library: a raw socket and zlib -------------------------
+
+
+class Raw:
+    """A WebSocket over a bare asyncio stream: frames masked and compressed by hand."""
+
+    def __init__(self, reader, writer, headers):
+        self.reader, self.writer, self.headers = reader, writer, headers
+
+    @classmethod
+    async def open(cls, base, path, offer):
+        host, port = base.split("://", 1)[1].rsplit(":", 1)
+        reader, writer = await within(asyncio.open_connection(host, int(port)), "connect")
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+        ]
+        if offer:
+            lines.append(f"Sec-WebSocket-Extensions: {offer}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = await within(reader.readuntil(b"\r\n\r\n"), "the 101")
+        status, *fields = head.decode("latin-1").split("\r\n")[:-2]
+        expect(status.startswith("HTTP/1.1 101 "), f"status line {status!r}")
+        headers = {}
+        for f in fields:
+            k, _, v = f.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        expect_eq(headers.get("sec-websocket-accept"), accept, "Sec-WebSocket-Accept")
+        return cls(reader, writer, headers)
+
+    def send(self, first, data):
+        """One masked frame; `first` is the whole first byte (FIN, RSV, opcode)."""
+        mask = os.urandom(4)
+        n = len(data)
+        if n < 126:
+            head = bytes([first, 0x80 | n])
+        elif n < 1 << 16:
+            head = bytes([first, 0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head = bytes([first, 0x80 | 127]) + n.to_bytes(8, "big")
+        keys = (mask * (n // 4 + 1))[:n]
+        masked = (int.from_bytes(data, "big") ^ int.from_bytes(keys, "big")).to_bytes(n, "big") if n else b""
+        self.writer.write(head + mask + masked)
+
+    async def frame(self):
+        """One server frame: (fin, rsv bits, opcode, payload)."""
+        h = await within(self.reader.readexactly(2), "a frame")
+        expect(not h[1] & 0x80, "the server masked a frame")
+        n = h[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(await within(self.reader.readexactly(2), "a length"), "big")
+        elif n == 127:
+            n = int.from_bytes(await within(self.reader.readexactly(8), "a length"), "big")
+        data = await within(self.reader.readexactly(n), "a payload") if n else b""
+        return bool(h[0] & 0x80), h[0] & 0x70, h[0] & 0x0F, data
+
+    async def close(self):
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+def zdeflate(c, data):
+    """One message from compressor `c`: a sync flush without its tail."""
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    expect(out.endswith(TAIL), "zlib's sync flush ends with 00 00 ff ff")
+    return out[:-4]
+
+
+async def raw_echo(raw, opcode, data, compressor, inflater, what):
+    """Sends `data` compressed (RSV1) in one frame; expects the echo, with RSV1
+    exactly when it is at least the threshold, inflating to `data`."""
+    raw.send(0x80 | 0x40 | opcode, zdeflate(compressor, data))
+    fin, rsv, op, wire = await raw.frame()
+    expect_eq((fin, op), (True, opcode), f"{what}: echo frame")
+    want_rsv = 0x40 if len(data) >= THRESHOLD else 0
+    expect_eq(rsv, want_rsv, f"{what}: echo's RSV bits ({len(data)} bytes)")
+    if rsv:
+        expect(not wire.endswith(TAIL), f"{what}: the server left the 00 00 ff ff tail on")
+        got = inflater.decompress(wire + TAIL)
+    else:
+        got = wire
+    expect(got == data, f"{what}: echo differs ({len(got)} bytes for {len(data)})")
+    return len(wire)
+
+
+@check("raw socket: the default mode's answer, a compressed frame (RSV1) echoed with RSV1, a small one without")
+async def _(ctx):
+    raw = await Raw.open(ctx.deflate, "/ws/echo", "permessage-deflate")
+    try:
+        name, params = ext_params(raw.headers.get("sec-websocket-extensions"))
+        expect_eq(name, "permessage-deflate", "extension")
+        expect_eq(params, {"server_no_context_takeover": None, "client_no_context_takeover": None}, "parameters")
+        for i, (opcode, data) in enumerate([
+            (0x1, json_text(4 * KIB, 7).encode()),
+            (0x2, (b"raw " * 1000)),
+            (0x1, b"tiny"),
+            (0x1, b"t" * THRESHOLD),
+            (0x1, b"t" * (THRESHOLD - 1)),
+        ]):
+            # No context either way: a fresh compressor and inflater per message.
+            c = zlib.compressobj(wbits=-15)
+            d = zlib.decompressobj(wbits=-15)
+            await raw_echo(raw, opcode, data, c, d, f"message {i}")
+        # A message whose first frame has RSV1 and the continuations do not.
+        data = json_text(30 * KIB, 8).encode()
+        z = zdeflate(zlib.compressobj(wbits=-15), data)
+        a, b, c = z[:10], z[10 : len(z) // 2], z[len(z) // 2 :]
+        raw.send(0x40 | 0x1, a)
+        raw.send(0x0, b)
+        raw.send(0x80, c)
+        fin, rsv, op, wire = await raw.frame()
+        expect_eq((fin, rsv, op), (True, 0x40, 0x1), "echo of a fragmented compressed message")
+        expect(zlib.decompressobj(wbits=-15).decompress(wire + TAIL) == data, "fragmented echo differs")
+        raw.send(0x88, (1000).to_bytes(2, "big"))
+        expect_eq((await raw.frame())[2], 0x8, "close answered")
+    finally:
+        await raw.close()
+
+
+@check("raw socket: with contextTakeover both sides keep their context across messages")
+async def _(ctx):
+    raw = await Raw.open(ctx.takeover, "/ws/echo", "permessage-deflate; client_max_window_bits")
+    try:
+        _, params = ext_params(raw.headers.get("sec-websocket-extensions"))
+        expect("client_no_context_takeover" not in params and "server_no_context_takeover" not in params, f"{params}")
+        # Our compressor keeps to the window the server asks for, if it asks.
+        c = zlib.compressobj(wbits=-int(params.get("client_max_window_bits") or 15))
+        d = zlib.decompressobj(wbits=-15)
+        data = json_text(8 * KIB, 9).encode()
+        sizes = [await raw_echo(raw, 0x1, data, c, d, f"copy {i}") for i in range(3)]
+        # The server may keep its context too: the later echoes refer back to the first.
+        expect(sizes[2] < sizes[0], f"echo sizes {sizes}: the server did not use its context")
+    finally:
+        await raw.close()
+
+
+@check("raw socket: RSV1 on a connection that offered no extension is closed with 1002")
+async def _(ctx):
+    raw = await Raw.open(ctx.deflate, "/ws/echo", None)
+    try:
+        expect_eq(raw.headers.get("sec-websocket-extensions"), None, "Sec-WebSocket-Extensions")
+        raw.send(0x80 | 0x40 | 0x1, zdeflate(zlib.compressobj(wbits=-15), b"hello"))
+        fin, rsv, op, data = await raw.frame()
+        expect_eq((op, int.from_bytes(data[:2], "big")), (0x8, 1002), "close frame and code")
+    finally:
+        await raw.close()
+
+
 # --- the end ------------------------------------------------------------------
 
 
@@ -664,7 +999,7 @@ async def _(ctx):
         except ProcessLookupError:
             raise Failed(f"server {pid} has exited")
     async with aiohttp.ClientSession() as s:
-        for base in [ctx.shipped, ctx.defaults]:
+        for base in [ctx.shipped, ctx.defaults, ctx.deflate, ctx.takeover]:
             # Connections close after their closing handshake: wait for it (bounded).
             deadline = time.monotonic() + STEP
             while True:
@@ -674,7 +1009,7 @@ async def _(ctx):
                 await asyncio.sleep(0.05)
             expect_eq(stats["websockets_open"], 0, f"{base}: websockets_open")
         # The defaults server refused two frames, two messages and two texts' UTF-8.
-        limits = stats["limits"]
+        limits = (await status(s, ctx.defaults))["stats"]["limits"]
         expect(limits["frame"] >= 2, f"limits.frame in {limits}")
         expect(limits["message"] >= 2, f"limits.message in {limits}")
         expect(limits["protocol"] >= 2, f"limits.protocol in {limits}")
@@ -683,7 +1018,12 @@ async def _(ctx):
 async def limit_hits(ctx):
     """Both servers' stats.limits, to tell which limit a failed check ran into."""
     hits = {}
-    for server, base in [("shipped", ctx.shipped), ("defaults", ctx.defaults)]:
+    for server, base in [
+        ("shipped", ctx.shipped),
+        ("defaults", ctx.defaults),
+        ("deflate", ctx.deflate),
+        ("takeover", ctx.takeover),
+    ]:
         try:
             async with ctx.session.get(base + "/api/status") as r:
                 hits[server] = (await r.json())["stats"]["limits"]
@@ -742,6 +1082,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--shipped", required=True, help="base URL of wisp on web.json5")
     parser.add_argument("--defaults", required=True, help="base URL of wisp on default limits")
+    parser.add_argument("--deflate", required=True, help="base URL of wisp with compression on")
+    parser.add_argument("--takeover", required=True, help="base URL of wisp with contextTakeover")
     parser.add_argument("--site", required=True, help="the documents folder")
     parser.add_argument("--pid", type=int, action="append", default=[], help="a server's pid")
     sys.exit(asyncio.run(main(Ctx(parser.parse_args()))))

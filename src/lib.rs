@@ -83,6 +83,16 @@
 //! (authentication, subprotocol, initial state), and [`Router`] dispatches
 //! JSON events to typed closures.
 //!
+//! ## Compress
+//!
+//! `webSockets: { compression: true }` in `web.json5` (or
+//! [`config::Compression`] in code) accepts the permessage-deflate offer
+//! every browser makes. Handlers see messages as they were sent and send as
+//! before: the server inflates and compresses, with one shared compressor
+//! for every connection, and compresses a broadcast once for all its
+//! recipients. [`Handler::compression`] declines it for one handler and
+//! [`WebSocket::send_uncompressed`] for one message.
+//!
 //! ## Stop it from another thread
 //!
 //! [`Server::handle`] returns a [`ServerHandle`] (`Clone + Send`) that sends,

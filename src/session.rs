@@ -294,7 +294,9 @@ impl Session {
         let mut pos = 0;
         // Whether the general decoder ran (and may hold a message's buffer).
         let mut decoded = false;
-        while pos < buf.len() && !self.finished {
+        // A streamed compressed message may have inflated output due with
+        // every byte read: the receiver is called until it has handed it out.
+        while (pos < buf.len() || (decoded && self.receiver.draining())) && !self.finished {
             // The common case on its own: a whole short message, no event to build.
             if let Some(short) = self.receiver.short_message(&mut buf[pos..]) {
                 let (text, payload) = match short {

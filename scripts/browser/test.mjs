@@ -1,6 +1,7 @@
 // The real-browser end-to-end test of the demo site, run by scripts/browser-test:
 // headless Chromium (Debian's, driven by playwright-core) against a running
-// target/release/wisp. Four named checks: the landing page, the echo page, a chat
+// target/release/wisp. Four named checks: the landing page, the echo page (its socket
+// with permessage-deflate, and a 200 KiB JSON text besides every size), a chat
 // between two people, and the echo page reconnecting after a server restart; and,
 // when a TLS server is given, two more: the landing page over https:// and the
 // echo page over wss://, with Chromium trusting only that server's certificate
@@ -380,8 +381,25 @@ async function tlsNote(response) {
 
 await check("landing page", "1-landing", (opened) => landing(opened, base, "1-landing"));
 
-// The echo page at origin: its socket (ws:// for http, wss:// for https), text and every size.
-async function echoPage(opened, origin, slug) {
+// A JSON document of about `size` bytes (sensor readings): what a device's page
+// would send, and compressible as JSON is.
+function jsonText(size) {
+  const items = [];
+  let n = 2;
+  for (let i = 0; n < size; i++) {
+    const item = { id: i, sensor: `sensor-${(i * 7919) % 64}`, value: ((i * 2654435761) % 100000) / 1000 - 50,
+      ok: i % 10 !== 0, unit: ["°C", "kPa", "%", "lx"][i % 4] };
+    n += JSON.stringify(item).length + 1;
+    items.push(item);
+  }
+  return JSON.stringify(items);
+}
+
+// The echo page at origin: its socket (ws:// for http, wss:// for https), text and every size,
+// and a 200 KiB JSON text. `deflate`: the socket must have negotiated permessage-deflate
+// (RFC 7692; the server has webSockets.compression on), or none at all (false: the gateway
+// passes no extension offer on).
+async function echoPage(opened, origin, slug, { deflate = true } = {}) {
   const tab = await openPage(opened, "echo");
   const { page } = tab;
   const sockets = [];
@@ -391,15 +409,27 @@ async function echoPage(opened, origin, slug) {
   const scheme = origin.startsWith("https:") ? "wss:" : "ws:";
   assert(sockets.length > 0 && sockets.every((u) => u.startsWith(scheme + "//")),
     `the page's sockets are ${JSON.stringify(sockets)}, want ${scheme}// ones`);
+  // The page's socket (a global of echo.js) says what the server agreed to.
+  const extensions = await page.evaluate(() => socket.extensions);
+  if (deflate) {
+    assert(/^permessage-deflate(;|$)/.test(extensions),
+      `the socket's extensions are ${JSON.stringify(extensions)}, want permessage-deflate`);
+  } else {
+    assert(extensions === "", `the socket's extensions are ${JSON.stringify(extensions)}, want none`);
+  }
   const times = [`text ${await roundTrip(page, "text")}`];
   const sizes = await page.$$eval("#size option", (os) => os.map((o) => Number(o.value)));
   for (const s of [16, 1024, 65536, 1000000]) assert(sizes.includes(s), `no ${s} B option (${sizes.join(", ")})`);
   for (const size of sizes) {
     times.push(`${size} B ${await roundTrip(page, "binary", size, 20_000)}`);
   }
+  const original = await page.inputValue("#text");
+  await page.fill("#text", jsonText(200 * 1024));
+  times.push(`200 KiB JSON ${await roundTrip(page, "text", 0, 20_000)}`);
+  await page.fill("#text", original);
   await shot(page, slug);
   noErrors(tab);
-  return `${sockets[0]}: ${times.join(", ")}`;
+  return `${sockets[0]} (${extensions ? `extensions: ${extensions}` : "no extension"}): ${times.join(", ")}`;
 }
 
 await check("echo page", "2-echo", (opened) => echoPage(opened, base, "2-echo"));
@@ -476,7 +506,7 @@ async function websocketsTotal(origin) {
 if (gatewayBase) {
   await check("echo page through the gateway", "7-gateway-echo", async (opened) => {
     const before = await websocketsTotal(gatewayDownstream);
-    const note = await echoPage(opened, gatewayBase + "/gateway", "7-gateway-echo");
+    const note = await echoPage(opened, gatewayBase + "/gateway", "7-gateway-echo", { deflate: false });
     const after = await websocketsTotal(gatewayDownstream);
     assert(after > before, `the downstream saw no WebSocket (websockets_total ${before}, then ${after})`);
     return note;

@@ -354,6 +354,14 @@ impl Receiver {
             .then_some((text, [k0, k1, k2, k3], SHORT_HEADER + usize::from(len)))
     }
 
+    /// True while a compressed message has inflated output to hand out that
+    /// needs no more input (a streaming handler's piece filled its block).
+    #[inline]
+    pub(crate) fn draining(&self) -> bool {
+        self.message()
+            .is_some_and(|m| m.pending && m.frame.remaining == 0)
+    }
+
     /// True while the receiver keeps any state of a message.
     #[cfg(test)]
     pub(crate) fn holds_message(&self) -> bool {
