@@ -7,6 +7,7 @@
 //! load echo      --addr 127.0.0.1:9002 --conns 10 --size 20 --messages 2000
 //! load idle      --addr 127.0.0.1:9002 --conns 10000 --pid PID
 //! load fanout    --addr 127.0.0.1:9002 --conns 10000 --size 1024 --duration 5 --pid PID
+//! load echo      --addr 127.0.0.1:9002 --conns 100 --size 1024 --json --deflate --pid PID
 //! load get       --addr 127.0.0.1:9443 --path /1k.bin --conns 100 --duration 5 --tls ca.pem
 //! load keepalive --addr 127.0.0.1:9443 --path /1k.bin --conns 10000 --pid PID --tls ca.pem
 //! load handshake --addr 127.0.0.1:9443 --path /1k.bin --conns 32 --duration 5 --tls ca.pem [--no-resume]
