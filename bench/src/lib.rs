@@ -27,6 +27,7 @@
 use std::fs;
 use std::time::Duration;
 
+pub mod deflate;
 pub mod tls;
 
 /// The WebSocket path that echoes.

@@ -7,6 +7,7 @@
 //! load echo      --addr 127.0.0.1:9002 --conns 10 --size 20 --messages 2000
 //! load idle      --addr 127.0.0.1:9002 --conns 10000 --pid PID
 //! load fanout    --addr 127.0.0.1:9002 --conns 10000 --size 1024 --duration 5 --pid PID
+//! load echo      --addr 127.0.0.1:9002 --conns 100 --size 1024 --json --deflate --pid PID
 //! load get       --addr 127.0.0.1:9443 --path /1k.bin --conns 100 --duration 5 --tls ca.pem
 //! load keepalive --addr 127.0.0.1:9443 --path /1k.bin --conns 10000 --pid PID --tls ca.pem
 //! load handshake --addr 127.0.0.1:9443 --path /1k.bin --conns 32 --duration 5 --tls ca.pem [--no-resume]
@@ -50,6 +51,27 @@
 //! server behind it, whose CPU use over the same window is reported as
 //! `downstream_cpu_pct`.
 //!
+//! With `--deflate` (echo, idle, fanout), every WebSocket offers
+//! `permessage-deflate; client_no_context_takeover; server_no_context_takeover`
+//! (a bare `permessage-deflate` with `--deflate-takeover`) and the server
+//! must accept it: the answer is checked (RFC 7692), every message the load
+//! sends is compressed (raw DEFLATE, zlib level `--deflate-level`, default
+//! 6, the sync flush's `00 00 ff ff` cut off, RSV1 set), and every message
+//! with RSV1 that comes back is inflated (the tail put back) and must equal
+//! what was sent; one without RSV1 (below the server's threshold) is
+//! compared as it is. Without context takeover the message compresses to
+//! the same bytes every time, so it is compressed once, up front; and a
+//! compressed echo byte for byte equal to the one inflated last is known to
+//! inflate to the same message, so it is compared with it instead of being
+//! inflated again (`--inflate-all` inflates every one; the report counts
+//! both). With context takeover each connection has its own compressor
+//! and inflater, and every message is compressed and inflated.
+//!
+//! `--json` makes the payload a JSON telemetry message of `--size` bytes
+//! (text frames): an envelope and an array of samples whose keys repeat
+//! and whose readings vary, as real traffic does; see
+//! `wisp_bench::deflate::json_payload`.
+//!
 //! Frames are binary (`--text` for text), masked with a fixed key (the
 //! payload is masked once, up front) and written from that one copy, several
 //! per gathered write when several are due. Every run ends with a closing handshake
@@ -68,6 +90,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind};
+use wisp_bench::deflate::{self, Agreed, Deflater, Inflater};
 use wisp_bench::{cpu_ns, rss_kib, status_kib, Histogram, ECHO_PATH, PUBLISH_PATH, ROOM_PATH};
 
 const USAGE: &str = "\
@@ -88,6 +111,14 @@ usage: load MODE --addr HOST:PORT [options]
                 a proxy's downstream server, for its CPU over the same window
   --label L     a label copied into the JSON
   --text        send text frames instead of binary
+  --json        the payload is JSON telemetry of --size bytes (text frames)
+  --deflate     offer permessage-deflate without context takeover (echo, idle,
+                fanout); the server must accept it
+  --deflate-takeover
+                offer permessage-deflate with context takeover instead
+  --deflate-level L
+                the load's zlib level, 0-9 (default 6)
+  --inflate-all inflate every compressed message, even one equal to the last
   --tls CA      TLS (wss://, https://), trusting the PEM certificate(s) in CA
   --no-resume   with --tls: no client session cache, so no resumption";
 
@@ -139,6 +170,18 @@ struct Options {
     /// The CA to trust, for TLS.
     tls: Option<PathBuf>,
     resume: bool,
+    json: bool,
+    /// permessage-deflate: offered, with context takeover or without.
+    deflate: Option<Takeover>,
+    deflate_level: u32,
+    inflate_all: bool,
+}
+
+/// Which permessage-deflate offer the load makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Takeover {
+    No,
+    Yes,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -174,6 +217,10 @@ fn parse_options() -> Result<Options, String> {
         text: false,
         tls: None,
         resume: true,
+        json: false,
+        deflate: None,
+        deflate_level: 6,
+        inflate_all: false,
     };
     let mut warmup_given = false;
     while let Some(flag) = args.next() {
@@ -184,6 +231,26 @@ fn parse_options() -> Result<Options, String> {
         if flag == "--no-resume" {
             o.resume = false;
             continue;
+        }
+        match flag.as_str() {
+            "--json" => {
+                o.json = true;
+                o.text = true;
+                continue;
+            }
+            "--deflate" => {
+                o.deflate = Some(Takeover::No);
+                continue;
+            }
+            "--deflate-takeover" => {
+                o.deflate = Some(Takeover::Yes);
+                continue;
+            }
+            "--inflate-all" => {
+                o.inflate_all = true;
+                continue;
+            }
+            _ => {}
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = format!("{flag} {value}: not a valid value");
@@ -210,6 +277,12 @@ fn parse_options() -> Result<Options, String> {
             "--downstream-pid" => o.downstream_pid = Some(value.parse().map_err(|_| bad.clone())?),
             "--label" => o.label = value,
             "--tls" => o.tls = Some(value.into()),
+            "--deflate-level" => {
+                o.deflate_level = value.parse().map_err(|_| bad.clone())?;
+                if o.deflate_level > 9 {
+                    return Err(bad);
+                }
+            }
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
     }
@@ -221,6 +294,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.mode == Mode::Echo && o.messages.is_some() && !warmup_given {
         o.warmup = Duration::ZERO;
+    }
+    if o.deflate.is_some() && o.proto != Proto::WebSocket {
+        return Err("--deflate is for the WebSocket modes (echo, idle, fanout)".into());
     }
     if o.mode == Mode::Idle && o.pid.is_none() {
         return Err("idle needs --pid: it measures the server's memory".into());
@@ -297,6 +373,45 @@ struct Conn {
     in_flight: VecDeque<Instant>,
     /// HTTP: the body bytes of the answer being read still to come.
     body_left: Option<usize>,
+    /// permessage-deflate, once the server has agreed to it.
+    pmd: Option<Box<ConnDeflate>>,
+}
+
+/// One connection's permessage-deflate.
+struct ConnDeflate {
+    /// With client context takeover: the connection's own compressor
+    /// (without, the message is compressed once for every connection).
+    deflater: Option<Deflater>,
+    /// With server context takeover: the connection's own inflater
+    /// (without, one inflater reset per message serves every connection).
+    inflater: Option<Inflater>,
+}
+
+/// The load's permessage-deflate: what was offered and agreed, and what
+/// every connection without context takeover shares.
+struct Pmd {
+    offer: &'static str,
+    takeover: Takeover,
+    level: u32,
+    /// The message compressed afresh: the payload of `Load::frame`.
+    packed: usize,
+    /// The first answer, as the server wrote it.
+    answer: Option<String>,
+    agreed: Option<Agreed>,
+    inflater: Inflater,
+    /// The compressed payload last inflated afresh and found equal to the
+    /// message: the same bytes again inflate to the same message.
+    verified: Option<Vec<u8>>,
+    /// Messages received compressed, and their payload bytes.
+    compressed_in: u64,
+    compressed_in_bytes: u64,
+    /// Messages received uncompressed (allowed: below the server's threshold).
+    plain_in: u64,
+    /// Compressed messages actually inflated.
+    inflated: u64,
+    /// With client takeover: messages compressed one by one, and their bytes.
+    deflated_out: u64,
+    deflated_out_bytes: u64,
 }
 
 /// Where the whole run is.
@@ -353,6 +468,8 @@ struct Load {
     negotiated: Option<String>,
     /// Handshakes measured that resumed a session.
     resumed: u64,
+    /// With `--deflate`: permessage-deflate.
+    pmd: Option<Pmd>,
 }
 
 /// What was read at the start and the end of the measured window.
@@ -409,10 +526,15 @@ fn advance(c: &mut Conn, frame_len: usize, k: usize) {
     c.frame_at = done % frame_len;
 }
 
-/// A masked frame with `payload`.
+/// A masked frame with `payload` (FIN set).
 fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    masked_frame_with(0x80 | opcode, payload)
+}
+
+/// A masked frame whose first byte (FIN, RSV, opcode) is `first`.
+fn masked_frame_with(first: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(payload.len() + 14);
-    f.push(0x80 | opcode);
+    f.push(first);
     match payload.len() {
         n if n < 126 => f.push(0x80 | n as u8),
         n if n <= 0xffff => {
@@ -460,7 +582,27 @@ impl Load {
     fn new(o: Options) -> io::Result<Load> {
         let opcode = if o.text { 0x1 } else { 0x2 };
         // Printable bytes, so a text frame is valid UTF-8.
-        let payload: Vec<u8> = (0..o.size).map(|i| b'a' + (i % 26) as u8).collect();
+        let payload: Vec<u8> = if o.json {
+            deflate::json_payload(o.size)
+        } else {
+            (0..o.size).map(|i| b'a' + (i % 26) as u8).collect()
+        };
+        let pmd = o.deflate.map(|takeover| Pmd {
+            offer: deflate::offer(takeover == Takeover::Yes),
+            takeover,
+            level: o.deflate_level,
+            packed: 0,
+            answer: None,
+            agreed: None,
+            inflater: Inflater::new(),
+            verified: None,
+            compressed_in: 0,
+            compressed_in_bytes: 0,
+            plain_in: 0,
+            inflated: 0,
+            deflated_out: 0,
+            deflated_out_bytes: 0,
+        });
         let members = o.conns;
         let mut conns = Vec::with_capacity(members + 1);
         let role = match o.mode {
@@ -480,7 +622,17 @@ impl Load {
             }
             None => None,
         };
+        let mut pmd = pmd;
         let frame = match o.proto {
+            // Without context takeover the message compresses to the same
+            // bytes every time: compressed once, here.
+            Proto::WebSocket if pmd.is_some() => {
+                let p = pmd.as_mut().unwrap();
+                let mut deflater = Deflater::new(p.level);
+                let packed = deflater.message(&payload, true);
+                p.packed = packed.len();
+                masked_frame_with(0xC0 | opcode, packed)
+            }
             Proto::WebSocket => masked_frame(opcode, &payload),
             Proto::Http => {
                 let close = if o.mode == Mode::Handshake {
@@ -526,6 +678,7 @@ impl Load {
             client,
             negotiated: None,
             resumed: 0,
+            pmd,
             o,
         })
     }
@@ -640,9 +793,13 @@ impl Load {
                 Role::Member => ROOM_PATH,
                 Role::Driver => PUBLISH_PATH,
             };
+            let extensions = match &self.pmd {
+                Some(p) => format!("Sec-WebSocket-Extensions: {}\r\n", p.offer),
+                None => String::new(),
+            };
             let request = format!(
                 "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extensions}\r\n",
                 self.o.addr
             );
             queue_bytes(c, &self.frame, request.as_bytes());
@@ -729,6 +886,17 @@ impl Load {
                 let line = head.lines().next().unwrap_or("");
                 return Err(io::Error::other(format!("upgrade refused: {line}")));
             }
+            let extensions: Vec<&str> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("sec-websocket-extensions")
+                        .then_some(value.trim())
+                })
+                .collect();
+            self.on_extensions(i, &extensions)?;
             at = end + 4;
             self.on_open(i, now);
         }
@@ -864,15 +1032,24 @@ impl Load {
             0x8A => return Ok(()),
             _ => {}
         }
-        if op != 0x80 | self.opcode
-            || payload.len() != self.payload.len()
-            || payload != self.payload
-        {
+        // RSV1: a compressed message (permessage-deflate).
+        let compressed = op & 0x40 != 0;
+        if op & !0x40 != 0x80 | self.opcode {
+            return Err(io::Error::other(format!(
+                "a wrong message: opcode {op:#x} where {:#x} was sent",
+                0x80 | self.opcode
+            )));
+        }
+        if compressed {
+            self.check_compressed(i, payload)?;
+        } else if payload.len() != self.payload.len() || payload != self.payload {
             return Err(io::Error::other(format!(
                 "a wrong message: opcode {op:#x}, {} bytes where {} were sent",
                 payload.len(),
                 self.payload.len()
             )));
+        } else if let Some(p) = self.pmd.as_mut() {
+            p.plain_in += 1;
         }
         self.last_progress = now;
         match self.conns[i].role {
@@ -930,18 +1107,102 @@ impl Load {
 
     /// Queues one message on connection `i` (written by `flush`).
     fn send(&mut self, i: usize, now: Instant) {
+        self.owe(i);
         let c = &mut self.conns[i];
-        c.frames += 1;
         c.in_flight.push_back(now);
         c.sent += 1;
+    }
+
+    /// Connection `i` owes one more message: a copy of `frame`, or with
+    /// client context takeover one compressed by its own compressor.
+    fn owe(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        match c.pmd.as_mut().and_then(|p| p.deflater.as_mut()) {
+            Some(deflater) => {
+                let packed = deflater.message(&self.payload, false);
+                let frame = masked_frame_with(0xC0 | self.opcode, packed);
+                if let Some(p) = self.pmd.as_mut() {
+                    p.deflated_out += 1;
+                    p.deflated_out_bytes += packed.len() as u64;
+                }
+                queue_bytes(c, &self.frame, &frame);
+            }
+            None => c.frames += 1,
+        }
+    }
+
+    /// The `Sec-WebSocket-Extensions` values of connection `i`'s 101:
+    /// none unless permessage-deflate was offered, and then its agreement.
+    fn on_extensions(&mut self, i: usize, values: &[&str]) -> io::Result<()> {
+        let Some(p) = self.pmd.as_mut() else {
+            if values.is_empty() {
+                return Ok(());
+            }
+            return Err(io::Error::other(format!(
+                "extensions nobody offered: {values:?}"
+            )));
+        };
+        if values.is_empty() {
+            return Err(io::Error::other(
+                "the server declined permessage-deflate (no Sec-WebSocket-Extensions in its 101)",
+            ));
+        }
+        let takeover = p.takeover == Takeover::Yes;
+        let agreed = deflate::check_answer(values, takeover)
+            .map_err(|e| io::Error::other(format!("permessage-deflate: {e} ({values:?})")))?;
+        if p.answer.is_none() {
+            p.answer = Some(values.join(", "));
+            p.agreed = Some(agreed);
+        }
+        self.conns[i].pmd = Some(Box::new(ConnDeflate {
+            deflater: (takeover && !agreed.client_no_context_takeover)
+                .then(|| Deflater::new(p.level)),
+            inflater: (!agreed.server_no_context_takeover).then(Inflater::new),
+        }));
+        Ok(())
+    }
+
+    /// A compressed message on connection `i`: it must inflate to the
+    /// message sent.
+    fn check_compressed(&mut self, i: usize, payload: &[u8]) -> io::Result<()> {
+        let (Some(p), Some(c)) = (self.pmd.as_mut(), self.conns[i].pmd.as_mut()) else {
+            return Err(io::Error::other("RSV1 set without permessage-deflate"));
+        };
+        p.compressed_in += 1;
+        p.compressed_in_bytes += payload.len() as u64;
+        let limit = self.payload.len();
+        let same = match c.inflater.as_mut() {
+            Some(inflater) => {
+                p.inflated += 1;
+                inflater.message(payload, false, limit)? == self.payload
+            }
+            None if !self.o.inflate_all && p.verified.as_deref() == Some(payload) => true,
+            None => {
+                p.inflated += 1;
+                let same = p.inflater.message(payload, true, limit)? == self.payload;
+                if same {
+                    let verified = p.verified.get_or_insert_with(Vec::new);
+                    verified.clear();
+                    verified.extend_from_slice(payload);
+                }
+                same
+            }
+        };
+        if !same {
+            return Err(io::Error::other(format!(
+                "a compressed message of {} bytes that does not inflate to the {limit} sent",
+                payload.len()
+            )));
+        }
+        Ok(())
     }
 
     /// The fan-out driver sends the next publish, at once (this runs while
     /// a member's delivery is being handled).
     fn publish(&mut self, now: Instant) -> io::Result<()> {
         let driver = self.conns.len() - 1;
+        self.owe(driver);
         let c = &mut self.conns[driver];
-        c.frames += 1;
         c.sent += 1;
         self.published_at = Some(now);
         self.flush(driver)
@@ -1217,6 +1478,49 @@ impl Load {
             put("path", format!("{:?}", self.o.path));
         }
         put("tls", (self.o.tls.is_some()).to_string());
+        put("json", self.o.json.to_string());
+        if let Some(p) = &self.pmd {
+            let takeover = match p.takeover {
+                Takeover::No => "no context takeover",
+                Takeover::Yes => "context takeover",
+            };
+            put("deflate", format!("{takeover:?}"));
+            put(
+                "extension",
+                p.answer
+                    .as_ref()
+                    .map_or("null".into(), |a| format!("{a:?}")),
+            );
+            put("deflate_level", p.level.to_string());
+            put(
+                "server_window_bits",
+                opt(p.agreed.map(|a| u64::from(a.server_max_window_bits))),
+            );
+            // The message compressed afresh, as every connection without
+            // client takeover sends it.
+            put("packed_bytes", p.packed.to_string());
+            put(
+                "ratio",
+                format!("{:.2}", self.payload.len() as f64 / p.packed.max(1) as f64),
+            );
+            put("compressed_in", p.compressed_in.to_string());
+            put("uncompressed_in", p.plain_in.to_string());
+            put("inflated", p.inflated.to_string());
+            put(
+                "compressed_in_bytes_avg",
+                format!(
+                    "{:.1}",
+                    p.compressed_in_bytes as f64 / p.compressed_in.max(1) as f64
+                ),
+            );
+            if p.deflated_out > 0 {
+                put("deflated_out", p.deflated_out.to_string());
+                put(
+                    "deflated_out_bytes_avg",
+                    format!("{:.1}", p.deflated_out_bytes as f64 / p.deflated_out as f64),
+                );
+            }
+        }
         if self.o.tls.is_some() {
             put("resume", self.o.resume.to_string());
             put(
@@ -1340,6 +1644,7 @@ impl Conn {
             received: 0,
             in_flight: VecDeque::new(),
             body_left: None,
+            pmd: None,
         }
     }
 }

@@ -2,8 +2,13 @@
 //! and, with a second argument, a folder of static files at `/`.
 //!
 //! ```text
-//! wisp_echo PORT [DOCUMENTS] [--tls CERTIFICATE KEY]
+//! wisp_echo PORT [DOCUMENTS] [--tls CERTIFICATE KEY] [--compression VALUE]
 //! ```
+//!
+//! With `--compression`, VALUE is written into the configuration as
+//! `webSockets.compression` (JSON5: `true`, or an object such as
+//! `"{ level: 6 }"`), so permessage-deflate is configured as a deployment
+//! configures it.
 //!
 //! With `--tls`, the one listener is `https://` (so `wss://`) with that
 //! certificate chain and key (PEM), wisp's TLS settings otherwise default.
@@ -57,7 +62,16 @@ impl Handler for Publish {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = wisp_bench::port_arg()?;
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let compression = match args.iter().position(|a| a == "--compression") {
+        Some(at) if at + 1 < args.len() => {
+            let value = args.remove(at + 1);
+            args.remove(at);
+            format!("webSockets: {{ compression: {value} }},")
+        }
+        Some(_) => return Err("--compression needs a value".into()),
+        None => String::new(),
+    };
     let tls = args.iter().position(|a| a == "--tls");
     let documents = match args.get(2) {
         Some(d) if tls != Some(2) => d.clone(),
@@ -77,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     maxFrame: '20MB', maxMessage: '20MB',
                 }},
                 timeouts: {{ shutdown: '2 secs' }},
+                {compression}
             }} }}"
         ),
         ".".as_ref(),
