@@ -9,6 +9,7 @@
 
 use flate2::{Compress, Compression, FlushCompress};
 
+use super::quick::{Quick, MAX_MESSAGE};
 use crate::ws::frame::encode_header;
 use crate::ws::opcode::OpCode;
 
@@ -20,7 +21,13 @@ pub(crate) const RSV1: u8 = 0x40;
 
 /// A raw-deflate compressor for one direction of permessage-deflate.
 pub(crate) struct Compressor {
-    inner: Compress,
+    /// zlib-rs, made when first needed: for a compressor that keeps its
+    /// context, a level above 1, or a message longer than `quick` takes.
+    inner: Option<Compress>,
+    /// Level 1 afresh: the fast encoder for messages up to 64 KiB.
+    quick: Option<Quick>,
+    level: u32,
+    window_bits: u8,
     /// Start every message afresh (no context takeover): one compressor can
     /// then serve every connection.
     fresh: bool,
@@ -39,13 +46,20 @@ impl Compressor {
     /// (9..=15); `fresh` resets it after every message.
     pub(crate) fn new(level: u32, window_bits: u8, fresh: bool) -> Compressor {
         Compressor {
-            inner: Compress::new_with_window_bits(
-                Compression::new(level.min(9)),
-                false,
-                window_bits.clamp(9, 15),
-            ),
+            inner: None,
+            quick: (fresh && level == 1).then(Quick::default),
+            level: level.min(9),
+            window_bits: window_bits.clamp(9, 15),
             fresh,
         }
+    }
+
+    /// zlib-rs, made on first use.
+    fn zlib(&mut self) -> &mut Compress {
+        let (level, bits) = (self.level, self.window_bits);
+        self.inner.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::new(level), false, bits)
+        })
     }
 
     /// Appends one whole frame (FIN set, RSV1) carrying `payload` compressed,
@@ -60,11 +74,18 @@ impl Compressor {
         let guess = payload.len() + payload.len() / 1024 + 16;
         let guessed_header = header_len(guess);
         out.resize(start + guessed_header, 0);
-        self.deflate(out, payload);
-        let len = out.len() - start - guessed_header;
-        if self.fresh {
-            self.inner.reset();
+        match &mut self.quick {
+            Some(quick) if payload.len() <= MAX_MESSAGE => {
+                quick.compress(payload, self.window_bits, out)
+            }
+            _ => {
+                self.deflate(out, payload);
+                if self.fresh {
+                    self.zlib().reset();
+                }
+            }
         }
+        let len = out.len() - start - guessed_header;
         let (head, used) = encode_header(true, opcode, len);
         if used != guessed_header {
             // Move the payload to sit right after a header of its true size.
@@ -82,21 +103,21 @@ impl Compressor {
 
     /// Deflates `payload` onto the end of `out` with a sync flush, less its tail.
     fn deflate(&mut self, out: &mut Vec<u8>, payload: &[u8]) {
-        let before = self.inner.total_in();
+        let zlib = self.zlib();
+        let before = zlib.total_in();
         loop {
             out.reserve(payload.len() / 2 + 64);
             let spare = out.capacity() - out.len();
-            let done = (self.inner.total_in() - before) as usize;
+            let done = (zlib.total_in() - before) as usize;
             let made = out.len();
             // Only a stream error fails, and a valid compressor fed a slice has none.
-            if self
-                .inner
+            if zlib
                 .compress_vec(&payload[done..], out, FlushCompress::Sync)
                 .is_err()
             {
                 break;
             }
-            let consumed = (self.inner.total_in() - before) as usize == payload.len();
+            let consumed = (zlib.total_in() - before) as usize == payload.len();
             if consumed && out.len() - made < spare {
                 break;
             }
@@ -151,7 +172,12 @@ mod tests {
 
     #[test]
     fn frames_of_every_header_size_read_back() {
-        let mut c = Compressor::new(6, 15, true);
+        for level in [1, 6] {
+            frames_read_back(Compressor::new(level, 15, true));
+        }
+    }
+
+    fn frames_read_back(mut c: Compressor) {
         let mut inflater = Inflater::new(15);
         // Around each header-size boundary, before and after compressing.
         for n in [
@@ -210,8 +236,8 @@ mod tests {
 
     #[test]
     fn small_windows_are_honoured() {
-        for bits in 9..=15 {
-            let mut c = Compressor::new(9, bits, true);
+        for (bits, level) in (9..=15).flat_map(|b| [(b, 1), (b, 9)]) {
+            let mut c = Compressor::new(level, bits, true);
             let mut inflater = Inflater::new(bits);
             let payload = json(10_000);
             let mut out = Vec::new();

@@ -18,6 +18,7 @@
 pub(crate) mod compress;
 pub(crate) mod inflate;
 pub(crate) mod negotiate;
+pub(crate) mod quick;
 
 /// What the server is willing to agree to, from `webSockets.compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
