@@ -352,6 +352,21 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Anything compresses and inflates back within its window, a
+        /// few-letter alphabet making matches of every length and distance.
+        #[test]
+        fn anything_round_trips(
+            data in proptest::collection::vec(0u8..4, 0..20_000),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            bits in 9u8..=15,
+        ) {
+            let mut data = data;
+            data.extend_from_slice(&noise);
+            round_trip(&data, bits);
+        }
+    }
+
     #[test]
     fn every_length_and_distance_code() {
         for len in MIN_MATCH..=MAX_MATCH {
