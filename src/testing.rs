@@ -325,3 +325,16 @@ pub(crate) fn app(config: Config) -> (App, Log) {
     app.add_websocket("/ws/", None, Box::new(Served::new(probe)));
     (app, log)
 }
+
+/// `len` bytes with nothing for a compressor to find (xorshift from `seed`).
+pub(crate) fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}

@@ -196,16 +196,7 @@ mod tests {
 
     #[test]
     fn incompressible_data_grows_by_a_few_bytes() {
-        // xorshift: nothing for deflate to find.
-        let mut x = 0x2545_f491_u32;
-        let noise: Vec<u8> = (0..3000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let noise = crate::testing::noise(3000, 0x2545_f491);
         let mut c = Compressor::new(6, 15, true);
         let mut out = Vec::new();
         c.write_frame(&mut out, OpCode::Binary, &noise);

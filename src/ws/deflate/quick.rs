@@ -329,15 +329,7 @@ mod tests {
         round_trip(&[0xff; 777], 15);
         let all: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
         round_trip(&all, 15);
-        let mut x = 7u32;
-        let noise: Vec<u8> = (0..5000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let noise = crate::testing::noise(5000, 7);
         let wire = round_trip(&noise, 15);
         assert!(wire.len() <= noise.len() * 9 / 8 + 8);
     }
