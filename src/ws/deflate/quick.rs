@@ -49,6 +49,7 @@ impl Quick {
     pub(crate) fn compress(&mut self, payload: &[u8], window_bits: u8, out: &mut Vec<u8>) {
         debug_assert!(payload.len() <= MAX_MESSAGE);
         let window = 1usize << window_bits.clamp(8, 15);
+        let start = out.len();
         if self.base > u32::MAX - 2 * MAX_MESSAGE as u32 {
             // Once in 65,000 messages or more: start the numbering again.
             self.table.fill(0);
@@ -97,7 +98,31 @@ impl Quick {
         // whose LEN/NLEN, `00 00 ff ff`, are left off.
         bits.put(0, 7 + 3);
         bits.finish();
+        if out.len() - start > stored_len(payload.len()) {
+            // The fixed codes spend 9 bits on a byte over 143: data that does
+            // not compress goes in stored blocks instead, 5 bytes per 64 KiB.
+            out.truncate(start);
+            stored(payload, out);
+        }
     }
+}
+
+/// The length of `len` bytes in stored blocks, with the flush's header.
+fn stored_len(len: usize) -> usize {
+    len + 5 * len.div_ceil(usize::from(u16::MAX)).max(1) + 1
+}
+
+/// `payload` in stored blocks (BFINAL 0, BTYPE 00, LEN, NLEN, the bytes),
+/// then the flush's empty stored block without its LEN/NLEN.
+fn stored(payload: &[u8], out: &mut Vec<u8>) {
+    for chunk in payload.chunks(usize::from(u16::MAX)) {
+        let len = chunk.len() as u16;
+        out.push(0);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.push(0);
 }
 
 /// The table slot of four bytes.
@@ -331,7 +356,18 @@ mod tests {
         round_trip(&all, 15);
         let noise = crate::testing::noise(5000, 7);
         let wire = round_trip(&noise, 15);
-        assert!(wire.len() <= noise.len() * 9 / 8 + 8);
+        assert_eq!(
+            wire.len(),
+            noise.len() + 6,
+            "one stored block and the flush"
+        );
+        let wire = round_trip(&crate::testing::noise(MAX_MESSAGE, 3), 15);
+        assert_eq!(
+            wire.len(),
+            MAX_MESSAGE + 11,
+            "two stored blocks and the flush"
+        );
+        round_trip(&[], 15);
     }
 
     #[test]
