@@ -194,7 +194,8 @@ impl Hub {
     pub(crate) fn encode(&mut self, msg: Message<'_>) -> Frames {
         let mut frames = Frames::plain(encode(msg));
         let payload = msg.as_bytes();
-        if self.deflate.settings.enable && self.deflate.worth(payload.len()) {
+        let anyone = self.deflate.sharing > 0;
+        if anyone && self.deflate.settings.enable && self.deflate.worth(payload.len()) {
             let bits = self.deflate.settings.window_bits;
             let opcode = match msg {
                 Message::Text(_) => OpCode::Text,
@@ -520,6 +521,34 @@ mod tests {
         assert_eq!(h.send(id(0, 1), Message::Text("x")), SendStatus::Closed);
         assert_eq!(h.send(id(0, 2), Message::Text("x")), SendStatus::Queued);
         assert_eq!(h.sockets(), 1);
+    }
+
+    #[test]
+    fn a_message_for_many_is_compressed_once_and_only_for_someone() {
+        let mut h = hub().with_compression(crate::config::Compression {
+            enable: true,
+            threshold: 10,
+            ..Default::default()
+        });
+        let long = "telemetry ".repeat(20);
+        assert!(
+            h.encode(Message::Text(&long)).deflated.is_none(),
+            "nobody takes it"
+        );
+        h.deflate.count(Outgoing::Shared(15), true);
+        let frames = h.encode(Message::Text(&long));
+        let deflated = frames.deflated.clone().expect("compressed once");
+        assert!(deflated.len() < frames.plain.len());
+        assert!(Rc::ptr_eq(frames.to(Outgoing::Shared(15)), &deflated));
+        for plain in [Outgoing::Off, Outgoing::Own, Outgoing::Shared(9)] {
+            assert!(Rc::ptr_eq(frames.to(plain), &frames.plain), "{plain:?}");
+        }
+        assert!(
+            h.encode(Message::Text("short")).deflated.is_none(),
+            "under the threshold"
+        );
+        h.deflate.count(Outgoing::Shared(15), false);
+        assert!(h.encode(Message::Text(&long)).deflated.is_none());
     }
 
     #[test]

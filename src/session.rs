@@ -527,6 +527,7 @@ impl Session {
         self.finished = true;
         step.call(&mut self.side, None, Event::Close(code, reason));
         step.hub.remove_socket(self.side.info.id);
+        step.hub.deflate.count(self.side.info.deflate, false);
         // No callback runs after on_close, and the key may go to another connection.
         step.handler.release(self.side.state);
         self.side.state = RELEASED;

@@ -292,6 +292,7 @@ pub(crate) fn upgrade(
     let mut session = Session::new(state, limits, info, config, origin.now);
     session.set_tls(origin.tls);
     session.set_outgoing(outgoing);
+    hub.deflate.count(outgoing, true);
     // The 101 is in `out`; on_open's sends go after it.
     let mut turn = Turn::lend(std::mem::take(out), origin.now);
     turn.room = config.web_sockets.max_backpressure;

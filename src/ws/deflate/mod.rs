@@ -134,6 +134,10 @@ pub(crate) struct Shared {
     compressors: [Option<Box<compress::Compressor>>; 7],
     /// The config: thresholds, level, window bits.
     pub settings: crate::config::Compression,
+    /// Open connections that take messages compressed afresh
+    /// ([`Outgoing::Shared`]): while there are none, a broadcast is not
+    /// compressed for nobody.
+    pub sharing: usize,
 }
 
 impl Shared {
@@ -151,6 +155,17 @@ impl Shared {
         let level = self.settings.level;
         self.compressors[usize::from(bits - 9)]
             .get_or_insert_with(|| Box::new(compress::Compressor::new(level, bits, true)))
+    }
+
+    /// Counts a connection in or out of [`Shared::sharing`].
+    pub(crate) fn count(&mut self, outgoing: Outgoing, joins: bool) {
+        if let Outgoing::Shared(_) = outgoing {
+            self.sharing = if joins {
+                self.sharing + 1
+            } else {
+                self.sharing.saturating_sub(1)
+            };
+        }
     }
 
     /// Whether a message of `len` bytes is worth compressing.
