@@ -454,6 +454,14 @@ mod tests {
     }
 
     /// Makes a symlink at `at` pointing to `target`.
+    /// A FIFO at `at`, made with `mknod` (no `mkfifo` program needed); failing is a
+    /// test failure, never a skip.
+    fn make_fifo(at: &Path) {
+        use rustix::fs::{mknodat, FileType, CWD};
+        mknodat(CWD, at, FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+            .unwrap_or_else(|e| panic!("cannot make a FIFO at {}: {e}", at.display()));
+    }
+
     fn link(target: impl AsRef<Path>, at: impl AsRef<Path>) {
         std::os::unix::fs::symlink(target, at).unwrap();
     }
@@ -588,11 +596,7 @@ mod tests {
     fn resolve_refuses_a_fifo() {
         let s = Scratch::new("fifo");
         let fifo = s.root.join("pipe");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|status| status.success()) {
-            eprintln!("mkfifo unavailable; skipping the FIFO case");
-            return;
-        }
+        make_fifo(&fifo);
         // Must return at once (never open it) and refuse it.
         assert_eq!(resolve(&s.root, "pipe").unwrap_err(), NotFound);
         link("pipe", s.root.join("pipelink"));
@@ -641,13 +645,7 @@ mod tests {
         write(&s.root.join("pipe"), "a file when checked");
         let found = resolve(&s.root, "pipe").unwrap();
         fs::remove_file(s.root.join("pipe")).unwrap();
-        let made = std::process::Command::new("mkfifo")
-            .arg(s.root.join("pipe"))
-            .status();
-        if !made.is_ok_and(|status| status.success()) {
-            eprintln!("mkfifo unavailable; skipping the FIFO case");
-            return;
-        }
+        make_fifo(&s.root.join("pipe"));
         // Returns at once (a blocking open would hang this test) and refuses it.
         assert_eq!(open(&s.root, &found).unwrap_err(), NotFound);
     }
@@ -666,22 +664,82 @@ mod tests {
         }
     }
 
+    /// Set in the copy of this test binary that `resolve_permission_denied_is_forbidden`
+    /// starts as an unprivileged user.
+    const UNPRIVILEGED_CHILD: &str = "WISP_TEST_UNPRIVILEGED_CHILD";
+
     #[test]
     fn resolve_permission_denied_is_forbidden() {
         use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
         let s = Scratch::new("perm");
         let locked = s.root.join("locked");
         write(&locked.join("f.txt"), "x");
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
-        // A privileged user (root in a container) is not stopped by modes: skip then.
+        // A privileged user (root in CI's container) is not stopped by modes.
         let privileged = fs::read_dir(&locked).is_ok();
         let result = resolve(&s.root, "locked/f.txt");
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
-        if privileged {
-            eprintln!("running privileged; skipping the permission case");
+        if !privileged {
+            assert_eq!(result.unwrap_err(), PathError::Forbidden);
             return;
         }
-        assert_eq!(result.unwrap_err(), PathError::Forbidden);
+        // Then this test runs again in a child started as `nobody` (setuid drops every
+        // capability), which must get here unprivileged and pass.
+        assert!(
+            std::env::var_os(UNPRIVILEGED_CHILD).is_none(),
+            "the child started as nobody can still read a mode-000 folder"
+        );
+        let name = format!(
+            "{}::resolve_permission_denied_is_forbidden",
+            module_path!().split_once("::").unwrap().1
+        );
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(&exe)
+            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(UNPRIVILEGED_CHILD, "1")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start {} as nobody: {e}", exe.display()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "the unprivileged run failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+    }
+
+    #[test]
+    fn permission_errors_alone_are_forbidden() {
+        use io::ErrorKind;
+        assert_eq!(
+            io_refusal(ErrorKind::PermissionDenied),
+            PathError::Forbidden
+        );
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::InvalidInput,
+            ErrorKind::Other,
+        ] {
+            assert_eq!(io_refusal(kind), NotFound, "{kind:?}");
+        }
+        for errno in [Errno::ACCESS, Errno::PERM] {
+            assert_eq!(open_refusal(errno), PathError::Forbidden, "{errno:?}");
+        }
+        for errno in [
+            Errno::NOENT,
+            Errno::NOTDIR,
+            Errno::LOOP,
+            Errno::XDEV,
+            Errno::NAMETOOLONG,
+        ] {
+            assert_eq!(open_refusal(errno), NotFound, "{errno:?}");
+        }
+        for errno in [Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::IO] {
+            assert_eq!(open_refusal(errno), PathError::Unavailable, "{errno:?}");
+        }
     }
 
     #[test]
