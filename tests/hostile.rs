@@ -1696,47 +1696,52 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
     let cases: Vec<(&str, String, &[u16])> = vec![
         (
             "500 disjoint ranges",
+            // 500 ranges after merging, over the cap of 16: the whole file.
             format!("Range: bytes={}", disjoint.join(",")),
-            &[200, 206, 416],
+            &[200],
         ),
         (
             "1000 overlapping ranges",
+            // Merged into one range: 206.
             format!("Range: bytes={}", ["0-999"; 1000].join(",")),
-            &[200, 206],
+            &[206],
         ),
         (
             "range start of 20 digits",
+            // Over 19 digits: not the grammar, ignored.
             "Range: bytes=99999999999999999999-".into(),
-            &[200, 416],
+            &[200],
         ),
         (
             "range at u64::MAX",
             "Range: bytes=18446744073709551615-18446744073709551615".into(),
-            &[200, 416],
+            &[200],
         ),
         (
             "suffix of u64::MAX",
             "Range: bytes=-18446744073709551615".into(),
-            &[200, 206],
+            &[200],
         ),
-        ("backwards range", "Range: bytes=5-1".into(), &[200, 416]),
-        ("empty range set", "Range: bytes=".into(), &[200, 416]),
-        ("double minus", "Range: bytes=--1".into(), &[200, 416]),
+        ("backwards range", "Range: bytes=5-1".into(), &[200]),
+        ("empty range set", "Range: bytes=".into(), &[200]),
+        ("double minus", "Range: bytes=--1".into(), &[200]),
         (
             "range of zero suffix",
+            // A zero suffix selects nothing: unsatisfiable.
             "Range: bytes=-0".into(),
-            &[200, 416],
+            &[416],
         ),
         ("other unit", "Range: pages=1-2".into(), &[200]),
         (
             "two Range headers",
             "Range: bytes=0-1\r\nRange: bytes=2-3".into(),
-            &[200, 206, 400, 416],
+            &[206],
         ),
         (
             "If-Range garbage",
+            // An If-Range that matches nothing: the whole file.
             "Range: bytes=0-0\r\nIf-Range: \"nope".into(),
-            &[200, 206],
+            &[200],
         ),
         (
             "1000 entity tags",
@@ -1746,7 +1751,7 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
         (
             "broken entity tags",
             "If-None-Match: W/, \", \"\"\"".into(),
-            &[200, 304],
+            &[200],
         ),
         (
             "If-Modified-Since garbage",
@@ -1761,12 +1766,12 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
         (
             "If-Modified-Since far future",
             "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT".into(),
-            &[200, 304],
+            &[304],
         ),
         (
             "If-Unmodified-Since in 1970",
             "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT".into(),
-            &[200, 412],
+            &[412],
         ),
         (
             "Accept-Encoding garbage",
@@ -1801,7 +1806,7 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
         (
             "obs-text in a value",
             "X-Text: caf\u{e9} \u{fffd}".into(),
-            &[200, 400],
+            &[200],
         ),
         (
             "Expect: 100-continue without a body",
