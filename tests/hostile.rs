@@ -26,8 +26,13 @@ use support::{read_retrying, read_until_close, show, Client, Parsed, Reply, Temp
 use wisp::{Handler, Message, Response, WebSocket};
 
 /// How long a hostile connection may wait for its answer. Every refusal here is
-/// immediate (timeouts are configured far shorter); this only bounds a hang.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// immediate (timeouts are configured far shorter); this only bounds a hang,
+/// generously, for a loaded machine.
+const ANSWER_TIMEOUT: Duration = support::IO_TIMEOUT;
+
+/// A safety net for an attack the server never ends (its timeouts are far
+/// shorter); never a measure of how fast it ends.
+const ATTACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The size of `/big.bin` in the tests that serve it.
 const BIG: usize = 4 << 20;
@@ -1065,12 +1070,17 @@ fn slowloris_and_stalled_uploads_get_408_while_bystanders_are_served() {
         })
         .collect();
 
-    let start = Instant::now();
+    // The attackers are polled between checks of the bystanders, which keep
+    // those busy (so they never sit idle for `inactivity`) and pace the
+    // rounds. No round and no attacker is timed: `ATTACK_TIMEOUT` only bounds
+    // a server that never closes them.
+    let give_up = Instant::now() + ATTACK_TIMEOUT;
     let mut round = 0;
     while attackers.iter().any(|a| !a.done) {
+        let open = attackers.iter().filter(|a| !a.done).count();
         assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "attackers still open after 5 s"
+            Instant::now() < give_up,
+            "{open} attackers still open after {ATTACK_TIMEOUT:?}"
         );
         for a in attackers.iter_mut().filter(|a| !a.done) {
             // A byte every other round for the first rounds, then nothing: bounded.
@@ -1098,16 +1108,12 @@ fn slowloris_and_stalled_uploads_get_408_while_bystanders_are_served() {
                 }
             }
         }
-        let t = Instant::now();
+        // Every round, however long the attack lasts, the bystanders are served.
         assert_healthy(&s, &mut http, &mut ws);
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "bystanders waited {:?} during the attack",
-            t.elapsed()
-        );
         round += 1;
-        std::thread::sleep(Duration::from_millis(40));
     }
+    println!("attack over after {round} rounds");
+    let mut told_408 = 0;
     for (i, a) in attackers.iter().enumerate() {
         let reply = Reply {
             bytes: a.got.clone(),
@@ -1116,7 +1122,18 @@ fn slowloris_and_stalled_uploads_get_408_while_bystanders_are_served() {
         let label = format!("attacker {i} ({})", a.kind);
         // A connection that never sent a byte is closed silently (or told 408).
         assert_refused(&label, &reply, &[408], a.kind == "silent");
+        if !reply.bytes.is_empty() {
+            told_408 += 1;
+        }
     }
+    // 35 of the 50 sent something and must have been told 408; the server
+    // counted exactly the 408s the attackers received, and nothing else.
+    assert!(told_408 >= 35, "only {told_408} attackers were told 408");
+    let stats = s.handle.stats().expect("the server is running");
+    assert_eq!(
+        stats.limits.timeouts, told_408,
+        "408s counted by the server"
+    );
     assert_healthy(&s, &mut http, &mut ws);
 }
 
