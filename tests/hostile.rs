@@ -1255,21 +1255,58 @@ fn websocket_echo_client_that_never_reads_stops_being_read() {
     let mut flooder = Ws::open(s.addr, "/ws/echo");
     let message = masked_frame(0x80 | BINARY, &vec![7u8; 64 * 1024]);
     let mut writer = flooder.stream.try_clone().unwrap();
-    writer
-        .set_write_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    writer.set_nonblocking(true).unwrap();
+    let client = writer.local_addr().unwrap();
+    // Writes until the socket takes no more, then checks the server: bytes
+    // wait unread in its socket, and for PAUSED_TURNS turns of its loop in a
+    // row (each `stats` call is one) neither they nor `messages_in` move.
     // 128 MB at most: far more than every buffer on the way can hold.
-    let mut sent = 0;
-    while sent < 2000 && writer.write_all(&message).is_ok() {
-        sent += 1;
-    }
-    println!("messages written before the flooder's socket filled: {sent}");
-    assert_healthy(&s, &mut http, &mut ws);
-    assert!(
-        sent < 2000,
-        "the server kept reading a peer that never reads"
+    const PAUSED_TURNS: u32 = 20;
+    let give_up = Instant::now() + ANSWER_TIMEOUT;
+    let (mut sent, mut offset) = (0, 0);
+    let mut last = None;
+    let mut still = 0;
+    let read_in = loop {
+        loop {
+            assert!(
+                sent < 2000,
+                "the server kept reading a peer that never reads"
+            );
+            match writer.write(&message[offset..]) {
+                Ok(n) => {
+                    offset += n;
+                    if offset == message.len() {
+                        (sent, offset) = (sent + 1, 0);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("the flooder's write failed after {sent} messages: {e}"),
+            }
+        }
+        let stats = s.handle.stats().expect("the server is running");
+        let unread =
+            support::unread_by_server(s.addr, client).expect("the connection is in /proc/net/tcp");
+        let now = (stats.messages_in, unread);
+        if unread > 0 && last == Some(now) {
+            still += 1;
+            if still == PAUSED_TURNS {
+                break stats.messages_in;
+            }
+        } else {
+            (last, still) = (Some(now), 0);
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the server never stopped reading the flooder: {now:?} (messages in, unread bytes)"
+        );
+    };
+    println!(
+        "messages written before the server stopped reading: {sent}; server read {read_in} in all"
     );
+    assert_healthy(&s, &mut http, &mut ws);
     // Once the client reads, every echo it was allowed to send comes back.
+    // (The clone shares the socket's non-blocking flag: back to blocking.)
+    writer.set_nonblocking(false).unwrap();
     drop(writer);
     for i in 0..sent {
         let f = flooder.read_frame();
