@@ -25,7 +25,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use support::ws::{masked_frame, upgrade_request, Ws, BINARY, TEXT};
-use support::{Client, TempDir, TestServer, IO_TIMEOUT};
+use support::{unread_by_server, Client, TempDir, TestServer, IO_TIMEOUT};
 use wisp::{
     CloseCode, Handler, Message, Request, Response, SendStatus, Server, ServerHandle, Stats,
     Upgrade, WebSocket,
@@ -339,10 +339,10 @@ fn a_slow_connection_closed_for_backpressure_gets_no_on_drain() {
 // ---------------------------------------------------------------------------
 // Backpressure: a client that writes without reading stops being read
 
-/// How many short polls without progress count as "the writer is blocked".
-const STALLED_POLLS: u32 = 100;
-/// The pause between two polls of the writer's progress.
-const POLL: Duration = Duration::from_millis(10);
+/// How many turns of the server's loop in a row must pass without it reading
+/// a byte of what waits in its socket before it counts as no longer reading.
+/// Turns, not time: a server that reads would do so in the first of them.
+const STILL_TURNS: u32 = 20;
 
 /// A thread writing `count` pieces (made by `piece(i)`) to a stream until
 /// told to stop, reporting how many it wrote.
@@ -352,6 +352,9 @@ struct Writer {
     done: Arc<AtomicBool>,
     /// A write failed (the test, or the server, ended the connection).
     failed: Arc<AtomicBool>,
+    /// The server's end and the client's end of the connection.
+    server: SocketAddr,
+    client: SocketAddr,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -361,6 +364,8 @@ impl Writer {
         count: usize,
         piece: impl Fn(usize) -> Vec<u8> + Send + 'static,
     ) -> Writer {
+        let server = stream.peer_addr().unwrap();
+        let client = stream.local_addr().unwrap();
         let written = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
@@ -389,15 +394,26 @@ impl Writer {
             stop,
             done,
             failed,
+            server,
+            client,
             thread: Some(thread),
         }
     }
 
-    /// Waits until the count has not moved for `STALLED_POLLS` polls in a
-    /// row, and returns it; panics if the writer finished instead.
-    fn wait_until_blocked(&self) -> usize {
+    /// Waits until the server has stopped reading this connection, and
+    /// returns how many pieces were written and the server's `read` counter
+    /// (what it has taken in from the connection: messages, requests) then.
+    /// Proved without a clock: bytes wait unread in the server's socket, and
+    /// for `STILL_TURNS` turns of its loop in a row (each `stats` call is one)
+    /// neither they, nor `read`, nor the writer's count move. Panics if the
+    /// writer finished or failed instead.
+    fn wait_until_paused(
+        &self,
+        handle: &ServerHandle,
+        read: impl Fn(&Stats) -> u64,
+    ) -> (usize, u64) {
         let deadline = Instant::now() + IO_TIMEOUT;
-        let mut last = usize::MAX;
+        let mut last = None;
         let mut still = 0;
         loop {
             assert!(
@@ -408,17 +424,28 @@ impl Writer {
                 !self.done.load(Ordering::Acquire),
                 "the writer wrote all it had: the server kept reading a client that does not read"
             );
-            let now = self.written.load(Ordering::Acquire);
-            if now == last {
+            let unread = unread_by_server(self.server, self.client)
+                .expect("the connection is in /proc/net/tcp");
+            let now = (
+                self.written.load(Ordering::Acquire),
+                read(&stats(handle)),
+                unread,
+            );
+            if unread > 0 && last == Some(now) {
                 still += 1;
-                if still == STALLED_POLLS {
-                    return now;
+                if still == STILL_TURNS {
+                    println!("paused: {now:?} (written, read, unread bytes)");
+                    return (now.0, now.1);
                 }
             } else {
-                (last, still) = (now, 0);
+                (last, still) = (Some(now), 0);
             }
-            assert!(Instant::now() < deadline, "the writer never settled");
-            std::thread::sleep(POLL);
+            assert!(
+                Instant::now() < deadline,
+                "the server never stopped reading: {now:?} (written, read, unread)"
+            );
+            // Lets the writer run if it can; not a measure of anything.
+            std::thread::yield_now();
         }
     }
 
@@ -463,10 +490,14 @@ fn websocket_that_sends_without_reading_is_not_read_until_it_reads_then_gets_eve
     let writer = Writer::start(ws.stream.try_clone().unwrap(), MESSAGES, |i| {
         masked_frame(0x80 | BINARY, &numbered(i))
     });
-    let blocked_at = writer.wait_until_blocked();
+    let (blocked_at, read_in) = writer.wait_until_paused(&handle, |st| st.messages_in);
     assert!(
         blocked_at < MESSAGES / 4,
         "the client's writes block once the server stops reading ({blocked_at} messages written)"
+    );
+    assert!(
+        read_in <= blocked_at as u64,
+        "the server read {read_in} messages of {blocked_at}"
     );
     // Now read: every echo comes back, in order, and the writes resume.
     writer.stop();
@@ -528,13 +559,21 @@ fn http_pipeliner_that_does_not_read_stops_being_read_and_delays_nobody() {
     let s = pipelining_server();
     let c = s.client();
     let writer = pipeliner(&c);
-    let blocked_at = writer.wait_until_blocked();
+    let (blocked_at, answered) = writer.wait_until_paused(&s.handle, |st| st.requests);
     assert!(
         blocked_at < REQUESTS / 4,
         "the client's writes block once the server stops reading ({blocked_at} requests written)"
     );
-    // Meanwhile everyone else is served.
+    assert!(answered <= blocked_at as u64);
+    // Meanwhile everyone else is served, and the pipeliner is still not read.
     assert_eq!(s.get("/f3.txt").body, file_body(3));
+    let (still_at, still_answered) = writer.wait_until_paused(&s.handle, |st| st.requests);
+    assert_eq!(still_at, blocked_at, "the pipeliner wrote more");
+    assert_eq!(
+        still_answered,
+        answered + 1,
+        "only the other client was answered"
+    );
     // Ending the connection ends the blocked write too.
     c.stream.shutdown(Shutdown::Both).unwrap();
     drop(writer);
@@ -546,8 +585,9 @@ fn http_pipeliner_that_does_not_read_gets_every_response_in_order_once_it_reads(
     let s = pipelining_server();
     let mut c = s.client();
     let writer = pipeliner(&c);
-    let blocked_at = writer.wait_until_blocked();
+    let (blocked_at, answered) = writer.wait_until_paused(&s.handle, |st| st.requests);
     assert!(blocked_at < REQUESTS / 4, "{blocked_at} requests written");
+    assert!(answered <= blocked_at as u64);
     // Now read: every response comes back in order, and the writes resume.
     writer.stop();
     let mut read = 0;

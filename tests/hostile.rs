@@ -26,8 +26,13 @@ use support::{read_retrying, read_until_close, show, Client, Parsed, Reply, Temp
 use wisp::{Handler, Message, Response, WebSocket};
 
 /// How long a hostile connection may wait for its answer. Every refusal here is
-/// immediate (timeouts are configured far shorter); this only bounds a hang.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// immediate (timeouts are configured far shorter); this only bounds a hang,
+/// generously, for a loaded machine.
+const ANSWER_TIMEOUT: Duration = support::IO_TIMEOUT;
+
+/// A safety net for an attack the server never ends (its timeouts are far
+/// shorter); never a measure of how fast it ends.
+const ATTACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The size of `/big.bin` in the tests that serve it.
 const BIG: usize = 4 << 20;
@@ -1065,12 +1070,17 @@ fn slowloris_and_stalled_uploads_get_408_while_bystanders_are_served() {
         })
         .collect();
 
-    let start = Instant::now();
+    // The attackers are polled between checks of the bystanders, which keep
+    // those busy (so they never sit idle for `inactivity`) and pace the
+    // rounds. No round and no attacker is timed: `ATTACK_TIMEOUT` only bounds
+    // a server that never closes them.
+    let give_up = Instant::now() + ATTACK_TIMEOUT;
     let mut round = 0;
     while attackers.iter().any(|a| !a.done) {
+        let open = attackers.iter().filter(|a| !a.done).count();
         assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "attackers still open after 5 s"
+            Instant::now() < give_up,
+            "{open} attackers still open after {ATTACK_TIMEOUT:?}"
         );
         for a in attackers.iter_mut().filter(|a| !a.done) {
             // A byte every other round for the first rounds, then nothing: bounded.
@@ -1098,16 +1108,12 @@ fn slowloris_and_stalled_uploads_get_408_while_bystanders_are_served() {
                 }
             }
         }
-        let t = Instant::now();
+        // Every round, however long the attack lasts, the bystanders are served.
         assert_healthy(&s, &mut http, &mut ws);
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "bystanders waited {:?} during the attack",
-            t.elapsed()
-        );
         round += 1;
-        std::thread::sleep(Duration::from_millis(40));
     }
+    println!("attack over after {round} rounds");
+    let mut told_408 = 0;
     for (i, a) in attackers.iter().enumerate() {
         let reply = Reply {
             bytes: a.got.clone(),
@@ -1116,7 +1122,18 @@ fn slowloris_and_stalled_uploads_get_408_while_bystanders_are_served() {
         let label = format!("attacker {i} ({})", a.kind);
         // A connection that never sent a byte is closed silently (or told 408).
         assert_refused(&label, &reply, &[408], a.kind == "silent");
+        if !reply.bytes.is_empty() {
+            told_408 += 1;
+        }
     }
+    // 35 of the 50 sent something and must have been told 408; the server
+    // counted exactly the 408s the attackers received, and nothing else.
+    assert!(told_408 >= 35, "only {told_408} attackers were told 408");
+    let stats = s.handle.stats().expect("the server is running");
+    assert_eq!(
+        stats.limits.timeouts, told_408,
+        "408s counted by the server"
+    );
     assert_healthy(&s, &mut http, &mut ws);
 }
 
@@ -1238,21 +1255,58 @@ fn websocket_echo_client_that_never_reads_stops_being_read() {
     let mut flooder = Ws::open(s.addr, "/ws/echo");
     let message = masked_frame(0x80 | BINARY, &vec![7u8; 64 * 1024]);
     let mut writer = flooder.stream.try_clone().unwrap();
-    writer
-        .set_write_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    writer.set_nonblocking(true).unwrap();
+    let client = writer.local_addr().unwrap();
+    // Writes until the socket takes no more, then checks the server: bytes
+    // wait unread in its socket, and for PAUSED_TURNS turns of its loop in a
+    // row (each `stats` call is one) neither they nor `messages_in` move.
     // 128 MB at most: far more than every buffer on the way can hold.
-    let mut sent = 0;
-    while sent < 2000 && writer.write_all(&message).is_ok() {
-        sent += 1;
-    }
-    println!("messages written before the flooder's socket filled: {sent}");
-    assert_healthy(&s, &mut http, &mut ws);
-    assert!(
-        sent < 2000,
-        "the server kept reading a peer that never reads"
+    const PAUSED_TURNS: u32 = 20;
+    let give_up = Instant::now() + ANSWER_TIMEOUT;
+    let (mut sent, mut offset) = (0, 0);
+    let mut last = None;
+    let mut still = 0;
+    let read_in = loop {
+        loop {
+            assert!(
+                sent < 2000,
+                "the server kept reading a peer that never reads"
+            );
+            match writer.write(&message[offset..]) {
+                Ok(n) => {
+                    offset += n;
+                    if offset == message.len() {
+                        (sent, offset) = (sent + 1, 0);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("the flooder's write failed after {sent} messages: {e}"),
+            }
+        }
+        let stats = s.handle.stats().expect("the server is running");
+        let unread =
+            support::unread_by_server(s.addr, client).expect("the connection is in /proc/net/tcp");
+        let now = (stats.messages_in, unread);
+        if unread > 0 && last == Some(now) {
+            still += 1;
+            if still == PAUSED_TURNS {
+                break stats.messages_in;
+            }
+        } else {
+            (last, still) = (Some(now), 0);
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the server never stopped reading the flooder: {now:?} (messages in, unread bytes)"
+        );
+    };
+    println!(
+        "messages written before the server stopped reading: {sent}; server read {read_in} in all"
     );
+    assert_healthy(&s, &mut http, &mut ws);
     // Once the client reads, every echo it was allowed to send comes back.
+    // (The clone shares the socket's non-blocking flag: back to blocking.)
+    writer.set_nonblocking(false).unwrap();
     drop(writer);
     for i in 0..sent {
         let f = flooder.read_frame();
@@ -1696,47 +1750,52 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
     let cases: Vec<(&str, String, &[u16])> = vec![
         (
             "500 disjoint ranges",
+            // 500 ranges after merging, over the cap of 16: the whole file.
             format!("Range: bytes={}", disjoint.join(",")),
-            &[200, 206, 416],
+            &[200],
         ),
         (
             "1000 overlapping ranges",
+            // Merged into one range: 206.
             format!("Range: bytes={}", ["0-999"; 1000].join(",")),
-            &[200, 206],
+            &[206],
         ),
         (
             "range start of 20 digits",
+            // Over 19 digits: not the grammar, ignored.
             "Range: bytes=99999999999999999999-".into(),
-            &[200, 416],
+            &[200],
         ),
         (
             "range at u64::MAX",
             "Range: bytes=18446744073709551615-18446744073709551615".into(),
-            &[200, 416],
+            &[200],
         ),
         (
             "suffix of u64::MAX",
             "Range: bytes=-18446744073709551615".into(),
-            &[200, 206],
+            &[200],
         ),
-        ("backwards range", "Range: bytes=5-1".into(), &[200, 416]),
-        ("empty range set", "Range: bytes=".into(), &[200, 416]),
-        ("double minus", "Range: bytes=--1".into(), &[200, 416]),
+        ("backwards range", "Range: bytes=5-1".into(), &[200]),
+        ("empty range set", "Range: bytes=".into(), &[200]),
+        ("double minus", "Range: bytes=--1".into(), &[200]),
         (
             "range of zero suffix",
+            // A zero suffix selects nothing: unsatisfiable.
             "Range: bytes=-0".into(),
-            &[200, 416],
+            &[416],
         ),
         ("other unit", "Range: pages=1-2".into(), &[200]),
         (
             "two Range headers",
             "Range: bytes=0-1\r\nRange: bytes=2-3".into(),
-            &[200, 206, 400, 416],
+            &[206],
         ),
         (
             "If-Range garbage",
+            // An If-Range that matches nothing: the whole file.
             "Range: bytes=0-0\r\nIf-Range: \"nope".into(),
-            &[200, 206],
+            &[200],
         ),
         (
             "1000 entity tags",
@@ -1746,7 +1805,7 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
         (
             "broken entity tags",
             "If-None-Match: W/, \", \"\"\"".into(),
-            &[200, 304],
+            &[200],
         ),
         (
             "If-Modified-Since garbage",
@@ -1761,12 +1820,12 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
         (
             "If-Modified-Since far future",
             "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT".into(),
-            &[200, 304],
+            &[304],
         ),
         (
             "If-Unmodified-Since in 1970",
             "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT".into(),
-            &[200, 412],
+            &[412],
         ),
         (
             "Accept-Encoding garbage",
@@ -1801,7 +1860,7 @@ fn hostile_header_values_on_valid_requests_get_sensible_answers() {
         (
             "obs-text in a value",
             "X-Text: caf\u{e9} \u{fffd}".into(),
-            &[200, 400],
+            &[200],
         ),
         (
             "Expect: 100-continue without a body",

@@ -532,3 +532,31 @@ pub mod downstream;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod ws;
+
+/// How many bytes the kernel holds on the server's side of the connection
+/// from `client` (the client socket's local address) that the server has
+/// not read yet: the `rx_queue` of that socket in `/proc/net/tcp`. `None`
+/// if the socket is not listed (or the address is not IPv4).
+///
+/// With the server's own counters this shows a paused read without a clock:
+/// bytes waiting unread, and a server that takes turns without reading them.
+pub fn unread_by_server(server: SocketAddr, client: SocketAddr) -> Option<u64> {
+    fn hex(addr: SocketAddr) -> Option<String> {
+        let SocketAddr::V4(v4) = addr else {
+            return None;
+        };
+        // The address as the kernel prints it: its u32 in host order, then the port.
+        let ip = u32::from_ne_bytes(v4.ip().octets());
+        Some(format!("{ip:08X}:{:04X}", v4.port()))
+    }
+    let (local, remote) = (hex(server)?, hex(client)?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&local.as_str()) || fields.get(2) != Some(&remote.as_str()) {
+            return None;
+        }
+        let (_tx, rx) = fields.get(4)?.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
+}
