@@ -3,8 +3,11 @@
 //! bounded time. Half the WebSockets negotiate permessage-deflate (the server
 //! needs `webSockets.compression`): their messages go compressed both ways,
 //! and their abrupt end comes in the middle of a compressed message. Loopback
-//! only. `scripts/soak` runs it against the binary and checks the server's
-//! descriptors and memory come back to their baseline.
+//! only. Every answer must carry the status the soak expects (200 for
+//! `/favicon.svg`, 101 for the upgrade to `/ws/echo`): any other is counted,
+//! the first few are shown, and the soak exits non-zero. `scripts/soak` runs it
+//! against the binary and checks the server's descriptors and memory come back
+//! to their baseline.
 //!
 //! ```text
 //! cargo run --release --example soak -- ADDR SECONDS [CONNECTIONS]
@@ -41,14 +44,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         soak_round(addr, per_round, round, &mut totals)?;
     }
     println!(
-        "soak: {round} rounds, {} connections ({} clean, {} abrupt), {} HTTP requests, {} WebSocket echoes ({} compressed)",
+        "soak: {round} rounds, {} connections ({} clean, {} abrupt), {} HTTP requests, {} WebSocket echoes ({} compressed), {} unexpected statuses",
         totals.connections,
         totals.clean,
         totals.abrupt,
         totals.requests,
         totals.echoes,
-        totals.compressed
+        totals.compressed,
+        totals.wrong_status
     );
+    if totals.wrong_status > 0 {
+        return Err(format!(
+            "{} of {} answers had an unexpected status",
+            totals.wrong_status, totals.answers
+        )
+        .into());
+    }
     Ok(())
 }
 
@@ -60,7 +71,47 @@ struct Totals {
     requests: u64,
     echoes: u64,
     compressed: u64,
+    /// Answers read (HTTP responses and upgrade answers).
+    answers: u64,
+    /// Answers whose status was not the one expected.
+    wrong_status: u64,
 }
+
+impl Totals {
+    /// Counts an answer, and a miss when its status is not `want`; shows the
+    /// first few misses. Whether the status was `want`.
+    fn check_status(&mut self, answer: &[u8], want: u16, request: &str) -> bool {
+        self.answers += 1;
+        let got = status(answer);
+        if got == Some(want) {
+            return true;
+        }
+        self.wrong_status += 1;
+        if self.wrong_status <= 5 {
+            let line = answer.split(|&b| b == b'\r').next().unwrap_or_default();
+            eprintln!(
+                "soak: {request}: want {want}, got {:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        false
+    }
+}
+
+/// The status code of an `HTTP/1.1 NNN ...` answer.
+fn status(answer: &[u8]) -> Option<u16> {
+    let rest = answer.strip_prefix(b"HTTP/1.1 ")?;
+    let code = rest.get(..3)?;
+    if rest.get(3).is_some_and(|&b| b != b' ') {
+        return None;
+    }
+    std::str::from_utf8(code).ok()?.parse().ok()
+}
+
+/// The status the soak expects for `GET /favicon.svg` (a file of `site/`).
+const FILE_STATUS: u16 = 200;
+/// The status the soak expects for the upgrade to `/ws/echo`.
+const UPGRADE_STATUS: u16 = 101;
 
 /// Opens `n` connections at once, uses each, and closes them in four different ways.
 fn soak_round(
@@ -79,11 +130,11 @@ fn soak_round(
     totals.connections += n as u64;
     for (i, stream) in &mut open {
         if *i % 2 == 0 {
-            http_requests(stream, 3)?;
+            http_requests(stream, 3, totals)?;
             totals.requests += 3;
         } else {
             let deflate = deflates(*i);
-            websocket_echoes(stream, round, 3, deflate)?;
+            websocket_echoes(stream, round, 3, deflate, totals)?;
             totals.echoes += 3;
             totals.compressed += if deflate { 3 } else { 0 };
         }
@@ -92,7 +143,7 @@ fn soak_round(
         match i % 4 {
             // Clean: HTTP asks to close; WebSocket does the closing handshake.
             0 => {
-                stream_close_http(stream)?;
+                stream_close_http(stream, totals)?;
                 totals.clean += 1;
             }
             1 => {
@@ -126,10 +177,15 @@ fn soak_round(
     Ok(())
 }
 
-fn http_requests(stream: &mut TcpStream, count: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn http_requests(
+    stream: &mut TcpStream,
+    count: usize,
+    totals: &mut Totals,
+) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..count {
         stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: soak\r\n\r\n")?;
-        read_response(stream)?;
+        let answer = read_response(stream)?;
+        totals.check_status(&answer, FILE_STATUS, "GET /favicon.svg");
     }
     Ok(())
 }
@@ -164,9 +220,13 @@ fn read_response(stream: &mut TcpStream) -> Result<Vec<u8>, Box<dyn std::error::
     Ok(buf)
 }
 
-fn stream_close_http(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+fn stream_close_http(
+    mut stream: TcpStream,
+    totals: &mut Totals,
+) -> Result<(), Box<dyn std::error::Error>> {
     stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n")?;
-    read_response(&mut stream)?;
+    let answer = read_response(&mut stream)?;
+    totals.check_status(&answer, FILE_STATUS, "GET /favicon.svg (Connection: close)");
     Ok(())
 }
 
@@ -212,6 +272,7 @@ fn websocket_echoes(
     round: u64,
     count: usize,
     deflate_on: bool,
+    totals: &mut Totals,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let offer = if deflate_on {
         "Sec-WebSocket-Extensions: permessage-deflate\r\n"
@@ -226,7 +287,7 @@ fn websocket_echoes(
         .as_bytes(),
     )?;
     let head = read_response(stream)?;
-    if !head.starts_with(b"HTTP/1.1 101") {
+    if !totals.check_status(&head, UPGRADE_STATUS, "GET /ws/echo (upgrade)") {
         return Err(format!("upgrade refused: {}", String::from_utf8_lossy(&head)).into());
     }
     let agreed = String::from_utf8_lossy(&head)
