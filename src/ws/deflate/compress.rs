@@ -10,11 +10,9 @@
 use flate2::{Compress, Compression, FlushCompress};
 
 use super::quick::{Quick, MAX_MESSAGE};
+use super::TAIL;
 use crate::ws::frame::encode_header;
 use crate::ws::opcode::OpCode;
-
-/// What ends a sync flush's output, dropped before sending (§7.2.1).
-const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// RSV1: the frame's message is compressed (§6).
 pub(crate) const RSV1: u8 = 0x40;
@@ -72,7 +70,7 @@ impl Compressor {
         let start = out.len();
         // Deflate adds at most 5 bytes per 16 KiB stored block, and the flush.
         let guess = payload.len() + payload.len() / 1024 + 16;
-        let guessed_header = header_len(guess);
+        let guessed_header = encode_header(true, opcode, guess).1;
         out.resize(start + guessed_header, 0);
         match &mut self.quick {
             Some(quick) if payload.len() <= MAX_MESSAGE => {
@@ -125,15 +123,6 @@ impl Compressor {
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
         }
-    }
-}
-
-/// The length of the shortest header for a payload of `len` bytes.
-fn header_len(len: usize) -> usize {
-    match len {
-        0..=125 => 2,
-        126..=0xFFFF => 4,
-        _ => 10,
     }
 }
 

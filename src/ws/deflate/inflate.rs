@@ -10,8 +10,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::ws::error::WsError;
 
-/// What the sender's sync flush ended with, removed before sending (§7.2.1).
-const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+use super::TAIL;
 
 /// The most output one step of inflating makes.
 pub(crate) const BLOCK: usize = 16 * 1024;

@@ -20,6 +20,10 @@ pub(crate) mod inflate;
 pub(crate) mod negotiate;
 pub(crate) mod quick;
 
+/// What a sync flush's output ends with: the sender drops it, the receiver
+/// puts it back (RFC 7692 §7.2.1, §7.2.2).
+pub(crate) const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
 /// What the server is willing to agree to, from `webSockets.compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
