@@ -567,8 +567,10 @@ fn http_pipeliner_that_does_not_read_stops_being_read_and_delays_nobody() {
     assert!(answered <= blocked_at as u64);
     // Meanwhile everyone else is served, and the pipeliner is still not read.
     assert_eq!(s.get("/f3.txt").body, file_body(3));
-    let (still_at, still_answered) = writer.wait_until_paused(&s.handle, |st| st.requests);
-    assert_eq!(still_at, blocked_at, "the pipeliner wrote more");
+    // The pipeliner's own count may still grow (its kernel's send buffer can
+    // grow while the server's receive queue stays full); what must not move is
+    // what the server took in from it.
+    let (_, still_answered) = writer.wait_until_paused(&s.handle, |st| st.requests);
     assert_eq!(
         still_answered,
         answered + 1,
