@@ -9,6 +9,7 @@ use crate::config::{Config, HandlerKind};
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
+use crate::files::store::{Stored, Upload};
 use crate::files::{self, FileSite, Sink};
 use crate::gateway::exchange::{Exchange, Fetch};
 use crate::gateway::{self, Gateway, Proxied};
@@ -67,6 +68,16 @@ pub(crate) struct Handled {
     /// A proxied plain request: the connection relays its body (if any) to
     /// the downstream leg and waits for the response, through this.
     pub exchange: Option<Rc<Exchange>>,
+    /// A `PUT` to a file route: the connection streams its body into this.
+    pub upload: Option<Box<Upload>>,
+}
+
+/// What a `PUT` or `DELETE` on a file route came to.
+enum Storing {
+    /// The body is still to come: the connection streams it into this.
+    Body(Box<Upload>),
+    /// Answered: 201/204 or a refusal, and whether the refusal left a body unread.
+    Done(Result<u16, HttpError>, bool),
 }
 
 impl Handled {
@@ -77,6 +88,7 @@ impl Handled {
             upgrade: None,
             proxied: false,
             exchange: None,
+            upload: None,
         }
     }
 }
@@ -102,6 +114,8 @@ pub(crate) struct App {
     pub downstream_limits: Rc<Limits>,
     /// The server is stopping: answers close their connections.
     pub stopping: bool,
+    /// Some file route allows `PUT`: its bodies stream into files.
+    stores_files: bool,
 }
 
 impl App {
@@ -120,7 +134,14 @@ impl App {
         let ws_limits = SharedLimits::new(&config);
         let compression = config.web_sockets.compression;
         let gateway = Gateway::new(&config).map_err(StartError::Config)?;
+        let stores_files = config.routes.iter().any(|r| {
+            r.handler == HandlerKind::File
+                && r.methods
+                    .as_ref()
+                    .is_some_and(|m| m.iter().any(|m| m == "PUT"))
+        });
         Ok(App {
+            stores_files,
             ws_limits,
             downstream_limits: downstream_limits(&config),
             gateway,
@@ -315,6 +336,17 @@ impl App {
                     },
                 };
                 match route.config.handler {
+                    HandlerKind::File if matches!(head.method, "PUT" | "DELETE") => {
+                        match self.store(route, head, request.body, (&relative, trailing)) {
+                            Storing::Body(upload) => Handled {
+                                upload: Some(upload),
+                                ..Handled::response(close)
+                            },
+                            Storing::Done(result, refused) => {
+                                self.stored(result, out, close || refused)
+                            }
+                        }
+                    }
                     HandlerKind::File => {
                         self.serve_file(route, head, (&relative, trailing), out, close)
                     }
@@ -365,9 +397,72 @@ impl App {
                 upgrade: None,
                 proxied: false,
                 exchange: None,
+                upload: None,
             },
             Err(e) => self.status_page(head, out, e.status(), close, None),
         }
+    }
+
+    /// `PUT` and `DELETE` on a file route that allows them (`files::store`).
+    /// A `PUT` whose body is still to come gets its [`Upload`] for the
+    /// connection to stream the body into; [`App::stored`] answers the rest.
+    fn store(
+        &self,
+        route: &Route,
+        head: &Head<'_>,
+        body: &[u8],
+        (relative, trailing): (&str, bool),
+    ) -> Storing {
+        // A refusal before the body was read closes the connection: the
+        // unread body cannot be told from the next request.
+        let streams = head.framing != Framing::None && body.is_empty();
+        let limit = self.config.limits.upload;
+        let result = match (route.root.as_ref(), head.method, head.framing) {
+            (None, ..) => Err(HttpError::Internal),
+            _ if trailing => Err(HttpError::Conflict),
+            (Some(docs), "DELETE", _) => files::store::delete(docs.root(), relative).map(|()| 204),
+            (_, _, Framing::Length(n)) if n > limit => Err(HttpError::BodyTooLarge),
+            (Some(docs), ..) => match Upload::begin(docs.root(), relative, limit) {
+                Ok(upload) if streams => return Storing::Body(Box::new(upload)),
+                Ok(mut upload) => upload.write(body).and_then(|()| upload.commit()),
+                Err(e) => Err(e),
+            }
+            .map(Stored::status),
+        };
+        let refused = streams && result.is_err();
+        Storing::Done(result, refused)
+    }
+
+    /// The answer to a `PUT` or `DELETE`: 201 (stored a new file), 204
+    /// (replaced or deleted one), or the refusal's status.
+    pub fn stored(
+        &mut self,
+        result: Result<u16, HttpError>,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        self.date.refresh();
+        match result {
+            Ok(status) => {
+                let w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
+                w.finish((status != 204).then_some(0), close);
+            }
+            Err(e) => {
+                log::debug!("{} {e}", e.status());
+                if e == HttpError::BodyTooLarge {
+                    self.hub.stats.limits.body += 1;
+                }
+                let detail = e.to_string();
+                let page = StatusPage {
+                    status: e.status(),
+                    header: None,
+                    detail: &detail,
+                    head_only: false,
+                };
+                self.write_status_page(out, page, close);
+            }
+        }
+        Handled::response(close)
     }
 
     fn run_action(
@@ -439,6 +534,7 @@ impl App {
                 upgrade: Some(session),
                 proxied: false,
                 exchange: None,
+                upload: None,
             },
             Upgraded::Refused(refused) => self.refused_upgrade(refused, out),
             Upgraded::Rejected(response) => {
@@ -489,6 +585,7 @@ impl App {
                 upgrade: None,
                 proxied: true,
                 exchange: Some(exchange),
+                upload: None,
             };
         }
         let key = match upgrade::check_request(head, &self.config.web_sockets.origins) {
@@ -507,7 +604,31 @@ impl App {
             upgrade: None,
             proxied: true,
             exchange: None,
+            upload: None,
         }
+    }
+
+    /// True when request bodies may be streamed rather than gathered: to a
+    /// gateway's downstream or into a stored file (`limits.body` is then
+    /// checked per request, after routing).
+    pub fn streams_bodies(&self) -> bool {
+        self.gateway.is_some() || self.stores_files
+    }
+
+    /// True when `head` is a `PUT` with a body to a file route that allows
+    /// it: the body streams into the file (`limits.upload` applies, not
+    /// `limits.body`).
+    pub fn stores(&self, head: &Head<'_>) -> bool {
+        if !self.stores_files || head.method != "PUT" {
+            return false;
+        }
+        let Ok((relative, trailing)) = normalize(head.path) else {
+            return false;
+        };
+        matches!(
+            self.routes.decide(&routing_path(&relative, trailing)),
+            Decision::Route(route) if route.config.handler == HandlerKind::File && route.allows("PUT")
+        )
     }
 
     /// True when `head` goes to a proxy route as a plain request: its body

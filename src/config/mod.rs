@@ -222,6 +222,9 @@ pub struct Limits {
     pub uri: usize,
     /// Bytes in a request body; beyond it 413 (`body`, default 100K).
     pub body: u64,
+    /// Bytes in one `PUT` body stored by a file route, streamed to the file as
+    /// it arrives; beyond it 413 and nothing is stored (`upload`, default 20MB).
+    pub upload: u64,
     /// Requests on one keep-alive connection (`requests`, default 1000).
     pub requests: u64,
     /// Bytes in one WebSocket frame payload (`maxFrame`, default 100K).
@@ -351,6 +354,7 @@ impl Default for Limits {
             headers: 64,
             uri: 4 * 1024,
             body: 100 * 1024,
+            upload: 20 * 1024 * 1024,
             requests: 1000,
             max_frame: 100 * 1024,
             max_message: 1024 * 1024,
@@ -636,7 +640,7 @@ mod tests {
                 headers: { 'X-A': '1' }, mime: { md: 'text/markdown' },
                 timeouts: { parse: '500 ms', inactivity: 'never', request: 60 },
                 limits: { connections: 7, header: '2K', headers: 9, uri: '1K', body: '1MB',
-                          requests: 5, maxFrame: '64K', maxMessage: 'unlimited' },
+                          upload: '64MB', requests: 5, maxFrame: '64K', maxMessage: 'unlimited' },
                 routes: [
                     { match: '/api/', handler: 'action', methods: ['GET', 'POST'] },
                     { match: '/old/', redirect: { status: 308, to: '/new/' } },
@@ -660,6 +664,8 @@ mod tests {
         assert_eq!(c.limits.connections, 7);
         assert_eq!(c.limits.header, 2048);
         assert_eq!(c.limits.max_message, u64::MAX);
+        assert_eq!(c.limits.upload, 64 * 1024 * 1024);
+        assert_eq!(Limits::default().upload, 20 * 1024 * 1024);
         assert_eq!(c.routes[0].methods, Some(vec!["GET".into(), "POST".into()]));
         assert_eq!(
             c.routes[1].redirect,

@@ -5,6 +5,7 @@ use std::mem;
 use std::time::Instant;
 
 use super::{Conn, Ctx, Phase, LINGER};
+use crate::files::store::{Stored, Upload};
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::{header_storage, parse_head, Framing, Head};
@@ -15,8 +16,13 @@ use crate::message::Origin;
 pub(super) struct PendingBody {
     head: Vec<u8>,
     decoder: BodyDecoder,
+    /// The body gathered for a handler; for an upload, one read's worth on its way to the file.
     body: Vec<u8>,
     pub(super) started: Instant,
+    /// A `PUT` to a file route: the body goes into this as it arrives.
+    upload: Option<Box<Upload>>,
+    /// The answer closes the connection (known when the head was answered).
+    close: bool,
 }
 
 impl Conn {
@@ -31,8 +37,8 @@ impl Conn {
             *started = Some(ctx.turn.now);
         }
         let mut limits = ctx.app.limits;
-        if ctx.app.gateway.is_some() {
-            // A proxy route streams its bodies: the limit is checked below.
+        if ctx.app.streams_bodies() {
+            // Proxy routes and stored files stream their bodies: the limit is checked below.
             limits.body = u64::MAX;
         }
         let mut storage = header_storage();
@@ -45,7 +51,7 @@ impl Conn {
             }
         };
         if limits.body == u64::MAX && head.framing != Framing::None {
-            if ctx.app.proxies(&head) {
+            if ctx.app.proxies(&head) || ctx.app.stores(&head) {
                 return self.forward_head(ctx, &head);
             }
             if matches!(head.framing, Framing::Length(n) if n > ctx.app.limits.body) {
@@ -79,20 +85,23 @@ impl Conn {
                     decoder: BodyDecoder::new(framing),
                     body: Vec::new(),
                     started,
+                    upload: None,
+                    close: false,
                 }));
                 head.len
             }
         }
     }
 
-    /// A request with a body on a proxy route: answered (filed for the
-    /// gateway) at once, its body relayed as it arrives. A refusal (401,
-    /// 405, …) leaves the body unread, so the connection closes after it.
+    /// A request with a body on a proxy route or a `PUT` to a file route:
+    /// answered (filed for the gateway, or its file opened) at once, its body
+    /// relayed or stored as it arrives. A refusal (401, 405, 413, …) leaves
+    /// the body unread, so the connection closes after it.
     #[cold]
     fn forward_head(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>) -> usize {
         self.respond(ctx, head, &[]);
         match self.phase {
-            Phase::Forwarding(_) => {
+            Phase::Forwarding(_) | Phase::Body(_) => {
                 if head.expect_continue {
                     // The downstream is not asked (`Expect` is not passed on).
                     self.output
@@ -115,17 +124,34 @@ impl Conn {
         let Phase::Body(pending) = &mut self.phase else {
             return 0;
         };
-        let progress = match pending
+        let limit = match &pending.upload {
+            Some(upload) => upload.room(),
+            None => ctx.app.limits.body,
+        };
+        let stored = pending
             .decoder
-            .decode(buf, &mut pending.body, ctx.app.limits.body)
-        {
+            .decode(buf, &mut pending.body, limit)
+            .and_then(|progress| {
+                if let Some(upload) = &mut pending.upload {
+                    upload.write(&pending.body)?;
+                    pending.body.clear();
+                }
+                Ok(progress)
+            });
+        let progress = match stored {
             Ok(p) => p,
             Err(e) => {
+                if e == HttpError::BodyTooLarge && pending.upload.is_some() {
+                    // Counted with the refusal below.
+                    log::debug!("{}: an upload went over limits.upload", self.peer);
+                }
                 self.refuse(ctx, e);
                 return buf.len();
             }
         };
-        if progress.done {
+        if progress.done && pending.upload.is_some() {
+            self.finish_upload(ctx);
+        } else if progress.done {
             let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started: None })
             else {
                 return progress.consumed;
@@ -139,6 +165,26 @@ impl Conn {
             }
         }
         progress.consumed
+    }
+
+    /// The whole body of a `PUT` is stored: the file takes its place, and the
+    /// answer is 201 or 204 (or 507 if the file system could not keep it).
+    fn finish_upload(&mut self, ctx: &mut Ctx<'_>) {
+        let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started: None })
+        else {
+            return;
+        };
+        let PendingBody { upload, close, .. } = *pending;
+        let Some(upload) = upload else {
+            return;
+        };
+        let result = upload.commit().map(Stored::status);
+        let close = close || ctx.app.stopping;
+        ctx.app
+            .stored(result, self.output.target(&mut ctx.turn.scratch), close);
+        if close {
+            self.phase = Phase::Closing { until: None };
+        }
     }
 
     /// Answers a complete request and moves to the next phase.
@@ -162,6 +208,21 @@ impl Conn {
         }
         if let (false, Some(exchange)) = (handled.close, handled.exchange) {
             self.forwarding(exchange, head.framing);
+            return;
+        }
+        if let Some(upload) = handled.upload {
+            let started = match self.phase {
+                Phase::Head { started: Some(s) } => s,
+                _ => ctx.turn.now,
+            };
+            self.phase = Phase::Body(Box::new(PendingBody {
+                head: Vec::new(),
+                decoder: BodyDecoder::new(head.framing),
+                body: Vec::new(),
+                started,
+                upload: Some(upload),
+                close: handled.close,
+            }));
             return;
         }
         self.phase = match handled.upgrade {

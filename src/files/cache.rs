@@ -99,6 +99,11 @@ impl Documents {
         }
     }
 
+    /// The canonical folder.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// The file at `relative` if it is open already and its path still names it,
     /// unchanged (one `stat`).
     pub fn cached(&self, relative: &str) -> Option<Rc<OpenFile>> {

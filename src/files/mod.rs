@@ -5,6 +5,7 @@ pub(crate) mod mime;
 pub(crate) mod path;
 #[cfg(test)]
 mod scratch;
+pub(crate) mod store;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

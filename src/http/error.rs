@@ -50,6 +50,10 @@ pub enum HttpError {
     MethodNotAllowed,
     /// `If-Match` or `If-Unmodified-Since` does not hold for the file.
     PreconditionFailed,
+    /// A `PUT` or `DELETE` names a directory, or something other than a regular file.
+    Conflict,
+    /// The file system is full: a `PUT`'s body did not fit.
+    InsufficientStorage,
     /// A WebSocket resource asked for without `Upgrade: websocket`, or with an
     /// unsupported `Sec-WebSocket-Version`.
     UpgradeRequired,
@@ -90,6 +94,8 @@ impl HttpError {
             HttpError::Forbidden => 403,
             HttpError::MethodNotAllowed => 405,
             HttpError::PreconditionFailed => 412,
+            HttpError::Conflict => 409,
+            HttpError::InsufficientStorage => 507,
             HttpError::UpgradeRequired => 426,
             HttpError::Internal => 500,
             HttpError::BadGateway => 502,
@@ -120,6 +126,8 @@ impl fmt::Display for HttpError {
             HttpError::Forbidden => "access forbidden",
             HttpError::MethodNotAllowed => "method not allowed here",
             HttpError::PreconditionFailed => "precondition failed",
+            HttpError::Conflict => "a directory or special file is at this path",
+            HttpError::InsufficientStorage => "no space left to store the body",
             HttpError::UpgradeRequired => "a WebSocket upgrade is required",
             HttpError::BadUpgrade => "invalid WebSocket upgrade request",
             HttpError::Internal => "internal server error",
@@ -143,6 +151,8 @@ mod tests {
             (HttpError::Forbidden, 403),
             (HttpError::MethodNotAllowed, 405),
             (HttpError::PreconditionFailed, 412),
+            (HttpError::Conflict, 409),
+            (HttpError::InsufficientStorage, 507),
             (HttpError::UpgradeRequired, 426),
             (HttpError::BadUpgrade, 400),
             (HttpError::Internal, 500),
