@@ -292,8 +292,9 @@ impl App {
         let Incoming { head, origin, .. } = request;
         if head.path == "*" {
             // OPTIONS * asks about the server as a whole.
+            let allow = self.routes.methods();
             let mut w = HeadWriter::start(out, 200, &self.date.text, &self.config.headers);
-            w.header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+            w.header("Allow", &allow);
             w.finish(Some(0), close);
             return Handled::response(close);
         }

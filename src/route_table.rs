@@ -74,6 +74,18 @@ impl Routes {
         self.routes.insert(0, Route { config, root: None });
     }
 
+    /// The methods some route accepts, for the `Allow` of `OPTIONS *`
+    /// (which is itself always answered).
+    pub fn methods(&self) -> String {
+        const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+        let served = |m: &&str| *m == "OPTIONS" || self.routes.iter().any(|r| r.allows(m));
+        KNOWN
+            .into_iter()
+            .filter(served)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Resolves every file route's documents folder; a missing folder is a start-up error.
     pub fn new(config: &Config) -> Result<Routes, StartError> {
         let routes = config
@@ -231,6 +243,24 @@ mod tests {
         assert!(!matches("/api/", "/apix/status"));
         assert!(matches("/login", "/login"));
         assert!(!matches("/login", "/login/x"));
+    }
+
+    #[test]
+    fn options_star_lists_the_methods_some_route_accepts() {
+        let routes = |list: &str| {
+            let text = format!("{{ web: {{ documents: '.', routes: [{list}] }} }}");
+            let config = Config::parse(&text, &std::env::temp_dir()).unwrap();
+            Routes::new(&config).unwrap().methods()
+        };
+        assert_eq!(routes("{ match: '' }"), "GET, HEAD, OPTIONS");
+        assert_eq!(
+            routes("{ match: '/up/', methods: ['GET', 'PUT'] }, { match: '' }"),
+            "GET, HEAD, PUT, OPTIONS"
+        );
+        assert_eq!(
+            routes("{ match: '/api/', handler: 'action' }"),
+            "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
+        );
     }
 
     #[test]

@@ -67,9 +67,33 @@ fn http10_closes_unless_keep_alive_is_asked() {
     assert!(c.is_closed());
     let mut c = s.client();
     c.send(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    assert_eq!(c.response().status, 200);
+    let r = c.response();
+    // A 1.0 client keeps the connection only when the answer says so.
+    assert_eq!(
+        (r.status, r.header("connection")),
+        (200, Some("keep-alive"))
+    );
+    c.send(b"GET /nope HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = c.response();
+    assert_eq!(
+        (r.status, r.header("connection")),
+        (404, Some("keep-alive"))
+    );
     c.send(b"GET /b.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    assert_eq!(c.response().text(), "BB");
+    let r = c.response();
+    assert_eq!(r.text(), "BB");
+    assert_eq!(r.header("connection"), Some("close"), "limits.requests = 3");
+}
+
+#[test]
+fn a_later_http_1_minor_version_is_served_as_1_1() {
+    let s = server();
+    let mut c = s.client();
+    for version in ["1.2", "1.9"] {
+        c.send(format!("GET /a.txt HTTP/{version}\r\nHost: t\r\n\r\n").as_bytes());
+        let r = c.response();
+        assert_eq!((r.status, r.text().as_str()), (200, "A"), "HTTP/{version}");
+    }
 }
 
 #[test]

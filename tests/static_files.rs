@@ -61,6 +61,7 @@ fn configured_mime_and_headers_and_cache_apply() {
          routes: [ { match: '', handler: 'file', cache: { maxAge: '1 hr' } } ]",
         |d| {
             d.write("README.md", "# hi");
+            d.write("docs/index.html", "docs");
         },
         |_| {},
     );
@@ -68,6 +69,12 @@ fn configured_mime_and_headers_and_cache_apply() {
     assert_eq!(r.header("content-type"), Some("text/x-doc"));
     assert_eq!(r.header("x-device"), Some("thermostat"));
     assert_eq!(r.header("cache-control"), Some("max-age=3600"));
+    // The folder's redirect says so too.
+    let r = s.get("/docs");
+    assert_eq!(
+        (r.status, r.header("cache-control")),
+        (301, Some("max-age=3600"))
+    );
 }
 
 #[test]
@@ -78,6 +85,8 @@ fn missing_file_is_404_and_directory_without_slash_is_301_keeping_query() {
     let r = s.get("/docs?x=1&y=2");
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("/docs/?x=1&y=2"));
+    // Without a `cache.maxAge`, a browser must not keep it for ever.
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
     let r = s.get("/docs/");
     assert_eq!((r.status, r.text().as_str()), (200, "docs home"));
     // `//docs` must not become `Location: //docs/`, which a browser reads as another host.

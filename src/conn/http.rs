@@ -8,7 +8,8 @@ use super::{Conn, Ctx, Phase, LINGER};
 use crate::files::store::{Stored, Upload};
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
-use crate::http::request::{header_storage, parse_head, Framing, Head};
+use crate::http::request::{header_storage, parse_head, serve_as_1_1, Framing, Head};
+use crate::http::response::announce_keep_alive;
 use crate::message::Origin;
 
 /// A request whose body is still arriving.
@@ -29,7 +30,7 @@ impl Conn {
     // Out of line: its header array would otherwise swell the stack frame of
     // `process`, which every WebSocket read goes through.
     #[inline(never)]
-    pub(super) fn on_head_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &[u8]) -> usize {
+    pub(super) fn on_head_bytes(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
         if let Phase::Head {
             started: started @ None,
         } = &mut self.phase
@@ -41,6 +42,8 @@ impl Conn {
             // Proxy routes and stored files stream their bodies: the limit is checked below.
             limits.body = u64::MAX;
         }
+        serve_as_1_1(buf);
+        let buf = &*buf;
         let mut storage = header_storage();
         let head = match parse_head(buf, &mut storage, &limits) {
             Ok(Some(head)) => head,
@@ -201,8 +204,13 @@ impl Conn {
             listener: self.listener,
         };
         let out = self.output.target(&mut ctx.turn.scratch);
+        let mark = out.len();
         let cert = self.transport.peer_cert();
         let handled = ctx.app.handle(head, body, (origin, cert), out, close);
+        let answered = handled.upgrade.is_none() && !handled.proxied && handled.upload.is_none();
+        if head.minor == 0 && !handled.close && answered {
+            announce_keep_alive(out, mark);
+        }
         if let Some(file) = handled.file {
             self.output.set_file(file);
         }

@@ -79,7 +79,7 @@ pub(crate) fn serve(
     }
     match site.docs.find(relative)? {
         Found::File(file) => serve_file(site, head, relative, file, sink),
-        Found::Dir => redirect_to_slash(head, sink),
+        Found::Dir => redirect_to_slash(site, head, sink),
     }
 }
 
@@ -92,7 +92,15 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// A directory asked for without its slash: 301 to `path/`, keeping the query.
-fn redirect_to_slash(head: &Head<'_>, sink: &mut Sink<'_>) -> Result<(), HttpError> {
+///
+/// A 301 is cached by browsers as long as they like unless told: it says the
+/// route's `cache.maxAge` like its files, or else to check again (the folder
+/// may become a file).
+fn redirect_to_slash(
+    site: &FileSite<'_>,
+    head: &Head<'_>,
+    sink: &mut Sink<'_>,
+) -> Result<(), HttpError> {
     // One leading slash only: `//host` in a Location is another site (open redirect).
     let path = head.path.trim_start_matches('/');
     let mut location = String::with_capacity(path.len() + head.query.len() + 3);
@@ -105,6 +113,10 @@ fn redirect_to_slash(head: &Head<'_>, sink: &mut Sink<'_>) -> Result<(), HttpErr
     }
     let mut w = HeadWriter::start(sink.out, 301, sink.date, sink.extra);
     w.header("Location", &location);
+    match site.route.cache_max_age {
+        Some(age) => w.header("Cache-Control", &format!("max-age={}", age.as_secs())),
+        None => w.header("Cache-Control", "no-cache"),
+    };
     w.finish(Some(0), sink.close);
     Ok(())
 }

@@ -139,6 +139,23 @@ pub(crate) fn parse_head<'a>(
     }))
 }
 
+/// Rewrites a complete request line's `HTTP/1.2` … `HTTP/1.9` to `HTTP/1.1`
+/// in place: a later minor version of HTTP/1 is served as the highest this
+/// server speaks (RFC 9110 §2.5; 505 is for another major version).
+pub(crate) fn serve_as_1_1(buf: &mut [u8]) {
+    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+        return;
+    };
+    let line = &mut buf[..end];
+    let line = match line {
+        [rest @ .., b'\r'] => rest,
+        line => line,
+    };
+    if let [.., b' ', b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor @ b'2'..=b'9'] = line {
+        *minor = b'1';
+    }
+}
+
 /// Decides whether an incomplete head has already broken a limit.
 fn partial_verdict(buf: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
     // The request line is method SP target SP version; allow a generous margin
@@ -650,6 +667,31 @@ mod tests {
             }
             assert_eq!(parse(input), Err(*want));
         }
+    }
+
+    #[test]
+    fn a_later_http_1_minor_is_served_as_1_1_and_other_majors_are_505() {
+        for (line, want) in [
+            (&b"GET / HTTP/1.2\r\nHost: h\r\n\r\n"[..], Some(b'1')),
+            (b"GET / HTTP/1.9\nHost: h\n\n", Some(b'1')),
+            (b"GET / HTTP/1.0\r\n\r\n", Some(b'0')),
+            (b"GET / HTTP/2.1\r\nHost: h\r\n\r\n", None),
+        ] {
+            let mut buf = line.to_vec();
+            serve_as_1_1(&mut buf);
+            let got = parse(&buf);
+            match want {
+                Some(minor) => {
+                    assert!(matches!(got, Ok(Some(_))), "{line:?}: {got:?}");
+                    assert_eq!(buf[13], minor, "{line:?}");
+                }
+                None => assert_eq!(got, Err(HttpError::UnsupportedVersion)),
+            }
+        }
+        // An incomplete line is left as it is.
+        let mut partial = b"GET / HTTP/1.2".to_vec();
+        serve_as_1_1(&mut partial);
+        assert_eq!(partial, b"GET / HTTP/1.2");
     }
 
     #[test]

@@ -223,6 +223,17 @@ impl<'o> HeadWriter<'o> {
     }
 }
 
+/// Adds `Connection: keep-alive` to the response head that starts at
+/// `start` in `out`: an HTTP/1.0 client keeps the connection only when told
+/// (RFC 9112 §9.3; 1.1 keeps it by default, so it is not sent there).
+pub(crate) fn announce_keep_alive(out: &mut Vec<u8>, start: usize) {
+    let Some(end) = out[start..].windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let at = start + end + 2;
+    out.splice(at..at, b"Connection: keep-alive\r\n".iter().copied());
+}
+
 /// What a plain-text status page says.
 pub(crate) struct StatusPage<'a> {
     pub status: u16,
@@ -305,5 +316,16 @@ mod tests {
         assert_eq!(r.body(), br#"{"a":1}"#);
         assert_eq!(Response::html("<p>").with_status(201).status(), 201);
         assert!(bodiless(304) && bodiless(204) && bodiless(101) && !bodiless(200));
+    }
+
+    #[test]
+    fn keep_alive_is_announced_in_the_head_only() {
+        let mut out = b"earlier".to_vec();
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody");
+        announce_keep_alive(&mut out, 7);
+        assert_eq!(
+            out,
+            b"earlierHTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\nbody"
+        );
     }
 }
