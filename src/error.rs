@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use crate::config::ConfigError;
 
 /// Why the server could not start. Each prints as one line for the operator.
-#[derive(Debug)]
 pub enum StartError {
     /// The configuration is invalid.
     Config(ConfigError),
@@ -31,6 +30,14 @@ pub enum StartError {
     Tls(crate::TlsError),
     /// The event loop could not be created.
     Io(io::Error),
+}
+
+/// The same one line as `Display`: a program whose `main` returns this
+/// error prints that line, not the variant's fields.
+impl fmt::Debug for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl fmt::Display for StartError {
@@ -81,5 +88,23 @@ impl From<ConfigError> for StartError {
 impl From<crate::TlsError> for StartError {
     fn from(e: crate::TlsError) -> Self {
         StartError::Tls(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_the_one_line_display() {
+        let e = StartError::Bind {
+            addr: "127.0.0.1:80".parse().unwrap(),
+            source: io::ErrorKind::AddrInUse.into(),
+        };
+        assert_eq!(format!("{e:?}"), e.to_string());
+        assert!(
+            e.to_string().starts_with("cannot listen on 127.0.0.1:80: "),
+            "{e}"
+        );
     }
 }

@@ -95,10 +95,15 @@ impl Routes {
                 let root = match r.handler {
                     HandlerKind::File => {
                         let dir = r.documents.as_ref().unwrap_or(&config.documents);
-                        let root = dir.canonicalize().map_err(|source| StartError::Documents {
+                        let fail = |source| StartError::Documents {
                             path: dir.clone(),
                             source,
-                        })?;
+                        };
+                        let root = dir.canonicalize().map_err(fail)?;
+                        // A file there would make every request a 404.
+                        if !root.is_dir() {
+                            return Err(fail(std::io::ErrorKind::NotADirectory.into()));
+                        }
                         Some(Documents::new(root))
                     }
                     HandlerKind::Action | HandlerKind::Proxy => None,
@@ -243,6 +248,20 @@ mod tests {
         assert!(!matches("/api/", "/apix/status"));
         assert!(matches("/login", "/login"));
         assert!(!matches("/login", "/login/x"));
+    }
+
+    #[test]
+    fn a_file_as_documents_is_a_start_up_error() {
+        let file = std::env::temp_dir().join(format!("wisp-docs-file-{}", std::process::id()));
+        std::fs::write(&file, "not a folder").unwrap();
+        let text = format!("{{ web: {{ documents: '{}' }} }}", file.display());
+        let config = Config::parse(&text, &std::env::temp_dir()).unwrap();
+        let err = Routes::new(&config).unwrap_err().to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            err.starts_with("documents folder ") && err.contains("directory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::error::StartError;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::Hub;
+use crate::logger::START;
 use crate::message::{ConnId, Message};
 use crate::reactor::{Command, Listener, Reactor, Shared, WAKER};
 use crate::stats::Stats;
@@ -255,7 +256,36 @@ impl Server {
             .shared
             .loop_thread
             .set(std::thread::current().id());
+        self.announce();
         self.reactor.run()
+    }
+
+    /// Logs the start line — where the server listens — and the TLS
+    /// certificate's fingerprint (what [`init_logging`](crate::init_logging)
+    /// prints on stdout).
+    fn announce(&self) {
+        if !log::log_enabled!(target: START, log::Level::Info) {
+            return;
+        }
+        let secure = self.tls_addrs();
+        let urls: Vec<String> = self
+            .local_addrs()
+            .iter()
+            .map(|a| {
+                let scheme = if secure.contains(a) { "https" } else { "http" };
+                format!("{scheme}://{a}")
+            })
+            .collect();
+        log::info!(
+            target: START,
+            "wisp {} serving {} on {}",
+            env!("CARGO_PKG_VERSION"),
+            self.reactor.app.config.documents.display(),
+            urls.join(", ")
+        );
+        if let Some(fingerprint) = self.tls_fingerprint() {
+            log::info!(target: START, "tls: certificate SHA-256 {fingerprint}");
+        }
     }
 }
 

@@ -296,22 +296,20 @@ fn limits(path: &str, v: &Value) -> read::Result<Limits> {
     )?;
     let d = Limits::default();
     let l = Limits {
-        connections: o.size_usize("connections")?.unwrap_or(d.connections),
+        connections: o.count("connections")?.unwrap_or(d.connections),
         header: o.size_usize("header")?.unwrap_or(d.header),
-        headers: o.size_usize("headers")?.unwrap_or(d.headers),
+        headers: o.count("headers")?.unwrap_or(d.headers),
         uri: o.size_usize("uri")?.unwrap_or(d.uri),
         body: o.size("body")?.unwrap_or(d.body),
         upload: o.size("upload")?.unwrap_or(d.upload),
-        requests: o.size("requests")?.unwrap_or(d.requests),
+        requests: o.count("requests")?.map_or(d.requests, |n| n as u64),
         max_frame: o.size("maxFrame")?.unwrap_or(d.max_frame),
         max_message: o.size("maxMessage")?.unwrap_or(d.max_message),
         rooms_per_connection: o
-            .size_usize("roomsPerConnection")?
+            .count("roomsPerConnection")?
             .unwrap_or(d.rooms_per_connection),
-        room_members: o.size_usize("roomMembers")?.unwrap_or(d.room_members),
-        connections_per_ip: o
-            .size_usize("connectionsPerIp")?
-            .unwrap_or(d.connections_per_ip),
+        room_members: o.count("roomMembers")?.unwrap_or(d.room_members),
+        connections_per_ip: o.count("connectionsPerIp")?.unwrap_or(d.connections_per_ip),
         rate: o
             .get("rate")
             .map(|(p, v)| policy::rate(&p, v))
@@ -361,10 +359,11 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
         Some("action") => HandlerKind::Action,
         Some("proxy") => HandlerKind::Proxy,
         Some(other) => {
-            return fail(
-                &o.path_of("handler"),
-                format!("{other:?} is not 'file', 'action' or 'proxy'"),
-            )
+            let message = match read::suggest(other, &["file", "action", "proxy"]) {
+                Some(s) => format!("{other:?} is not a handler; did you mean '{s}'?"),
+                None => format!("{other:?} is not 'file', 'action' or 'proxy'"),
+            };
+            return fail(&o.path_of("handler"), message);
         }
     };
     let proxy = route_proxy(&o, handler, base, &pattern)?;

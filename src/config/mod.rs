@@ -395,7 +395,6 @@ impl RouteConfig {
 }
 
 /// Why a configuration could not be used. Prints as one line.
-#[derive(Debug)]
 pub enum ConfigError {
     /// The file could not be read.
     Read {
@@ -420,6 +419,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+/// The same one line as `Display`: a program whose `main` returns this
+/// error prints that line, not the variant's fields.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -473,7 +480,7 @@ impl Config {
         }
         let root: Value = json5::from_str(text).map_err(|e| ConfigError::Syntax {
             path: None,
-            message: e.to_string(),
+            message: syntax_message(text, &e),
         })?;
         load::from_root(&root, base).map_err(ConfigError::from)
     }
@@ -540,6 +547,27 @@ impl From<KeyError> for ConfigError {
             message: e.message,
         }
     }
+}
+
+/// The parser's message, said so that it leads to the mistake: at the end
+/// of the text, a brace, bracket or quote left open is reported where it was
+/// opened (often line 1), so the message says that the text ended first.
+fn syntax_message(text: &str, e: &json5::Error) -> String {
+    use json5::ErrorCode as C;
+    let opened = match e.code() {
+        Some(C::EofParsingObject) => "an object ({ … })",
+        Some(C::EofParsingArray) => "a list ([ … ])",
+        Some(C::EofParsingString) => "a string",
+        Some(C::EofParsingComment) => "a comment",
+        Some(C::EofParsingValue) => "a key's value",
+        _ => return e.to_string(),
+    };
+    let at = e
+        .position()
+        .map(|p| format!(" (opened at line {} column {})", p.line + 1, p.column + 1))
+        .unwrap_or_default();
+    let lines = text.lines().count().max(1);
+    format!("the text ends at line {lines} inside {opened}{at}: a closing brace, bracket or quote is missing")
 }
 
 /// Deeper than any configuration needs, far shallower than the stack allows.
@@ -814,6 +842,18 @@ mod tests {
                 "web.routes[1].handler: \"cgi\" is not",
             ),
             (
+                "{ web: { routes: [ { handler: 'acton' } ] } }",
+                "web.routes[0].handler: \"acton\" is not a handler; did you mean 'action'?",
+            ),
+            (
+                "{ web: { limits: { connections: 'ten' } } }",
+                "web.limits.connections: expected a count such as 100 or 'unlimited', found \"ten\"",
+            ),
+            (
+                "{ web: { limits: { requests: true } } }",
+                "web.limits.requests: expected a count such as 100 or 'unlimited', found a boolean",
+            ),
+            (
                 "{ web: { routes: [ { methods: ['get'] } ] } }",
                 "web.routes[0].methods: \"get\" is not a method",
             ),
@@ -907,6 +947,18 @@ mod tests {
     #[test]
     fn syntax_errors_and_files_are_named() {
         assert!(parse("{ web: { listen: [ }").is_err());
+        // Where the parser stopped, not where the unclosed brace opened.
+        let err = parse("{ web: {\n  listen: ['http://:1']\n  limits: {} } }").unwrap_err();
+        assert_eq!(err.to_string(), "expected comma at line 3 column 3");
+        // What `main` returning it prints: the same line, not the variant's fields.
+        let err = Config::parse("{ web: { limits: { bdy: 1 } } }", Path::new("/")).unwrap_err();
+        assert_eq!(format!("{err:?}"), err.to_string());
+        let err = parse("{ web: {\n  limits: { body: 1 },\n}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the text ends at line 3 inside an object ({ … }) (opened at line 1 column 1): \
+             a closing brace, bracket or quote is missing"
+        );
         let dir = std::env::temp_dir().join(format!("wisp-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("web.json5");

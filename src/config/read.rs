@@ -88,6 +88,22 @@ impl<'v> Obj<'v> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
     }
 
+    /// A number of things (connections, requests, …): a number, or
+    /// `'unlimited'` (the size syntax is taken too, `'10K'`), named as a count
+    /// when it is wrong.
+    pub fn count(&self, key: &str) -> Result<Option<usize>> {
+        match self.get(key) {
+            Some((p, v)) if size(&p, v).is_err() => fail(
+                &p,
+                format!(
+                    "expected a count such as 100 or 'unlimited', found {}",
+                    shown(v)
+                ),
+            ),
+            _ => self.size_usize(key),
+        }
+    }
+
     /// `Some(None)` is an explicit `'never'`.
     pub fn duration(&self, key: &str) -> Result<Option<Option<Duration>>> {
         self.get(key).map(|(p, v)| duration(&p, v)).transpose()
@@ -185,6 +201,14 @@ fn duration(path: &str, v: &Value) -> Result<Option<Duration>> {
     }
 }
 
+/// A wrong value as the message shows it: a string or number itself, else its kind.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(_) | Value::Number(_) => v.to_string(),
+        _ => kind(v).to_string(),
+    }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -205,7 +229,7 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// The known key closest to a misspelt one, if it is close enough to be a typo.
-fn suggest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+pub(crate) fn suggest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| {

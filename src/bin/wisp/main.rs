@@ -1,7 +1,6 @@
 //! The `wisp` binary: serves the site and demo handlers described by `web.json5`.
 
 mod chat;
-mod logger;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,32 +146,14 @@ fn run() -> Result<(), String> {
         }
     };
     let config = configure(&args)?;
-    logger::init(config.log.level);
-    let documents = config.documents.display().to_string();
+    wisp::init_logging(config.log.level);
     let mut server = Server::bind(config).map_err(|e| e.to_string())?;
     register_demo(&mut server);
-    // Before the banner: a script that waits for it may signal at once.
+    // Before the start line (`Server::run` logs it): a script that waits for it may signal at once.
     server
         .stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .and_then(|()| server.reload_tls_on_signals(&[signal_hook::consts::SIGHUP]))
         .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    let secure = server.tls_addrs();
-    let urls: Vec<String> = server
-        .local_addrs()
-        .iter()
-        .map(|a| {
-            let scheme = if secure.contains(a) { "https" } else { "http" };
-            format!("{scheme}://{a}")
-        })
-        .collect();
-    println!(
-        "wisp {} serving {documents} on {}",
-        env!("CARGO_PKG_VERSION"),
-        urls.join(", ")
-    );
-    if let Some(fingerprint) = server.tls_fingerprint() {
-        println!("tls: certificate SHA-256 {fingerprint}");
-    }
     server
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;
