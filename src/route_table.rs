@@ -102,7 +102,7 @@ impl Routes {
                         let root = dir.canonicalize().map_err(fail)?;
                         // A file there would make every request a 404.
                         if !root.is_dir() {
-                            return Err(fail(std::io::ErrorKind::NotADirectory.into()));
+                            return Err(fail(rustix::io::Errno::NOTDIR.into()));
                         }
                         Some(Documents::new(root))
                     }
