@@ -7,7 +7,7 @@ Run by scripts/interop, which starts four servers and passes their addresses:
 --shipped is the binary on the shipped web.json5: site/, /ws/echo, /ws/chat,
 /api/status. --defaults is the same binary on a config that sets only
 webSockets.protocol ['chat.v1', 'json.v2'] and the routes, so its limits are
-the built-in defaults (limits.maxFrame 100K, limits.maxMessage 1MB): the size
+the built-in defaults (limits.maxMessage 1MB, and limits.maxFrame the same): the size
 limits, UTF-8, subprotocol and closing checks run there. Checks run one after
 another, each under its own timeout; the last line printed is
 `interop: N passed, M failed`, and the exit status is 1 if any check failed.
@@ -35,9 +35,9 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from checks import CHECKS, STEP, Failed, check, expect, expect_eq, payload, short, within
 
 KIB = 1024
-MAX_FRAME = 100 * KIB  # the default limits.maxFrame, '100K'
 MAX_MESSAGE = 1 << 20  # the default limits.maxMessage, '1MB'
-CHROMIUM_FRAME = 131_000  # Chromium's frame size; web.json5's maxFrame '128K' admits it
+MAX_FRAME = MAX_MESSAGE  # limits.maxFrame defaults to limits.maxMessage
+CHROMIUM_FRAME = 131_000  # Chromium's frame size
 
 
 def chunks(data, size):
@@ -179,7 +179,7 @@ async def _(ctx):
         expect(got == data, "echoed bytes differ")
 
 
-@check("aiohttp: 100K binary message in one frame (limits.maxFrame exactly)")
+@check("aiohttp: a 1 MiB binary message in one frame (limits.maxFrame, = maxMessage, exactly)")
 async def _(ctx):
     data = payload(MAX_FRAME, 3)
     async with aio_ws(ctx, ctx.ws(ctx.defaults, "/ws/echo")) as ws:
@@ -206,6 +206,14 @@ async def _(ctx):
 async def _(ctx):
     async with wsc(ctx.ws(ctx.shipped, "/ws/echo")) as ws:
         await ws_echo(ws, payload(CHROMIUM_FRAME, 7))
+
+
+@check("websockets: a 200 KB message in one frame echoes on the built-in defaults")
+async def _(ctx):
+    # What a Python client does with a large message: one frame. With a
+    # maxFrame below maxMessage this was a 1009.
+    async with wsc(ctx.ws(ctx.defaults, "/ws/echo")) as ws:
+        await ws_echo(ws, payload(200_000, 8))
 
 
 @check("websockets: a frame over limits.maxFrame is closed with 1009")

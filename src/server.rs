@@ -60,6 +60,15 @@ impl Server {
     /// Opens every `listen` address of the config and checks the documents folders.
     /// Port 0 binds a free port; read it back with [`Server::local_addrs`].
     pub fn bind(config: Config) -> Result<Server, StartError> {
+        let limits = &config.limits;
+        if limits.max_frame > limits.max_message {
+            // Harmless (a message is the bound), but says the pair was misread.
+            log::warn!(
+                "limits.maxFrame ({} bytes) is over limits.maxMessage ({} bytes): no frame can be longer than its message",
+                limits.max_frame,
+                limits.max_message
+            );
+        }
         let mut app = App::new(config)?;
         let poll = Poll::new().map_err(StartError::Io)?;
         let mut listeners = Vec::with_capacity(app.config.listen.len());

@@ -397,7 +397,7 @@ fn messages_pass_both_ways_and_the_101_follows_the_downstreams() {
 #[test]
 fn a_message_in_fragments_that_fit_the_downstreams_max_frame_gets_through() {
     let _shared = shared();
-    // The downstream's default limits.maxFrame (100K); a browser sends a
+    // A downstream with a maxFrame of 100K; a browser sends a
     // large message in fragments of about that size (Chromium: 131,000 bytes).
     let (a, _events) = downstream_with("a", "maxFrame: '100K', maxMessage: '1MB'");
     let gw = gateway(&[a.addr], "");

@@ -932,7 +932,7 @@ fn oversized_requests_and_frames_are_refused_without_taking_the_server_down() {
     assert_eq!((r[0].status, r[0].body.len()), (200, 5 + 102_400));
     assert_healthy(&s, &mut http, &mut ws);
 
-    // WebSocket frames whose header alone is over maxFrame (100K).
+    // WebSocket frames whose header alone is over maxFrame.
     let huge = |first: u8, len: u64| {
         let mut v = vec![first, 0x80 | 127];
         v.extend(len.to_be_bytes());
@@ -956,8 +956,8 @@ fn oversized_requests_and_frames_are_refused_without_taking_the_server_down() {
             1002,
         ),
         (
-            "frame one over maxFrame",
-            huge(0x80 | BINARY, 102_401),
+            "frame one over maxFrame (= maxMessage, 1MB)",
+            huge(0x80 | BINARY, (1 << 20) + 1),
             1009,
         ),
         (

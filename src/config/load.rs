@@ -303,7 +303,10 @@ fn limits(path: &str, v: &Value) -> read::Result<Limits> {
         body: o.size("body")?.unwrap_or(d.body),
         upload: o.size("upload")?.unwrap_or(d.upload),
         requests: o.count("requests")?.map_or(d.requests, |n| n as u64),
-        max_frame: o.size("maxFrame")?.unwrap_or(d.max_frame),
+        max_frame: o
+            .size("maxFrame")?
+            .or(o.size("maxMessage")?)
+            .unwrap_or(d.max_frame),
         max_message: o.size("maxMessage")?.unwrap_or(d.max_message),
         rooms_per_connection: o
             .count("roomsPerConnection")?

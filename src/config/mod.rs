@@ -227,7 +227,9 @@ pub struct Limits {
     pub upload: u64,
     /// Requests on one keep-alive connection (`requests`, default 1000).
     pub requests: u64,
-    /// Bytes in one WebSocket frame payload (`maxFrame`, default 100K).
+    /// Bytes in one WebSocket frame payload (`maxFrame`; when not set, the
+    /// same as `maxMessage`, since most clients other than browsers send a
+    /// message as one frame).
     pub max_frame: u64,
     /// Bytes in one WebSocket message (`maxMessage`, default 1MB).
     pub max_message: u64,
@@ -356,7 +358,7 @@ impl Default for Limits {
             body: 100 * 1024,
             upload: 20 * 1024 * 1024,
             requests: 1000,
-            max_frame: 100 * 1024,
+            max_frame: 1024 * 1024,
             max_message: 1024 * 1024,
             rooms_per_connection: 32,
             room_members: 10_000,
@@ -693,6 +695,15 @@ mod tests {
         assert_eq!(c.limits.header, 2048);
         assert_eq!(c.limits.max_message, u64::MAX);
         assert_eq!(c.limits.upload, 64 * 1024 * 1024);
+        assert_eq!(c.limits.max_frame, 64 * 1024, "set");
+        // Without a maxFrame, a frame may be as long as a message.
+        let limits = |body: &str| {
+            parse(&format!("{{ web: {{ limits: {{ {body} }} }} }}"))
+                .unwrap()
+                .limits
+        };
+        assert_eq!(limits("maxMessage: '200K'").max_frame, 200 * 1024);
+        assert_eq!(limits("").max_frame, limits("").max_message);
         assert_eq!(Limits::default().upload, 20 * 1024 * 1024);
         assert_eq!(c.routes[0].methods, Some(vec!["GET".into(), "POST".into()]));
         assert_eq!(
