@@ -43,9 +43,9 @@ use wisp::{Handler, Message, Response, WebSocket};
 // ---------------------------------------------------------------------------
 // The binary as a child process, and what /proc says about a process
 
-/// The `wisp` binary serving `/api/status` and `/api/hello` (actions) and
-/// `/ws/echo`, `/ws/chat` (the demo handlers), configured by `web` (keys
-/// inside `web: { … }`), logging warnings to `stderr`.
+/// The `wisp` binary with its demo handlers (`/api/status`, `/ws/echo`,
+/// `/ws/chat`) and `/files/hello.txt`, configured by `web` (keys inside
+/// `web: { … }`), optionally under `ulimit -n`, logging warnings to `stderr`.
 struct Child {
     running: Running,
     pid: u32,
@@ -54,11 +54,13 @@ struct Child {
 
 /// The routes every child serves.
 const CHILD_ROUTES: &str = "routes: [ { match: '/api/', handler: 'action' }, \
-                            { match: '/ws/', handler: 'action' } ]";
+                            { match: '/ws/', handler: 'action' }, \
+                            { match: '/files/', handler: 'file' } ]";
 
 impl Child {
     fn start(web: &str, max_fds: Option<u32>, stderr: Stdio) -> Child {
         let dir = TempDir::new("faults");
+        dir.write("files/hello.txt", "hello");
         let config = dir.write(
             "web.json5",
             format!(
@@ -766,6 +768,16 @@ fn out_of_descriptors_the_server_backs_off_serves_what_it_has_and_recovers() {
     wait_for("the server hits EMFILE", IO_TIMEOUT, || {
         emfile.load(Ordering::SeqCst) > 0
     });
+    assert_eq!(
+        fds_below(srv.pid, MAX_FDS),
+        MAX_FDS,
+        "every descriptor in use"
+    );
+    let accepted = stat(&status.get(), "connections_open");
+    assert!(
+        accepted > room as u64,
+        "the status connection and {room} more"
+    );
     // Ten more tries to accept, each after the documented 100 ms pause:
     // not a loop retrying at once, and next to no CPU while it waits.
     let (tries, cpu, started) = (
@@ -787,13 +799,19 @@ fn out_of_descriptors_the_server_backs_off_serves_what_it_has_and_recovers() {
         u128::from(used_ms) * 4 < elapsed.as_millis(),
         "{used_ms} ms of CPU in {elapsed:?}: the server spins"
     );
-    // It still serves what it accepted, and has accepted nothing more.
+    // It has accepted nothing more, and still serves what it accepted.
     let s = status.get();
-    assert_eq!(stat(&s, "connections_open"), room as u64 + 1, "{s}");
+    assert_eq!(stat(&s, "connections_open"), accepted, "{s}");
     for c in &mut held {
         ask(c);
         assert_eq!(c.response().status, 200);
     }
+    // A file needs a descriptor too: 503, and the connection stays open.
+    let c = &mut held[0];
+    c.send(b"GET /files/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().status, 503, "no descriptor to open the file");
+    ask(c);
+    assert_eq!(c.response().status, 200);
     assert!(srv.alive());
     // Descriptors free again: the waiting clients are taken and answered,
     // and new ones too.
@@ -805,6 +823,7 @@ fn out_of_descriptors_the_server_backs_off_serves_what_it_has_and_recovers() {
         assert_eq!(get(addr, "/api/status").0, 200);
     }
     echoes(addr, "/ws/echo");
+    assert_eq!(get(addr, "/files/hello.txt"), (200, "hello".to_string()));
     assert!(srv.alive());
 }
 
