@@ -10,8 +10,9 @@
 //!   dropped in waves, half with a reset: the server's connection count and
 //!   its descriptors come back to where they were;
 //! - the server run with 64 descriptors (`ulimit -n 64`) and more clients
-//!   than that: it backs off instead of spinning, serves what it accepted,
-//!   and takes the waiting clients once descriptors are free again;
+//!   than that: it backs off instead of spinning, serves what it accepted
+//!   (a file, which needs a descriptor, is 503 on a connection that stays
+//!   open), and takes the waiting clients once descriptors are free again;
 //! - a gateway downstream that stalls forever mid-response (plain HTTP:
 //!   head and half a body; WebSocket: half a frame): the client is closed
 //!   after `timeouts.inactivity`, the downstream's connection released, and
@@ -665,6 +666,7 @@ fn ten_thousand_connections_opened_and_dropped_in_waves_leave_nothing_behind() {
                 && stat(s, "websockets_open") == websockets
         });
         assert!(open_fds(srv.pid) >= fds + PER_WAVE, "one descriptor each");
+        // Every other one reset: each kind (i % 3) gets both ends.
         for (i, h) in held.into_iter().enumerate() {
             if i % 2 == 0 {
                 h.reset();
