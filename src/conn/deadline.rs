@@ -47,10 +47,21 @@ impl Conn {
     /// Acts on a passed deadline.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>, read_buf: &mut Vec<u8>) -> io::Result<Next> {
         if matches!(self.phase, Phase::WebSocket(_)) {
-            let stalled = !self.output.is_idle()
-                && add(self.since, ctx.app.config.timeouts.inactivity)
-                    .is_some_and(|d| d <= ctx.turn.now);
-            if stalled {
+            let inactivity = ctx.app.config.timeouts.inactivity;
+            let now = ctx.turn.now;
+            let stalled = |c: &Conn| {
+                !c.output.is_idle() && add(c.since, inactivity).is_some_and(|d| d <= now)
+            };
+            if stalled(self) {
+                // What was queued this very turn has not been offered to the
+                // socket yet: the close a proxied leg's pair relayed when its
+                // own deadline fell in the same turn. Offer it first; a peer
+                // that stopped reading takes none of it.
+                if self.flush(ctx, read_buf)? == Next::Close {
+                    return Ok(Next::Close);
+                }
+            }
+            if stalled(self) {
                 // The peer stopped reading: nothing can reach it any more.
                 self.release(ctx.app, ctx.turn);
                 return Ok(Next::Close);
