@@ -1,4 +1,7 @@
-// Polls the /api/status action handler and shows what it says.
+// Polls the /api/status action handler and shows what it says. The demo's
+// handlers (/api/status, /ws/echo, /ws/chat) are the `wisp` binary's: a
+// program of your own that serves this folder may have none of them, so a
+// missing one (404) turns its card into a quiet note instead of an error.
 "use strict";
 
 function formatUptime(secs) {
@@ -6,10 +9,31 @@ function formatUptime(secs) {
   return (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s";
 }
 
+let poller = null;
+
+// Says, in the card of `id`, that its handler is not served here.
+function absent(id, path) {
+  const card = document.getElementById(id);
+  if (!card) return;
+  card.classList.add("absent");
+  const note = document.createElement("p");
+  note.className = "note";
+  note.textContent = "This program does not serve " + path +
+    " (the wisp binary's demo handler), so this part of the demo is off.";
+  card.append(note);
+}
+
 async function refresh() {
   const error = document.getElementById("status-error");
   try {
     const res = await fetch("/api/status", { cache: "no-store" });
+    if (res.status === 404) {
+      clearInterval(poller);
+      document.getElementById("status").hidden = true;
+      error.hidden = true;
+      absent("status-card", "/api/status");
+      return;
+    }
     if (!res.ok) throw new Error(res.status + " " + res.statusText);
     const status = await res.json();
     for (const dd of document.querySelectorAll("#status [data-key]")) {
@@ -23,5 +47,18 @@ async function refresh() {
   }
 }
 
+// A WebSocket path answers a plain GET with 426 (Upgrade Required) when a
+// handler is there, 404 when not.
+async function probe(id, path) {
+  try {
+    const res = await fetch(path, { cache: "no-store" });
+    if (res.status === 404) absent(id, path);
+  } catch (e) {
+    // The server is unreachable: the status card says so already.
+  }
+}
+
 refresh();
-setInterval(refresh, 2000);
+poller = setInterval(refresh, 2000);
+probe("echo-card", "/ws/echo");
+probe("chat-card", "/ws/chat");

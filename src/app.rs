@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::auth;
-use crate::config::{Config, HandlerKind};
+use crate::config::{Config, ConfigError, HandlerKind};
 use crate::error::StartError;
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
@@ -116,6 +116,49 @@ pub(crate) struct App {
     pub stopping: bool,
     /// Some file route allows `PUT`: its bodies stream into files.
     stores_files: bool,
+    /// The `errors` pages, read at start: status, content type, body.
+    error_pages: Vec<ErrorPage>,
+}
+
+/// A page of `errors`, kept in memory: an error answer never waits for the disk.
+struct ErrorPage {
+    status: u16,
+    content_type: String,
+    body: Box<[u8]>,
+}
+
+/// The largest `errors` page: an error answer is small.
+const ERROR_PAGE_LIMIT: u64 = 64 * 1024;
+
+/// Reads the `errors` pages from under `documents`.
+fn error_pages(config: &Config, mime: &MimeTable) -> Result<Vec<ErrorPage>, StartError> {
+    config
+        .errors
+        .iter()
+        .map(|(status, page)| {
+            let fail = |message: String| {
+                StartError::Config(ConfigError::Invalid {
+                    path: None,
+                    key: format!("web.errors.{status}"),
+                    message,
+                })
+            };
+            let file = config.documents.join(page.trim_start_matches('/'));
+            let size = std::fs::metadata(&file)
+                .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?
+                .len();
+            if size > ERROR_PAGE_LIMIT {
+                return Err(fail(format!("{} is over 64 KiB", file.display())));
+            }
+            let body = std::fs::read(&file)
+                .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?;
+            Ok(ErrorPage {
+                status: *status,
+                content_type: mime.for_path(page).to_string(),
+                body: body.into(),
+            })
+        })
+        .collect()
 }
 
 impl App {
@@ -140,12 +183,15 @@ impl App {
                     .as_ref()
                     .is_some_and(|m| m.iter().any(|m| m == "PUT"))
         });
+        let mime = MimeTable::new(&config.mime);
+        let error_pages = error_pages(&config, &mime)?;
         Ok(App {
             stores_files,
+            error_pages,
             ws_limits,
             downstream_limits: downstream_limits(&config),
             gateway,
-            mime: MimeTable::new(&config.mime),
+            mime,
             config,
             limits,
             routes,
@@ -736,8 +782,21 @@ impl App {
         Handled::response(close)
     }
 
+    /// An error status's answer: its `errors` page if there is one, else a
+    /// short plain-text page.
     fn write_status_page(&self, out: &mut Vec<u8>, page: StatusPage<'_>, close: bool) {
-        page.write(out, &self.date.text, &self.config.headers, close);
+        let Some(custom) = self.error_pages.iter().find(|p| p.status == page.status) else {
+            return page.write(out, &self.date.text, &self.config.headers, close);
+        };
+        let mut w = HeadWriter::start(out, page.status, &self.date.text, &self.config.headers);
+        w.header("Content-Type", &custom.content_type);
+        if let Some((name, value)) = page.header {
+            w.header(name, value);
+        }
+        w.finish(Some(custom.body.len() as u64), close);
+        if !page.head_only {
+            out.extend_from_slice(&custom.body);
+        }
     }
 }
 

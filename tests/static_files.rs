@@ -510,3 +510,88 @@ fn pipelined_requests_around_large_files_are_answered_in_order() {
     assert!(r.body == want, "the multipart body differs");
     assert_eq!(c.response().text(), "small");
 }
+
+#[test]
+fn error_pages_are_served_with_their_status() {
+    let s = TestServer::start(
+        "errors: { '404': '/errors/404.html', '405': '/errors/405.txt' }, \
+         routes: [ { match: '/api/', handler: 'action' }, { match: '' } ]",
+        |d| {
+            d.write("errors/404.html", "<h1>Not here</h1>");
+            d.write("errors/405.txt", "not like that");
+            d.write("a.txt", "A");
+        },
+        |_| {},
+    );
+    let r = s.get("/missing");
+    assert_eq!((r.status, r.text().as_str()), (404, "<h1>Not here</h1>"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    // An action path with no handler is a 404 too.
+    assert_eq!(s.get("/api/none").text(), "<h1>Not here</h1>");
+    let mut c = s.client();
+    c.send(b"HEAD /missing HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.head_response();
+    assert_eq!((r.status, r.header("content-length")), (404, Some("17")));
+    // The connection goes on after a HEAD's bodiless page.
+    c.send(b"POST /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    let r = c.response();
+    assert_eq!((r.status, r.text().as_str()), (405, "not like that"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    // Statuses without a page keep the plain one.
+    let r = s.raw(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(r.status, 400);
+    assert!(r.text().starts_with("400 Bad Request"), "{}", r.text());
+}
+
+#[test]
+fn a_missing_error_page_stops_the_start() {
+    let config = wisp::Config::parse(
+        "{ web: { listen: ['http://127.0.0.1:0'], documents: '/', errors: { '404': '/no/such/page.html' } } }",
+        "/".as_ref(),
+    )
+    .unwrap();
+    let Err(err) = wisp::Server::bind(config) else {
+        panic!("a missing error page was accepted");
+    };
+    let err = err.to_string();
+    assert!(
+        err.starts_with("web.errors.404: cannot read /no/such/page.html"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_folder_without_index_is_listed_only_where_listing_is_on() {
+    let s = TestServer::start(
+        "routes: [ { match: '/pub/', listing: true }, { match: '' } ]",
+        |d| {
+            d.write("pub/b.txt", "B");
+            d.write("pub/<a&b>.txt", "AB");
+            d.write("pub/sub/c.txt", "C");
+            d.write("pub/.secret", "S");
+            d.write("other/d.txt", "D");
+        },
+        |_| {},
+    );
+    let r = s.get("/pub/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = r.text();
+    let links: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .map(|l| &l[..l.find('"').unwrap()])
+        .collect();
+    assert_eq!(
+        links,
+        ["../", "./sub/", "./%3Ca%26b%3E.txt", "./b.txt"],
+        "{html}"
+    );
+    assert!(html.contains("&lt;a&amp;b&gt;.txt"), "{html}");
+    assert!(!html.contains("secret"), "dot files are not listed");
+    // A link leads where it says.
+    assert_eq!(s.get("/pub/%3Ca%26b%3E.txt").text(), "AB");
+    assert_eq!(s.get("/pub/sub/").status, 200);
+    // Off by default.
+    assert_eq!(s.get("/other/").status, 404);
+}

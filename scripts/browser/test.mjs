@@ -513,6 +513,25 @@ if (gatewayBase) {
   });
 }
 
+// The same site served by a program of a user's own without the demo's handlers
+// (examples/hello.rs): each demo card says so quietly, and no error shows.
+const helloBase = process.env.WISP_HELLO_URL;
+if (helloBase) {
+  await check("landing page without the demo's handlers", "8-no-demo", async (opened) => {
+    const { page } = await openPage(opened, "index-no-demo");
+    await visit(page, "/", helloBase);
+    const cards = ["status-card", "echo-card", "chat-card"];
+    await waitIn(page, (ids) => ids.every((id) => document.getElementById(id).classList.contains("absent")),
+      cards, "the demo cards are not marked as off");
+    assert(await page.isHidden("#status-error"), "the status error is showing");
+    assert(await page.isHidden("#status"), "the empty status list is showing");
+    const notes = await page.$$eval(".card.absent .note", (ps) => ps.map((p) => p.textContent));
+    assert(notes.length === 3, `${notes.length} notes, want 3`);
+    await shot(page, "8-no-demo");
+    return `3 cards off: ${notes[0]}`;
+  });
+}
+
 await browser.close().catch(() => {});
 // Stop the server this program started, and wait for it, so it is not left behind as a zombie;
 // the script's trap stays the fallback (it kills whatever pid the pid file holds).

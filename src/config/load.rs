@@ -28,6 +28,7 @@ const WEB_KEYS: &[&str] = &[
     "log",
     "tls",
     "name",
+    "errors",
 ];
 
 pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
@@ -103,6 +104,9 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         }
         config.mime = mime;
     }
+    if let Some(pages) = web.string_map("errors")? {
+        config.errors = error_pages(&web.path_of("errors"), pages)?;
+    }
     if let Some((path, v)) = web.get("timeouts") {
         config.timeouts = timeouts(&path, v)?;
     }
@@ -128,6 +132,29 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.log = log_config(&path, v)?;
     }
     Ok(config)
+}
+
+/// `errors: { 404: '/404.html' }`: a status from 400 to 599 each, and a
+/// path under `documents`.
+fn error_pages(path: &str, pages: Vec<(String, String)>) -> read::Result<Vec<(u16, String)>> {
+    pages
+        .into_iter()
+        .map(|(status, page)| {
+            let key = format!("{path}.{status}");
+            let code = match status.parse::<u16>() {
+                Ok(code) if (400..=599).contains(&code) => code,
+                _ => return fail(&key, "must be an error status, 400 to 599"),
+            };
+            if !page.starts_with('/')
+                || page
+                    .split('/')
+                    .any(|s| s == ".." || s.starts_with('.') && !s.is_empty())
+            {
+                return fail(&key, format!("{page:?} must be a path such as '/404.html'"));
+            }
+            Ok((code, page))
+        })
+        .collect()
 }
 
 fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
@@ -347,6 +374,7 @@ const ROUTE_KEYS: &[&str] = &[
     "redirect",
     "compressed",
     "cache",
+    "listing",
     "auth",
     "proxy",
 ];
@@ -409,6 +437,7 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
         documents: o.string("documents")?.map(|d| base.join(d)),
         redirect,
         compressed: o.boolean("compressed")?.unwrap_or(false),
+        listing: o.boolean("listing")?.unwrap_or(false),
         cache_max_age,
         auth: o
             .get("auth")

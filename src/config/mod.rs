@@ -53,6 +53,10 @@ pub struct Config {
     pub headers: Vec<(String, String)>,
     /// Extra MIME types by extension, merged over the built-in table (`mime`).
     pub mime: Vec<(String, String)>,
+    /// Pages sent for error statuses (`errors: { 404: '/404.html' }`): the
+    /// status and the page's path under `documents`. Default: none (a short
+    /// plain-text page).
+    pub errors: Vec<(u16, String)>,
     /// Time limits (`timeouts`).
     pub timeouts: Timeouts,
     /// Size and count limits (`limits`).
@@ -273,6 +277,9 @@ pub struct RouteConfig {
     pub compressed: bool,
     /// `cache.maxAge`: sent as `Cache-Control: max-age=…`.
     pub cache_max_age: Option<Duration>,
+    /// `listing`: a folder without an index file is answered with a list of
+    /// its files (off by default: a 404).
+    pub listing: bool,
     /// `auth`: who may use the route (files, actions and WebSocket upgrades alike).
     pub auth: Option<Auth>,
     /// `proxy`: where a `'proxy'` route sends its requests (required there,
@@ -325,6 +332,7 @@ impl Default for Config {
             index: "index.html".to_string(),
             headers: Vec::new(),
             mime: Vec::new(),
+            errors: Vec::new(),
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             routes: vec![RouteConfig::files("")],
@@ -379,6 +387,7 @@ impl RouteConfig {
             redirect: None,
             compressed: false,
             cache_max_age: None,
+            listing: false,
             auth: None,
             proxy: None,
         }
@@ -851,6 +860,18 @@ mod tests {
             (
                 "{ web: { routes: [ {}, { handler: 'cgi' } ] } }",
                 "web.routes[1].handler: \"cgi\" is not",
+            ),
+            (
+                "{ web: { errors: { '200': '/ok.html' } } }",
+                "web.errors.200: must be an error status, 400 to 599",
+            ),
+            (
+                "{ web: { errors: { '404': 'x.html' } } }",
+                "web.errors.404: \"x.html\" must be a path such as '/404.html'",
+            ),
+            (
+                "{ web: { errors: { '404': '/../x.html' } } }",
+                "web.errors.404: \"/../x.html\" must be a path",
             ),
             (
                 "{ web: { routes: [ { handler: 'acton' } ] } }",

@@ -1,6 +1,7 @@
 //! The static file handler: a confined path, validators, ranges and precompressed variants.
 
 pub(crate) mod cache;
+mod listing;
 pub(crate) mod mime;
 pub(crate) mod path;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use crate::output::{FileBody, Segment};
 pub(crate) use cache::Documents;
 use cache::{Found, OpenFile};
 use mime::MimeTable;
+use path::PathError;
 
 /// Files up to this size are read whole into the response; larger ones stream.
 pub(crate) const INLINE_LIMIT: u64 = 64 * 1024;
@@ -71,9 +73,13 @@ pub(crate) fn serve(
         }
         return match site.docs.find(relative)? {
             Found::File(_) => Err(HttpError::NotFound),
-            Found::Dir => match site.docs.find(&index)? {
-                Found::File(file) => serve_file(site, head, &index, file, sink),
-                Found::Dir => Err(HttpError::NotFound),
+            Found::Dir => match site.docs.find(&index) {
+                Ok(Found::File(file)) => serve_file(site, head, &index, file, sink),
+                Ok(Found::Dir) | Err(PathError::NotFound) if site.route.listing => {
+                    listing::write(site, head, relative, sink)
+                }
+                Ok(Found::Dir) => Err(HttpError::NotFound),
+                Err(e) => Err(e.into()),
             },
         };
     }
