@@ -4,6 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+use crate::access;
 use crate::auth;
 use crate::config::{Config, ConfigError, HandlerKind};
 use crate::error::StartError;
@@ -118,6 +119,8 @@ pub(crate) struct App {
     stores_files: bool,
     /// The `errors` pages, read at start: status, content type, body.
     error_pages: Vec<ErrorPage>,
+    /// Who sent the request being answered (for the debug log's refusals).
+    peer: std::net::SocketAddr,
 }
 
 /// A page of `errors`, kept in memory: an error answer never waits for the disk.
@@ -186,6 +189,7 @@ impl App {
         let mime = MimeTable::new(&config.mime);
         let error_pages = error_pages(&config, &mime)?;
         Ok(App {
+            peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             stores_files,
             error_pages,
             ws_limits,
@@ -295,6 +299,7 @@ impl App {
         close: bool,
     ) -> Handled {
         self.hub.stats.requests += 1;
+        self.peer = origin.peer;
         self.date.refresh();
         let mark = out.len();
         let request = Incoming {
@@ -307,30 +312,35 @@ impl App {
         let handled = self.answer(request, out, close);
         // A proxied upgrade is logged once its downstream answered.
         if self.config.log.access && !handled.proxied {
-            // The status is in our own status line: "HTTP/1.1 200 ...".
-            let status = out
-                .get(mark + 9..mark + 12)
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .unwrap_or("-");
-            let target = if head.query.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", head.query)
-            };
-            // A gateway's request id (X-Request-Id), so both sides' lines match up.
-            let id = gateway::forward::client_request_id(head)
-                .map(|id| format!(" id={id}"))
-                .unwrap_or_default();
-            log::info!(
-                target: "wisp::access",
-                "{} \"{} {}{target} HTTP/1.{}\" {status}{id}",
-                origin.peer.ip(),
-                head.method,
-                head.path,
-                head.minor,
-            );
+            self.log_access(head, &origin, &out[mark..]);
         }
         handled
+    }
+
+    /// The access log's line for a request answered by `response` (its head
+    /// says the body's length, a file's sent later included).
+    fn log_access(&self, head: &Head<'_>, origin: &Origin, response: &[u8]) {
+        // The status is in our own status line: "HTTP/1.1 200 ...".
+        let status = response
+            .get(9..12)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let entry = access::Entry {
+            peer: origin.peer.ip(),
+            method: head.method,
+            target: (head.path, head.query),
+            minor: head.minor,
+            status,
+            bytes: access::body_length(response, head.method == "HEAD"),
+            referer: head.header("referer"),
+            agent: head.header("user-agent"),
+            took: Some(origin.now.saturating_duration_since(origin.started)),
+            // A gateway's request id (X-Request-Id), so both sides' lines match up.
+            id: gateway::forward::client_request_id(head),
+        };
+        let line = access::line(&entry, self.config.log.format, SystemTime::now());
+        log::info!(target: "wisp::access", "{line}");
     }
 
     /// Routes a request to its answer: a redirect, a status page, a file or an action.
@@ -346,7 +356,14 @@ impl App {
         }
         if let Some(r) = self.routes.listener_redirect(origin.listener) {
             let Some(location) = listener_location(r, head) else {
-                return self.status_page(head, out, 400, close, None);
+                return self.status_page(
+                    head,
+                    out,
+                    400,
+                    close,
+                    None,
+                    "the Host header gives no host for the listener's redirect",
+                );
             };
             let mut w = HeadWriter::start(out, r.status, &self.date.text, &self.config.headers);
             w.header("Location", &location);
@@ -354,7 +371,14 @@ impl App {
             return Handled::response(close);
         }
         let Ok((relative, trailing)) = normalize(head.path) else {
-            return self.status_page(head, out, 400, close, None);
+            return self.status_page(
+                head,
+                out,
+                400,
+                close,
+                None,
+                "the path is malformed or climbs above the root",
+            );
         };
         let routed = routing_path(&relative, trailing);
         match self.routes.decide(&routed) {
@@ -364,10 +388,19 @@ impl App {
                 w.finish(Some(0), close);
                 Handled::response(close)
             }
-            Decision::NotFound => self.status_page(head, out, 404, close, None),
+            Decision::NotFound => {
+                self.status_page(head, out, 404, close, None, "no route matches the path")
+            }
             Decision::Route(route) if !route.allows(head.method) => {
                 let allow = route.allow_header();
-                self.status_page(head, out, 405, close, Some(("Allow", &allow)))
+                self.status_page(
+                    head,
+                    out,
+                    405,
+                    close,
+                    Some(("Allow", &allow)),
+                    "the route does not allow the method",
+                )
             }
             Decision::Route(route) => {
                 let claims = match &route.config.auth {
@@ -378,7 +411,7 @@ impl App {
                             log::debug!("{}: 401 for {}: {e}", origin.peer, head.path);
                             self.hub.stats.limits.auth += 1;
                             let challenge = Some(("WWW-Authenticate", e.challenge()));
-                            return self.status_page(head, out, 401, close, challenge);
+                            return self.status_page(head, out, 401, close, challenge, "");
                         }
                     },
                 };
@@ -422,7 +455,14 @@ impl App {
         close: bool,
     ) -> Handled {
         let Some(docs) = route.root.as_ref() else {
-            return self.status_page(head, out, 500, close, None);
+            return self.status_page(
+                head,
+                out,
+                500,
+                close,
+                None,
+                "the file route has no documents folder",
+            );
         };
         let site = FileSite {
             docs,
@@ -446,7 +486,7 @@ impl App {
                 exchange: None,
                 upload: None,
             },
-            Err(e) => self.status_page(head, out, e.status(), close, None),
+            Err(e) => self.status_page(head, out, e.status(), close, None, &e.to_string()),
         }
     }
 
@@ -527,7 +567,14 @@ impl App {
             peer_cert,
         } = incoming;
         let Some(index) = self.actions.iter().position(|a| matches(&a.prefix, routed)) else {
-            return self.status_page(head, out, 404, close, None);
+            return self.status_page(
+                head,
+                out,
+                404,
+                close,
+                None,
+                "no action handler is registered for the path",
+            );
         };
         let handler = match &mut self.actions[index].endpoint {
             Endpoint::Http(handler) => handler,
@@ -549,7 +596,7 @@ impl App {
                     "the action handler for {} panicked; answered 500",
                     head.path
                 );
-                self.status_page(head, out, 500, true, None)
+                self.status_page(head, out, 500, true, None, "")
             }
         }
     }
@@ -602,13 +649,34 @@ impl App {
     ) -> Handled {
         let Incoming { head, origin, .. } = incoming;
         let Some(gateway) = self.gateway.as_mut() else {
-            return self.status_page(head, out, 500, close, None);
+            return self.status_page(
+                head,
+                out,
+                500,
+                close,
+                None,
+                "no gateway for the proxy route",
+            );
         };
         let Some(route) = gateway.route_of(pattern) else {
-            return self.status_page(head, out, 500, close, None);
+            return self.status_page(
+                head,
+                out,
+                500,
+                close,
+                None,
+                "no gateway for the proxy route",
+            );
         };
         let Some(target) = gateway.target(route, head) else {
-            return self.status_page(head, out, 404, close, None);
+            return self.status_page(
+                head,
+                out,
+                404,
+                close,
+                None,
+                "the path does not fit the proxy route's upstream template",
+            );
         };
         // An `http`/`https` route passes an upgrade on as a plain request
         // (its hop-by-hop `Upgrade` dropped), as a proxy without WebSockets does.
@@ -697,6 +765,11 @@ impl App {
 
     /// The refusal page for an upgrade that failed its checks; it closes.
     fn refused_upgrade(&mut self, refused: upgrade::Refused, out: &mut Vec<u8>) -> Handled {
+        log::debug!(
+            "{}: {} for a WebSocket upgrade: {refused}",
+            self.peer,
+            refused.error().status()
+        );
         self.hub.stats.upgrades_rejected += 1;
         if refused.error() == HttpError::Forbidden {
             self.hub.stats.limits.auth += 1;
@@ -770,7 +843,17 @@ impl App {
         status: u16,
         close: bool,
         header: Option<(&str, &str)>,
+        why: &str,
     ) -> Handled {
+        if !why.is_empty() {
+            // `--log debug` says why each request was refused.
+            log::debug!(
+                "{}: {status} for {} {}: {why}",
+                self.peer,
+                head.method,
+                head.path
+            );
+        }
         let page = StatusPage {
             status,
             header,
@@ -891,6 +974,7 @@ mod tests {
             id: ConnId { key: 0, serial: 1 },
             peer: testing::peer(),
             now: Instant::now(),
+            started: Instant::now(),
             tls: false,
             listener: 0,
         };

@@ -103,6 +103,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod access;
 mod app;
 mod auth;
 pub mod config;

@@ -83,6 +83,8 @@ pub(crate) struct Origin {
     pub id: ConnId,
     pub peer: SocketAddr,
     pub now: Instant,
+    /// When the request's first byte arrived (for the access log's duration).
+    pub started: Instant,
     /// The connection is TLS.
     pub tls: bool,
     /// The listener it was accepted on: its index in the server's listeners

@@ -98,11 +98,20 @@ fn access_log_has_one_line_per_request_on_stderr() {
             lines.push(line);
         }
     }
+    // The combined format (the time cut out), then how long it took.
+    let css = std::fs::metadata(site.join("style.css")).unwrap().len();
+    let shape = |line: &str| {
+        let (before, rest) = line.split_once(" [").expect("a time");
+        let (_, after) = rest.split_once("] ").expect("a time");
+        let (fields, took) = after.rsplit_once(' ').expect("a duration");
+        assert!(took.ends_with("ms"), "{line}");
+        format!("{before} {fields}")
+    };
     assert_eq!(
-        lines[0],
-        "access: 127.0.0.1 \"GET /style.css?v=2 HTTP/1.1\" 200"
+        shape(&lines[0]),
+        format!("access: 127.0.0.1 - - \"GET /style.css?v=2 HTTP/1.1\" 200 {css} \"-\" \"-\"")
     );
-    assert_eq!(lines[1], "access: 127.0.0.1 \"GET /missing HTTP/1.1\" 404");
+    assert!(shape(&lines[1]).starts_with("access: 127.0.0.1 - - \"GET /missing HTTP/1.1\" 404 "));
 }
 
 #[test]
@@ -284,4 +293,42 @@ fn missing_documents_folder_is_one_clear_line() {
         ],
         "documents folder /nonexistent/site",
     );
+}
+
+#[test]
+fn log_debug_says_why_each_request_was_refused() {
+    let mut w = start(&[
+        "--config",
+        "web.json5",
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        "debug",
+    ]);
+    let stderr = w.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(get(w.addr, "/../etc/passwd").status, 400);
+    let mut c = Client::connect(w.addr);
+    c.send(
+        b"GET /ws/echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n",
+    );
+    assert_eq!(c.response().status, 400);
+    let mut want = vec![
+        "400 for GET /../etc/passwd: the path is malformed or climbs above the root",
+        "400 for a WebSocket upgrade: ",
+    ];
+    while !want.is_empty() {
+        let line = rx
+            .recv_timeout(support::IO_TIMEOUT)
+            .unwrap_or_else(|_| panic!("no debug line saying {want:?}"));
+        want.retain(|w| !(line.starts_with("debug: 127.0.0.1:") && line.contains(w)));
+    }
 }

@@ -10,8 +10,8 @@ use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
 use super::{policy, proxy, redirect, tls};
 use super::{
-    Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect, RouteConfig,
-    RouteRedirect, Timeouts, WebSockets,
+    AccessFormat, Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect,
+    RouteConfig, RouteRedirect, Timeouts, WebSockets,
 };
 
 const WEB_KEYS: &[&str] = &[
@@ -129,7 +129,7 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.web_sockets = web_sockets(&path, v)?;
     }
     if let Some((path, v)) = web.get("log") {
-        config.log = log_config(&path, v)?;
+        config.log = log_config(&path, v, base)?;
     }
     Ok(config)
 }
@@ -247,21 +247,43 @@ fn number_in(o: &Obj<'_>, key: &str, low: u32, high: u32) -> read::Result<Option
     }
 }
 
-fn log_config(path: &str, v: &Value) -> read::Result<Log> {
+fn log_config(path: &str, v: &Value, base: &Path) -> read::Result<Log> {
     if let Value::String(level) = v {
         return Ok(Log {
             level: log_level(path, level)?,
             ..Log::default()
         });
     }
-    let o = Obj::new(path, v, &["level", "access"])?;
+    let o = Obj::new(
+        path,
+        v,
+        &["level", "access", "format", "path", "size", "keep"],
+    )?;
     let d = Log::default();
+    let format = match o.string("format")?.as_deref() {
+        None | Some("combined") => AccessFormat::Combined,
+        Some("common") => AccessFormat::Common,
+        Some(other) => {
+            return fail(
+                &o.path_of("format"),
+                format!("{other:?} is not 'combined' or 'common'"),
+            )
+        }
+    };
+    let size = o.size("size")?.unwrap_or(d.size);
+    if size < 1024 {
+        return fail(&o.path_of("size"), "must be at least 1K");
+    }
     Ok(Log {
         level: match o.string("level")? {
             Some(level) => log_level(&o.path_of("level"), &level)?,
             None => d.level,
         },
         access: o.boolean("access")?.unwrap_or(d.access),
+        format,
+        path: o.string("path")?.map(|p| base.join(p)),
+        size,
+        keep: o.count("keep")?.unwrap_or(d.keep),
     })
 }
 

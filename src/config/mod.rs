@@ -76,7 +76,7 @@ pub struct Config {
 ///
 /// wisp logs through the `log` facade; the `wisp` binary prints the records
 /// to stderr. A program using the library installs its own logger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     /// The most verbose level printed by the binary (`level`: `'off'`,
     /// `'error'`, `'warn'`, `'info'`, `'debug'`, `'trace'`; default `'info'`).
@@ -84,6 +84,23 @@ pub struct Log {
     /// One `info` line per request, under the target `wisp::access`
     /// (`access`, default `false`).
     pub access: bool,
+    /// The access line's format (`format`: `'combined'`, the default, or `'common'`).
+    pub format: AccessFormat,
+    /// A file the log goes to instead of stderr (`path`); rotated at `size`.
+    pub path: Option<PathBuf>,
+    /// The log file's size at which it is rotated (`size`, default 1MB).
+    pub size: u64,
+    /// Rotated files kept beside it, `path.1` the newest (`keep`, default 3).
+    pub keep: usize,
+}
+
+/// The access log's line format: Apache's, with the duration and request id after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// `host - - [time] "request" status bytes`.
+    Common,
+    /// The common format, then `"referer" "user-agent"`.
+    Combined,
 }
 
 impl Default for Log {
@@ -91,6 +108,10 @@ impl Default for Log {
         Log {
             level: log::LevelFilter::Info,
             access: false,
+            format: AccessFormat::Combined,
+            path: None,
+            size: 1024 * 1024,
+            keep: 3,
         }
     }
 }
@@ -748,9 +769,18 @@ mod tests {
             c.log,
             Log {
                 level: log::LevelFilter::Debug,
-                access: true
+                access: true,
+                ..Log::default()
             }
         );
+        let log = parse(
+            "{ web: { log: { format: 'common', path: 'logs/wisp.log', size: '64K', keep: 5 } } }",
+        )
+        .unwrap()
+        .log;
+        assert_eq!(log.format, AccessFormat::Common);
+        assert_eq!(log.path, Some(PathBuf::from("/srv/device/logs/wisp.log")));
+        assert_eq!((log.size, log.keep), (64 * 1024, 5));
         assert_eq!(
             parse("{ web: { log: 'warn' } }").unwrap().log.level,
             log::LevelFilter::Warn
@@ -860,6 +890,14 @@ mod tests {
             (
                 "{ web: { routes: [ {}, { handler: 'cgi' } ] } }",
                 "web.routes[1].handler: \"cgi\" is not",
+            ),
+            (
+                "{ web: { log: { format: 'json' } } }",
+                "web.log.format: \"json\" is not 'combined' or 'common'",
+            ),
+            (
+                "{ web: { log: { size: 10 } } }",
+                "web.log.size: must be at least 1K",
             ),
             (
                 "{ web: { errors: { '200': '/ok.html' } } }",

@@ -155,7 +155,8 @@ impl Conn {
         if progress.done && pending.upload.is_some() {
             self.finish_upload(ctx);
         } else if progress.done {
-            let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started: None })
+            let started = Some(pending.started);
+            let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started })
             else {
                 return progress.consumed;
             };
@@ -196,10 +197,15 @@ impl Conn {
         let served = u64::from(self.served);
         let close =
             !head.keep_alive || served >= ctx.app.config.limits.requests || ctx.app.stopping;
+        let started = match self.phase {
+            Phase::Head { started: Some(s) } => s,
+            _ => ctx.turn.now,
+        };
         let origin = Origin {
             id: self.id(ctx),
             peer: self.peer,
             now: ctx.turn.now,
+            started,
             tls: self.transport.is_tls(),
             listener: self.listener,
         };

@@ -4,9 +4,10 @@
 //! backpressure.
 
 use std::mem;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::{Conn, Ctx, Next, Phase};
+use crate::access;
 use crate::app::App;
 use crate::gateway::relay::Side;
 use crate::gateway::{Outcome, Proxied, Upgrade};
@@ -283,13 +284,23 @@ pub(crate) fn log_proxied(app: &App, req: &Proxied, status: u16, with_host: bool
         .and_then(|g| g.routes.get(req.route))
         .filter(|_| with_host)
         .map_or("-", |r| r.pool.host(req.host));
-    log::info!(
-        target: "wisp::access",
-        "{} \"{} {} HTTP/1.{}\" {status} id={} downstream={host}",
-        req.peer.ip(),
-        req.method,
-        req.client_target,
-        req.minor,
-        req.request_id,
-    );
+    let (path, query) = req
+        .client_target
+        .split_once('?')
+        .unwrap_or((&req.client_target, ""));
+    let entry = access::Entry {
+        peer: req.peer.ip(),
+        method: &req.method,
+        target: (path, query),
+        minor: req.minor,
+        status,
+        // Relayed as it came: not counted here.
+        bytes: None,
+        referer: None,
+        agent: None,
+        took: None,
+        id: Some(&req.request_id),
+    };
+    let line = access::line(&entry, app.config.log.format, SystemTime::now());
+    log::info!(target: "wisp::access", "{line} downstream={host}");
 }

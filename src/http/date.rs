@@ -72,6 +72,23 @@ pub(crate) fn format_http_date(t: SystemTime) -> String {
     )
 }
 
+/// Formats `t` as the common log format's time, e.g. `10/Oct/2000:13:55:36 +0000` (UTC).
+pub(crate) fn format_clf_date(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / SECS_PER_DAY as u64) as i64;
+    let of_day = (secs % SECS_PER_DAY as u64) as u32;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
+        day,
+        MONTH_NAMES[(month - 1) as usize],
+        year,
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+    )
+}
+
 /// Parses an HTTP date in any of the forms RFC 9110 requires recipients to accept:
 /// IMF-fixdate, rfc850-date and asctime-date.
 ///

@@ -146,7 +146,10 @@ fn run() -> Result<(), String> {
         }
     };
     let config = configure(&args)?;
-    wisp::init_logging(config.log.level);
+    wisp::init_logging(&config.log).map_err(|e| {
+        let path = config.log.path.as_deref().unwrap_or("-".as_ref());
+        format!("cannot open the log file {}: {e}", path.display())
+    })?;
     let mut server = Server::bind(config).map_err(|e| e.to_string())?;
     register_demo(&mut server);
     // Before the start line (`Server::run` logs it): a script that waits for it may signal at once.
