@@ -475,8 +475,14 @@ mod tests {
         assert_eq!(s.cut(MAX_PIECES as usize).len(), MAX_PIECES as usize);
         assert_eq!(s.cut(10), vec![10]);
         let pauses: Vec<Pause> = (0..100).map(|_| s.pause()).collect();
-        let stalls = pauses.iter().filter(|p| matches!(p, Pause::Stall(_))).count();
-        let delays = pauses.iter().filter(|p| matches!(p, Pause::Delay(_))).count();
+        let stalls = pauses
+            .iter()
+            .filter(|p| matches!(p, Pause::Stall(_)))
+            .count();
+        let delays = pauses
+            .iter()
+            .filter(|p| matches!(p, Pause::Delay(_)))
+            .count();
         assert_eq!((stalls, delays), (MAX_STALLS as usize, MAX_DELAYS as usize));
     }
 
