@@ -486,8 +486,11 @@ mod tests {
         assert_eq!((stalls, delays), (MAX_STALLS as usize, MAX_DELAYS as usize));
     }
 
+    /// What the upstream saw, and how its connection ended.
+    type Seen = (Vec<u8>, io::Result<()>);
+
     /// An upstream that echoes one connection, reporting what it saw.
-    fn echo_server() -> (SocketAddr, thread::JoinHandle<(Vec<u8>, io::Result<()>)>) {
+    fn echo_server() -> (SocketAddr, thread::JoinHandle<Seen>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let handle = thread::spawn(move || {

@@ -570,15 +570,13 @@ fn read_upgrade(c: &mut Conn, deflate: bool) -> Result<(), Error> {
 fn close_clean(c: &mut Conn, inflater: &mut Inflater, rng: &mut Rng) -> Result<(), Error> {
     let mask = (rng.next_u64() as u32).to_be_bytes();
     c.io.write_all(&masked(0x80 | CLOSE, &1000u16.to_be_bytes(), mask))?;
-    loop {
-        match read_message(c, inflater)? {
-            Some(Incoming::Close(Some(1000))) => break,
-            Some(Incoming::Close(code)) => {
-                return Err(format!("our close 1000 answered with {code:?}").into())
-            }
-            Some(Incoming::Text(_)) => return Err("a message after our close".into()),
-            None => return Err("EOF instead of the close frame".into()),
+    match read_message(c, inflater)? {
+        Some(Incoming::Close(Some(1000))) => {}
+        Some(Incoming::Close(code)) => {
+            return Err(format!("our close 1000 answered with {code:?}").into())
         }
+        Some(Incoming::Text(_)) => return Err("a message after our close".into()),
+        None => return Err("EOF instead of the close frame".into()),
     }
     c.at_end().map_err(|e| format!("after the close: {e}"))?;
     Ok(())
