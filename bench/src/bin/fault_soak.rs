@@ -73,6 +73,23 @@ const MAX_MESSAGE: usize = 1 << 20;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The connection ended (EOF or reset): the documented end of a
+/// deliberately broken one, a loss on any other.
+fn eof(what: String) -> Error {
+    Box::new(io::Error::new(io::ErrorKind::UnexpectedEof, what))
+}
+
+/// Whether `e` is a connection's end (EOF, reset), not damage, a wrong
+/// answer or a hang.
+fn ended(e: &Error) -> bool {
+    e.downcast_ref::<io::Error>().is_some_and(|e| {
+        !matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        )
+    })
+}
+
 #[derive(Clone)]
 struct Args {
     addr: SocketAddr,
@@ -498,7 +515,10 @@ fn read_message(c: &mut Conn, inflater: &mut Inflater) -> Result<Option<Incoming
         }
     }
     if compressed {
-        data = inflater.message(&data, true, MAX_MESSAGE)?.to_vec();
+        data = inflater
+            .message(&data, true, MAX_MESSAGE)
+            .map_err(|e| format!("a message that does not inflate: {e}"))?
+            .to_vec();
     }
     Ok(Some(Incoming::Text(data)))
 }
@@ -517,11 +537,11 @@ fn read_head(c: &mut Conn) -> Result<(u16, String), Error> {
             return Ok((status, text));
         }
         if !c.fill()? {
-            return Err(if c.buf.is_empty() {
+            return Err(eof(if c.buf.is_empty() {
                 "EOF instead of an answer".into()
             } else {
                 "EOF in an answer's head".into()
-            });
+            }));
         }
     }
 }
@@ -667,7 +687,8 @@ fn ws_echo(env: &Env, w: Workload, rng: &mut Rng, brk: Break) -> Result<(), Erro
         // No answer may come: the request never ended.
         return match written.map_err(Error::from).and_then(|_| read_head(&mut c)) {
             Ok((status, _)) => Err(format!("a {status} to an upgrade request cut short").into()),
-            Err(_) => Ok(()),
+            Err(e) if ended(&e) => Ok(()),
+            Err(e) => Err(format!("an upgrade request cut short: {e}").into()),
         };
     }
     let mut echoed = 0u64;
@@ -703,7 +724,7 @@ fn ws_echo(env: &Env, w: Workload, rng: &mut Rng, brk: Break) -> Result<(), Erro
                     Some(Incoming::Close(code)) => {
                         return Err(format!("a close {code:?} after {echoed} echoes").into())
                     }
-                    None => return Err(format!("EOF after {echoed} echoes").into()),
+                    None => return Err(eof(format!("EOF after {echoed} echoes"))),
                 }
             }
             sent = end;
@@ -721,7 +742,7 @@ fn ws_echo(env: &Env, w: Workload, rng: &mut Rng, brk: Break) -> Result<(), Erro
             Err(format!("reset after {complete} messages, yet the connection ended cleanly").into())
         }
         Ok(()) => Ok(()),
-        Err(e) if broken => {
+        Err(e) if broken && ended(&e) => {
             // The echoes before the reset came intact and in order (checked
             // as they came); no more than were sent whole.
             if echoed > complete {
@@ -730,9 +751,9 @@ fn ws_echo(env: &Env, w: Workload, rng: &mut Rng, brk: Break) -> Result<(), Erro
                 )
                 .into());
             }
-            let _ = e;
             Ok(())
         }
+        Err(e) if broken => Err(format!("not the end of a broken connection: {e}").into()),
         Err(e) => {
             env.tally.lost.fetch_add(count - echoed, Relaxed);
             Err(e)
@@ -838,12 +859,13 @@ fn http_pipeline(env: &Env, w: Workload, rng: &mut Rng, brk: Break) -> Result<()
     match result {
         Ok(()) if broken => Err("a reset connection answered every request".into()),
         Ok(()) => Ok(()),
-        Err(_) if broken => {
+        Err(e) if broken && ended(&e) => {
             if answered > complete {
                 return Err(format!("{answered} answers to {complete} whole requests").into());
             }
             Ok(())
         }
+        Err(e) if broken => Err(format!("not the end of a broken connection: {e}").into()),
         Err(e) => {
             env.tally.lost.fetch_add((count - answered) as u64, Relaxed);
             Err(e)
