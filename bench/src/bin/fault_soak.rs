@@ -1215,3 +1215,116 @@ fn main() -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_checks_and_any_damage_is_seen() {
+        let mut rng = Rng::new(11);
+        for seq in 0..200 {
+            let m = message(&mut rng, seq, 5000);
+            assert_eq!(check_message(&m), Ok(seq));
+            if m.len() > m.iter().position(|&b| b == b'|').unwrap() + 1 {
+                let mut bad = m.clone();
+                let last = bad.len() - 1;
+                bad[last] ^= 0x01;
+                assert!(check_message(&bad).is_err(), "a flipped bit");
+                assert!(check_message(&m[..last]).is_err(), "a lost byte");
+            }
+        }
+    }
+
+    /// Decodes masked client frames back into the messages' payloads.
+    fn unframe(mut bytes: &[u8]) -> Vec<(bool, Vec<u8>)> {
+        let mut out: Vec<(bool, Vec<u8>)> = Vec::new();
+        let mut current: Option<(bool, Vec<u8>)> = None;
+        while !bytes.is_empty() {
+            let (b0, b1) = (bytes[0], bytes[1]);
+            assert!(b1 & 0x80 != 0, "client frames are masked");
+            let (len, mut at) = match b1 & 0x7f {
+                126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            let mask = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+            at += 4;
+            let payload: Vec<u8> = bytes[at..at + len]
+                .iter()
+                .zip(mask.iter().cycle())
+                .map(|(b, m)| b ^ m)
+                .collect();
+            bytes = &bytes[at + len..];
+            match b0 & 0x0f {
+                PING => continue,
+                TEXT => current = Some((b0 & 0x40 != 0, payload)),
+                CONT => current.as_mut().unwrap().1.extend_from_slice(&payload),
+                op => panic!("opcode {op}"),
+            }
+            if b0 & 0x80 != 0 {
+                out.push(current.take().unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fragmented_messages_reassemble_compressed_or_not() {
+        let mut rng = Rng::new(5);
+        let mut deflater = Deflater::new(1);
+        for seq in 0..100 {
+            let m = message(&mut rng, seq, 70_000);
+            let compressed = seq % 2 == 1;
+            let payload = if compressed {
+                deflater.message(&m, true).to_vec()
+            } else {
+                m.clone()
+            };
+            let bytes: Vec<u8> = frames(&mut rng, &payload, compressed).concat();
+            let got = unframe(&bytes);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].0, compressed);
+            let back = if compressed {
+                Inflater::new()
+                    .message(&got[0].1, true, MAX_MESSAGE)
+                    .unwrap()
+                    .to_vec()
+            } else {
+                got[0].1.clone()
+            };
+            assert_eq!(back, m);
+        }
+    }
+
+    #[test]
+    fn breaks_suit_their_workload() {
+        let mut rng = Rng::new(3);
+        for w in Workload::ALL {
+            let breaks: Vec<Break> = (0..1000).map(|_| pick_break(&mut rng, w)).collect();
+            let none = breaks.iter().filter(|b| **b == Break::None).count();
+            assert!(none > 700, "{w:?}: most connections are not broken");
+            if w == Workload::Chat {
+                assert_eq!(none, 1000);
+            }
+            if w.tls() {
+                assert!(breaks
+                    .iter()
+                    .all(|b| matches!(b, Break::None | Break::ResetHandshake)));
+            }
+        }
+    }
+
+    #[test]
+    fn only_an_end_counts_as_the_end_of_a_broken_connection() {
+        assert!(ended(&eof("EOF after 3 echoes".into())));
+        assert!(ended(
+            &io::Error::from(io::ErrorKind::ConnectionReset).into()
+        ));
+        assert!(!ended(&io::Error::from(io::ErrorKind::WouldBlock).into()));
+        assert!(!ended(&"echo 4 came as number 3, or damaged".into()));
+    }
+}
