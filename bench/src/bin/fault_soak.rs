@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! fault_soak --addr 127.0.0.1:PORT --docs DIR --seconds 60 [--tls-addr 127.0.0.1:PORT --ca ca.pem]
-//!            [--seed N] [--workers 8] [--latency-bound-ms 2000]
+//!            [--seed N] [--workers 12] [--latency-bound-ms 2000]
 //! ```
 //!
 //! The workloads (each connection one of them, in turn):
@@ -113,7 +113,7 @@ fn parse_args() -> Result<Args, Error> {
         docs: PathBuf::new(),
         seconds: 0,
         seed: SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64,
-        workers: 8,
+        workers: 12,
         bound: Duration::from_secs(2),
     };
     let mut it = std::env::args().skip(1);
@@ -203,6 +203,8 @@ struct Tally {
     reset_frame: AtomicU64,
     reset_request: AtomicU64,
     reset_handshake: AtomicU64,
+    /// Deliberately broken connections that ended as documented.
+    breaks_as_documented: AtomicU64,
     verified: AtomicU64,
     lost: AtomicU64,
     failures: AtomicU64,
@@ -1073,8 +1075,12 @@ fn worker(env: &Env, id: usize, rooms: &AtomicU64) {
         if let Some(counter) = counter {
             counter.fetch_add(1, Relaxed);
         }
-        if let Err(e) = result {
-            env.tally.fail(format!("{} ({what}): {e}", w.name()));
+        match result {
+            Ok(()) if counter.is_some() => {
+                env.tally.breaks_as_documented.fetch_add(1, Relaxed);
+            }
+            Ok(()) => {}
+            Err(e) => env.tally.fail(format!("{} ({what}): {e}", w.name())),
         }
     }
 }
@@ -1187,6 +1193,16 @@ fn main() -> Result<(), Error> {
         t.reset_handshake.load(Relaxed),
         t.verified.load(Relaxed),
         t.lost.load(Relaxed),
+    );
+    let breaks = t.half_close.load(Relaxed)
+        + t.reset_frame.load(Relaxed)
+        + t.reset_request.load(Relaxed)
+        + t.reset_handshake.load(Relaxed);
+    println!(
+        "fault soak: {breaks} connections broken on purpose, {} ended as documented \
+         (half-close: every answer or echo, then EOF; reset: an intact prefix, then the end; \
+         cut short in the handshake: no answer)",
+        t.breaks_as_documented.load(Relaxed)
     );
     println!(
         "fault soak: probe: {probes} direct GETs, worst {} ms (bound {} ms), {probe_failed} failed",
