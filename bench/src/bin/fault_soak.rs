@@ -205,6 +205,8 @@ struct Tally {
     reset_handshake: AtomicU64,
     /// Deliberately broken connections that ended as documented.
     breaks_as_documented: AtomicU64,
+    /// Half-closes through the gateway whose last echoes did not come back.
+    gateway_cut_short: AtomicU64,
     verified: AtomicU64,
     lost: AtomicU64,
     failures: AtomicU64,
@@ -745,6 +747,9 @@ fn ws_echo(env: &Env, w: Workload, rng: &mut Rng, brk: Break) -> Result<(), Erro
         }
         Ok(()) => Ok(()),
         Err(e) if broken && ended(&e) => {
+            if !reset {
+                env.tally.gateway_cut_short.fetch_add(1, Relaxed);
+            }
             // The echoes before the reset came intact and in order (checked
             // as they came); no more than were sent whole.
             if echoed > complete {
@@ -1201,8 +1206,9 @@ fn main() -> Result<(), Error> {
     println!(
         "fault soak: {breaks} connections broken on purpose, {} ended as documented \
          (half-close: every answer or echo, then EOF; reset: an intact prefix, then the end; \
-         cut short in the handshake: no answer)",
-        t.breaks_as_documented.load(Relaxed)
+         cut short in the handshake: no answer); {} gateway half-closes lost echoes in flight (the gateway takes a FIN for a client gone)",
+        t.breaks_as_documented.load(Relaxed),
+        t.gateway_cut_short.load(Relaxed)
     );
     println!(
         "fault soak: probe: {probes} direct GETs, worst {} ms (bound {} ms), {probe_failed} failed",
