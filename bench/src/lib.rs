@@ -10,6 +10,7 @@
 //! | `wisp_echo` | wisp serving the benchmark's paths (and a folder of files) |
 //! | `tungstenite_echo` | the same paths on tokio-tungstenite |
 //! | `fastws_echo` | the same paths on fastwebsockets + hyper |
+//! | `fault_soak` | real workloads through the [`faults`] proxy, every message checked (`scripts/soak --faults`) |
 //!
 //! With `--tls CERT KEY`, `wisp_echo` and `tungstenite_echo` serve the same
 //! paths over TLS instead (`https://`, `wss://`), and `load --tls CA` is
@@ -28,6 +29,7 @@ use std::fs;
 use std::time::Duration;
 
 pub mod deflate;
+pub mod faults;
 pub mod tls;
 
 /// The WebSocket path that echoes.
