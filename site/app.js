@@ -1,7 +1,7 @@
 // Polls the /api/status action handler and shows what it says. The demo's
 // handlers (/api/status, /ws/echo, /ws/chat) are the `wisp` binary's: a
-// program of your own that serves this folder may have none of them, so a
-// missing one (404) turns its card into a quiet note instead of an error.
+// program of your own that serves this folder has none of them, so a 404
+// from /api/status turns the demo's cards into quiet notes instead of errors.
 "use strict";
 
 function formatUptime(secs) {
@@ -29,9 +29,11 @@ async function refresh() {
     const res = await fetch("/api/status", { cache: "no-store" });
     if (res.status === 404) {
       clearInterval(poller);
-      document.getElementById("status").hidden = true;
+      document.getElementById("status").style.display = "none";
       error.hidden = true;
       absent("status-card", "/api/status");
+      absent("echo-card", "/ws/echo");
+      absent("chat-card", "/ws/chat");
       return;
     }
     if (!res.ok) throw new Error(res.status + " " + res.statusText);
@@ -47,18 +49,5 @@ async function refresh() {
   }
 }
 
-// A WebSocket path answers a plain GET with 426 (Upgrade Required) when a
-// handler is there, 404 when not.
-async function probe(id, path) {
-  try {
-    const res = await fetch(path, { cache: "no-store" });
-    if (res.status === 404) absent(id, path);
-  } catch (e) {
-    // The server is unreachable: the status card says so already.
-  }
-}
-
 refresh();
 poller = setInterval(refresh, 2000);
-probe("echo-card", "/ws/echo");
-probe("chat-card", "/ws/chat");
