@@ -8,6 +8,7 @@ use crate::access;
 use crate::auth;
 use crate::config::{Config, ConfigError, HandlerKind};
 use crate::error::StartError;
+use crate::events::{self, EventSource, EventStream};
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::store::{Stored, Upload};
@@ -19,7 +20,7 @@ use crate::http::error::HttpError;
 use crate::http::request::{Framing, Head, HeadLimits, Request, MAX_HEADERS};
 use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
 use crate::hub::{Hub, RoomLimits};
-use crate::message::{Origin, PeerCert};
+use crate::message::{ConnId, Origin, PeerCert};
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
 use crate::session::{downstream_limits, Session, SharedLimits};
@@ -39,6 +40,8 @@ enum Endpoint {
         socket: usize,
         protocol: Option<String>,
     },
+    /// A Server-Sent Events source (its index in `App::streams`).
+    Events(usize),
 }
 
 struct Action {
@@ -71,6 +74,8 @@ pub(crate) struct Handled {
     pub exchange: Option<Rc<Exchange>>,
     /// A `PUT` to a file route: the connection streams its body into this.
     pub upload: Option<Box<Upload>>,
+    /// An event stream opened (the index of its source in `App::streams`).
+    pub events: Option<usize>,
 }
 
 /// What a `PUT` or `DELETE` on a file route came to.
@@ -90,6 +95,7 @@ impl Handled {
             proxied: false,
             exchange: None,
             upload: None,
+            events: None,
         }
     }
 }
@@ -119,6 +125,8 @@ pub(crate) struct App {
     stores_files: bool,
     /// The `errors` pages, read at start: status, content type, body.
     error_pages: Vec<ErrorPage>,
+    /// The Server-Sent Events sources, apart from the actions like the sockets.
+    streams: Vec<Box<dyn EventSource>>,
     /// Who sent the request being answered (for the debug log's refusals).
     peer: std::net::SocketAddr,
 }
@@ -189,6 +197,7 @@ impl App {
         let mime = MimeTable::new(&config.mime);
         let error_pages = error_pages(&config, &mime)?;
         Ok(App {
+            streams: Vec::new(),
             peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             stores_files,
             error_pages,
@@ -243,6 +252,46 @@ impl App {
     /// Registers an HTTP action handler for a path prefix (`/api/` or an exact `/api/status`).
     pub fn add_action(&mut self, prefix: &str, handler: ActionFn) {
         self.add(prefix, Endpoint::Http(handler));
+    }
+
+    /// Registers a Server-Sent Events source for a path prefix.
+    pub fn add_events(&mut self, prefix: &str, source: Box<dyn EventSource>) {
+        let index = self.streams.len();
+        self.streams.push(source);
+        self.add(prefix, Endpoint::Events(index));
+    }
+
+    /// Runs `f` with the event source `index` and a stream `id` writing to `out`.
+    pub fn on_stream(
+        &mut self,
+        index: usize,
+        id: ConnId,
+        out: &mut Vec<u8>,
+        f: impl FnOnce(&mut dyn EventSource, &mut EventStream<'_>),
+    ) {
+        let Some(source) = self.streams.get_mut(index) else {
+            return;
+        };
+        let mut stream = EventStream {
+            id,
+            hub: &mut self.hub,
+            out,
+        };
+        // A panicking source costs its stream's event, never the server.
+        if catch_unwind(AssertUnwindSafe(|| f(source.as_mut(), &mut stream))).is_err() {
+            log::error!("an event source panicked");
+        }
+    }
+
+    /// An event stream ended: it leaves the hub, and its source hears of it.
+    pub fn stream_closed(&mut self, index: usize, id: ConnId) {
+        self.hub.remove_socket(id);
+        if let Some(source) = self.streams.get_mut(index) {
+            let hub = &mut self.hub;
+            if catch_unwind(AssertUnwindSafe(|| source.on_close(id, hub))).is_err() {
+                log::error!("an event source panicked in on_close");
+            }
+        }
     }
 
     /// Registers a WebSocket handler for a path prefix, for one subprotocol or any.
@@ -485,6 +534,7 @@ impl App {
                 proxied: false,
                 exchange: None,
                 upload: None,
+                events: None,
             },
             Err(e) => self.status_page(head, out, e.status(), close, None, &e.to_string()),
         }
@@ -579,6 +629,10 @@ impl App {
         let handler = match &mut self.actions[index].endpoint {
             Endpoint::Http(handler) => handler,
             Endpoint::Socket { .. } => return self.upgrade(index, incoming, out),
+            Endpoint::Events(source) => {
+                let source = *source;
+                return self.open_stream(source, incoming, out);
+            }
         };
         if let Some(gateway) = &self.gateway {
             // Only actions read the counters: the gateway's are brought up to date for them.
@@ -597,6 +651,57 @@ impl App {
                     head.path
                 );
                 self.status_page(head, out, 500, true, None, "")
+            }
+        }
+    }
+
+    /// A `GET` for an event stream: the source's `on_open` opens it (the
+    /// head, then what it sent) or answers with its refusal.
+    fn open_stream(
+        &mut self,
+        source: usize,
+        incoming: Incoming<'_, '_>,
+        out: &mut Vec<u8>,
+    ) -> Handled {
+        let Incoming {
+            head,
+            body,
+            origin,
+            claims,
+            peer_cert,
+        } = incoming;
+        if head.method != "GET" {
+            return self.status_page(
+                head,
+                out,
+                405,
+                false,
+                Some(("Allow", "GET")),
+                "an event stream is a GET",
+            );
+        }
+        // The request's view of the counters: the hub is the stream's to change.
+        let stats = self.hub.stats.clone();
+        let request = Request::new(head, body, origin.peer, &stats)
+            .with_claims(claims)
+            .with_tls(origin.tls)
+            .with_peer_cert(peer_cert);
+        self.hub.add_stream(origin.id, source);
+        let mark = out.len();
+        events::write_head(out, &self.date.text, &self.config.headers);
+        let mut opened = Ok(());
+        self.on_stream(source, origin.id, out, |s, stream| {
+            opened = s.on_open(&request, stream)
+        });
+        match opened {
+            Ok(()) => Handled {
+                events: Some(source),
+                ..Handled::response(false)
+            },
+            Err(response) => {
+                self.hub.remove_socket(origin.id);
+                out.truncate(mark);
+                self.write_response(&response, false, out, false)
             }
         }
     }
@@ -629,6 +734,7 @@ impl App {
                 proxied: false,
                 exchange: None,
                 upload: None,
+                events: None,
             },
             Upgraded::Refused(refused) => self.refused_upgrade(refused, out),
             Upgraded::Rejected(response) => {
@@ -701,6 +807,7 @@ impl App {
                 proxied: true,
                 exchange: Some(exchange),
                 upload: None,
+                events: None,
             };
         }
         let key = match upgrade::check_request(head, &self.config.web_sockets.origins) {
@@ -720,6 +827,7 @@ impl App {
             proxied: true,
             exchange: None,
             upload: None,
+            events: None,
         }
     }
 
@@ -892,7 +1000,7 @@ fn candidates(actions: &[Action], first: usize) -> Vec<(usize, Option<&str>)> {
         .filter(|a| &a.prefix == prefix)
         .filter_map(|a| match &a.endpoint {
             Endpoint::Socket { socket, protocol } => Some((*socket, protocol.as_deref())),
-            Endpoint::Http(_) => None,
+            Endpoint::Http(_) | Endpoint::Events(_) => None,
         })
         .collect()
 }

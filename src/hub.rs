@@ -80,6 +80,8 @@ pub(crate) enum Delivery {
 struct Slot {
     serial: u64,
     handler: usize,
+    /// A Server-Sent Events stream rather than a WebSocket.
+    stream: bool,
 }
 
 /// Room bounds (from `limits`).
@@ -213,26 +215,46 @@ impl Hub {
 
     /// A connection became a WebSocket served by `handler`.
     pub(crate) fn add_socket(&mut self, id: ConnId, handler: usize) {
+        self.add_member(id, handler, false);
+        self.stats.websockets_open += 1;
+        self.stats.websockets_total += 1;
+    }
+
+    /// A connection became a Server-Sent Events stream served by `handler`:
+    /// a member like a WebSocket (sends, rooms, broadcasts reach it).
+    pub(crate) fn add_stream(&mut self, id: ConnId, handler: usize) {
+        self.add_member(id, handler, true);
+        self.stats.events_open += 1;
+        self.stats.events_total += 1;
+    }
+
+    fn add_member(&mut self, id: ConnId, handler: usize, stream: bool) {
         if self.sockets.len() <= id.key {
             self.sockets.resize(id.key + 1, None);
         }
         self.sockets[id.key] = Some(Slot {
             serial: id.serial,
             handler,
+            stream,
         });
         self.open += 1;
-        self.stats.websockets_open += 1;
-        self.stats.websockets_total += 1;
     }
 
-    /// A WebSocket is gone: it leaves every room, and its id goes stale.
+    /// A WebSocket or event stream is gone: it leaves every room, and its id goes stale.
     pub(crate) fn remove_socket(&mut self, id: ConnId) {
-        if !self.is_open(id) {
+        let Some(Some(slot)) = self.sockets.get(id.key).copied() else {
+            return;
+        };
+        if slot.serial != id.serial {
             return;
         }
         self.sockets[id.key] = None;
         self.open -= 1;
-        self.stats.websockets_open -= 1;
+        if slot.stream {
+            self.stats.events_open -= 1;
+        } else {
+            self.stats.websockets_open -= 1;
+        }
         for room in self.joined.remove(&id).unwrap_or_default() {
             self.drop_member(&room, id);
         }
@@ -243,12 +265,12 @@ impl Hub {
         matches!(self.sockets.get(id.key), Some(Some(s)) if s.serial == id.serial)
     }
 
-    /// The number of open WebSockets.
+    /// The number of open WebSockets and event streams.
     pub fn sockets(&self) -> usize {
         self.open
     }
 
-    /// The ids of every open WebSocket.
+    /// The ids of every open WebSocket and event stream.
     pub fn socket_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.sockets.iter().enumerate().filter_map(|(key, slot)| {
             slot.map(|s| ConnId {

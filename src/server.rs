@@ -13,6 +13,7 @@ use mio::{Interest, Poll, Waker};
 use crate::app::App;
 use crate::config::Config;
 use crate::error::StartError;
+use crate::events::EventSource;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::hub::Hub;
@@ -142,6 +143,27 @@ impl Server {
         F: FnMut(&Request<'_>) -> Response + 'static,
     {
         self.reactor.app.add_action(prefix, Box::new(handler));
+        self
+    }
+
+    /// Registers a Server-Sent Events source on a path of an `action`
+    /// route: a `GET` there opens an event stream (`text/event-stream`)
+    /// when the source's `on_open` says so. The stream is in the [`Hub`]
+    /// like a WebSocket: what is sent or published to it goes out as events.
+    ///
+    /// ```no_run
+    /// # let mut server = wisp::Server::bind(wisp::Config::default())?;
+    /// server.events("/api/events", |_req: &wisp::Request<'_>, stream: &mut wisp::EventStream<'_>| {
+    ///     stream.join("news").map_err(|_| wisp::Response::new(503))?;
+    ///     stream.send("welcome");
+    ///     Ok(())
+    /// });
+    /// // Elsewhere, from a timer or another thread: every stream in the room gets it.
+    /// server.handle().publish("news", "an event's data");
+    /// # Ok::<(), wisp::StartError>(())
+    /// ```
+    pub fn events(&mut self, prefix: &str, source: impl EventSource) -> &mut Self {
+        self.reactor.app.add_events(prefix, Box::new(source));
         self
     }
 

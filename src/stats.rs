@@ -20,6 +20,10 @@ pub struct Stats {
     pub websockets_open: u64,
     /// WebSockets opened since start.
     pub websockets_total: u64,
+    /// Server-Sent Event streams open now.
+    pub events_open: u64,
+    /// Server-Sent Event streams opened since start.
+    pub events_total: u64,
     /// WebSocket messages received (a streamed message counts once, at its end).
     pub messages_in: u64,
     /// WebSocket messages sent, counted per recipient.

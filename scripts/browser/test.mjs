@@ -358,6 +358,13 @@ async function landing(opened, origin, slug) {
     const dds = [...document.querySelectorAll("#status dd[data-key]")];
     return dds.length >= 3 && dds.every((dd) => dd.textContent.trim() !== "" && dd.textContent !== "…");
   }, null, "the status values still show …");
+  // Then kept live by the event stream: its uptime moves on without another /api/status.
+  const events = await until(() => responses.get(origin + "/api/events"), WAIT, "the page never opened /api/events");
+  assert(events.status() === 200 && mediaType(events) === "text/event-stream",
+    `/api/events: ${events.status()} ${mediaType(events)}, want 200 text/event-stream`);
+  const first = await page.textContent("#status dd[data-key=uptime]");
+  await waitIn(page, (was) => document.querySelector("#status dd[data-key=uptime]").textContent !== was,
+    first, "the uptime never moved on (no event arrived)");
   const values = await page.$$eval("#status dd[data-key]",
     (dds) => Object.fromEntries(dds.map((dd) => [dd.dataset.key, dd.textContent])));
   assert(values.server === "wisp", `status server is ${JSON.stringify(values.server)}`);

@@ -310,6 +310,7 @@ fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
         "shutdown",
         "handshake",
         "connect",
+        "keepalive",
     ];
     let o = Obj::new(path, v, &keys)?;
     let d = Timeouts::default();
@@ -320,6 +321,7 @@ fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
         request: o.duration("request")?.unwrap_or(d.request),
         shutdown: o.duration("shutdown")?.unwrap_or(d.shutdown),
         connect: o.duration("connect")?.unwrap_or(d.connect),
+        keepalive: o.duration("keepalive")?.unwrap_or(d.keepalive),
     })
 }
 

@@ -232,6 +232,9 @@ pub struct Timeouts {
     /// To connect to a gateway's downstream host, TLS handshake included
     /// (`connect`, default 5 secs); then the next host is tried.
     pub connect: Option<Duration>,
+    /// An idle Server-Sent Events stream gets a comment this often, so
+    /// nothing on the way times it out (`keepalive`, default 15 secs).
+    pub keepalive: Option<Duration>,
 }
 
 /// Size and count limits.
@@ -373,6 +376,7 @@ impl Default for Timeouts {
             shutdown: Some(Duration::from_secs(5)),
             handshake: Some(Duration::from_secs(10)),
             connect: Some(Duration::from_secs(5)),
+            keepalive: Some(Duration::from_secs(15)),
         }
     }
 }

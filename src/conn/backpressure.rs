@@ -28,8 +28,14 @@ impl Conn {
     /// True when a WebSocket that dropped sends for backpressure has room again
     /// (its output is below half of `webSockets.maxBackpressure`).
     pub(super) fn owes_drain(&self, app: &App) -> bool {
-        matches!(&self.phase, Phase::WebSocket(s) if s.owes_drain())
-            && self.output.backlog() <= app.config.web_sockets.max_backpressure / 2
+        match &self.phase {
+            Phase::WebSocket(s) => {
+                s.owes_drain()
+                    && self.output.backlog() <= app.config.web_sockets.max_backpressure / 2
+            }
+            Phase::Events(_) => self.stream_owes_drain(&app.config),
+            _ => false,
+        }
     }
 
     #[inline(never)]

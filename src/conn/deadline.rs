@@ -28,6 +28,10 @@ impl Conn {
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
             Phase::WebSocket(session) => earliest(session.due(), stall()),
+            Phase::Events(stream) => {
+                let stalled = (!self.output.is_idle()).then(stall).flatten();
+                earliest(add(stream.last_sent, t.keepalive), stalled)
+            }
             Phase::Dialing(_) => self.dial_deadline().flatten(),
             Phase::Forwarding(_) | Phase::Fetching(_) | Phase::Pooled { .. } => {
                 self.fetch_due(t).flatten()
@@ -69,6 +73,18 @@ impl Conn {
             self.on_session(ctx.app, ctx.turn, true, |session, step| {
                 session.timeout(step)
             });
+            return self.flush(ctx, read_buf);
+        }
+        if matches!(self.phase, Phase::Events(_)) {
+            let stalled = !self.output.is_idle()
+                && add(self.since, ctx.app.config.timeouts.inactivity)
+                    .is_some_and(|d| d <= ctx.turn.now);
+            if stalled {
+                // The client stopped reading: nothing can reach it any more.
+                self.release(ctx.app, ctx.turn);
+                return Ok(Next::Close);
+            }
+            self.stream_keepalive(ctx);
             return self.flush(ctx, read_buf);
         }
         if matches!(self.phase, Phase::Dialing(_)) {

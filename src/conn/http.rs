@@ -213,7 +213,10 @@ impl Conn {
         let mark = out.len();
         let cert = self.transport.peer_cert();
         let handled = ctx.app.handle(head, body, (origin, cert), out, close);
-        let answered = handled.upgrade.is_none() && !handled.proxied && handled.upload.is_none();
+        let answered = handled.upgrade.is_none()
+            && !handled.proxied
+            && handled.upload.is_none()
+            && handled.events.is_none();
         if head.minor == 0 && !handled.close && answered {
             announce_keep_alive(out, mark);
         }
@@ -222,6 +225,10 @@ impl Conn {
         }
         if let (false, Some(exchange)) = (handled.close, handled.exchange) {
             self.forwarding(exchange, head.framing);
+            return;
+        }
+        if let Some(source) = handled.events {
+            self.start_stream(source, origin.id, ctx.turn.now);
             return;
         }
         if let Some(upload) = handled.upload {

@@ -13,6 +13,7 @@
 
 mod backpressure;
 mod deadline;
+mod events;
 mod fetch;
 mod http;
 mod proxy;
@@ -77,6 +78,9 @@ enum Phase {
     Lingering { until: Instant },
     /// Upgraded: every byte is WebSocket frames.
     WebSocket(Box<Session>),
+    /// Answered with a Server-Sent Events stream: the client's bytes are
+    /// discarded, the hub's messages go out as events.
+    Events(Box<events::Streaming>),
     /// A proxied upgrade waits for its downstream's answer; nothing is read.
     Awaiting,
     /// A gateway's downstream leg: connecting, then reading the downstream's 101.
@@ -212,7 +216,11 @@ impl Conn {
             // Once per flush, so a handler that overflows again in on_drain cannot loop.
             if !drained && self.owes_drain(ctx.app) {
                 drained = true;
-                self.on_session(ctx.app, ctx.turn, true, |s, step| s.drained(step));
+                if matches!(self.phase, Phase::Events(_)) {
+                    self.stream_drained(ctx);
+                } else {
+                    self.on_session(ctx.app, ctx.turn, true, |s, step| s.drained(step));
+                }
                 continue;
             }
             if flushed == Flushed::Blocked {
@@ -394,7 +402,7 @@ impl Conn {
                     rest.len()
                 }
                 Phase::Awaiting => 0,
-                Phase::Closing { .. } | Phase::Lingering { .. } => rest.len(),
+                Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Events(_) => rest.len(),
             };
             if used == 0 {
                 break;

@@ -170,8 +170,10 @@ impl Conn {
 
     /// Queues a frame another connection's handler sent here.
     pub fn deliver(&mut self, config: &Config, frames: &Frames) -> Delivered {
-        let Phase::WebSocket(session) = &mut self.phase else {
-            return Delivered::Refused;
+        let session = match &mut self.phase {
+            Phase::WebSocket(session) => session,
+            Phase::Events(_) => return self.deliver_event(config, frames),
+            _ => return Delivered::Refused,
         };
         if session.in_block() {
             return Delivered::Held;
@@ -199,6 +201,9 @@ impl Conn {
 
     /// The hub asked to close this WebSocket.
     pub fn close_socket(&mut self, app: &mut App, turn: &mut Turn, code: CloseCode, reason: &str) {
+        if matches!(self.phase, Phase::Events(_)) {
+            return self.end_stream(app);
+        }
         self.on_session(app, turn, false, |session, step| {
             session.close_by_server(step, code, reason)
         });
@@ -223,7 +228,8 @@ impl Conn {
                 false
             }
             Phase::Head { started: None } => self.output.is_idle(),
-            Phase::Pooled { .. } => true,
+            // An event stream has no end of its own: it is closed (`release` tells its source).
+            Phase::Pooled { .. } | Phase::Events(_) => true,
             _ => false,
         }
     }
@@ -246,6 +252,7 @@ impl Conn {
     /// Called before the connection is dropped: a WebSocket that did not
     /// finish its closing handshake reports 1006 to its handler.
     pub fn release(&mut self, app: &mut App, turn: &mut Turn) {
+        self.stream_released(app);
         self.dial_failed(app);
         self.exchange_released(app, turn.now);
         // Whatever the handler sends from on_close here goes nowhere: the socket is going.

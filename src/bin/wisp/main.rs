@@ -4,7 +4,7 @@ mod chat;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wisp::{Config, ConfigError, Handler, Message, Response, Server, WebSocket};
 
@@ -134,6 +134,31 @@ fn register_demo(server: &mut Server) {
             "stats": req.stats(),
         }))
         .with_header("Cache-Control", "no-store")
+    });
+    // Live stats for the landing page's EventSource: one `status` event a
+    // second to every open stream, the same document as /api/status.
+    let status = move |stats: &wisp::Stats| {
+        serde_json::json!({
+            "server": "wisp",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": started.elapsed().as_secs(),
+            "stats": stats,
+        })
+        .to_string()
+    };
+    server.events(
+        "/api/events",
+        move |req: &wisp::Request<'_>, stream: &mut wisp::EventStream<'_>| {
+            stream.join("status").map_err(|_| Response::new(503))?;
+            stream.send(&status(req.stats()));
+            Ok(())
+        },
+    );
+    server.every(Duration::from_secs(1), move |hub| {
+        if hub.room_size("status") > 0 {
+            let text = status(hub.stats());
+            hub.publish("status", wisp::Message::Text(&text), None);
+        }
     });
 }
 
