@@ -5,8 +5,6 @@ pub(crate) mod conditional;
 pub(crate) mod date;
 pub(crate) mod encoding;
 pub(crate) mod error;
-// Wired to the upload routes in the next step.
-#[allow(dead_code)]
 pub(crate) mod multipart;
 pub(crate) mod range;
 pub(crate) mod request;

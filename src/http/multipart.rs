@@ -95,11 +95,6 @@ impl Parser {
         }
     }
 
-    /// True once the close delimiter was seen.
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
-    }
-
     /// Why the last refusal was made.
     pub fn why(&self) -> &'static str {
         self.why
@@ -231,10 +226,9 @@ impl Parser {
                 return self.refuse("a part's header line has no colon");
             };
             let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
-            if name.is_empty()
-                || !name.iter().all(|&b| b.is_ascii_graphic())
-                || value.iter().any(|&b| b < 0x20 && b != b'\t')
-            {
+            // Values may hold control bytes (a file name with a NUL or a
+            // CR): they are metadata, sanitised by whoever uses them.
+            if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic()) {
                 return self.refuse("a part's header line is malformed");
             }
             if name.eq_ignore_ascii_case(b"content-disposition") {
