@@ -233,7 +233,12 @@ impl Conn {
                 };
                 let origin = self.origin(ctx, started);
                 let out = self.output.target(&mut ctx.turn.scratch);
-                ctx.app.finish_stream(&head, stream, origin, out, close)
+                let mark = out.len();
+                let handled = ctx.app.finish_stream(&head, stream, origin, out, close);
+                if head.minor == 0 && !handled.close {
+                    announce_keep_alive(out, mark);
+                }
+                handled
             }
             BodySink::Form(receiver) => {
                 let form = match receiver.finish() {
@@ -247,7 +252,12 @@ impl Conn {
                 let origin = self.origin(ctx, started);
                 let cert = self.transport.peer_cert();
                 let out = self.output.target(&mut ctx.turn.scratch);
-                ctx.app.finish_form(&head, form, (origin, cert), out, close)
+                let mark = out.len();
+                let handled = ctx.app.finish_form(&head, form, (origin, cert), out, close);
+                if head.minor == 0 && !handled.close {
+                    announce_keep_alive(out, mark);
+                }
+                handled
             }
         };
         if handled.close {
