@@ -712,7 +712,7 @@ impl App {
                         return self.status_page(head, out, 500, true, None, "");
                     }
                 };
-                let mut stream = match opened {
+                let stream = match opened {
                     Ok(stream) => stream,
                     // Refused before its body was read: the connection closes.
                     Err(response) => {
@@ -731,12 +731,23 @@ impl App {
                     };
                 }
                 // The body, if any, is here already (gathered below `limits.body`).
+                let mut sink = BodySink::Stream(stream);
                 if !body.is_empty() {
-                    if let Err(response) = stream.on_body(body) {
-                        return self.write_response(&response, head.method == "HEAD", out, close);
+                    match sink.write(body) {
+                        Ok(()) => {}
+                        Err(SinkRefusal::Response(response)) => {
+                            return self.write_response(&response, false, out, close);
+                        }
+                        Err(SinkRefusal::Error(e)) => {
+                            self.refuse(e, out);
+                            return Handled::response(true);
+                        }
                     }
                 }
-                return self.finish_stream(head, stream, origin, out, close);
+                let BodySink::Stream(stream) = sink else {
+                    return Handled::response(close);
+                };
+                return self.end_stream(head, stream, out, close);
             }
             Endpoint::Socket { .. } => return self.upgrade(index, incoming, out),
         };
@@ -945,14 +956,29 @@ impl App {
     pub fn finish_stream(
         &mut self,
         head: &Head<'_>,
-        mut stream: Box<dyn BodyStream>,
+        stream: Box<dyn BodyStream>,
         origin: Origin,
         out: &mut Vec<u8>,
         close: bool,
     ) -> Handled {
         self.date.refresh();
         let mark = out.len();
-        let handled = match catch_unwind(AssertUnwindSafe(|| stream.on_end())) {
+        let handled = self.end_stream(head, stream, out, close);
+        if self.config.log.access {
+            self.log_access(head, &origin, &out[mark..]);
+        }
+        handled
+    }
+
+    /// A streaming action's `on_end` and its response.
+    fn end_stream(
+        &mut self,
+        head: &Head<'_>,
+        mut stream: Box<dyn BodyStream>,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        match catch_unwind(AssertUnwindSafe(|| stream.on_end())) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
             Err(_) => {
                 log::error!(
@@ -961,11 +987,7 @@ impl App {
                 );
                 self.status_page(head, out, 500, true, None, "")
             }
-        };
-        if self.config.log.access {
-            self.log_access(head, &origin, &out[mark..]);
         }
-        handled
     }
 
     /// Writes a streaming action's refusal of its body; the connection

@@ -65,7 +65,13 @@ fn setup(server: &mut Server) {
         if req.query_param("refuse").is_some() {
             return Err(Response::text("no").with_status(403));
         }
-        Ok(Tally::default())
+        let cap = req.query_param("cap").and_then(|c| c.parse().ok());
+        let panics = req.query_param("panic").is_some();
+        Ok(Tally {
+            cap,
+            panics,
+            ..Tally::default()
+        })
     });
 }
 
@@ -76,11 +82,22 @@ struct Tally {
     largest: usize,
     bytes: u64,
     sum: u64,
+    /// Refuse the body past this many bytes (422).
+    cap: Option<u64>,
+    /// Panic in `on_body`.
+    panics: bool,
 }
 
 impl BodyStream for Tally {
     fn on_body(&mut self, chunk: &[u8]) -> Result<(), Response> {
         assert!(!chunk.is_empty());
+        assert!(!self.panics, "a handler's bug");
+        if self
+            .cap
+            .is_some_and(|cap| self.bytes + chunk.len() as u64 > cap)
+        {
+            return Err(Response::text("enough").with_status(422));
+        }
         self.chunks += 1;
         self.largest = self.largest.max(chunk.len());
         self.bytes += chunk.len() as u64;
@@ -397,6 +414,7 @@ fn bad_framing_is_400_and_leaves_no_file() {
 
 #[test]
 fn a_64_mib_body_streams_to_the_action_in_chunks() {
+    let _alone = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
     let up = TempDir::new("mp-stream");
     let s = upload_server(&up.path, "upload: '100MB', body: '10K'");
     const TOTAL: usize = 64 * 1024 * 1024;
@@ -442,6 +460,10 @@ fn a_64_mib_body_streams_to_the_action_in_chunks() {
     assert_eq!(json(&c.response())["bytes"], 0);
 }
 
+/// Held by the test that measures this process's memory and by the one
+/// whose panic would swell it.
+static MEMORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// This process's resident memory (`VmRSS`), in KiB.
 fn rss_kib() -> u64 {
     let status = fs::read_to_string("/proc/self/status").unwrap();
@@ -454,6 +476,8 @@ fn rss_kib() -> u64 {
 
 #[test]
 fn a_refused_stream_answers_before_the_body_and_closes() {
+    // Its panic's backtrace (with RUST_BACKTRACE) maps the debug info: tens of MiB.
+    let _alone = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
     let up = TempDir::new("mp-refuse");
     let s = upload_server(&up.path, "upload: '1MB'");
     let mut c = s.client();
@@ -474,6 +498,22 @@ fn a_refused_stream_answers_before_the_body_and_closes() {
         }
     }
     c.last_response(413, "a chunked stream over limits.upload");
+    // Refused by on_body midway: its response, and the connection closes.
+    let mut c = s.client();
+    c.send(b"POST /stream/?cap=100000 HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n");
+    for _ in 0..10 {
+        if c.stream.write_all(&[b'q'; 30_000]).is_err() {
+            break;
+        }
+    }
+    assert_eq!(c.last_response(422, "refused by on_body").body, b"enough");
+    // A panic in on_body: 500, that connection closed, the server goes on.
+    let mut c = s.client();
+    c.send(b"POST /stream/?panic=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n");
+    c.send(b"abc");
+    c.last_response(500, "a panic in on_body");
+    let r = s.raw(b"POST /stream/ HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!(json(&r)["bytes"], 3);
 }
 
 #[test]

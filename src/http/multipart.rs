@@ -427,6 +427,41 @@ mod tests {
         assert_eq!(parse(BODY, &every), Ok(want), "byte by byte");
     }
 
+    /// Parses `body` in the pieces `cuts` make, keeping the error too.
+    fn outcome(body: &[u8], cuts: &[usize]) -> Result<Seen, HttpError> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+        cuts.sort_unstable();
+        parse(body, &cuts)
+    }
+
+    proptest::proptest! {
+        /// Bodies made of pieces that look like delimiters, CRs, dashes and
+        /// headers parse the same (parts or refusal) however they are cut.
+        #[test]
+        fn any_body_parses_the_same_however_it_is_cut(
+            pieces in proptest::collection::vec(0usize..12, 0..40),
+            cuts in proptest::collection::vec(0usize..10_000, 0..6),
+        ) {
+            const PIECES: [&[u8]; 12] = [
+                b"\r\n--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n",
+                b"\r\n--XyZ\r\nContent-Disposition: form-data; name=f; filename=x\r\n\r\n",
+                b"\r\n--XyZ--",
+                b"\r\n--XyZ",
+                b"\r\n--Xy",
+                b"\r\n-",
+                b"\r",
+                b"\n",
+                b"-",
+                b"data",
+                b"  ",
+                b"Content-Type: x\r\n",
+            ];
+            let body: Vec<u8> = pieces.iter().flat_map(|&i| PIECES[i].iter().copied()).collect();
+            let whole = outcome(&body, &[]);
+            proptest::prop_assert_eq!(outcome(&body, &cuts), whole);
+        }
+    }
+
     #[test]
     fn a_body_may_open_with_its_delimiter() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--XyZ--";
