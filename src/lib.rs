@@ -45,6 +45,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A body is gathered up to `limits.body` before the handler runs. Larger
+//! ones, up to `limits.upload`, stream: [`Server::action_streaming`] hands
+//! a [`BodyStream`] each piece as it is read, and
+//! [`Server::action_with_uploads`] writes the files of a
+//! `multipart/form-data` upload into `upload.dir` and lists them in
+//! [`Request::uploads`] ([`UploadedFile`]), removed after the handler
+//! unless it keeps them.
+//!
 //! ## Speak WebSocket
 //!
 //! A [`Handler`] receives Ioto's events — open, message, partial message,
