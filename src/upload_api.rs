@@ -1,10 +1,11 @@
 //! What an action sees of the files a `multipart/form-data` upload stored:
 //! [`UploadedFile`], removed when the request is done unless kept.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// A file part of a `multipart/form-data` body, stored in `upload.dir`
 /// while it arrived. [`Request::uploads`](crate::Request::uploads) lists them.
@@ -18,9 +19,10 @@ pub struct UploadedFile {
     field: String,
     filename: String,
     content_type: Option<String>,
-    path: RefCell<PathBuf>,
-    size: Cell<u64>,
-    kept: Cell<bool>,
+    // Atomics and a mutex rather than cells, so that a `Request` stays `Sync`.
+    path: Mutex<PathBuf>,
+    size: AtomicU64,
+    kept: AtomicBool,
 }
 
 impl UploadedFile {
@@ -34,14 +36,14 @@ impl UploadedFile {
             field,
             filename,
             content_type,
-            path: RefCell::new(path),
-            size: Cell::new(0),
-            kept: Cell::new(false),
+            path: Mutex::new(path),
+            size: AtomicU64::new(0),
+            kept: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn grew(&self, by: u64) {
-        self.size.set(self.size.get() + by);
+        self.size.fetch_add(by, Ordering::Relaxed);
     }
 
     /// The form field's name (`name=` of the part).
@@ -64,31 +66,36 @@ impl UploadedFile {
     /// Where the file is now: in `upload.dir` under a generated name, or
     /// where [`UploadedFile::keep_as`] moved it.
     pub fn path(&self) -> PathBuf {
-        self.path.borrow().clone()
+        self.lock_path().clone()
     }
 
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
-        self.size.get()
+        self.size.load(Ordering::Relaxed)
     }
 
     /// True when the file will outlive the request.
     pub fn is_kept(&self) -> bool {
-        self.kept.get()
+        self.kept.load(Ordering::Relaxed)
     }
 
     /// Keeps the file where it is (in `upload.dir`, at [`UploadedFile::path`]).
     pub fn keep(&self) {
-        self.kept.set(true);
+        self.kept.store(true, Ordering::Relaxed);
     }
 
     /// Moves the file to `dest` (a rename: `dest` should be on the same
     /// file system as `upload.dir`) and keeps it there.
     pub fn keep_as(&self, dest: &Path) -> io::Result<()> {
-        std::fs::rename(&*self.path.borrow(), dest)?;
-        *self.path.borrow_mut() = dest.to_path_buf();
-        self.kept.set(true);
+        let mut path = self.lock_path();
+        std::fs::rename(&*path, dest)?;
+        *path = dest.to_path_buf();
+        self.kept.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn lock_path(&self) -> std::sync::MutexGuard<'_, PathBuf> {
+        self.path.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -98,19 +105,19 @@ impl fmt::Debug for UploadedFile {
             .field("field", &self.field)
             .field("filename", &self.filename)
             .field("content_type", &self.content_type)
-            .field("path", &self.path.borrow())
-            .field("size", &self.size.get())
-            .field("kept", &self.kept.get())
+            .field("path", &*self.lock_path())
+            .field("size", &self.size())
+            .field("kept", &self.is_kept())
             .finish()
     }
 }
 
 impl Drop for UploadedFile {
     fn drop(&mut self) {
-        if self.kept.get() {
+        if self.is_kept() {
             return;
         }
-        let path = self.path.get_mut();
+        let path = self.path.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = std::fs::remove_file(&*path) {
             if e.kind() != io::ErrorKind::NotFound {
                 log::warn!("could not remove the upload {}: {e}", path.display());
@@ -137,6 +144,13 @@ pub(crate) fn sanitize_filename(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_with_uploads_stays_send_and_sync() {
+        fn sync<T: Send + Sync>() {}
+        sync::<UploadedFile>();
+        sync::<crate::Request<'static>>();
+    }
 
     #[test]
     fn file_names_lose_folders_and_control_characters() {
