@@ -394,7 +394,9 @@ pub struct Request<'a> {
 /// A request body taken piece by piece, for an action registered with
 /// `Server::action_streaming`: the body is never gathered, so it may be as
 /// large as `limits.upload` (not `limits.body`) with memory that does not
-/// grow with it.
+/// grow with it. A stream whose body never completes — the client
+/// vanished, timed out or sent a broken chunk — is dropped without
+/// `on_end`: clean up in its `Drop`.
 ///
 /// ```
 /// use wisp::{BodyStream, Response};
