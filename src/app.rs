@@ -12,12 +12,13 @@ use crate::events::{self, EventSource, EventStream};
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::store::{Stored, Upload};
+use crate::files::uploads::{Form, FormReceiver};
 use crate::files::{self, FileSite, Sink};
 use crate::gateway::exchange::{Exchange, Fetch};
 use crate::gateway::{self, Gateway, Proxied};
 use crate::http::date::DateCache;
 use crate::http::error::HttpError;
-use crate::http::request::{Framing, Head, HeadLimits, Request, MAX_HEADERS};
+use crate::http::request::{BodyStream, Framing, Head, HeadLimits, Request, MAX_HEADERS};
 use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
 use crate::hub::{Hub, RoomLimits};
 use crate::message::{ConnId, Origin, PeerCert};
@@ -31,9 +32,17 @@ use crate::ws_api::AnyHandler;
 /// A registered HTTP action handler.
 pub(crate) type ActionFn = Box<dyn FnMut(&Request<'_>) -> Response>;
 
+/// A registered streaming action: given the head, a stream for the body or a refusal.
+pub(crate) type StreamFn = Box<dyn FnMut(&Request<'_>) -> Result<Box<dyn BodyStream>, Response>>;
+
 /// What answers on an action path.
 enum Endpoint {
     Http(ActionFn),
+    /// Takes its body piece by piece (`Server::action_streaming`).
+    Streaming(StreamFn),
+    /// Takes `multipart/form-data` uploads into `upload.dir`
+    /// (`Server::action_with_uploads`); other bodies as `Http`.
+    Uploads(ActionFn),
     /// A WebSocket handler (its index in `App::sockets`), for one
     /// subprotocol or (`None`) for any.
     Socket {
@@ -72,10 +81,65 @@ pub(crate) struct Handled {
     /// A proxied plain request: the connection relays its body (if any) to
     /// the downstream leg and waits for the response, through this.
     pub exchange: Option<Rc<Exchange>>,
-    /// A `PUT` to a file route: the connection streams its body into this.
-    pub upload: Option<Box<Upload>>,
+    /// The body is still to come: the connection streams it into this.
+    pub sink: Option<BodySink>,
     /// An event stream opened (the index of its source in `App::streams`).
     pub events: Option<usize>,
+}
+
+/// Where a body that is not gathered goes as it arrives.
+pub(crate) enum BodySink {
+    /// A `PUT` to a file route: into its temporary file.
+    File(Box<Upload>),
+    /// A streaming action's [`BodyStream`].
+    Stream(Box<dyn BodyStream>),
+    /// A `multipart/form-data` upload: into files in `upload.dir`.
+    Form(Box<FormReceiver>),
+}
+
+/// Why a streamed body was refused: an error status, or a streaming
+/// action's own response.
+#[derive(Debug)]
+pub(crate) enum SinkRefusal {
+    Error(HttpError),
+    Response(Response),
+}
+
+impl std::fmt::Debug for BodySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodySink::File(u) => f.debug_tuple("File").field(u).finish(),
+            BodySink::Stream(_) => f.write_str("Stream"),
+            BodySink::Form(r) => f.debug_tuple("Form").field(r).finish(),
+        }
+    }
+}
+
+impl BodySink {
+    /// Bytes the body may still bring, `received` having come so far.
+    pub fn room(&self, received: u64, limit: u64) -> u64 {
+        match self {
+            BodySink::File(upload) => upload.room(),
+            _ => limit.saturating_sub(received),
+        }
+    }
+
+    /// Takes the next piece of the body.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), SinkRefusal> {
+        match self {
+            BodySink::File(upload) => upload.write(bytes).map_err(SinkRefusal::Error),
+            BodySink::Form(form) => form.write(bytes).map_err(SinkRefusal::Error),
+            BodySink::Stream(stream) => {
+                match catch_unwind(AssertUnwindSafe(|| stream.on_body(bytes))) {
+                    Ok(result) => result.map_err(SinkRefusal::Response),
+                    Err(_) => {
+                        log::error!("a streaming action panicked in on_body; answered 500");
+                        Err(SinkRefusal::Error(HttpError::Internal))
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What a `PUT` or `DELETE` on a file route came to.
@@ -94,7 +158,7 @@ impl Handled {
             upgrade: None,
             proxied: false,
             exchange: None,
-            upload: None,
+            sink: None,
             events: None,
         }
     }
@@ -123,6 +187,10 @@ pub(crate) struct App {
     pub stopping: bool,
     /// Some file route allows `PUT`: its bodies stream into files.
     stores_files: bool,
+    /// Some action streams its bodies or takes uploads.
+    streams_actions: bool,
+    /// A complete upload on its way to its action (`App::finish_form`).
+    finished_form: Option<Form>,
     /// The `errors` pages, read at start: status, content type, body.
     error_pages: Vec<ErrorPage>,
     /// The Server-Sent Events sources, apart from the actions like the sockets.
@@ -200,6 +268,8 @@ impl App {
             streams: Vec::new(),
             peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             stores_files,
+            streams_actions: false,
+            finished_form: None,
             error_pages,
             ws_limits,
             downstream_limits: downstream_limits(&config),
@@ -307,6 +377,18 @@ impl App {
         self.add(prefix, Endpoint::Socket { socket, protocol });
     }
 
+    /// Registers an action that takes its body piece by piece.
+    pub fn add_streaming(&mut self, prefix: &str, open: StreamFn) {
+        self.streams_actions = true;
+        self.add(prefix, Endpoint::Streaming(open));
+    }
+
+    /// Registers an action whose `multipart/form-data` bodies stream into `upload.dir`.
+    pub fn add_uploads(&mut self, prefix: &str, handler: ActionFn) {
+        self.streams_actions = true;
+        self.add(prefix, Endpoint::Uploads(handler));
+    }
+
     fn add(&mut self, prefix: &str, endpoint: Endpoint) {
         self.actions.push(Action {
             prefix: prefix.to_string(),
@@ -359,8 +441,10 @@ impl App {
             peer_cert,
         };
         let handled = self.answer(request, out, close);
-        // A proxied upgrade is logged once its downstream answered.
-        if self.config.log.access && !handled.proxied {
+        // A proxied upgrade is logged once its downstream answered, a
+        // streamed action's request once its body did.
+        let later = matches!(handled.sink, Some(BodySink::Stream(_) | BodySink::Form(_)));
+        if self.config.log.access && !handled.proxied && !later {
             self.log_access(head, &origin, &out[mark..]);
         }
         handled
@@ -468,7 +552,7 @@ impl App {
                     HandlerKind::File if matches!(head.method, "PUT" | "DELETE") => {
                         match self.store(route, head, request.body, (&relative, trailing)) {
                             Storing::Body(upload) => Handled {
-                                upload: Some(upload),
+                                sink: Some(BodySink::File(upload)),
                                 ..Handled::response(close)
                             },
                             Storing::Done(result, refused) => {
@@ -533,7 +617,7 @@ impl App {
                 upgrade: None,
                 proxied: false,
                 exchange: None,
-                upload: None,
+                sink: None,
                 events: None,
             },
             Err(e) => self.status_page(head, out, e.status(), close, None, &e.to_string()),
@@ -626,22 +710,101 @@ impl App {
                 "no action handler is registered for the path",
             );
         };
-        let handler = match &mut self.actions[index].endpoint {
-            Endpoint::Http(handler) => handler,
-            Endpoint::Socket { .. } => return self.upgrade(index, incoming, out),
-            Endpoint::Events(source) => {
-                let source = *source;
-                return self.open_stream(source, incoming, out);
-            }
-        };
+        if let Endpoint::Events(source) = self.actions[index].endpoint {
+            return self.open_stream(source, incoming, out);
+        }
         if let Some(gateway) = &self.gateway {
             // Only actions read the counters: the gateway's are brought up to date for them.
             self.hub.stats.gateway = gateway.status(origin.now);
         }
+        let form = self.finished_form.take();
+        let (uploads, fields) = match &form {
+            Some(form) => (&form.files[..], &form.fields[..]),
+            None => (&[][..], &[][..]),
+        };
         let request = Request::new(head, body, origin.peer, &self.hub.stats)
             .with_claims(claims)
             .with_tls(origin.tls)
-            .with_peer_cert(peer_cert);
+            .with_peer_cert(peer_cert)
+            .with_form(uploads, fields);
+        // A body still to come streams (`App::streams_action` said so).
+        let streams = head.framing != Framing::None && body.is_empty();
+        let handler = match &mut self.actions[index].endpoint {
+            Endpoint::Http(handler) => handler,
+            Endpoint::Uploads(handler) if form.is_some() || !streams || !is_multipart(head) => {
+                handler
+            }
+            Endpoint::Uploads(_) => {
+                let too_large =
+                    matches!(head.framing, Framing::Length(n) if n > self.config.limits.upload);
+                let started = if too_large {
+                    Err(HttpError::BodyTooLarge)
+                } else {
+                    let content_type = head.header("content-type").unwrap_or_default();
+                    FormReceiver::new(content_type, &self.config.upload)
+                };
+                return match started {
+                    Ok(receiver) => Handled {
+                        sink: Some(BodySink::Form(Box::new(receiver))),
+                        ..Handled::response(close)
+                    },
+                    Err(e) => {
+                        self.refuse(e, out);
+                        Handled::response(true)
+                    }
+                };
+            }
+            Endpoint::Streaming(open) => {
+                let opened = match catch_unwind(AssertUnwindSafe(|| open(&request))) {
+                    Ok(opened) => opened,
+                    Err(_) => {
+                        log::error!(
+                            "the streaming action for {} panicked; answered 500",
+                            head.path
+                        );
+                        return self.status_page(head, out, 500, true, None, "");
+                    }
+                };
+                let stream = match opened {
+                    Ok(stream) => stream,
+                    // Refused before its body was read: the connection closes.
+                    Err(response) => {
+                        let head_only = head.method == "HEAD";
+                        return self.write_response(&response, head_only, out, close || streams);
+                    }
+                };
+                if matches!(head.framing, Framing::Length(n) if n > self.config.limits.upload) {
+                    self.refuse(HttpError::BodyTooLarge, out);
+                    return Handled::response(true);
+                }
+                if streams {
+                    return Handled {
+                        sink: Some(BodySink::Stream(stream)),
+                        ..Handled::response(close)
+                    };
+                }
+                // The body, if any, is here already (gathered below `limits.body`).
+                let mut sink = BodySink::Stream(stream);
+                if !body.is_empty() {
+                    match sink.write(body) {
+                        Ok(()) => {}
+                        Err(SinkRefusal::Response(response)) => {
+                            return self.write_response(&response, false, out, close);
+                        }
+                        Err(SinkRefusal::Error(e)) => {
+                            self.refuse(e, out);
+                            return Handled::response(true);
+                        }
+                    }
+                }
+                let BodySink::Stream(stream) = sink else {
+                    return Handled::response(close);
+                };
+                return self.end_stream(head, stream, out, close);
+            }
+            Endpoint::Socket { .. } => return self.upgrade(index, incoming, out),
+            Endpoint::Events(_) => return Handled::response(close),
+        };
         // A panicking handler costs its own request (500, connection closed), never the server.
         match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
@@ -733,7 +896,7 @@ impl App {
                 upgrade: Some(session),
                 proxied: false,
                 exchange: None,
-                upload: None,
+                sink: None,
                 events: None,
             },
             Upgraded::Refused(refused) => self.refused_upgrade(refused, out),
@@ -806,7 +969,7 @@ impl App {
                 upgrade: None,
                 proxied: true,
                 exchange: Some(exchange),
-                upload: None,
+                sink: None,
                 events: None,
             };
         }
@@ -826,7 +989,7 @@ impl App {
             upgrade: None,
             proxied: true,
             exchange: None,
-            upload: None,
+            sink: None,
             events: None,
         }
     }
@@ -835,7 +998,111 @@ impl App {
     /// gateway's downstream or into a stored file (`limits.body` is then
     /// checked per request, after routing).
     pub fn streams_bodies(&self) -> bool {
-        self.gateway.is_some() || self.stores_files
+        self.gateway.is_some() || self.stores_files || self.streams_actions
+    }
+
+    /// True when `head` goes to a streaming action, or is a
+    /// `multipart/form-data` body to an action that takes uploads: its body
+    /// is streamed (`limits.upload` applies, not `limits.body`).
+    pub fn streams_action(&self, head: &Head<'_>) -> bool {
+        if !self.streams_actions {
+            return false;
+        }
+        let Ok((relative, trailing)) = normalize(head.path) else {
+            return false;
+        };
+        let routed = routing_path(&relative, trailing);
+        if !matches!(
+            self.routes.decide(&routed),
+            Decision::Route(route) if route.config.handler == HandlerKind::Action
+        ) {
+            return false;
+        }
+        match self.actions.iter().find(|a| matches(&a.prefix, &routed)) {
+            Some(Action {
+                endpoint: Endpoint::Streaming(_),
+                ..
+            }) => true,
+            Some(Action {
+                endpoint: Endpoint::Uploads(_),
+                ..
+            }) => is_multipart(head),
+            _ => false,
+        }
+    }
+
+    /// Answers a request whose multipart body is complete: its action runs
+    /// with the form, whose files are removed afterwards unless kept.
+    pub fn finish_form(
+        &mut self,
+        head: &Head<'_>,
+        form: Form,
+        (origin, peer_cert): (Origin, Option<&PeerCert>),
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        self.date.refresh();
+        let mark = out.len();
+        self.finished_form = Some(form);
+        let request = Incoming {
+            head,
+            body: &[],
+            claims: None,
+            origin,
+            peer_cert,
+        };
+        let handled = self.answer(request, out, close);
+        // Removes the files unless the handler kept them (or the route changed under it).
+        self.finished_form = None;
+        if self.config.log.access {
+            self.log_access(head, &origin, &out[mark..]);
+        }
+        handled
+    }
+
+    /// Answers a streaming action's request once its body is complete.
+    pub fn finish_stream(
+        &mut self,
+        head: &Head<'_>,
+        stream: Box<dyn BodyStream>,
+        origin: Origin,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        self.date.refresh();
+        let mark = out.len();
+        let handled = self.end_stream(head, stream, out, close);
+        if self.config.log.access {
+            self.log_access(head, &origin, &out[mark..]);
+        }
+        handled
+    }
+
+    /// A streaming action's `on_end` and its response.
+    fn end_stream(
+        &mut self,
+        head: &Head<'_>,
+        mut stream: Box<dyn BodyStream>,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        match catch_unwind(AssertUnwindSafe(|| stream.on_end())) {
+            Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
+            Err(_) => {
+                log::error!(
+                    "the streaming action for {} panicked; answered 500",
+                    head.path
+                );
+                self.status_page(head, out, 500, true, None, "")
+            }
+        }
+    }
+
+    /// Writes a streaming action's refusal of its body; the connection
+    /// closes after it (the rest of the body is unread).
+    pub fn refuse_with(&mut self, response: &Response, out: &mut Vec<u8>) {
+        self.date.refresh();
+        self.write_response(response, false, out, true);
     }
 
     /// True when `head` is a `PUT` with a body to a file route that allows
@@ -991,6 +1258,12 @@ impl App {
     }
 }
 
+/// True when the request's body is `multipart/form-data`.
+fn is_multipart(head: &Head<'_>) -> bool {
+    head.header("content-type")
+        .is_some_and(|ct| ct.len() >= 19 && ct[..19].eq_ignore_ascii_case(b"multipart/form-data"))
+}
+
 /// The WebSocket handlers (by index in `sockets`) registered on the
 /// same prefix as the action at `first`, with their subprotocols.
 fn candidates(actions: &[Action], first: usize) -> Vec<(usize, Option<&str>)> {
@@ -1000,7 +1273,7 @@ fn candidates(actions: &[Action], first: usize) -> Vec<(usize, Option<&str>)> {
         .filter(|a| &a.prefix == prefix)
         .filter_map(|a| match &a.endpoint {
             Endpoint::Socket { socket, protocol } => Some((*socket, protocol.as_deref())),
-            Endpoint::Http(_) | Endpoint::Events(_) => None,
+            _ => None,
         })
         .collect()
 }

@@ -45,6 +45,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A body is gathered up to `limits.body` before the handler runs. Larger
+//! ones, up to `limits.upload`, stream: [`Server::action_streaming`] hands
+//! a [`BodyStream`] each piece as it is read, and
+//! [`Server::action_with_uploads`] writes the files of a
+//! `multipart/form-data` upload into `upload.dir` and lists them in
+//! [`Request::uploads`] ([`UploadedFile`]), removed after the handler
+//! unless it keeps them.
+//!
 //! ## Speak WebSocket
 //!
 //! A [`Handler`] receives Ioto's events — open, message, partial message,
@@ -139,6 +147,7 @@ mod tls;
 mod transport;
 mod turn;
 mod upgrade;
+mod upload_api;
 mod user_timers;
 mod ws;
 mod ws_api;
@@ -148,7 +157,7 @@ pub use error::StartError;
 pub use event_router::{Reply, Router};
 pub use events::{Event, EventSource, EventStream};
 pub use http::error::HttpError;
-pub use http::request::Request;
+pub use http::request::{BodyStream, Request};
 pub use http::response::Response;
 pub use hub::{Hub, RoomError};
 pub use logger::init_logging;
@@ -157,6 +166,7 @@ pub use server::{Outgoing, Server, ServerHandle};
 pub use stats::{ConnStats, DownstreamStats, LimitHits, Stats};
 #[cfg(feature = "tls")]
 pub use tls::TlsError;
+pub use upload_api::UploadedFile;
 pub use user_timers::TimerId;
 pub use ws::close_code::CloseCode;
 pub use ws::error::WsError;

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::StartError;
 use crate::events::EventSource;
-use crate::http::request::Request;
+use crate::http::request::{BodyStream, Request};
 use crate::http::response::Response;
 use crate::hub::Hub;
 use crate::logger::START;
@@ -164,6 +164,47 @@ impl Server {
     /// ```
     pub fn events(&mut self, prefix: &str, source: impl EventSource) -> &mut Self {
         self.reactor.app.add_events(prefix, Box::new(source));
+        self
+    }
+
+    /// Registers an action that takes its request body piece by piece, on
+    /// an `action` route: bodies up to `limits.upload` (not `limits.body`),
+    /// never gathered in memory.
+    ///
+    /// `open` sees the request's head (its body is empty) and returns a
+    /// [`BodyStream`] for the body, or a response that refuses it (then the
+    /// body is not read and the connection closes). `Expect: 100-continue`
+    /// is answered only once `open` accepted. A body over `limits.upload`
+    /// is 413 (before reading it when `Content-Length` says so) and closes
+    /// the connection. A request without a body goes straight to `on_end`.
+    pub fn action_streaming<F, S>(&mut self, prefix: &str, mut open: F) -> &mut Self
+    where
+        F: FnMut(&Request<'_>) -> Result<S, Response> + 'static,
+        S: BodyStream + 'static,
+    {
+        self.reactor.app.add_streaming(
+            prefix,
+            Box::new(move |req| open(req).map(|s| Box::new(s) as Box<dyn BodyStream>)),
+        );
+        self
+    }
+
+    /// Registers an action that takes `multipart/form-data` uploads, on an
+    /// `action` route.
+    ///
+    /// Such a body streams into `upload.dir` as it arrives: each file part
+    /// into a file named by the server, plain fields (64 KiB in all)
+    /// gathered; over `limits.upload` it is 413 and the partial files are
+    /// removed. Then `handler` runs with [`Request::uploads`] and
+    /// [`Request::form_fields`]; once it returns, the files are removed
+    /// unless it kept them ([`Request::keep_upload`],
+    /// [`UploadedFile::keep`](crate::UploadedFile::keep)) or `upload.remove`
+    /// is `false`. Other requests reach `handler` as with [`Server::action`].
+    pub fn action_with_uploads<F>(&mut self, prefix: &str, handler: F) -> &mut Self
+    where
+        F: FnMut(&Request<'_>) -> Response + 'static,
+    {
+        self.reactor.app.add_uploads(prefix, Box::new(handler));
         self
     }
 

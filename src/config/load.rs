@@ -11,7 +11,7 @@ use super::units::parse_listen_url;
 use super::{policy, proxy, redirect, tls};
 use super::{
     AccessFormat, Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect,
-    RouteConfig, RouteRedirect, Timeouts, WebSockets,
+    RouteConfig, RouteRedirect, Timeouts, Upload, WebSockets,
 };
 
 const WEB_KEYS: &[&str] = &[
@@ -29,12 +29,17 @@ const WEB_KEYS: &[&str] = &[
     "tls",
     "name",
     "errors",
+    "upload",
 ];
 
 pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
     let top = Obj::new("", root, &["web"])?;
     let mut config = Config {
         documents: base.join("site"),
+        upload: Upload {
+            dir: base.join("uploads"),
+            remove: true,
+        },
         ..Config::default()
     };
     let Some((path, web)) = top.get("web") else {
@@ -130,6 +135,16 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
     }
     if let Some((path, v)) = web.get("log") {
         config.log = log_config(&path, v, base)?;
+    }
+    if let Some((path, v)) = web.get("upload") {
+        let o = Obj::new(&path, v, &["dir", "remove"])?;
+        if let Some(dir) = o.string("dir")? {
+            if dir.is_empty() {
+                return fail(&o.path_of("dir"), "must name a folder");
+            }
+            config.upload.dir = base.join(dir);
+        }
+        config.upload.remove = o.boolean("remove")?.unwrap_or(true);
     }
     Ok(config)
 }

@@ -70,6 +70,32 @@ pub struct Config {
     pub web_sockets: WebSockets,
     /// Logging (`log`).
     pub log: Log,
+    /// Where `multipart/form-data` uploads are stored (`upload`).
+    pub upload: Upload,
+}
+
+/// Uploads: `upload: { dir: './uploads', remove: true }` (Ioto's keys).
+///
+/// The file parts of a `multipart/form-data` body sent to an action
+/// registered with `Server::action_with_uploads` stream into files in
+/// `dir`, under names the server makes up; `limits.upload` bounds the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The folder uploaded files are written to (`dir`, default
+    /// `./uploads` beside the config file); created when first needed.
+    pub dir: PathBuf,
+    /// Remove the files once the handler returned, unless it kept them
+    /// (`remove`, default `true`).
+    pub remove: bool,
+}
+
+impl Default for Upload {
+    fn default() -> Self {
+        Upload {
+            dir: PathBuf::from("./uploads"),
+            remove: true,
+        }
+    }
 }
 
 /// Logging: `log: 'info'` or `log: { level: 'info', access: true }`.
@@ -363,6 +389,7 @@ impl Default for Config {
             redirects: Vec::new(),
             web_sockets: WebSockets::default(),
             log: Log::default(),
+            upload: Upload::default(),
         }
     }
 }
@@ -729,6 +756,16 @@ mod tests {
         assert_eq!(c.limits.header, 2048);
         assert_eq!(c.limits.max_message, u64::MAX);
         assert_eq!(c.limits.upload, 64 * 1024 * 1024);
+        let base = Path::new("/srv/device");
+        let u = Config::parse("{ web: { upload: { dir: 'up', remove: false } } }", base).unwrap();
+        assert_eq!(u.upload.dir, Path::new("/srv/device/up"));
+        assert!(!u.upload.remove);
+        assert!(Config::parse("{ web: { upload: { dri: 'x' } } }", base).is_err());
+        let d = Config::parse("{ web: {} }", base).unwrap();
+        assert_eq!(
+            (d.upload.dir.as_path(), d.upload.remove),
+            (Path::new("/srv/device/uploads"), true)
+        );
         assert_eq!(c.limits.max_frame, 64 * 1024, "set");
         // Without a maxFrame, a frame may be as long as a message.
         let limits = |body: &str| {

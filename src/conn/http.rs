@@ -5,10 +5,11 @@ use std::mem;
 use std::time::Instant;
 
 use super::{Conn, Ctx, Phase, LINGER};
-use crate::files::store::{Stored, Upload};
+use crate::app::{BodySink, SinkRefusal};
+use crate::files::store::Stored;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
-use crate::http::request::{header_storage, parse_head, serve_as_1_1, Framing, Head};
+use crate::http::request::{header_storage, parse_head, serve_as_1_1, Framing, Head, HeadLimits};
 use crate::http::response::announce_keep_alive;
 use crate::message::Origin;
 
@@ -17,11 +18,14 @@ use crate::message::Origin;
 pub(super) struct PendingBody {
     head: Vec<u8>,
     decoder: BodyDecoder,
-    /// The body gathered for a handler; for an upload, one read's worth on its way to the file.
+    /// The body gathered for a handler; for a sink, one read's worth on its way to it.
     body: Vec<u8>,
     pub(super) started: Instant,
-    /// A `PUT` to a file route: the body goes into this as it arrives.
-    upload: Option<Box<Upload>>,
+    /// Where a body that is not gathered goes as it arrives: a `PUT`'s
+    /// file, a streaming action, a multipart upload.
+    sink: Option<BodySink>,
+    /// Body bytes handed to the sink so far.
+    received: u64,
     /// The answer closes the connection (known when the head was answered).
     close: bool,
 }
@@ -54,8 +58,8 @@ impl Conn {
             }
         };
         if limits.body == u64::MAX && head.framing != Framing::None {
-            if ctx.app.proxies(&head) || ctx.app.stores(&head) {
-                return self.forward_head(ctx, &head);
+            if ctx.app.proxies(&head) || ctx.app.stores(&head) || ctx.app.streams_action(&head) {
+                return self.forward_head(ctx, &head, buf);
             }
             if matches!(head.framing, Framing::Length(n) if n > ctx.app.limits.body) {
                 self.refuse(ctx, HttpError::BodyTooLarge);
@@ -88,7 +92,8 @@ impl Conn {
                     decoder: BodyDecoder::new(framing),
                     body: Vec::new(),
                     started,
-                    upload: None,
+                    sink: None,
+                    received: 0,
                     close: false,
                 }));
                 head.len
@@ -96,13 +101,20 @@ impl Conn {
         }
     }
 
-    /// A request with a body on a proxy route or a `PUT` to a file route:
-    /// answered (filed for the gateway, or its file opened) at once, its body
-    /// relayed or stored as it arrives. A refusal (401, 405, 413, …) leaves
-    /// the body unread, so the connection closes after it.
+    /// A request with a body on a proxy route, a `PUT` to a file route or
+    /// a body to a streaming or uploads action: answered (filed for the
+    /// gateway, its file opened, its stream or form started) at once, its
+    /// body relayed, stored or streamed as it arrives. A refusal (401, 405,
+    /// 413, …) leaves the body unread, so the connection closes after it.
     #[cold]
-    fn forward_head(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>) -> usize {
+    fn forward_head(&mut self, ctx: &mut Ctx<'_>, head: &Head<'_>, buf: &[u8]) -> usize {
         self.respond(ctx, head, &[]);
+        if let Phase::Body(pending) = &mut self.phase {
+            if matches!(pending.sink, Some(BodySink::Stream(_) | BodySink::Form(_))) {
+                // Answered once the body is in: the head is parsed again then.
+                pending.head = buf[..head.len].to_vec();
+            }
+        }
         match self.phase {
             Phase::Forwarding(_) | Phase::Body(_) => {
                 if head.expect_continue {
@@ -127,33 +139,46 @@ impl Conn {
         let Phase::Body(pending) = &mut self.phase else {
             return 0;
         };
-        let limit = match &pending.upload {
-            Some(upload) => upload.room(),
+        let limit = match &pending.sink {
+            Some(sink) => sink.room(pending.received, ctx.app.config.limits.upload),
             None => ctx.app.limits.body,
         };
         let stored = pending
             .decoder
             .decode(buf, &mut pending.body, limit)
+            .map_err(SinkRefusal::Error)
             .and_then(|progress| {
-                if let Some(upload) = &mut pending.upload {
-                    upload.write(&pending.body)?;
-                    pending.body.clear();
+                if let Some(sink) = &mut pending.sink {
+                    if !pending.body.is_empty() {
+                        sink.write(&pending.body)?;
+                        pending.received += pending.body.len() as u64;
+                        pending.body.clear();
+                    }
                 }
                 Ok(progress)
             });
         let progress = match stored {
             Ok(p) => p,
-            Err(e) => {
-                if e == HttpError::BodyTooLarge && pending.upload.is_some() {
+            Err(SinkRefusal::Error(e)) => {
+                if e == HttpError::BodyTooLarge && pending.sink.is_some() {
                     // Counted with the refusal below.
-                    log::debug!("{}: an upload went over limits.upload", self.peer);
+                    log::debug!("{}: a streamed body went over limits.upload", self.peer);
                 }
                 self.refuse(ctx, e);
                 return buf.len();
             }
+            Err(SinkRefusal::Response(response)) => {
+                log::debug!("{}: a streaming action refused its body", self.peer);
+                ctx.app
+                    .refuse_with(&response, self.output.target(&mut ctx.turn.scratch));
+                self.phase = Phase::Closing {
+                    until: Some(ctx.turn.now + LINGER),
+                };
+                return buf.len();
+            }
         };
-        if progress.done && pending.upload.is_some() {
-            self.finish_upload(ctx);
+        if progress.done && pending.sink.is_some() {
+            self.finish_sink(ctx);
         } else if progress.done {
             let started = Some(pending.started);
             let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started })
@@ -171,23 +196,84 @@ impl Conn {
         progress.consumed
     }
 
-    /// The whole body of a `PUT` is stored: the file takes its place, and the
-    /// answer is 201 or 204 (or 507 if the file system could not keep it).
-    fn finish_upload(&mut self, ctx: &mut Ctx<'_>) {
+    /// A streamed body is complete: a `PUT`'s file takes its place (201 or
+    /// 204, or 507 if the file system could not keep it), a streaming
+    /// action answers, or an uploads action runs with its form.
+    fn finish_sink(&mut self, ctx: &mut Ctx<'_>) {
         let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started: None })
         else {
             return;
         };
-        let PendingBody { upload, close, .. } = *pending;
-        let Some(upload) = upload else {
+        let PendingBody {
+            sink,
+            close,
+            head,
+            started,
+            ..
+        } = *pending;
+        let close = close || ctx.app.stopping;
+        let Some(sink) = sink else {
             return;
         };
-        let result = upload.commit().map(Stored::status);
-        let close = close || ctx.app.stopping;
-        ctx.app
-            .stored(result, self.output.target(&mut ctx.turn.scratch), close);
-        if close {
+        // The head was accepted with its body streamed: `limits.body` does not apply.
+        let streamed = HeadLimits {
+            body: u64::MAX,
+            ..ctx.app.limits
+        };
+        let handled = match sink {
+            BodySink::File(upload) => {
+                let result = upload.commit().map(Stored::status);
+                ctx.app
+                    .stored(result, self.output.target(&mut ctx.turn.scratch), close)
+            }
+            BodySink::Stream(stream) => {
+                let mut storage = header_storage();
+                let Ok(Some(head)) = parse_head(&head, &mut storage, &streamed) else {
+                    return self.refuse(ctx, HttpError::Malformed);
+                };
+                let origin = self.origin(ctx, started);
+                let out = self.output.target(&mut ctx.turn.scratch);
+                let mark = out.len();
+                let handled = ctx.app.finish_stream(&head, stream, origin, out, close);
+                if head.minor == 0 && !handled.close {
+                    announce_keep_alive(out, mark);
+                }
+                handled
+            }
+            BodySink::Form(receiver) => {
+                let form = match receiver.finish() {
+                    Ok(form) => form,
+                    Err(e) => return self.refuse(ctx, e),
+                };
+                let mut storage = header_storage();
+                let Ok(Some(head)) = parse_head(&head, &mut storage, &streamed) else {
+                    return self.refuse(ctx, HttpError::Malformed);
+                };
+                let origin = self.origin(ctx, started);
+                let cert = self.transport.peer_cert();
+                let out = self.output.target(&mut ctx.turn.scratch);
+                let mark = out.len();
+                let handled = ctx.app.finish_form(&head, form, (origin, cert), out, close);
+                if head.minor == 0 && !handled.close {
+                    announce_keep_alive(out, mark);
+                }
+                handled
+            }
+        };
+        if handled.close {
             self.phase = Phase::Closing { until: None };
+        }
+    }
+
+    /// Who sent the request being answered, for the app.
+    fn origin(&self, ctx: &Ctx<'_>, started: Instant) -> Origin {
+        Origin {
+            id: self.id(ctx),
+            peer: self.peer,
+            now: ctx.turn.now,
+            started,
+            tls: self.transport.is_tls(),
+            listener: self.listener,
         }
     }
 
@@ -215,7 +301,7 @@ impl Conn {
         let handled = ctx.app.handle(head, body, (origin, cert), out, close);
         let answered = handled.upgrade.is_none()
             && !handled.proxied
-            && handled.upload.is_none()
+            && handled.sink.is_none()
             && handled.events.is_none();
         if head.minor == 0 && !handled.close && answered {
             announce_keep_alive(out, mark);
@@ -231,7 +317,7 @@ impl Conn {
             self.start_stream(source, origin.id, ctx.turn.now);
             return;
         }
-        if let Some(upload) = handled.upload {
+        if let Some(sink) = handled.sink {
             let started = match self.phase {
                 Phase::Head { started: Some(s) } => s,
                 _ => ctx.turn.now,
@@ -241,7 +327,8 @@ impl Conn {
                 decoder: BodyDecoder::new(head.framing),
                 body: Vec::new(),
                 started,
-                upload: Some(upload),
+                sink: Some(sink),
+                received: 0,
                 close: handled.close,
             }));
             return;

@@ -7,6 +7,7 @@ pub(crate) mod path;
 #[cfg(test)]
 mod scratch;
 pub(crate) mod store;
+pub(crate) mod uploads;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -5,6 +5,7 @@ pub(crate) mod conditional;
 pub(crate) mod date;
 pub(crate) mod encoding;
 pub(crate) mod error;
+pub(crate) mod multipart;
 pub(crate) mod range;
 pub(crate) mod request;
 pub(crate) mod response;

@@ -5,7 +5,9 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 use super::error::HttpError;
+use super::response::Response;
 use crate::stats::Stats;
+use crate::upload_api::UploadedFile;
 
 /// The bounds a head is checked against (from `limits` in the config).
 #[derive(Debug, Clone, Copy)]
@@ -385,6 +387,41 @@ pub struct Request<'a> {
     claims: Option<&'a serde_json::Value>,
     tls: bool,
     peer_cert: Option<&'a PeerCert>,
+    uploads: &'a [UploadedFile],
+    fields: &'a [(String, String)],
+}
+
+/// A request body taken piece by piece, for an action registered with
+/// `Server::action_streaming`: the body is never gathered, so it may be as
+/// large as `limits.upload` (not `limits.body`) with memory that does not
+/// grow with it. A stream whose body never completes — the client
+/// vanished, timed out or sent a broken chunk — is dropped without
+/// `on_end`: clean up in its `Drop`.
+///
+/// ```
+/// use wisp::{BodyStream, Response};
+///
+/// /// Counts the bytes of a body.
+/// struct Count(u64);
+///
+/// impl BodyStream for Count {
+///     fn on_body(&mut self, chunk: &[u8]) -> Result<(), Response> {
+///         self.0 += chunk.len() as u64;
+///         Ok(())
+///     }
+///     fn on_end(&mut self) -> Response {
+///         Response::text(self.0.to_string())
+///     }
+/// }
+/// ```
+pub trait BodyStream {
+    /// The next piece of the body, as it was read (any size, never empty).
+    /// An `Err` answers with that response at once and closes the
+    /// connection: the rest of the body is not read.
+    fn on_body(&mut self, chunk: &[u8]) -> Result<(), Response>;
+
+    /// The whole body arrived: the response.
+    fn on_end(&mut self) -> Response;
 }
 
 impl<'a> Request<'a> {
@@ -402,7 +439,52 @@ impl<'a> Request<'a> {
             claims: None,
             tls: false,
             peer_cert: None,
+            uploads: &[],
+            fields: &[],
         }
+    }
+
+    pub(crate) fn with_form(
+        mut self,
+        uploads: &'a [UploadedFile],
+        fields: &'a [(String, String)],
+    ) -> Self {
+        self.uploads = uploads;
+        self.fields = fields;
+        self
+    }
+
+    /// The files of a `multipart/form-data` upload (an action registered
+    /// with `Server::action_with_uploads`), in the order sent; each is
+    /// removed when the handler returns unless kept.
+    pub fn uploads(&self) -> &'a [UploadedFile] {
+        self.uploads
+    }
+
+    /// Keeps upload `index` by moving it to `dest` (a rename, so on the same
+    /// file system as `upload.dir`); `NotFound` if there is no such upload.
+    pub fn keep_upload(&self, index: usize, dest: &std::path::Path) -> std::io::Result<()> {
+        match self.uploads.get(index) {
+            Some(file) => file.keep_as(dest),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no upload with that index",
+            )),
+        }
+    }
+
+    /// The plain fields of a `multipart/form-data` upload (parts without a
+    /// file name), as (name, value), in the order sent.
+    pub fn form_fields(&self) -> &'a [(String, String)] {
+        self.fields
+    }
+
+    /// The first plain field of a `multipart/form-data` upload with this name.
+    pub fn form_field(&self, name: &str) -> Option<&'a str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn with_claims(mut self, claims: Option<&'a serde_json::Value>) -> Self {
