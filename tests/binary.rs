@@ -390,3 +390,37 @@ fn hash_password_reads_one_line_and_prints_a_hash_the_server_accepts() {
     let r = c.response();
     assert_eq!((r.status, r.text().as_str()), (200, "hush\n"));
 }
+
+#[test]
+fn shipped_config_protects_the_admin_page_with_the_demo_login() {
+    let w = start(&["--config", "web.json5", "--listen", "http://127.0.0.1:0"]);
+    let mut c = Client::connect(w.addr);
+    c.send(b"GET /admin.html HTTP/1.1\r\nHost: t\r\nAccept: text/html\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/login.html?next=/admin.html"));
+    assert_eq!(get(w.addr, "/login.html").status, 200);
+    let form = "username=admin&password=wisp-demo&next=%2Fadmin.html";
+    c.send(
+        format!(
+            "POST /auth/login HTTP/1.1\r\nHost: t\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.response();
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/admin.html"));
+    let session = r
+        .headers
+        .iter()
+        .find(|(n, v)| n.eq_ignore_ascii_case("set-cookie") && v.starts_with("wisp-session="))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    c.send(format!("GET /admin.html HTTP/1.1\r\nHost: t\r\nCookie: {session}\r\n\r\n").as_bytes());
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("<title>wisp · admin</title>"));
+    assert_eq!(get(w.addr, "/admin").status, 302);
+}

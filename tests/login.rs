@@ -396,9 +396,9 @@ fn a_bad_auth_block_is_a_start_error_naming_its_key() {
         docs.path.display()
     );
     let config = Config::parse(&text, Path::new("/")).unwrap();
-    let e = Server::bind(config)
-        .err()
-        .expect("a start error")
-        .to_string();
+    let Err(e) = Server::bind(config) else {
+        panic!("a start error");
+    };
+    let e = e.to_string();
     assert!(e.contains("web.auth.users.u.password"), "{e}");
 }
