@@ -388,6 +388,11 @@ fn a_bad_auth_block_is_a_start_error_naming_its_key() {
         Config::parse(text, Path::new("/")).unwrap_err().to_string(),
         "web.routes[0].role: needs web.auth (its users and roles)"
     );
+    let text = "{ web: { routes: [{ match: '/x', xsrf: true }] } }";
+    assert_eq!(
+        Config::parse(text, Path::new("/")).unwrap_err().to_string(),
+        "web.routes[0].xsrf: needs web.auth (the tokens belong to login sessions)"
+    );
     // A hash that looks like one but is not: refused when the server starts.
     let docs = TempDir::new("login");
     let text = format!(

@@ -142,6 +142,10 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
 /// Each route's `role` names a role or ability of `web.auth`.
 fn route_roles(web: &Obj<'_>, config: &Config) -> read::Result<()> {
     for (i, route) in config.routes.iter().enumerate() {
+        if route.xsrf && config.auth.is_none() {
+            let key = format!("{}[{i}].xsrf", web.path_of("routes"));
+            return fail(&key, "needs web.auth (the tokens belong to login sessions)");
+        }
         let Some(role) = &route.role else { continue };
         let key = format!("{}[{i}].role", web.path_of("routes"));
         match &config.auth {
