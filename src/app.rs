@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use crate::access;
 use crate::auth;
+use crate::auth::attempts::retry_after;
+use crate::auth::gate::{self, Gate, LoggedIn, Refusal};
 use crate::config::{Config, ConfigError, HandlerKind};
 use crate::error::StartError;
 use crate::events::{self, EventSource, EventStream};
@@ -197,6 +199,8 @@ pub(crate) struct App {
     streams: Vec<Box<dyn EventSource>>,
     /// Who sent the request being answered (for the debug log's refusals).
     peer: std::net::SocketAddr,
+    /// `web.auth`: users, their sessions, the login form.
+    gate: Option<Gate>,
 }
 
 /// A page of `errors`, kept in memory: an error answer never waits for the disk.
@@ -264,9 +268,11 @@ impl App {
         });
         let mime = MimeTable::new(&config.mime);
         let error_pages = error_pages(&config, &mime)?;
+        check_hashes(&config)?;
         Ok(App {
             streams: Vec::new(),
             peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            gate: Gate::new(&config),
             stores_files,
             streams_actions: false,
             finished_form: None,
@@ -503,6 +509,9 @@ impl App {
             w.finish(Some(0), close);
             return Handled::response(close);
         }
+        if let Some(handled) = self.login_paths(request, out, close) {
+            return handled;
+        }
         let Ok((relative, trailing)) = normalize(head.path) else {
             return self.status_page(
                 head,
@@ -536,7 +545,7 @@ impl App {
                 )
             }
             Decision::Route(route) => {
-                let claims = match &route.config.auth {
+                let mut claims = match &route.config.auth {
                     None => None,
                     Some(auth) => match auth::check(auth, head, SystemTime::now()) {
                         Ok(claims) => claims,
@@ -548,6 +557,21 @@ impl App {
                         }
                     },
                 };
+                let role = route.config.role.as_deref();
+                if let (Some(gate), true) =
+                    (self.gate.as_mut(), role.is_some() || route.config.xsrf)
+                {
+                    match gate.admit((role, route.config.xsrf), head, gate_from(&origin)) {
+                        // An action sees who it is, as it would a JWT's claims.
+                        Ok(Some(admitted)) => {
+                            claims = claims.or_else(|| {
+                                Some(serde_json::json!({ "sub": admitted.user, "role": admitted.role }))
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(refusal) => return self.refused(refusal, head, out, close),
+                    }
+                }
                 match route.config.handler {
                     HandlerKind::File if matches!(head.method, "PUT" | "DELETE") => {
                         match self.store(route, head, request.body, (&relative, trailing)) {
@@ -1138,6 +1162,130 @@ impl App {
         )
     }
 
+    /// The login form's paths (`web.auth.login`): the form's `POST` and a
+    /// `GET` saying who is logged in at `path`, and `logout`.
+    fn login_paths(
+        &mut self,
+        request: Incoming<'_, '_>,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Option<Handled> {
+        let Incoming {
+            head, body, origin, ..
+        } = request;
+        let gate = self.gate.as_mut()?;
+        let paths = gate.paths();
+        let (login, logout) = (head.path == paths.path, head.path == paths.logout);
+        let page = paths.page.clone();
+        let from = gate_from(&origin);
+        Some(match head.method {
+            "POST" if login => match gate.login(head, body, from) {
+                LoggedIn::Yes { location, cookies } => {
+                    log::info!("{}: logged in", origin.peer);
+                    self.see_other(&location, &cookies, out, close)
+                }
+                LoggedIn::No(why) => {
+                    self.hub.stats.limits.auth += 1;
+                    self.status_page(head, out, 401, close, None, why)
+                }
+                LoggedIn::TooMany(wait) => self.refused(Refusal::TooMany(wait), head, out, close),
+            },
+            "GET" | "HEAD" if login => match gate.who(head, origin.now) {
+                Some(who) => {
+                    let json = serde_json::json!({ "user": who.user, "role": who.role });
+                    let response = Response::json(&json).with_header("Cache-Control", "no-store");
+                    self.write_response(&response, head.method == "HEAD", out, close)
+                }
+                None => self.status_page(head, out, 401, close, None, "no session"),
+            },
+            "POST" if logout => {
+                let cookies = gate.logout(head, origin.tls);
+                self.see_other(&page, &cookies, out, close)
+            }
+            _ if login || logout => {
+                let allow = if login { "GET, HEAD, POST" } else { "POST" };
+                let why = "the method is not one the login path takes";
+                self.status_page(head, out, 405, close, Some(("Allow", allow)), why)
+            }
+            _ => return None,
+        })
+    }
+
+    /// 303 to `location`, setting `cookies`.
+    fn see_other(
+        &self,
+        location: &str,
+        cookies: &[String],
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        let mut w = HeadWriter::start(out, 303, &self.date.text, &self.config.headers);
+        w.header("Location", location);
+        w.header("Cache-Control", "no-store");
+        for cookie in cookies {
+            w.header("Set-Cookie", cookie);
+        }
+        w.finish(Some(0), close);
+        Handled::response(close)
+    }
+
+    /// The answer to a request `web.auth` did not let in.
+    fn refused(
+        &mut self,
+        refusal: Refusal,
+        head: &Head<'_>,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) -> Handled {
+        match refusal {
+            Refusal::Challenge(challenge) => {
+                let header = Some(("WWW-Authenticate", challenge.as_str()));
+                self.status_page(
+                    head,
+                    out,
+                    401,
+                    close,
+                    header,
+                    "no credentials for the route's role",
+                )
+            }
+            Refusal::Login(location) => {
+                log::debug!(
+                    "{}: 302 for {} {}: to the login page",
+                    self.peer,
+                    head.method,
+                    head.path
+                );
+                let mut w = HeadWriter::start(out, 302, &self.date.text, &self.config.headers);
+                w.header("Location", &location);
+                w.finish(Some(0), close);
+                Handled::response(close)
+            }
+            Refusal::Wrong(challenge) => {
+                self.hub.stats.limits.auth += 1;
+                let header = Some(("WWW-Authenticate", challenge.as_str()));
+                self.status_page(head, out, 401, close, header, "wrong user name or password")
+            }
+            Refusal::Forbidden(why) => {
+                self.hub.stats.limits.auth += 1;
+                self.status_page(head, out, 403, close, None, why)
+            }
+            Refusal::TooMany(wait) => {
+                self.hub.stats.limits.auth += 1;
+                let after = retry_after(wait);
+                let header = Some(("Retry-After", after.as_str()));
+                self.status_page(
+                    head,
+                    out,
+                    429,
+                    close,
+                    header,
+                    "too many login attempts from the address",
+                )
+            }
+        }
+    }
+
     /// The refusal page for an upgrade that failed its checks; it closes.
     fn refused_upgrade(&mut self, refused: upgrade::Refused, out: &mut Vec<u8>) -> Handled {
         log::debug!(
@@ -1262,6 +1410,31 @@ impl App {
 fn is_multipart(head: &Head<'_>) -> bool {
     head.header("content-type")
         .is_some_and(|ct| ct.len() >= 19 && ct[..19].eq_ignore_ascii_case(b"multipart/form-data"))
+}
+
+/// Every `web.auth` user's password is an Argon2 hash `auth::password` can verify.
+fn check_hashes(config: &Config) -> Result<(), StartError> {
+    let users = config.auth.iter().flat_map(|a| a.users.iter());
+    match users
+        .into_iter()
+        .find(|u| !auth::password::is_valid(&u.password))
+    {
+        None => Ok(()),
+        Some(u) => Err(StartError::Config(ConfigError::Invalid {
+            path: None,
+            key: format!("web.auth.users.{}.password", u.name),
+            message: "is not a valid Argon2 hash (make one with `wisp --hash-password`)".into(),
+        })),
+    }
+}
+
+/// Where a request comes from, as `auth::gate` takes it.
+fn gate_from(origin: &Origin) -> gate::From {
+    gate::From {
+        peer: origin.peer.ip(),
+        tls: origin.tls,
+        now: origin.now,
+    }
 }
 
 /// The WebSocket handlers (by index in `sockets`) registered on the

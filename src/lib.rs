@@ -152,6 +152,7 @@ mod user_timers;
 mod ws;
 mod ws_api;
 
+pub use auth::password::hash as hash_password;
 pub use config::{Config, ConfigError};
 pub use error::StartError;
 pub use event_router::{Reply, Router};

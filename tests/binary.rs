@@ -332,3 +332,95 @@ fn log_debug_says_why_each_request_was_refused() {
         want.retain(|w| !(line.starts_with("debug: 127.0.0.1:") && line.contains(w)));
     }
 }
+
+#[test]
+fn hash_password_reads_one_line_and_prints_a_hash_the_server_accepts() {
+    use std::io::Write;
+    let hash_of = |input: &str| {
+        let mut child = wisp()
+            .arg("--hash-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, hash, _) = hash_of("s3cret pass\r\n");
+    assert!(ok);
+    let hash = hash.trim_end();
+    assert!(hash.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{hash}");
+    assert!(!hash.contains("s3cret"));
+    // A fresh salt each time.
+    assert_ne!(hash_of("s3cret pass\n").1.trim_end(), hash);
+    let (ok, out, err) = hash_of("");
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("no password on stdin"), "{err}");
+
+    // The hash logs its user in, by HTTP Basic here.
+    let dir = TempDir::new("hash-password");
+    dir.write("site/secret.txt", "hush\n");
+    let config = dir.write(
+        "web.json5",
+        format!(
+            "{{ web: {{ auth: {{ roles: {{ admin: [] }}, requireTlsForBasic: false, \
+             users: {{ ann: {{ password: '{hash}', role: 'admin' }} }} }}, \
+             routes: [{{ match: '/secret.txt', role: 'admin' }}, {{ match: '' }}] }} }}"
+        ),
+    );
+    let config = config.display().to_string();
+    let w = start(&["--config", &config, "--listen", "http://127.0.0.1:0"]);
+    assert_eq!(get(w.addr, "/secret.txt").status, 401);
+    let mut c = Client::connect(w.addr);
+    // ann:s3cret pass
+    c.send(
+        b"GET /secret.txt HTTP/1.1\r\nHost: t\r\nAuthorization: Basic YW5uOnMzY3JldCBwYXNz\r\n\r\n",
+    );
+    let r = c.response();
+    assert_eq!((r.status, r.text().as_str()), (200, "hush\n"));
+}
+
+#[test]
+fn shipped_config_protects_the_admin_page_with_the_demo_login() {
+    let w = start(&["--config", "web.json5", "--listen", "http://127.0.0.1:0"]);
+    let mut c = Client::connect(w.addr);
+    c.send(b"GET /admin.html HTTP/1.1\r\nHost: t\r\nAccept: text/html\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/login.html?next=/admin.html"));
+    assert_eq!(get(w.addr, "/login.html").status, 200);
+    let form = "username=admin&password=wisp-demo&next=%2Fadmin.html";
+    c.send(
+        format!(
+            "POST /auth/login HTTP/1.1\r\nHost: t\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.response();
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/admin.html"));
+    let session = r
+        .headers
+        .iter()
+        .find(|(n, v)| n.eq_ignore_ascii_case("set-cookie") && v.starts_with("wisp-session="))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .unwrap();
+    c.send(format!("GET /admin.html HTTP/1.1\r\nHost: t\r\nCookie: {session}\r\n\r\n").as_bytes());
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("<title>wisp · admin</title>"));
+    assert_eq!(get(w.addr, "/admin").status, 302);
+}

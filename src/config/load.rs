@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
-use super::{policy, proxy, redirect, tls};
+use super::{policy, proxy, redirect, tls, users};
 use super::{
     AccessFormat, Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect,
     RouteConfig, RouteRedirect, Timeouts, Upload, WebSockets,
@@ -29,6 +29,7 @@ const WEB_KEYS: &[&str] = &[
     "tls",
     "name",
     "errors",
+    "auth",
     "upload",
 ];
 
@@ -136,6 +137,10 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
     if let Some((path, v)) = web.get("log") {
         config.log = log_config(&path, v, base)?;
     }
+    if let Some((path, v)) = web.get("auth") {
+        config.auth = Some(users::users(&path, v)?);
+    }
+    route_roles(&web, &config)?;
     if let Some((path, v)) = web.get("upload") {
         let o = Obj::new(&path, v, &["dir", "remove"])?;
         if let Some(dir) = o.string("dir")? {
@@ -147,6 +152,29 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.upload.remove = o.boolean("remove")?.unwrap_or(true);
     }
     Ok(config)
+}
+
+/// Each route's `role` names a role or ability of `web.auth`.
+fn route_roles(web: &Obj<'_>, config: &Config) -> read::Result<()> {
+    for (i, route) in config.routes.iter().enumerate() {
+        if route.xsrf && config.auth.is_none() {
+            let key = format!("{}[{i}].xsrf", web.path_of("routes"));
+            return fail(&key, "needs web.auth (the tokens belong to login sessions)");
+        }
+        let Some(role) = &route.role else { continue };
+        let key = format!("{}[{i}].role", web.path_of("routes"));
+        match &config.auth {
+            None => return fail(&key, "needs web.auth (its users and roles)"),
+            Some(users) if !users.knows(role) => {
+                return fail(
+                    &key,
+                    format!("{role:?} is not a role or ability of web.auth.roles"),
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// `errors: { 404: '/404.html' }`: a status from 400 to 599 each, and a
@@ -325,6 +353,7 @@ fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
         "shutdown",
         "handshake",
         "connect",
+        "session",
         "keepalive",
     ];
     let o = Obj::new(path, v, &keys)?;
@@ -336,6 +365,7 @@ fn timeouts(path: &str, v: &Value) -> read::Result<Timeouts> {
         request: o.duration("request")?.unwrap_or(d.request),
         shutdown: o.duration("shutdown")?.unwrap_or(d.shutdown),
         connect: o.duration("connect")?.unwrap_or(d.connect),
+        session: o.duration("session")?.unwrap_or(d.session),
         keepalive: o.duration("keepalive")?.unwrap_or(d.keepalive),
     })
 }
@@ -415,6 +445,8 @@ const ROUTE_KEYS: &[&str] = &[
     "cache",
     "listing",
     "auth",
+    "role",
+    "xsrf",
     "proxy",
 ];
 
@@ -482,6 +514,8 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
             .get("auth")
             .map(|(p, v)| policy::auth(&p, v))
             .transpose()?,
+        role: o.string("role")?,
+        xsrf: o.boolean("xsrf")?.unwrap_or(false),
         proxy,
     })
 }

@@ -16,6 +16,7 @@ pub(crate) mod redirect;
 pub(crate) mod template;
 mod tls;
 pub mod units;
+mod users;
 
 use std::fmt;
 use std::io;
@@ -31,6 +32,7 @@ use read::{fail, KeyError};
 use units::parse_listen_url;
 
 pub use tls::Tls;
+pub use users::{Attempts, LoginPaths, Role, User, Users};
 
 /// Everything the server needs to know, with Ioto's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +72,8 @@ pub struct Config {
     pub web_sockets: WebSockets,
     /// Logging (`log`).
     pub log: Log,
+    /// Users, roles and logging in (`auth`); none by default.
+    pub auth: Option<Users>,
     /// Where `multipart/form-data` uploads are stored (`upload`).
     pub upload: Upload,
 }
@@ -258,6 +262,9 @@ pub struct Timeouts {
     /// To connect to a gateway's downstream host, TLS handshake included
     /// (`connect`, default 5 secs); then the next host is tried.
     pub connect: Option<Duration>,
+    /// A login session ends after this long unused (`session`, default 30
+    /// mins; each request with the session's cookie starts it over).
+    pub session: Option<Duration>,
     /// An idle Server-Sent Events stream gets a comment this often, so
     /// nothing on the way times it out (`keepalive`, default 15 secs).
     pub keepalive: Option<Duration>,
@@ -332,6 +339,12 @@ pub struct RouteConfig {
     pub listing: bool,
     /// `auth`: who may use the route (files, actions and WebSocket upgrades alike).
     pub auth: Option<Auth>,
+    /// `role`: the role or ability a user needs for the route (`web.auth`):
+    /// from a login session or HTTP Basic credentials.
+    pub role: Option<String>,
+    /// `xsrf`: a `POST`, `PUT`, `DELETE` or `PATCH` needs the session's
+    /// token in an `X-XSRF-TOKEN` header (default `false`).
+    pub xsrf: bool,
     /// `proxy`: where a `'proxy'` route sends its requests (required there,
     /// refused elsewhere). Boxed: most routes have none.
     pub proxy: Option<Box<ProxyConfig>>,
@@ -389,6 +402,7 @@ impl Default for Config {
             redirects: Vec::new(),
             web_sockets: WebSockets::default(),
             log: Log::default(),
+            auth: None,
             upload: Upload::default(),
         }
     }
@@ -403,6 +417,7 @@ impl Default for Timeouts {
             shutdown: Some(Duration::from_secs(5)),
             handshake: Some(Duration::from_secs(10)),
             connect: Some(Duration::from_secs(5)),
+            session: Some(Duration::from_secs(30 * 60)),
             keepalive: Some(Duration::from_secs(15)),
         }
     }
@@ -441,6 +456,8 @@ impl RouteConfig {
             cache_max_age: None,
             listing: false,
             auth: None,
+            role: None,
+            xsrf: false,
             proxy: None,
         }
     }

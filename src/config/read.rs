@@ -151,6 +151,11 @@ pub(crate) fn string(path: &str, v: &Value) -> Result<String> {
     }
 }
 
+/// A string or a list of strings at `path`.
+pub(crate) fn strings_of(path: &str, v: &Value) -> Result<Vec<String>> {
+    strings(path, v)
+}
+
 fn strings(path: &str, v: &Value) -> Result<Vec<String>> {
     match v {
         Value::String(s) => Ok(vec![s.clone()]),

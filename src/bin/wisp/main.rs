@@ -10,12 +10,15 @@ use wisp::{Config, ConfigError, Handler, Message, Response, Server, WebSocket};
 
 const USAGE: &str = "\
 usage: wisp [--config PATH] [--listen URL]... [--documents DIR] [--log LEVEL] [--help] [--version]
+       wisp --hash-password < password.txt
 
   --config PATH     configuration file (default ./web.json5; built-in defaults if it is absent)
   --listen URL      listen here instead of the config's `listen` (repeatable), e.g. http://:8080
   --documents DIR   serve this folder instead of the config's `documents`
   --log LEVEL       log at this level instead of the config's `log.level`:
                     off, error, warn, info, debug or trace (to stderr)
+  --hash-password   read a password (one line) from stdin and print its Argon2id
+                    hash, for a user's `password` in web.json5's `auth.users`
   --help            print this help
   --version         print the version
 
@@ -33,6 +36,7 @@ struct Args {
 enum Parsed {
     Run(Args),
     Exit(&'static str),
+    HashPassword,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
@@ -50,6 +54,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> 
         };
         match flag.as_str() {
             "--help" | "-h" => return Ok(Parsed::Exit(USAGE)),
+            "--hash-password" => return Ok(Parsed::HashPassword),
             "--version" | "-V" => {
                 return Ok(Parsed::Exit(concat!("wisp ", env!("CARGO_PKG_VERSION"))))
             }
@@ -169,6 +174,7 @@ fn run() -> Result<(), String> {
             println!("{text}");
             return Ok(());
         }
+        Parsed::HashPassword => return hash_password(),
     };
     let config = configure(&args)?;
     wisp::init_logging(&config.log).map_err(|e| {
@@ -186,6 +192,22 @@ fn run() -> Result<(), String> {
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;
     log::info!("stopped");
+    Ok(())
+}
+
+/// `--hash-password`: one line of stdin (its line ending dropped) to its
+/// hash on stdout. The password is neither echoed nor logged.
+fn hash_password() -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("--hash-password: cannot read stdin: {e}"))?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err("--hash-password: no password on stdin (one line, e.g. `echo 'secret' | wisp --hash-password`)".into());
+    }
+    println!("{}", wisp::hash_password(password));
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+use super::constant_time_eq;
 use crate::config::Auth;
 use crate::http::request::{find_header, trim, Head};
 
@@ -92,15 +93,6 @@ fn token<'h>(head: &Head<'h>) -> Option<Cow<'h, str>> {
         let value = pair.strip_prefix("access_token=")?;
         crate::http::request::decode_component(value).map(Cow::Owned)
     })
-}
-
-/// Compares without an early exit (the lengths may differ).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (x, y) in a.iter().zip(b.iter()) {
-        diff |= x ^ y;
-    }
-    diff == 0
 }
 
 /// Verifies an HS256 JWT (RFC 7519): signature, `exp`, `nbf`, and the
