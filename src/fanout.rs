@@ -170,6 +170,9 @@ impl Fanout {
     ) {
         let mut tally = Tally::default();
         let payload = frame.payload_len();
+        // The message as an event, made for the first event stream among the
+        // recipients and shared by the rest.
+        let mut event = None;
         for id in app.hub.resolve(to) {
             if except.contains(&Some(id)) {
                 continue;
@@ -182,7 +185,12 @@ impl Fanout {
                     continue;
                 }
             }
-            match conn.deliver(&app.config, frame) {
+            let delivered = if conn.is_stream() {
+                conn.deliver_event(&app.config, frame, &mut event)
+            } else {
+                conn.deliver(&app.config, frame)
+            };
+            match delivered {
                 Delivered::Held => {
                     let limit = app.config.web_sockets.max_backpressure;
                     if !self.hold(id, frame, conn.backlog(), limit) {

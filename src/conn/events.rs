@@ -2,6 +2,7 @@
 //! delivers goes out as events, an idle stream gets keepalive comments, and
 //! its source hears when the output has room again after drops.
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use super::ws::Delivered;
@@ -37,8 +38,20 @@ impl Conn {
         }));
     }
 
-    /// A message for this stream: its text as one event's data.
-    pub(super) fn deliver_event(&mut self, config: &Config, frames: &Frames) -> Delivered {
+    /// True for an event stream.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.phase, Phase::Events(_))
+    }
+
+    /// A message for this stream: its text as one event's data. `event` is
+    /// the message as an event once a first stream made it, shared by every
+    /// other (one copy per message, not per recipient).
+    pub fn deliver_event(
+        &mut self,
+        config: &Config,
+        frames: &Frames,
+        event: &mut Option<Rc<[u8]>>,
+    ) -> Delivered {
         let backlog = self.output.backlog();
         let Phase::Events(stream) = &mut self.phase else {
             return Delivered::Refused;
@@ -53,7 +66,6 @@ impl Conn {
         }
         // The frame as encoded for WebSockets: its payload is the message.
         let plain = &frames.plain;
-        let payload = &plain[plain.len() - frames.payload_len()..];
         let text = plain
             .first()
             .is_some_and(|b| b & 0x0f == OpCode::Text as u8);
@@ -61,7 +73,12 @@ impl Conn {
             // An event is text: binary messages are not for event streams.
             return Delivered::Refused;
         }
-        write_data(payload, self.output.tail());
+        let event = event.get_or_insert_with(|| {
+            let mut out = Vec::with_capacity(frames.payload_len() + 16);
+            write_data(&plain[plain.len() - frames.payload_len()..], &mut out);
+            out.into()
+        });
+        self.output.push_shared(event);
         Delivered::Queued
     }
 

@@ -172,7 +172,7 @@ impl Conn {
     pub fn deliver(&mut self, config: &Config, frames: &Frames) -> Delivered {
         let session = match &mut self.phase {
             Phase::WebSocket(session) => session,
-            Phase::Events(_) => return self.deliver_event(config, frames),
+            Phase::Events(_) => return self.deliver_event(config, frames, &mut None),
             _ => return Delivered::Refused,
         };
         if session.in_block() {
