@@ -87,6 +87,8 @@ pub(crate) struct Handled {
     pub sink: Option<BodySink>,
     /// An event stream opened (the index of its source in `App::streams`).
     pub events: Option<usize>,
+    /// The action answers later (`Response::later`): the connection waits.
+    pub later: bool,
 }
 
 /// Where a body that is not gathered goes as it arrives.
@@ -162,6 +164,7 @@ impl Handled {
             exchange: None,
             sink: None,
             events: None,
+            later: false,
         }
     }
 }
@@ -643,6 +646,7 @@ impl App {
                 exchange: None,
                 sink: None,
                 events: None,
+                later: false,
             },
             Err(e) => self.status_page(head, out, e.status(), close, None, &e.to_string()),
         }
@@ -747,6 +751,7 @@ impl App {
             None => (&[][..], &[][..]),
         };
         let request = Request::new(head, body, origin.peer, &self.hub.stats)
+            .with_id(origin.id)
             .with_claims(claims)
             .with_tls(origin.tls)
             .with_peer_cert(peer_cert)
@@ -831,6 +836,10 @@ impl App {
         };
         // A panicking handler costs its own request (500, connection closed), never the server.
         match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
+            Ok(response) if response.is_later() => Handled {
+                later: true,
+                ..Handled::response(close)
+            },
             Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
             Err(_) => {
                 log::error!(
@@ -870,6 +879,7 @@ impl App {
         // The request's view of the counters: the hub is the stream's to change.
         let stats = self.hub.stats.clone();
         let request = Request::new(head, body, origin.peer, &stats)
+            .with_id(origin.id)
             .with_claims(claims)
             .with_tls(origin.tls)
             .with_peer_cert(peer_cert);
@@ -922,6 +932,7 @@ impl App {
                 exchange: None,
                 sink: None,
                 events: None,
+                later: false,
             },
             Upgraded::Refused(refused) => self.refused_upgrade(refused, out),
             Upgraded::Rejected(response) => {
@@ -995,6 +1006,7 @@ impl App {
                 exchange: Some(exchange),
                 sink: None,
                 events: None,
+                later: false,
             };
         }
         let key = match upgrade::check_request(head, &self.config.web_sockets.origins) {
@@ -1015,6 +1027,7 @@ impl App {
             exchange: None,
             sink: None,
             events: None,
+            later: false,
         }
     }
 
@@ -1309,7 +1322,7 @@ impl App {
     }
 
     /// Writes a handler's response.
-    fn write_response(
+    pub fn write_response(
         &self,
         r: &Response,
         head_only: bool,
@@ -1332,6 +1345,29 @@ impl App {
             }
         }
         Handled::response(close)
+    }
+
+    /// Writes the head of a streamed later answer: its status and headers,
+    /// and `Transfer-Encoding: chunked` (`chunked`) or no length at all (an
+    /// HTTP/1.0 client, whose connection's end ends the body).
+    pub fn write_stream_head(
+        &mut self,
+        r: &Response,
+        chunked: bool,
+        out: &mut Vec<u8>,
+        close: bool,
+    ) {
+        self.date.refresh();
+        let status = match r.status() {
+            s @ 200..=999 if !bodiless(s) => s,
+            _ => 500,
+        };
+        let mut w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
+        w.handler_headers(r.headers());
+        if chunked {
+            w.header("Transfer-Encoding", "chunked");
+        }
+        w.finish(None, close);
     }
 
     /// Writes the answer to a refused request; the connection closes after it.

@@ -117,6 +117,12 @@ impl Fanout {
                         }
                     }
                     Delivery::Relay { to, frame } => self.relay(conns, app, turn, to, frame),
+                    Delivery::Answer { to, part } => {
+                        if let Some(conn) = live(conns, to) {
+                            conn.answer_part(app, part);
+                            self.dirty.push(to.key);
+                        }
+                    }
                 }
             }
             self.spare.0 = batch;

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
+use crate::http::response::Response;
 use crate::message::{ConnId, Message, SendStatus};
 use crate::stats::Stats;
 use crate::user_timers::{TimerId, TimerQueue};
@@ -73,6 +74,21 @@ pub(crate) enum Delivery {
     /// Frames one leg of a proxied WebSocket relays to the other, framed
     /// for it already.
     Relay { to: ConnId, frame: Vec<u8> },
+    /// A later answer to a request an action answered `Response::later`.
+    Answer { to: ConnId, part: AnswerPart },
+}
+
+/// A piece of a later answer.
+#[derive(Debug)]
+pub(crate) enum AnswerPart {
+    /// The whole response.
+    Whole(Response),
+    /// The head of a response whose body follows in pieces.
+    Head(Response),
+    /// A piece of that body.
+    Piece(Vec<u8>),
+    /// The body's end.
+    End,
 }
 
 /// A live WebSocket: which serial holds the slab slot and which handler serves it.
@@ -314,6 +330,38 @@ impl Hub {
             Box::new(move |id, state| state.downcast_ref::<S>().is_some_and(|s| filter(id, s)));
         let frames = self.encode(msg);
         self.deliver(Targets::Where(filter), frames, [None, None]);
+    }
+
+    /// Answers the request of connection `to` that its action answered
+    /// [`Response::later`]. Nothing happens if that connection is gone or
+    /// is not waiting for an answer.
+    pub fn respond(&mut self, to: ConnId, response: Response) {
+        self.answer(to, AnswerPart::Whole(response));
+    }
+
+    /// Starts a streamed answer to the request of connection `to` that its
+    /// action answered [`Response::later`]: `head`'s status and headers go
+    /// out (its body is ignored), the body follows with
+    /// [`Hub::respond_piece`] (`Transfer-Encoding: chunked`) and ends with
+    /// [`Hub::respond_end`]. A piece that would pass
+    /// `webSockets.maxBackpressure` of unsent output closes the connection,
+    /// the body cut short.
+    pub fn respond_stream(&mut self, to: ConnId, head: Response) {
+        self.answer(to, AnswerPart::Head(head));
+    }
+
+    /// The next piece of a streamed answer (see [`Hub::respond_stream`]).
+    pub fn respond_piece(&mut self, to: ConnId, piece: impl Into<Vec<u8>>) {
+        self.answer(to, AnswerPart::Piece(piece.into()));
+    }
+
+    /// Ends a streamed answer; the connection takes its next request.
+    pub fn respond_end(&mut self, to: ConnId) {
+        self.answer(to, AnswerPart::End);
+    }
+
+    fn answer(&mut self, to: ConnId, part: AnswerPart) {
+        self.outbox.push(Delivery::Answer { to, part });
     }
 
     /// Starts the closing handshake of another connection.

@@ -433,6 +433,28 @@ impl ServerHandle {
         self.shared.waker.wake().is_ok()
     }
 
+    /// Answers the request of connection `to` that its action answered
+    /// [`Response::later`] (see [`Hub::respond`]). False if the server has stopped.
+    pub fn respond(&self, to: ConnId, response: Response) -> bool {
+        self.run(move |hub| hub.respond(to, response))
+    }
+
+    /// Starts a streamed later answer (see [`Hub::respond_stream`]).
+    pub fn respond_stream(&self, to: ConnId, head: Response) -> bool {
+        self.run(move |hub| hub.respond_stream(to, head))
+    }
+
+    /// The next piece of a streamed later answer (see [`Hub::respond_piece`]).
+    pub fn respond_piece(&self, to: ConnId, piece: impl Into<Vec<u8>>) -> bool {
+        let piece = piece.into();
+        self.run(move |hub| hub.respond_piece(to, piece))
+    }
+
+    /// Ends a streamed later answer (see [`Hub::respond_end`]).
+    pub fn respond_end(&self, to: ConnId) -> bool {
+        self.run(move |hub| hub.respond_end(to))
+    }
+
     /// Sends a message to one connection.
     pub fn send(&self, to: ConnId, msg: impl Into<Outgoing>) -> bool {
         let msg = msg.into();

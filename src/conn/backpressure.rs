@@ -54,6 +54,8 @@ impl Conn {
                     || (self.proxied && self.pair_full(ctx.app))
             }
             Phase::Awaiting | Phase::Dialing(_) => self.waits_on_gateway(),
+            // The next request waits for this one's later answer.
+            Phase::Later(_) => true,
             // Each side's own output is bounded by the other's pausing:
             // only what the other holds stops it.
             Phase::Forwarding(_) => self.forward_paused(),

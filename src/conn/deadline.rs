@@ -28,6 +28,7 @@ impl Conn {
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
             Phase::WebSocket(session) => earliest(session.due(), stall()),
+            Phase::Later(later) => add(later.started, t.request),
             Phase::Events(stream) => {
                 let stalled = (!self.output.is_idle()).then(stall).flatten();
                 earliest(add(stream.last_sent, t.keepalive), stalled)
@@ -73,6 +74,10 @@ impl Conn {
             self.on_session(ctx.app, ctx.turn, true, |session, step| {
                 session.timeout(step)
             });
+            return self.flush(ctx, read_buf);
+        }
+        if matches!(self.phase, Phase::Later(_)) {
+            self.later_timed_out(ctx.app, ctx.turn.now);
             return self.flush(ctx, read_buf);
         }
         if matches!(self.phase, Phase::Events(_)) {

@@ -302,7 +302,8 @@ impl Conn {
         let answered = handled.upgrade.is_none()
             && !handled.proxied
             && handled.sink.is_none()
-            && handled.events.is_none();
+            && handled.events.is_none()
+            && !handled.later;
         if head.minor == 0 && !handled.close && answered {
             announce_keep_alive(out, mark);
         }
@@ -311,6 +312,15 @@ impl Conn {
         }
         if let (false, Some(exchange)) = (handled.close, handled.exchange) {
             self.forwarding(exchange, head.framing);
+            return;
+        }
+        if handled.later {
+            self.answer_later(
+                started,
+                handled.close,
+                head.method == "HEAD",
+                head.minor == 0,
+            );
             return;
         }
         if let Some(source) = handled.events {

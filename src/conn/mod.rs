@@ -16,6 +16,7 @@ mod deadline;
 mod events;
 mod fetch;
 mod http;
+mod later;
 mod proxy;
 #[cfg(test)]
 mod tests;
@@ -78,6 +79,9 @@ enum Phase {
     Lingering { until: Instant },
     /// Upgraded: every byte is WebSocket frames.
     WebSocket(Box<Session>),
+    /// An action answered `Response::later`: waiting for the hub to deliver
+    /// the answer; nothing more is read meanwhile.
+    Later(Box<later::Later>),
     /// Answered with a Server-Sent Events stream: the client's bytes are
     /// discarded, the hub's messages go out as events.
     Events(Box<events::Streaming>),
@@ -401,7 +405,7 @@ impl Conn {
                     self.read_closed = true;
                     rest.len()
                 }
-                Phase::Awaiting => 0,
+                Phase::Awaiting | Phase::Later(_) => 0,
                 Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Events(_) => rest.len(),
             };
             if used == 0 {

@@ -1,5 +1,6 @@
 //! The request head: httparse plus the RFC 9112 framing rules httparse leaves to us.
 
+use crate::message::ConnId;
 use crate::message::PeerCert;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
@@ -380,6 +381,7 @@ impl<'h, 'a> Tokens<'h, 'a> {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
+    id: ConnId,
     head: &'a Head<'a>,
     body: &'a [u8],
     peer: SocketAddr,
@@ -432,6 +434,7 @@ impl<'a> Request<'a> {
         stats: &'a Stats,
     ) -> Self {
         Request {
+            id: ConnId { key: 0, serial: 0 },
             head,
             body,
             peer,
@@ -442,6 +445,18 @@ impl<'a> Request<'a> {
             uploads: &[],
             fields: &[],
         }
+    }
+
+    /// Names the connection the request came on.
+    pub(crate) fn with_id(mut self, id: ConnId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// The connection the request came on: what answers a request
+    /// answered [`Response::later`](crate::Response::later).
+    pub fn id(&self) -> ConnId {
+        self.id
     }
 
     pub(crate) fn with_form(

@@ -16,6 +16,8 @@ pub struct Response {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Not an answer: the action answers later (`Response::later`).
+    later: bool,
 }
 
 impl Response {
@@ -25,7 +27,25 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            later: false,
         }
+    }
+
+    /// What an action returns to answer later: the connection waits (its
+    /// next requests too) until [`Hub::respond`](crate::Hub::respond) or
+    /// [`ServerHandle::respond`](crate::ServerHandle::respond) — or their
+    /// streaming forms — answer the request [`Request::id`](crate::Request::id)
+    /// names, for at most `timeouts.request` (then 503).
+    pub fn later() -> Response {
+        Response {
+            later: true,
+            ..Response::new(503)
+        }
+    }
+
+    /// True for [`Response::later`].
+    pub fn is_later(&self) -> bool {
+        self.later
     }
 
     /// 200 with a `text/plain; charset=utf-8` body.
