@@ -290,7 +290,8 @@ fn client_reads(client: &mut ClientConnection, theirs: &mut UnixStream, out: &mu
 ///   (`b >> 6`); a read that comes back short is followed at once by
 ///   another, which must find nothing;
 /// - `2`: the server writes `b` bytes, and the client reads them;
-/// - `3`: the client updates its keys (TLS 1.3);
+/// - `3`: the client updates its keys (TLS 1.3), at most 32 times between
+///   two sends of data, as rustls allows;
 /// - `4`: the next `b / 5` bytes go to the socket as they are: the
 ///   stream is broken from there, and the server must fail, not panic.
 ///
@@ -308,6 +309,9 @@ fn script(config: &Arc<ServerConfig>, client_config: &Arc<ClientConfig>, script:
     let (mut written, mut got) = (Vec::new(), Vec::new());
     let mut broken = false;
     let mut verdict = Verdict::Waiting;
+    // Key updates since the client last sent data: rustls refuses a 33rd
+    // (`PeerMisbehaved::TooManyKeyUpdateRequests`), by design.
+    let mut updates = 0;
     let mut at = 0;
     while let Some(&b) = script.get(at) {
         at += 1;
@@ -325,6 +329,9 @@ fn script(config: &Arc<ServerConfig>, client_config: &Arc<ClientConfig>, script:
                         .write_all(bytes)
                         .expect("the client takes it");
                     sent.extend_from_slice(bytes);
+                    if !bytes.is_empty() {
+                        updates = 0;
+                    }
                     while client.wants_write() {
                         client
                             .write_tls(&mut theirs)
@@ -360,7 +367,9 @@ fn script(config: &Arc<ServerConfig>, client_config: &Arc<ClientConfig>, script:
                     "bad records"
                 );
             }
+            _ if updates == 32 => {}
             _ => {
+                updates += 1;
                 if client.refresh_traffic_keys().is_ok() {
                     while client.wants_write() {
                         client
