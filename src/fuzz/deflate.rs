@@ -44,7 +44,11 @@ pub fn inflate(data: &[u8]) {
     let messages = messages(stream);
     let whole = run(how, &messages, None);
     let split = run(how, &messages, Some(*cuts));
-    assert_eq!(split, whole, "{how:?}");
+    let lenient = how.takeover.is_some_and(|bits| bits < 15);
+    match agreed(&whole, &split, lenient) {
+        Some(n) => assert_eq!(split[..n], whole[..n], "{how:?}"),
+        None => assert_eq!(split, whole, "{how:?}"),
+    }
     if how.streaming {
         return;
     }
@@ -55,7 +59,8 @@ pub fn inflate(data: &[u8]) {
         ..how
     };
     let reference = run(unbounded, &messages, None);
-    for (bounded, reference) in whole.iter().zip(&reference) {
+    let agreed = agreed(&whole, &reference, lenient).unwrap_or(whole.len());
+    for (bounded, reference) in whole[..agreed].iter().zip(&reference) {
         match (bounded, reference) {
             (Ok(a), Ok(b)) => assert_eq!(a, b, "{how:?}"),
             (Err(WsError::MessageTooLarge), Ok(b)) => assert!(b.len() > limit, "{how:?}"),
@@ -64,6 +69,32 @@ pub fn inflate(data: &[u8]) {
             (a, b) => panic!("{a:?} bounded, {b:?} unbounded ({how:?})"),
         }
     }
+}
+
+/// What one message inflated to, or why it did not.
+type Inflated = Result<Vec<u8>, WsError>;
+
+/// How many of the messages two runs must agree on: all (`None`), unless
+/// `lenient`.
+///
+/// A peer that agreed to a window under 15 bits and then reaches further
+/// back breaks the agreement, and zlib does not always notice: it refuses
+/// a distance only when the bytes it points at are neither in its window
+/// nor in the output of the same call. So such a message may inflate or be
+/// refused as broken (1007) depending on how its frames were cut; the runs
+/// then agree up to that message. (Output it makes is never wrong: what it
+/// copies is the stream's own history.)
+fn agreed(a: &[Inflated], b: &[Inflated], lenient: bool) -> Option<usize> {
+    if !lenient {
+        return None;
+    }
+    let len = a.len().max(b.len());
+    let broken = |r: Option<&Inflated>| matches!(r, Some(Err(WsError::BadDeflate)));
+    let took = |r: Option<&Inflated>| matches!(r, Some(Ok(_)));
+    (0..len).find(|&i| {
+        let (x, y) = (a.get(i), b.get(i));
+        (broken(x) && took(y)) || (took(x) && broken(y))
+    })
 }
 
 /// How the messages are inflated.
@@ -91,7 +122,7 @@ fn messages(mut stream: &[u8]) -> Vec<&[u8]> {
 
 /// What each message inflated to, up to the first that failed (the
 /// connection ends there).
-fn run(how: How, messages: &[&[u8]], cuts: Option<u8>) -> Vec<Result<Vec<u8>, WsError>> {
+fn run(how: How, messages: &[&[u8]], cuts: Option<u8>) -> Vec<Inflated> {
     let mut inflaters = Inflaters::default();
     let mut own = how.takeover.map(|bits| Box::new(Inflater::new(bits)));
     let mut results = Vec::new();
@@ -132,7 +163,7 @@ fn one(
     pieces: &[&[u8]],
     how: How,
     shared: Option<&mut Vec<u8>>,
-) -> Result<Vec<u8>, WsError> {
+) -> Inflated {
     let mut own = Vec::new();
     let out = shared.unwrap_or(&mut own);
     let mut streamed = Vec::new();
