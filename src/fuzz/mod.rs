@@ -6,6 +6,20 @@
 //! properties checked here (a stream split into pieces decodes as it does
 //! whole, a decoder never claims more bytes than it was given).
 //!
+//! One file per area, each target a `pub fn` re-exported here:
+//!
+//! - `ws.rs`: `ws_frames`, the frame decoder as a connection feeds it;
+//! - `http.rs`: `http_head` (a request head, then its body, chunked or
+//!   not), `handshake` (the upgrade check) and `client_answer` (a
+//!   downstream's answer to the gateway's upgrade);
+//! - `deflate.rs`: `inflate`, the permessage-deflate inflater and its bound;
+//! - `gateway.rs`: `downstream`, a hostile downstream's frames and HTTP
+//!   responses as the gateway reads and relays them;
+//! - `router.rs`: `router`, the JSON event router's decoding and errors;
+//! - `tls.rs`: `tls`, the server's side of the TLS transport on a socket
+//!   (with the `tls` feature);
+//! - here: `config`, the configuration loader.
+//!
 //! The property tests in `ws::properties` reuse `feed` and `reassemble`.
 
 mod deflate;
