@@ -232,8 +232,8 @@ fn fingerprint(der: &[u8]) -> String {
 }
 
 /// Builds the configuration every TLS connection shares from the files
-/// `tls` names (no generating): for tests.
-#[cfg(test)]
+/// `tls` names (no generating): for tests and the `tls` fuzz target.
+#[cfg(any(test, feature = "fuzzing"))]
 #[allow(dead_code)] // The tests module's, when it wants one.
 pub(crate) fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, TlsError> {
     build(tls).map(|loaded| loaded.config)

@@ -158,7 +158,20 @@ impl Inflater {
             };
             let before = self.inner.total_in();
             let made = out.len();
-            self.step(rest, tail, out)?;
+            let stepped = self.step(rest, tail, out);
+            if stepped.is_err() && out.len() >= room {
+                // The message is over its limit whatever follows: zlib may
+                // read on past a full buffer into a broken block header,
+                // which a stream cut there would not have shown yet. Too
+                // large, then, however the frames were cut (found by the
+                // `inflate` fuzz target).
+                return Ok(Progress {
+                    consumed,
+                    done: false,
+                    full: true,
+                });
+            }
+            stepped?;
             let used = (self.inner.total_in() - before) as usize;
             if tail {
                 self.tail_fed += used as u8;
@@ -169,10 +182,14 @@ impl Inflater {
             let input_left = consumed < input.len();
             let tail_left = end && usize::from(self.tail_fed) < TAIL.len() && !self.ended;
             if !filled && !input_left && !tail_left {
+                // The last step may have gone past the room (by less than
+                // its block): that is over the limit too, though the input
+                // is used up (found by the `inflate` fuzz target).
+                let full = out.len() >= room;
                 return Ok(Progress {
                     consumed,
-                    done: end,
-                    full: false,
+                    done: end && !full,
+                    full,
                 });
             }
             if used == 0 && out.len() == made {
@@ -360,6 +377,59 @@ mod tests {
             }
         }
         assert_eq!(all, data);
+    }
+
+    /// Found by the `inflate` fuzz target (seeds/inflate/regression-last-
+    /// step-past-the-room): a message that ends its stream (a final block,
+    /// so no tail is fed after it) inflates a block in a first step and the
+    /// rest in a second — past the room, but short of filling its block,
+    /// with the input used up. That message is too large, and so is one
+    /// that ends exactly at the room; one byte less fits.
+    #[test]
+    fn a_last_step_past_the_room_is_too_large() {
+        let data = vec![7u8; 25_000];
+        let mut c = Compress::new(Compression::default(), false);
+        let mut wire = Vec::with_capacity(1024);
+        c.compress_vec(&data, &mut wire, FlushCompress::Finish)
+            .unwrap();
+        let mut inflater = Inflater::new(15);
+        for room in [20_001, 25_000] {
+            inflater.reset();
+            assert_eq!(
+                inflate_pieces(&mut inflater, &[&wire], room),
+                Err(WsError::MessageTooLarge),
+                "room {room}"
+            );
+        }
+        inflater.reset();
+        assert_eq!(
+            inflate_pieces(&mut inflater, &[&wire], 25_001).unwrap(),
+            data
+        );
+    }
+
+    /// Found by the `inflate` fuzz target (seeds/inflate/regression-*): 41
+    /// bytes inflate, then a broken block header. Whole, zlib fills the
+    /// room and reads on into the header in one call; cut after 4 bytes, it
+    /// stops at the full room first. Both are "too large".
+    #[test]
+    fn a_message_past_its_room_is_too_large_even_if_broken_after_it() {
+        let wire = [0xaa, 0x20, 0x0e, 0x04, 0xfa, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut inflater = Inflater::new(15);
+        for cut in [wire.len(), 4] {
+            inflater.reset();
+            assert_eq!(
+                inflate_pieces(&mut inflater, &[&wire[..cut], &wire[cut..]], 41),
+                Err(WsError::MessageTooLarge),
+                "cut at {cut}"
+            );
+        }
+        // With room to spare the same bytes are broken.
+        inflater.reset();
+        assert_eq!(
+            inflate_pieces(&mut inflater, &[&wire], 1 << 20),
+            Err(WsError::BadDeflate)
+        );
     }
 
     #[test]
