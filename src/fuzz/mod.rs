@@ -16,6 +16,7 @@
 //! - `gateway.rs`: `downstream`, a hostile downstream's frames and HTTP
 //!   responses as the gateway reads and relays them;
 //! - `router.rs`: `router`, the JSON event router's decoding and errors;
+//! - `multipart.rs`: `multipart`, a `multipart/form-data` upload's parser;
 //! - `tls.rs`: `tls`, the server's side of the TLS transport on a socket
 //!   (with the `tls` feature);
 //! - here: `config`, the configuration loader.
@@ -25,6 +26,7 @@
 mod deflate;
 mod gateway;
 mod http;
+mod multipart;
 mod router;
 #[cfg(feature = "tls")]
 mod tls;
@@ -41,6 +43,7 @@ pub(crate) use self::http::HEAD_LIMITS;
 pub use self::http::{client_answer, handshake, http_head};
 #[cfg(test)]
 pub(crate) use self::http::{parse_owned, refused_early, OwnedHead};
+pub use self::multipart::multipart;
 pub use self::router::router;
 #[cfg(feature = "tls")]
 pub use self::tls::tls;
@@ -148,6 +151,7 @@ Sec-WebSocket-Protocol: chat\r\n\r\n";
             ("inflate", inflate),
             ("downstream", downstream),
             ("router", router),
+            ("multipart", multipart),
             #[cfg(feature = "tls")]
             ("tls", tls),
         ];
