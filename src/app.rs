@@ -701,14 +701,7 @@ impl App {
                 if e == HttpError::BodyTooLarge {
                     self.hub.stats.limits.body += 1;
                 }
-                let detail = e.to_string();
-                let page = StatusPage {
-                    status: e.status(),
-                    header: None,
-                    detail: &detail,
-                    head_only: false,
-                };
-                self.write_status_page(out, page, close);
+                self.write_error(out, e, close);
             }
         }
         Handled::response(close)
@@ -1382,6 +1375,11 @@ impl App {
             _ => {}
         }
         self.date.refresh();
+        self.write_error(out, err, true);
+    }
+
+    /// The status page of `err`, saying what it is.
+    fn write_error(&self, out: &mut Vec<u8>, err: HttpError, close: bool) {
         let detail = err.to_string();
         let page = StatusPage {
             status: err.status(),
@@ -1389,7 +1387,7 @@ impl App {
             detail: &detail,
             head_only: false,
         };
-        self.write_status_page(out, page, true);
+        self.write_status_page(out, page, close);
     }
 
     /// A short text page for an error status.
