@@ -23,6 +23,7 @@ pub(crate) struct Entry<'a> {
     /// The path and the query (without its `?`) as the client sent them.
     pub target: (&'a str, &'a str),
     pub minor: u8,
+    /// The status sent; 0 when none is yet (logged as `-`).
     pub status: u16,
     /// Bytes of the response's body; `None` when not known (a relayed one).
     pub bytes: Option<u64>,
@@ -50,7 +51,15 @@ pub(crate) fn line(entry: &Entry<'_>, format: AccessFormat, now: SystemTime) -> 
         out.push('?');
         escape_into(&mut out, query.as_bytes());
     }
-    let _ = write!(out, " HTTP/1.{}\" {} ", entry.minor, entry.status);
+    let _ = write!(out, " HTTP/1.{}\" ", entry.minor);
+    // 0: not answered yet (a body still streaming in, an answer to come).
+    match entry.status {
+        0 => out.push('-'),
+        status => {
+            let _ = write!(out, "{status}");
+        }
+    }
+    out.push(' ');
     match entry.bytes {
         Some(n) => {
             let _ = write!(out, "{n}");
@@ -146,6 +155,14 @@ mod tests {
             line(&e, AccessFormat::Common, at),
             "192.0.2.7 - - [03/Dec/2026:14:21:29 +0000] \"GET /a b\\\"c?x=1 HTTP/1.1\" 200 -"
         );
+        let waiting = Entry {
+            status: 0,
+            bytes: None,
+            took: None,
+            id: None,
+            ..entry()
+        };
+        assert!(line(&waiting, AccessFormat::Common, at).ends_with("HTTP/1.1\" - -"));
     }
 
     #[test]
