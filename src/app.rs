@@ -771,7 +771,7 @@ impl App {
                         ..Handled::response(close)
                     },
                     Err(e) => {
-                        self.refuse(e, out);
+                        self.refuse_request(e, out);
                         Handled::response(true)
                     }
                 };
@@ -796,7 +796,7 @@ impl App {
                     }
                 };
                 if matches!(head.framing, Framing::Length(n) if n > self.config.limits.upload) {
-                    self.refuse(HttpError::BodyTooLarge, out);
+                    self.refuse_request(HttpError::BodyTooLarge, out);
                     return Handled::response(true);
                 }
                 if streams {
@@ -814,7 +814,7 @@ impl App {
                             return self.write_response(&response, false, out, close);
                         }
                         Err(SinkRefusal::Error(e)) => {
-                            self.refuse(e, out);
+                            self.refuse_request(e, out);
                             return Handled::response(true);
                         }
                     }
@@ -1361,6 +1361,12 @@ impl App {
             w.header("Transfer-Encoding", "chunked");
         }
         w.finish(None, close);
+    }
+
+    /// [`App::refuse`] for the request being answered, saying why at `debug`.
+    fn refuse_request(&mut self, err: HttpError, out: &mut Vec<u8>) {
+        log::debug!("{}: {} {err}", self.peer, err.status());
+        self.refuse(err, out);
     }
 
     /// Writes the answer to a refused request; the connection closes after it.
