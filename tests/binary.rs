@@ -78,15 +78,7 @@ fn access_log_has_one_line_per_request_on_stderr() {
         ),
     );
     let mut w = start(&["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
-    let stderr = w.child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stderr_lines(&mut w);
     assert_eq!(get(w.addr, "/style.css?v=2").status, 200);
     assert_eq!(get(w.addr, "/missing").status, 404);
     let mut lines = Vec::new();
@@ -173,13 +165,7 @@ fn out_of_descriptors_pauses_accepting_and_keeps_serving_what_it_has() {
             "warn",
         ],
     );
-    let stderr = w.child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut w);
     let mut held = Client::connect(w.addr);
     held.send(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(held.response().status, 200);
@@ -305,15 +291,7 @@ fn log_debug_says_why_each_request_was_refused() {
         "--log",
         "debug",
     ]);
-    let stderr = w.child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stderr_lines(&mut w);
     assert_eq!(get(w.addr, "/../etc/passwd").status, 400);
     let mut c = Client::connect(w.addr);
     c.send(
@@ -423,4 +401,18 @@ fn shipped_config_protects_the_admin_page_with_the_demo_login() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("<title>wisp · admin</title>"));
     assert_eq!(get(w.addr, "/admin").status, 302);
+}
+
+/// The binary's stderr, line by line, as a reader thread receives it.
+fn stderr_lines(w: &mut Running) -> std::sync::mpsc::Receiver<String> {
+    let stderr = w.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }

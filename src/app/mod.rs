@@ -1,5 +1,15 @@
 //! What the server answers: one complete request in, one response written out.
 
+mod bodies;
+mod login;
+mod pages;
+mod streams;
+
+use bodies::{is_multipart, Storing};
+pub(crate) use bodies::{BodySink, SinkRefusal};
+use login::{check_hashes, gate_from};
+use pages::{error_pages, ErrorPage};
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -10,7 +20,7 @@ use crate::auth::attempts::retry_after;
 use crate::auth::gate::{self, Gate, LoggedIn, Refusal};
 use crate::config::{Config, ConfigError, HandlerKind};
 use crate::error::StartError;
-use crate::events::{self, EventSource, EventStream};
+use crate::events::{EventSource, EventStream};
 use crate::files::mime::MimeTable;
 use crate::files::path::normalize;
 use crate::files::store::{Stored, Upload};
@@ -91,69 +101,6 @@ pub(crate) struct Handled {
     pub later: bool,
 }
 
-/// Where a body that is not gathered goes as it arrives.
-pub(crate) enum BodySink {
-    /// A `PUT` to a file route: into its temporary file.
-    File(Box<Upload>),
-    /// A streaming action's [`BodyStream`].
-    Stream(Box<dyn BodyStream>),
-    /// A `multipart/form-data` upload: into files in `upload.dir`.
-    Form(Box<FormReceiver>),
-}
-
-/// Why a streamed body was refused: an error status, or a streaming
-/// action's own response.
-#[derive(Debug)]
-pub(crate) enum SinkRefusal {
-    Error(HttpError),
-    Response(Response),
-}
-
-impl std::fmt::Debug for BodySink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodySink::File(u) => f.debug_tuple("File").field(u).finish(),
-            BodySink::Stream(_) => f.write_str("Stream"),
-            BodySink::Form(r) => f.debug_tuple("Form").field(r).finish(),
-        }
-    }
-}
-
-impl BodySink {
-    /// Bytes the body may still bring, `received` having come so far.
-    pub fn room(&self, received: u64, limit: u64) -> u64 {
-        match self {
-            BodySink::File(upload) => upload.room(),
-            _ => limit.saturating_sub(received),
-        }
-    }
-
-    /// Takes the next piece of the body.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), SinkRefusal> {
-        match self {
-            BodySink::File(upload) => upload.write(bytes).map_err(SinkRefusal::Error),
-            BodySink::Form(form) => form.write(bytes).map_err(SinkRefusal::Error),
-            BodySink::Stream(stream) => {
-                match catch_unwind(AssertUnwindSafe(|| stream.on_body(bytes))) {
-                    Ok(result) => result.map_err(SinkRefusal::Response),
-                    Err(_) => {
-                        log::error!("a streaming action panicked in on_body; answered 500");
-                        Err(SinkRefusal::Error(HttpError::Internal))
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What a `PUT` or `DELETE` on a file route came to.
-enum Storing {
-    /// The body is still to come: the connection streams it into this.
-    Body(Box<Upload>),
-    /// Answered: 201/204 or a refusal, and whether the refusal left a body unread.
-    Done(Result<u16, HttpError>, bool),
-}
-
 impl Handled {
     fn response(close: bool) -> Handled {
         Handled {
@@ -204,47 +151,6 @@ pub(crate) struct App {
     peer: std::net::SocketAddr,
     /// `web.auth`: users, their sessions, the login form.
     gate: Option<Gate>,
-}
-
-/// A page of `errors`, kept in memory: an error answer never waits for the disk.
-struct ErrorPage {
-    status: u16,
-    content_type: String,
-    body: Box<[u8]>,
-}
-
-/// The largest `errors` page: an error answer is small.
-const ERROR_PAGE_LIMIT: u64 = 64 * 1024;
-
-/// Reads the `errors` pages from under `documents`.
-fn error_pages(config: &Config, mime: &MimeTable) -> Result<Vec<ErrorPage>, StartError> {
-    config
-        .errors
-        .iter()
-        .map(|(status, page)| {
-            let fail = |message: String| {
-                StartError::Config(ConfigError::Invalid {
-                    path: None,
-                    key: format!("web.errors.{status}"),
-                    message,
-                })
-            };
-            let file = config.documents.join(page.trim_start_matches('/'));
-            let size = std::fs::metadata(&file)
-                .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?
-                .len();
-            if size > ERROR_PAGE_LIMIT {
-                return Err(fail(format!("{} is over 64 KiB", file.display())));
-            }
-            let body = std::fs::read(&file)
-                .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?;
-            Ok(ErrorPage {
-                status: *status,
-                content_type: mime.for_path(page).to_string(),
-                body: body.into(),
-            })
-        })
-        .collect()
 }
 
 impl App {
@@ -333,46 +239,6 @@ impl App {
         self.add(prefix, Endpoint::Http(handler));
     }
 
-    /// Registers a Server-Sent Events source for a path prefix.
-    pub fn add_events(&mut self, prefix: &str, source: Box<dyn EventSource>) {
-        let index = self.streams.len();
-        self.streams.push(source);
-        self.add(prefix, Endpoint::Events(index));
-    }
-
-    /// Runs `f` with the event source `index` and a stream `id` writing to `out`.
-    pub fn on_stream(
-        &mut self,
-        index: usize,
-        id: ConnId,
-        out: &mut Vec<u8>,
-        f: impl FnOnce(&mut dyn EventSource, &mut EventStream<'_>),
-    ) {
-        let Some(source) = self.streams.get_mut(index) else {
-            return;
-        };
-        let mut stream = EventStream {
-            id,
-            hub: &mut self.hub,
-            out,
-        };
-        // A panicking source costs its stream's event, never the server.
-        if catch_unwind(AssertUnwindSafe(|| f(source.as_mut(), &mut stream))).is_err() {
-            log::error!("an event source panicked");
-        }
-    }
-
-    /// An event stream ended: it leaves the hub, and its source hears of it.
-    pub fn stream_closed(&mut self, index: usize, id: ConnId) {
-        self.hub.remove_socket(id);
-        if let Some(source) = self.streams.get_mut(index) {
-            let hub = &mut self.hub;
-            if catch_unwind(AssertUnwindSafe(|| source.on_close(id, hub))).is_err() {
-                log::error!("an event source panicked in on_close");
-            }
-        }
-    }
-
     /// Registers a WebSocket handler for a path prefix, for one subprotocol or any.
     pub fn add_websocket(
         &mut self,
@@ -457,32 +323,6 @@ impl App {
             self.log_access(head, &origin, &out[mark..]);
         }
         handled
-    }
-
-    /// The access log's line for a request answered by `response` (its head
-    /// says the body's length, a file's sent later included).
-    fn log_access(&self, head: &Head<'_>, origin: &Origin, response: &[u8]) {
-        // The status is in our own status line: "HTTP/1.1 200 ...".
-        let status = response
-            .get(9..12)
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let entry = access::Entry {
-            peer: origin.peer.ip(),
-            method: head.method,
-            target: (head.path, head.query),
-            minor: head.minor,
-            status,
-            bytes: access::body_length(response, head.method == "HEAD"),
-            referer: head.header("referer"),
-            agent: head.header("user-agent"),
-            took: Some(origin.now.saturating_duration_since(origin.started)),
-            // A gateway's request id (X-Request-Id), so both sides' lines match up.
-            id: gateway::forward::client_request_id(head),
-        };
-        let line = access::line(&entry, self.config.log.format, SystemTime::now());
-        log::info!(target: "wisp::access", "{line}");
     }
 
     /// Routes a request to its answer: a redirect, a status page, a file or an action.
@@ -652,61 +492,6 @@ impl App {
         }
     }
 
-    /// `PUT` and `DELETE` on a file route that allows them (`files::store`).
-    /// A `PUT` whose body is still to come gets its [`Upload`] for the
-    /// connection to stream the body into; [`App::stored`] answers the rest.
-    fn store(
-        &self,
-        route: &Route,
-        head: &Head<'_>,
-        body: &[u8],
-        (relative, trailing): (&str, bool),
-    ) -> Storing {
-        // A refusal before the body was read closes the connection: the
-        // unread body cannot be told from the next request.
-        let streams = head.framing != Framing::None && body.is_empty();
-        let limit = self.config.limits.upload;
-        let result = match (route.root.as_ref(), head.method, head.framing) {
-            (None, ..) => Err(HttpError::Internal),
-            _ if trailing => Err(HttpError::Conflict),
-            (Some(docs), "DELETE", _) => files::store::delete(docs.root(), relative).map(|()| 204),
-            (_, _, Framing::Length(n)) if n > limit => Err(HttpError::BodyTooLarge),
-            (Some(docs), ..) => match Upload::begin(docs.root(), relative, limit) {
-                Ok(upload) if streams => return Storing::Body(Box::new(upload)),
-                Ok(mut upload) => upload.write(body).and_then(|()| upload.commit()),
-                Err(e) => Err(e),
-            }
-            .map(Stored::status),
-        };
-        let refused = streams && result.is_err();
-        Storing::Done(result, refused)
-    }
-
-    /// The answer to a `PUT` or `DELETE`: 201 (stored a new file), 204
-    /// (replaced or deleted one), or the refusal's status.
-    pub fn stored(
-        &mut self,
-        result: Result<u16, HttpError>,
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Handled {
-        self.date.refresh();
-        match result {
-            Ok(status) => {
-                let w = HeadWriter::start(out, status, &self.date.text, &self.config.headers);
-                w.finish((status != 204).then_some(0), close);
-            }
-            Err(e) => {
-                log::debug!("{} {e}", e.status());
-                if e == HttpError::BodyTooLarge {
-                    self.hub.stats.limits.body += 1;
-                }
-                self.write_error(out, e, close);
-            }
-        }
-        Handled::response(close)
-    }
-
     fn run_action(
         &mut self,
         routed: &str,
@@ -844,58 +629,6 @@ impl App {
         }
     }
 
-    /// A `GET` for an event stream: the source's `on_open` opens it (the
-    /// head, then what it sent) or answers with its refusal.
-    fn open_stream(
-        &mut self,
-        source: usize,
-        incoming: Incoming<'_, '_>,
-        out: &mut Vec<u8>,
-    ) -> Handled {
-        let Incoming {
-            head,
-            body,
-            origin,
-            claims,
-            peer_cert,
-        } = incoming;
-        if head.method != "GET" {
-            return self.status_page(
-                head,
-                out,
-                405,
-                false,
-                Some(("Allow", "GET")),
-                "an event stream is a GET",
-            );
-        }
-        // The request's view of the counters: the hub is the stream's to change.
-        let stats = self.hub.stats.clone();
-        let request = Request::new(head, body, origin.peer, &stats)
-            .with_id(origin.id)
-            .with_claims(claims)
-            .with_tls(origin.tls)
-            .with_peer_cert(peer_cert);
-        self.hub.add_stream(origin.id, source);
-        let mark = out.len();
-        events::write_head(out, &self.date.text, &self.config.headers);
-        let mut opened = Ok(());
-        self.on_stream(source, origin.id, out, |s, stream| {
-            opened = s.on_open(&request, stream)
-        });
-        match opened {
-            Ok(()) => Handled {
-                events: Some(source),
-                ..Handled::response(false)
-            },
-            Err(response) => {
-                self.hub.remove_socket(origin.id);
-                out.truncate(mark);
-                self.write_response(&response, false, out, false)
-            }
-        }
-    }
-
     /// The WebSocket handshake (`upgrade.rs`): 101 and `on_open`, or a
     /// refusal that closes the connection.
     ///
@@ -945,17 +678,8 @@ impl App {
         close: bool,
     ) -> Handled {
         let Incoming { head, origin, .. } = incoming;
-        let Some(gateway) = self.gateway.as_mut() else {
-            return self.status_page(
-                head,
-                out,
-                500,
-                close,
-                None,
-                "no gateway for the proxy route",
-            );
-        };
-        let Some(route) = gateway.route_of(pattern) else {
+        let route = self.gateway.as_ref().and_then(|g| g.route_of(pattern));
+        let (Some(gateway), Some(route)) = (self.gateway.as_mut(), route) else {
             return self.status_page(
                 head,
                 out,
@@ -1024,133 +748,6 @@ impl App {
         }
     }
 
-    /// True when request bodies may be streamed rather than gathered: to a
-    /// gateway's downstream or into a stored file (`limits.body` is then
-    /// checked per request, after routing).
-    pub fn streams_bodies(&self) -> bool {
-        self.gateway.is_some() || self.stores_files || self.streams_actions
-    }
-
-    /// True when `head` goes to a streaming action, or is a
-    /// `multipart/form-data` body to an action that takes uploads: its body
-    /// is streamed (`limits.upload` applies, not `limits.body`).
-    pub fn streams_action(&self, head: &Head<'_>) -> bool {
-        if !self.streams_actions {
-            return false;
-        }
-        let Ok((relative, trailing)) = normalize(head.path) else {
-            return false;
-        };
-        let routed = routing_path(&relative, trailing);
-        if !matches!(
-            self.routes.decide(&routed),
-            Decision::Route(route) if route.config.handler == HandlerKind::Action
-        ) {
-            return false;
-        }
-        match self.actions.iter().find(|a| matches(&a.prefix, &routed)) {
-            Some(Action {
-                endpoint: Endpoint::Streaming(_),
-                ..
-            }) => true,
-            Some(Action {
-                endpoint: Endpoint::Uploads(_),
-                ..
-            }) => is_multipart(head),
-            _ => false,
-        }
-    }
-
-    /// Answers a request whose multipart body is complete: its action runs
-    /// with the form, whose files are removed afterwards unless kept.
-    pub fn finish_form(
-        &mut self,
-        head: &Head<'_>,
-        form: Form,
-        (origin, peer_cert): (Origin, Option<&PeerCert>),
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Handled {
-        self.date.refresh();
-        let mark = out.len();
-        self.finished_form = Some(form);
-        let request = Incoming {
-            head,
-            body: &[],
-            claims: None,
-            origin,
-            peer_cert,
-        };
-        let handled = self.answer(request, out, close);
-        // Removes the files unless the handler kept them (or the route changed under it).
-        self.finished_form = None;
-        if self.config.log.access {
-            self.log_access(head, &origin, &out[mark..]);
-        }
-        handled
-    }
-
-    /// Answers a streaming action's request once its body is complete.
-    pub fn finish_stream(
-        &mut self,
-        head: &Head<'_>,
-        stream: Box<dyn BodyStream>,
-        origin: Origin,
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Handled {
-        self.date.refresh();
-        let mark = out.len();
-        let handled = self.end_stream(head, stream, out, close);
-        if self.config.log.access {
-            self.log_access(head, &origin, &out[mark..]);
-        }
-        handled
-    }
-
-    /// A streaming action's `on_end` and its response.
-    fn end_stream(
-        &mut self,
-        head: &Head<'_>,
-        mut stream: Box<dyn BodyStream>,
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Handled {
-        match catch_unwind(AssertUnwindSafe(|| stream.on_end())) {
-            Ok(response) => self.write_response(&response, head.method == "HEAD", out, close),
-            Err(_) => {
-                log::error!(
-                    "the streaming action for {} panicked; answered 500",
-                    head.path
-                );
-                self.status_page(head, out, 500, true, None, "")
-            }
-        }
-    }
-
-    /// Writes a streaming action's refusal of its body; the connection
-    /// closes after it (the rest of the body is unread).
-    pub fn refuse_with(&mut self, response: &Response, out: &mut Vec<u8>) {
-        self.date.refresh();
-        self.write_response(response, false, out, true);
-    }
-
-    /// True when `head` is a `PUT` with a body to a file route that allows
-    /// it: the body streams into the file (`limits.upload` applies, not
-    /// `limits.body`).
-    pub fn stores(&self, head: &Head<'_>) -> bool {
-        if !self.stores_files || head.method != "PUT" {
-            return false;
-        }
-        let Ok((relative, trailing)) = normalize(head.path) else {
-            return false;
-        };
-        matches!(
-            self.routes.decide(&routing_path(&relative, trailing)),
-            Decision::Route(route) if route.config.handler == HandlerKind::File && route.allows("PUT")
-        )
-    }
-
     /// True when `head` goes to a proxy route as a plain request: its body
     /// is streamed to the downstream, not gathered (so `limits.body` does
     /// not apply). The same routing as [`App::handle`]'s, without the
@@ -1166,152 +763,6 @@ impl App {
             self.routes.decide(&routing_path(&relative, trailing)),
             Decision::Route(route) if route.config.handler == HandlerKind::Proxy
         )
-    }
-
-    /// The login form's paths (`web.auth.login`): the form's `POST` and a
-    /// `GET` saying who is logged in at `path`, and `logout`.
-    fn login_paths(
-        &mut self,
-        request: Incoming<'_, '_>,
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Option<Handled> {
-        let Incoming {
-            head, body, origin, ..
-        } = request;
-        let gate = self.gate.as_mut()?;
-        let paths = gate.paths();
-        let (login, logout) = (head.path == paths.path, head.path == paths.logout);
-        let page = paths.page.clone();
-        let from = gate_from(&origin);
-        Some(match head.method {
-            "POST" if login => match gate.login(head, body, from) {
-                LoggedIn::Yes { location, cookies } => {
-                    log::info!("{}: logged in", origin.peer);
-                    self.see_other(&location, &cookies, out, close)
-                }
-                LoggedIn::No(why) => {
-                    self.hub.stats.limits.auth += 1;
-                    self.status_page(head, out, 401, close, None, why)
-                }
-                LoggedIn::TooMany(wait) => self.refused(Refusal::TooMany(wait), head, out, close),
-            },
-            "GET" | "HEAD" if login => match gate.who(head, origin.now) {
-                Some(who) => {
-                    let json = serde_json::json!({ "user": who.user, "role": who.role });
-                    let response = Response::json(&json).with_header("Cache-Control", "no-store");
-                    self.write_response(&response, head.method == "HEAD", out, close)
-                }
-                None => self.status_page(head, out, 401, close, None, "no session"),
-            },
-            "POST" if logout => {
-                let cookies = gate.logout(head, origin.tls);
-                self.see_other(&page, &cookies, out, close)
-            }
-            _ if login || logout => {
-                let allow = if login { "GET, HEAD, POST" } else { "POST" };
-                let why = "the method is not one the login path takes";
-                self.status_page(head, out, 405, close, Some(("Allow", allow)), why)
-            }
-            _ => return None,
-        })
-    }
-
-    /// 303 to `location`, setting `cookies`.
-    fn see_other(
-        &self,
-        location: &str,
-        cookies: &[String],
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Handled {
-        let mut w = HeadWriter::start(out, 303, &self.date.text, &self.config.headers);
-        w.header("Location", location);
-        w.header("Cache-Control", "no-store");
-        for cookie in cookies {
-            w.header("Set-Cookie", cookie);
-        }
-        w.finish(Some(0), close);
-        Handled::response(close)
-    }
-
-    /// The answer to a request `web.auth` did not let in.
-    fn refused(
-        &mut self,
-        refusal: Refusal,
-        head: &Head<'_>,
-        out: &mut Vec<u8>,
-        close: bool,
-    ) -> Handled {
-        match refusal {
-            Refusal::Challenge(challenge) => {
-                let header = Some(("WWW-Authenticate", challenge.as_str()));
-                self.status_page(
-                    head,
-                    out,
-                    401,
-                    close,
-                    header,
-                    "no credentials for the route's role",
-                )
-            }
-            Refusal::Login(location) => {
-                log::debug!(
-                    "{}: 302 for {} {}: to the login page",
-                    self.peer,
-                    head.method,
-                    head.path
-                );
-                let mut w = HeadWriter::start(out, 302, &self.date.text, &self.config.headers);
-                w.header("Location", &location);
-                w.finish(Some(0), close);
-                Handled::response(close)
-            }
-            Refusal::Wrong(challenge) => {
-                self.hub.stats.limits.auth += 1;
-                let header = Some(("WWW-Authenticate", challenge.as_str()));
-                self.status_page(head, out, 401, close, header, "wrong user name or password")
-            }
-            Refusal::Forbidden(why) => {
-                self.hub.stats.limits.auth += 1;
-                self.status_page(head, out, 403, close, None, why)
-            }
-            Refusal::TooMany(wait) => {
-                self.hub.stats.limits.auth += 1;
-                let after = retry_after(wait);
-                let header = Some(("Retry-After", after.as_str()));
-                self.status_page(
-                    head,
-                    out,
-                    429,
-                    close,
-                    header,
-                    "too many login attempts from the address",
-                )
-            }
-        }
-    }
-
-    /// The refusal page for an upgrade that failed its checks; it closes.
-    fn refused_upgrade(&mut self, refused: upgrade::Refused, out: &mut Vec<u8>) -> Handled {
-        log::debug!(
-            "{}: {} for a WebSocket upgrade: {refused}",
-            self.peer,
-            refused.error().status()
-        );
-        self.hub.stats.upgrades_rejected += 1;
-        if refused.error() == HttpError::Forbidden {
-            self.hub.stats.limits.auth += 1;
-        }
-        let reason = refused.to_string();
-        let page = StatusPage {
-            status: refused.error().status(),
-            header: refused.header(),
-            detail: &reason,
-            head_only: false,
-        };
-        self.write_status_page(out, page, true);
-        Handled::response(true)
     }
 
     /// Writes a handler's response.
@@ -1361,119 +812,6 @@ impl App {
             w.header("Transfer-Encoding", "chunked");
         }
         w.finish(None, close);
-    }
-
-    /// [`App::refuse`] for the request being answered, saying why at `debug`.
-    fn refuse_request(&mut self, err: HttpError, out: &mut Vec<u8>) {
-        log::debug!("{}: {} {err}", self.peer, err.status());
-        self.refuse(err, out);
-    }
-
-    /// Writes the answer to a refused request; the connection closes after it.
-    pub fn refuse(&mut self, err: HttpError, out: &mut Vec<u8>) {
-        let hits = &mut self.hub.stats.limits;
-        match err {
-            HttpError::HeadTooLarge => hits.header += 1,
-            HttpError::UriTooLong => hits.uri += 1,
-            HttpError::BodyTooLarge => hits.body += 1,
-            HttpError::Timeout => hits.timeouts += 1,
-            HttpError::Busy => hits.connections += 1,
-            _ => {}
-        }
-        self.date.refresh();
-        self.write_error(out, err, true);
-    }
-
-    /// The status page of `err`, saying what it is.
-    fn write_error(&self, out: &mut Vec<u8>, err: HttpError, close: bool) {
-        let detail = err.to_string();
-        let page = StatusPage {
-            status: err.status(),
-            header: None,
-            detail: &detail,
-            head_only: false,
-        };
-        self.write_status_page(out, page, close);
-    }
-
-    /// A short text page for an error status.
-    /// A short plain-text page for `status`, without its body for HEAD (RFC
-    /// 9110 §9.3.2: a body there would be read as the next response).
-    fn status_page(
-        &self,
-        head: &Head<'_>,
-        out: &mut Vec<u8>,
-        status: u16,
-        close: bool,
-        header: Option<(&str, &str)>,
-        why: &str,
-    ) -> Handled {
-        if !why.is_empty() {
-            // `--log debug` says why each request was refused.
-            log::debug!(
-                "{}: {status} for {} {}: {why}",
-                self.peer,
-                head.method,
-                head.path
-            );
-        }
-        let page = StatusPage {
-            status,
-            header,
-            detail: "",
-            // Content-Length stays: it is what a GET would have received.
-            head_only: head.method == "HEAD",
-        };
-        self.write_status_page(out, page, close);
-        Handled::response(close)
-    }
-
-    /// An error status's answer: its `errors` page if there is one, else a
-    /// short plain-text page.
-    fn write_status_page(&self, out: &mut Vec<u8>, page: StatusPage<'_>, close: bool) {
-        let Some(custom) = self.error_pages.iter().find(|p| p.status == page.status) else {
-            return page.write(out, &self.date.text, &self.config.headers, close);
-        };
-        let mut w = HeadWriter::start(out, page.status, &self.date.text, &self.config.headers);
-        w.header("Content-Type", &custom.content_type);
-        if let Some((name, value)) = page.header {
-            w.header(name, value);
-        }
-        w.finish(Some(custom.body.len() as u64), close);
-        if !page.head_only {
-            out.extend_from_slice(&custom.body);
-        }
-    }
-}
-
-/// True when the request's body is `multipart/form-data`.
-fn is_multipart(head: &Head<'_>) -> bool {
-    head.header("content-type")
-        .is_some_and(|ct| ct.len() >= 19 && ct[..19].eq_ignore_ascii_case(b"multipart/form-data"))
-}
-
-/// Every `web.auth` user's password is an Argon2 hash `auth::password` can verify.
-fn check_hashes(config: &Config) -> Result<(), StartError> {
-    let users = config.auth.iter().flat_map(|a| a.users.iter());
-    match users
-        .into_iter()
-        .find(|u| !auth::password::is_valid(&u.password))
-    {
-        None => Ok(()),
-        Some(u) => Err(StartError::Config(ConfigError::Invalid {
-            path: None,
-            key: format!("web.auth.users.{}.password", u.name),
-            message: "is not a valid Argon2 hash (make one with `wisp --hash-password`)".into(),
-        })),
-    }
-}
-
-/// Where a request comes from, as `auth::gate` takes it.
-fn gate_from(origin: &Origin) -> gate::From {
-    gate::From {
-        peer: origin.peer.ip(),
-        tls: origin.tls,
-        now: origin.now,
     }
 }
 
