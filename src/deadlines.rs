@@ -19,13 +19,11 @@ pub(crate) struct Wake {
     pub serial: u64,
 }
 
-/// A connection's side of the bookkeeping.
+/// A connection's side of the bookkeeping: the earliest wake-up already in
+/// the heap for it. When it wants attention is not kept: the reactor asks
+/// the connection when a wake-up fires (see [`Timers::fire`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Deadline {
-    /// When the connection wants attention, as of its last re-arm (it may
-    /// have moved later since; the reactor refreshes it before `fire`).
-    pub due: Option<Instant>,
-    /// The earliest wake-up already in the heap for it.
     armed: Option<Instant>,
 }
 
@@ -39,7 +37,6 @@ impl Timers {
     /// Sets a connection's deadline, pushing a wake-up only if none fires by then.
     #[inline]
     pub fn set(&mut self, d: &mut Deadline, due: Option<Instant>, key: usize, serial: u64) {
-        d.due = due;
         if let Some(at) = due {
             if d.armed.is_none_or(|armed| at < armed) {
                 d.armed = Some(at);
@@ -63,13 +60,20 @@ impl Timers {
         }
     }
 
-    /// Handles a popped wake-up for a live connection: true when its deadline has
-    /// really passed; otherwise the wake-up is re-armed for the current deadline.
-    pub fn fire(&mut self, d: &mut Deadline, wake: Wake, now: Instant) -> bool {
+    /// Handles a popped wake-up for a live connection whose deadline is now
+    /// `due`: true when it has really passed; otherwise the wake-up is
+    /// re-armed for it.
+    pub fn fire(
+        &mut self,
+        d: &mut Deadline,
+        due: Option<Instant>,
+        wake: Wake,
+        now: Instant,
+    ) -> bool {
         if d.armed == Some(wake.at) {
             d.armed = None;
         }
-        match d.due {
+        match due {
             Some(due) if due <= now => true,
             due => {
                 self.set(d, due, wake.key, wake.serial);
@@ -109,13 +113,13 @@ mod tests {
         let now = t0 + Duration::from_secs(1);
         let wake = timers.pop_due(now).unwrap();
         assert!(
-            !timers.fire(&mut d, wake, now),
+            !timers.fire(&mut d, Some(t0 + Duration::from_secs(99)), wake, now),
             "deadline moved later: not due"
         );
         assert_eq!(timers.len(), 1, "re-armed for the current deadline");
         let now = t0 + Duration::from_secs(99);
         let wake = timers.pop_due(now).unwrap();
-        assert!(timers.fire(&mut d, wake, now));
+        assert!(timers.fire(&mut d, Some(now), wake, now));
     }
 
     #[test]
@@ -149,7 +153,7 @@ mod tests {
         timers.set(&mut d, Some(t0), 0, 1);
         timers.set(&mut d, None, 0, 1);
         let wake = timers.pop_due(t0).unwrap();
-        assert!(!timers.fire(&mut d, wake, t0));
+        assert!(!timers.fire(&mut d, None, wake, t0));
         assert_eq!(timers.len(), 0);
     }
 }

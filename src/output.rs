@@ -225,30 +225,31 @@ impl Chunk {
     }
 }
 
-/// A connection's unsent output.
+/// A connection's unsent output: nothing at all (one null pointer) while
+/// there is none, which is nearly always; the queue and the file body only
+/// while they hold something.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
-    /// Bytes not yet written, oldest first; empty (and unallocated) most of the time.
+    backlog: Option<Box<Backlog>>,
+}
+
+/// What a connection has not written yet.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Bytes not yet written, oldest first.
     queue: VecDeque<Chunk>,
     /// How much of the front chunk has been written.
     written: usize,
     /// A large body still to stream after the queue.
-    file: Option<Box<FileBody>>,
+    file: Option<FileBody>,
 }
 
 impl Output {
     /// Where new output must go: after the backlog if there is one, else the shared scratch.
     #[inline]
     pub fn target<'a>(&'a mut self, scratch: &'a mut Vec<u8>) -> &'a mut Vec<u8> {
-        if self.queue.is_empty() {
-            return scratch;
-        }
-        if !matches!(self.queue.back(), Some(Chunk::Owned(_))) {
-            self.queue.push_back(Chunk::Owned(Vec::new()));
-        }
-        match self.queue.back_mut() {
-            Some(Chunk::Owned(v)) => v,
-            // Just ensured; scratch keeps the order anyway only when the queue is empty.
+        match self.backlog.as_deref_mut() {
+            Some(b) if !b.queue.is_empty() => b.owned_tail(),
             _ => scratch,
         }
     }
@@ -256,66 +257,73 @@ impl Output {
     /// The connection's own queue tail, for output made outside its events
     /// (when the shared scratch may belong to another connection).
     pub fn tail(&mut self) -> &mut Vec<u8> {
-        if !matches!(self.queue.back(), Some(Chunk::Owned(_))) {
-            self.queue.push_back(Chunk::Owned(Vec::new()));
-        }
-        match self.queue.back_mut() {
-            Some(Chunk::Owned(v)) => v,
-            _ => unreachable!("an owned chunk was just pushed"),
-        }
+        self.held().owned_tail()
+    }
+
+    /// The backlog, made when there was none.
+    fn held(&mut self) -> &mut Backlog {
+        self.backlog.get_or_insert_with(Box::default)
     }
 
     /// Queues a frame shared with other connections, after everything else.
     pub fn push_shared(&mut self, frame: &Rc<[u8]>) {
+        let queue = &mut self.held().queue;
         if frame.len() >= SHARE_MIN {
-            self.queue.push_back(Chunk::Shared(Rc::clone(frame)));
+            queue.push_back(Chunk::Shared(Rc::clone(frame)));
             return;
         }
-        match self.queue.back_mut() {
+        match queue.back_mut() {
             Some(Chunk::Owned(v)) => v.extend_from_slice(frame),
-            _ => self.queue.push_back(Chunk::Owned(frame.to_vec())),
+            _ => queue.push_back(Chunk::Owned(frame.to_vec())),
         }
     }
 
     /// Queues bytes made elsewhere (frames a proxied leg relayed), after
     /// everything else, without copying them unless they are few.
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let queue = &mut self.held().queue;
         if bytes.len() < SHARE_MIN {
-            if let Some(Chunk::Owned(v)) = self.queue.back_mut() {
+            if let Some(Chunk::Owned(v)) = queue.back_mut() {
                 v.extend_from_slice(&bytes);
                 return;
             }
         }
-        if !bytes.is_empty() {
-            self.queue.push_back(Chunk::Owned(bytes));
-        }
+        queue.push_back(Chunk::Owned(bytes));
     }
 
     /// Bytes queued in this connection beyond the scratch buffer.
     pub fn backlog(&self) -> usize {
-        self.queue.iter().map(|c| c.bytes().len()).sum::<usize>() - self.written
+        self.backlog.as_ref().map_or(0, |b| {
+            b.queue.iter().map(|c| c.bytes().len()).sum::<usize>() - b.written
+        })
     }
 
     /// True while a file body is streaming (no further response may be queued).
     pub fn streaming(&self) -> bool {
-        self.file.is_some()
+        self.backlog.as_ref().is_some_and(|b| b.file.is_some())
     }
 
     /// True when bytes wait in the queue (a file body aside): new output
     /// must go after them, not into the shared scratch buffer.
     #[inline]
     pub fn has_queue(&self) -> bool {
-        !self.queue.is_empty()
+        self.backlog.as_ref().is_some_and(|b| !b.queue.is_empty())
     }
 
     /// True when nothing is waiting to be written.
+    #[inline]
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.file.is_none()
+        self.backlog
+            .as_ref()
+            .is_none_or(|b| b.queue.is_empty() && b.file.is_none())
     }
 
     /// Queues a file body after everything else.
     pub fn set_file(&mut self, body: FileBody) {
-        self.file = Some(Box::new(body));
+        self.held().file = Some(body);
     }
 
     /// [`Output::flush_noting`] without the progress (the tests' way in).
@@ -337,21 +345,39 @@ impl Output {
         progressed: &mut bool,
     ) -> io::Result<Flushed> {
         *progressed = false;
-        let mut result = self.flush_inner(sock, scratch, progressed);
+        // No backlog: an empty one on the stack, boxed only if something stays.
+        let mut none = Backlog::default();
+        let backlog = self.backlog.as_deref_mut().unwrap_or(&mut none);
+        let mut result = backlog.flush_inner(sock, scratch, progressed);
         // What the transport itself holds (TLS records) is output too.
         if matches!(result, Ok(Flushed::All)) && !sock.drain()? {
             result = Ok(Flushed::Blocked);
         }
         if !scratch.is_empty() {
             // Only on error or a full socket: keep the rest for the next writable event.
-            self.queue.push_back(Chunk::Owned(scratch.clone()));
+            backlog.queue.push_back(Chunk::Owned(scratch.clone()));
             scratch.clear();
         }
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            // Give the deque's memory back: an idle connection owns no buffer.
-            self.queue = VecDeque::new();
+        if backlog.queue.is_empty() && backlog.file.is_none() {
+            // Give the memory back: an idle connection owns no buffer.
+            self.backlog = None;
+        } else if self.backlog.is_none() {
+            self.backlog = Some(Box::new(none));
         }
         result
+    }
+}
+
+impl Backlog {
+    /// The queue's last chunk as owned bytes to append to (pushed if needed).
+    fn owned_tail(&mut self) -> &mut Vec<u8> {
+        if !matches!(self.queue.back(), Some(Chunk::Owned(_))) {
+            self.queue.push_back(Chunk::Owned(Vec::new()));
+        }
+        match self.queue.back_mut() {
+            Some(Chunk::Owned(v)) => v,
+            _ => unreachable!("an owned chunk was just pushed"),
+        }
     }
 
     fn flush_inner<W: Wire>(
@@ -572,11 +598,7 @@ mod tests {
         assert_eq!(out.flush(&mut sock, &mut scratch).unwrap(), Flushed::All);
         assert_eq!(read_exactly(&mut peer, 19), b"0123456789abcdefXYZ");
         assert!(out.is_idle());
-        assert_eq!(
-            out.queue.capacity(),
-            0,
-            "the backlog buffer is freed when empty"
-        );
+        assert!(out.backlog.is_none(), "the backlog is freed when empty");
     }
 
     #[test]

@@ -490,9 +490,9 @@ impl Reactor {
             if conn.serial != wake.serial {
                 continue;
             }
-            // Events that only moved the deadline later left it unrecorded.
-            conn.deadline.due = conn.due(&self.app.config.timeouts);
-            if !self.timers.fire(&mut conn.deadline, wake, now) {
+            // Asked now: events that only moved the deadline later did not record it.
+            let due = conn.due(&self.app.config.timeouts);
+            if !self.timers.fire(&mut conn.deadline, due, wake, now) {
                 continue;
             }
             let mut ctx = Ctx {
