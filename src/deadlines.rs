@@ -9,28 +9,57 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
-/// A wake-up for the connection in `key` whose serial number was `serial`.
+/// A wake-up for the connection in slab slot `key` whose serial number was
+/// `serial` (its low 32 bits: a stale wake-up that matched a reused slot's
+/// serial by chance would only make the reactor ask that connection for its
+/// deadline early, which `fire` handles). `at` is in nanoseconds from the
+/// heap's start. Sixteen bytes: every connection has one in the heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Wake {
-    pub at: Instant,
-    pub key: usize,
-    pub serial: u64,
+    at: u64,
+    key: u32,
+    serial: u32,
+}
+
+impl Wake {
+    /// The slab key of the connection it is for.
+    pub fn key(&self) -> usize {
+        self.key as usize
+    }
+
+    /// Whether it was made for the connection whose serial is `serial`.
+    pub fn is_for(&self, serial: u64) -> bool {
+        self.serial == serial as u32
+    }
 }
 
 /// A connection's side of the bookkeeping: the earliest wake-up already in
-/// the heap for it. When it wants attention is not kept: the reactor asks
-/// the connection when a wake-up fires (see [`Timers::fire`]).
+/// the heap for it (its `at` plus one; `None` when there is none). When it
+/// wants attention is not kept: the reactor asks the connection when a
+/// wake-up fires (see [`Timers::fire`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Deadline {
-    armed: Option<Instant>,
+    armed: Option<NonZeroU64>,
 }
 
 /// The heap of wake-ups.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Wake>>,
+    /// What the wake-ups' times count from.
+    start: Instant,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            start: Instant::now(),
+        }
+    }
 }
 
 impl Timers {
@@ -38,24 +67,36 @@ impl Timers {
     #[inline]
     pub fn set(&mut self, d: &mut Deadline, due: Option<Instant>, key: usize, serial: u64) {
         if let Some(at) = due {
-            if d.armed.is_none_or(|armed| at < armed) {
-                d.armed = Some(at);
-                self.heap.push(Reverse(Wake { at, key, serial }));
-            }
+            self.push(d, self.ticks(at), key as u32, serial as u32);
         }
+    }
+
+    #[inline]
+    fn push(&mut self, d: &mut Deadline, at: u64, key: u32, serial: u32) {
+        if d.armed.is_none_or(|armed| at < armed.get() - 1) {
+            d.armed = NonZeroU64::new(at.saturating_add(1));
+            self.heap.push(Reverse(Wake { at, key, serial }));
+        }
+    }
+
+    /// `t` in nanoseconds from the start (0 for anything before it).
+    #[inline]
+    fn ticks(&self, t: Instant) -> u64 {
+        let since = t.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(since).unwrap_or(u64::MAX)
     }
 
     /// How long the poll may sleep before the next wake-up.
     pub fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap
-            .peek()
-            .map(|Reverse(w)| w.at.saturating_duration_since(now))
+        self.heap.peek().map(|Reverse(w)| {
+            Duration::from_nanos(w.at).saturating_sub(now.saturating_duration_since(self.start))
+        })
     }
 
     /// Removes and returns the next wake-up that is due.
     pub fn pop_due(&mut self, now: Instant) -> Option<Wake> {
         match self.heap.peek() {
-            Some(Reverse(w)) if w.at <= now => self.heap.pop().map(|Reverse(w)| w),
+            Some(Reverse(w)) if w.at <= self.ticks(now) => self.heap.pop().map(|Reverse(w)| w),
             _ => None,
         }
     }
@@ -70,15 +111,16 @@ impl Timers {
         wake: Wake,
         now: Instant,
     ) -> bool {
-        if d.armed == Some(wake.at) {
+        if d.armed.is_some_and(|armed| armed.get() - 1 == wake.at) {
             d.armed = None;
         }
         match due {
             Some(due) if due <= now => true,
-            due => {
-                self.set(d, due, wake.key, wake.serial);
+            Some(due) => {
+                self.push(d, self.ticks(due), wake.key, wake.serial);
                 false
             }
+            None => false,
         }
     }
 
@@ -102,8 +144,8 @@ mod tests {
 
     #[test]
     fn later_deadlines_push_nothing_and_rearm_on_fire() {
-        let t0 = Instant::now();
         let mut timers = Timers::default();
+        let t0 = Instant::now();
         let mut d = Deadline::default();
         timers.set(&mut d, Some(t0 + Duration::from_secs(1)), 3, 7);
         for i in 2..100 {
@@ -124,8 +166,8 @@ mod tests {
 
     #[test]
     fn earlier_deadline_pushes_and_poll_timeout_follows() {
-        let t0 = Instant::now();
         let mut timers = Timers::default();
+        let t0 = Instant::now();
         let mut d = Deadline::default();
         timers.set(&mut d, Some(t0 + Duration::from_secs(10)), 0, 1);
         timers.set(&mut d, Some(t0 + Duration::from_secs(2)), 0, 1);
@@ -136,19 +178,19 @@ mod tests {
 
     #[test]
     fn retain_drops_the_wake_ups_of_closed_connections() {
-        let t0 = Instant::now();
         let mut timers = Timers::default();
+        let t0 = Instant::now();
         for key in 0..10 {
             timers.set(&mut Deadline::default(), Some(t0), key, 1);
         }
-        timers.retain(|w| w.key % 2 == 0);
+        timers.retain(|w| w.key() % 2 == 0);
         assert_eq!(timers.len(), 5);
     }
 
     #[test]
     fn cleared_deadline_never_fires() {
-        let t0 = Instant::now();
         let mut timers = Timers::default();
+        let t0 = Instant::now();
         let mut d = Deadline::default();
         timers.set(&mut d, Some(t0), 0, 1);
         timers.set(&mut d, None, 0, 1);

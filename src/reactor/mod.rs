@@ -484,10 +484,10 @@ impl Reactor {
     /// Fires every passed deadline.
     fn expire(&mut self, now: Instant) {
         while let Some(wake) = self.timers.pop_due(now) {
-            let Some(conn) = self.conns.get_mut(wake.key) else {
+            let Some(conn) = self.conns.get_mut(wake.key()) else {
                 continue;
             };
-            if conn.serial != wake.serial {
+            if !wake.is_for(conn.serial) {
                 continue;
             }
             // Asked now: events that only moved the deadline later did not record it.
@@ -498,11 +498,11 @@ impl Reactor {
             let mut ctx = Ctx {
                 app: &mut self.app,
                 turn: &mut self.turn,
-                key: wake.key,
+                key: wake.key(),
             };
             match conn.timeout(&mut ctx, &mut self.read_buf) {
-                Ok(Next::Keep | Next::KeepLater) => self.rearm(wake.key),
-                Ok(Next::Close) | Err(_) => self.close(wake.key),
+                Ok(Next::Keep | Next::KeepLater) => self.rearm(wake.key()),
+                Ok(Next::Close) | Err(_) => self.close(wake.key()),
             }
             self.deliver();
         }
@@ -546,7 +546,7 @@ impl Reactor {
         }
         let conns = &self.conns;
         self.timers
-            .retain(|w| conns.get(w.key).is_some_and(|c| c.serial == w.serial));
+            .retain(|w| conns.get(w.key()).is_some_and(|c| w.is_for(c.serial)));
     }
 
     /// The loop's registry, for sources added after start-up.
