@@ -10,6 +10,7 @@
 mod support;
 
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, OnceLock};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -528,4 +529,130 @@ fn the_issue_example_compiles_and_answers() {
         json!({ "event": "pong", "id": "x" })
     );
     ws.close_with(1000, "done");
+}
+
+// ---------------------------------------------------------------------------
+// Acknowledgements and trace ids
+
+/// The lines logged under `wisp::router` by every server of this test
+/// binary, from the first call on.
+fn router_log() -> &'static Mutex<Vec<String>> {
+    struct Capture(Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.target() == "wisp::router"
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                lines.push(record.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+    let capture = CAPTURE.get_or_init(|| {
+        let capture: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+        log::set_logger(capture).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Debug);
+        capture
+    });
+    &capture.0
+}
+
+fn logged(needle: &str) -> bool {
+    let lines = router_log().lock().unwrap_or_else(|e| e.into_inner());
+    lines.iter().any(|line| line.contains(needle))
+}
+
+#[test]
+fn acks_come_when_the_handler_has_finished() {
+    let s = serve(|| {
+        api().on("notify", |ws, m: Value| {
+            // A send of the handler's own comes before the ack.
+            ws.send_json(&json!({ "event": "noted", "text": m["text"] }));
+        })
+    });
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    // A reply, then the ack.
+    ws.send_json(&json!({ "event": "add", "a": 1, "b": 2, "id": 1, "ack": true }));
+    assert_eq!(
+        ws.read_json(),
+        json!({ "event": "sum", "value": 3, "id": 1 })
+    );
+    assert_eq!(ws.read_json(), json!({ "event": "ack", "id": 1 }));
+    // No reply: only the ack, after what the handler sent itself.
+    ws.send_json(&json!({ "event": "notify", "text": "x", "id": "n", "ack": true }));
+    assert_eq!(ws.read_json(), json!({ "event": "noted", "text": "x" }));
+    assert_eq!(ws.read_json(), json!({ "event": "ack", "id": "n" }));
+    // A failed handler: its error event, and no ack.
+    assert_eq!(
+        ws.call(json!({ "event": "greet", "name": "", "id": 2, "ack": true })),
+        error_with_id("a name cannot be empty", json!(2))
+    );
+    // An ack needs an id; the handler does not run.
+    assert_eq!(
+        ws.call(json!({ "event": "notify", "text": "y", "ack": true })),
+        error("\"ack\" needs an \"id\"")
+    );
+    // Not asked (or not with true): no ack.
+    assert_eq!(
+        ws.call(json!({ "event": "add", "a": 1, "b": 1, "id": 3, "ack": "yes" })),
+        json!({ "event": "sum", "value": 2, "id": 3 })
+    );
+    // In MessagePack, the ack is MessagePack too.
+    ws.send_binary(&msgpack(&json!({ "event": "unit", "id": 4, "ack": true })));
+    assert_eq!(read_msgpack(&mut ws), json!({ "event": "ack", "id": 4 }));
+    // Nothing else was sent in between.
+    assert_eq!(
+        ws.call(json!({ "event": "add", "a": 0, "b": 0 })),
+        json!({ "event": "sum", "value": 0 })
+    );
+    ws.close_with(1000, "done");
+}
+
+#[test]
+fn trace_ids_go_into_answers_and_the_log_line() {
+    router_log();
+    let s = serve(|| {
+        api()
+            .key("type")
+            .on("ping", |_, _: Value| json!({ "type": "pong" }))
+    });
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    assert_eq!(
+        ws.call(json!({ "type": "ping", "trace": "4bf92f35-1", "id": 1, "ack": true })),
+        json!({ "type": "pong", "id": 1, "trace": "4bf92f35-1" })
+    );
+    assert_eq!(
+        ws.read_json(),
+        json!({ "type": "ack", "id": 1, "trace": "4bf92f35-1" })
+    );
+    assert!(logged("\"ping\" trace=4bf92f35-1: ok"));
+    // Error events carry it, and their log line too.
+    assert_eq!(
+        ws.call(json!({ "type": "nope", "trace": "e-2" })),
+        json!({ "type": "error", "error": "unknown event \"nope\"", "trace": "e-2" })
+    );
+    assert!(logged(" trace=e-2: unknown event \"nope\""));
+    // A reply that sets its own trace keeps it; a trace of another type is copied as it is.
+    let s2 = serve(|| {
+        Router::new().on(
+            "own",
+            |_, _: Value| json!({ "event": "own", "trace": "mine" }),
+        )
+    });
+    let mut ws2 = Ws::open(s2.addr, "/ws/api");
+    assert_eq!(
+        ws2.call(json!({ "event": "own", "trace": "theirs" })),
+        json!({ "event": "own", "trace": "mine" })
+    );
+    ws.send_binary(&msgpack(&json!({ "type": "ping", "trace": 77 })));
+    assert_eq!(
+        read_msgpack(&mut ws),
+        json!({ "type": "pong", "trace": 77 })
+    );
+    assert!(logged("\"ping\" trace=77: ok"));
+    ws.close_with(1000, "done");
+    ws2.close_with(1000, "done");
 }

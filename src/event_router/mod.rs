@@ -3,17 +3,19 @@
 //! calls the closure registered for it with the message deserialised into
 //! the closure's own type.
 //!
-//! Beside it: `codec.rs`, the two wire formats; `reply.rs`, what a
-//! closure's return value sends.
+//! Beside it: `codec.rs`, the two wire formats; `envelope.rs`, the id,
+//! ack and trace around an event and the answers that carry them;
+//! `reply.rs`, what a closure's return value sends.
 
 mod codec;
+mod envelope;
 mod reply;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::message::Message;
 use crate::ws::close_code::CloseCode;
@@ -21,10 +23,8 @@ use crate::ws_api::{Handler, WebSocket};
 
 pub use self::codec::Codec;
 use self::codec::DecodeError;
+use self::envelope::{Envelope, LOG_TARGET};
 pub use self::reply::Reply;
-
-/// The key of the request/response correlation value.
-const ID: &str = "id";
 
 /// A registered event closure with its message type erased: it takes the
 /// parsed message and returns the reply, or the error event's text.
@@ -92,6 +92,26 @@ type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, CloseCode, &str)>;
 /// The error event names itself under the router's key: after
 /// `.key("type")` it is `{"type":"error","error":"…"}`, so a client reads
 /// every message it gets the same way.
+///
+/// # Acknowledgements and trace ids
+///
+/// A request with `"ack": true` and an `"id"` is acknowledged once its
+/// closure has finished: after the closure's reply (if any) comes
+/// `{"event":"ack","id":…}`. A closure that fails sends its error event
+/// (with the id) instead, and `"ack": true` without an `"id"` is refused
+/// with the error `"ack" needs an "id"` before the closure runs.
+///
+/// A request's `"trace"` (any value; a string is usual) is copied into the
+/// reply (when it is an object without a trace of its own), the ack and the
+/// error event, and into the event's log line: at debug level, under the
+/// target `wisp::router`, each dispatched event logs one line such as
+/// `#3 "add" trace=4bf92f35: ok`.
+///
+/// ```text
+/// → {"event":"save","id":7,"ack":true,"trace":"t-1","text":"hi"}
+/// ← {"event":"saved","id":7,"trace":"t-1"}        the closure's reply
+/// ← {"event":"ack","id":7,"trace":"t-1"}
+/// ```
 ///
 /// # Per-connection state
 ///
@@ -228,72 +248,52 @@ impl<S: 'static> Router<S> {
             Ok(read) => read,
             Err(e) => return self.unreadable(ws, Codec::of(&message), &e),
         };
-        // The handler's type gets the whole message, id included, so the id is copied.
-        let id = fields.get(ID).cloned();
-        let answer = Answer {
-            codec,
-            key: &self.key,
-            id,
-        };
+        let envelope = Envelope::of(&fields, codec, &self.key);
         let route = match fields.get(&self.key) {
             Some(Value::String(event)) => match self.routes.get_mut(event) {
-                Some(route) => route,
-                None => return answer.error(ws, &format!("unknown event {event:?}")),
+                Some(route) => (route, event),
+                None => return refuse(ws, &envelope, &format!("unknown event {event:?}")),
             },
-            Some(_) => return answer.error(ws, &format!("{:?} is not a string", self.key)),
-            None => return answer.error(ws, &format!("missing {:?}", self.key)),
+            Some(_) => return refuse(ws, &envelope, &format!("{:?} is not a string", self.key)),
+            None => return refuse(ws, &envelope, &format!("missing {:?}", self.key)),
         };
-        match route(ws, Value::Object(fields)) {
-            Ok(Some(reply)) => answer.reply(ws, reply),
-            Ok(None) => {}
-            Err(error) => answer.error(ws, &error),
+        if envelope.ack_without_id() {
+            return refuse(ws, &envelope, "\"ack\" needs an \"id\"");
         }
+        // The log line names the event, which the handler's type takes away.
+        let (route, name) = route;
+        let name = log::log_enabled!(target: LOG_TARGET, log::Level::Debug).then(|| name.clone());
+        let outcome = route(ws, Value::Object(fields));
+        if let Some(name) = name {
+            let how = outcome.as_ref().err().map_or("ok", String::as_str);
+            log::debug!(target: LOG_TARGET, "{} {name:?}{}: {how}", ws.id(), envelope.trace());
+        }
+        match outcome {
+            Ok(Some(reply)) => envelope.reply(ws, reply),
+            Ok(None) => {}
+            Err(error) => return envelope.error(ws, &error),
+        }
+        envelope.ack(ws);
     }
 
     /// Answers a message that could not be read: an error event in the
     /// router's codec (else the message's), or a close if so configured.
     fn unreadable(&self, ws: &mut WebSocket<'_, S>, came_in: Codec, e: &DecodeError) {
+        log::debug!(target: LOG_TARGET, "{} unreadable: {e}", ws.id());
         if self.close_on_unreadable {
             ws.close(e.close_code(), &e.to_string());
             return;
         }
-        let answer = Answer {
-            codec: self.codec.unwrap_or(came_in),
-            key: &self.key,
-            id: None,
-        };
-        answer.error(ws, &e.to_string());
+        let codec = self.codec.unwrap_or(came_in);
+        Envelope::bare(codec, &self.key).error(ws, &e.to_string());
     }
 }
 
-/// How one request is answered: its codec, the router's event key and the
-/// request's `"id"`.
-struct Answer<'a> {
-    codec: Codec,
-    key: &'a str,
-    id: Option<Value>,
-}
-
-impl Answer<'_> {
-    /// Sends a closure's reply, with the request's `"id"` if it is an object
-    /// that has none of its own.
-    fn reply<S>(self, ws: &mut WebSocket<'_, S>, mut reply: Value) {
-        if let (Some(id), Value::Object(reply)) = (self.id, &mut reply) {
-            reply.entry(ID).or_insert(id);
-        }
-        self.codec.send(ws, &reply);
-    }
-
-    /// Sends `{key: "error", "error": error}`, with the request's `"id"` if known.
-    fn error<S>(self, ws: &mut WebSocket<'_, S>, error: &str) {
-        let mut event = Map::new();
-        event.insert(self.key.to_string(), Value::from("error"));
-        event.insert("error".to_string(), Value::from(error));
-        if let Some(id) = self.id {
-            event.insert(ID.to_string(), id);
-        }
-        self.codec.send(ws, &Value::Object(event));
-    }
+/// Answers a message that was read but cannot be dispatched with an error
+/// event, and logs why.
+fn refuse<S>(ws: &mut WebSocket<'_, S>, envelope: &Envelope<'_>, error: &str) {
+    log::debug!(target: LOG_TARGET, "{}{}: {error}", ws.id(), envelope.trace());
+    envelope.error(ws, error);
 }
 
 impl<S: Default + 'static> Handler for Router<S> {

@@ -52,13 +52,14 @@ fn app(key: &str) -> Router {
 /// (MessagePack; the router has no binary closure). It goes to two routers,
 /// one reading the event name under `"event"` and one under `"type"`, each
 /// on a connection of its own; what they send back is read with a client's
-/// receiver. Properties: at most one answer, in the codec of the message
+/// receiver. Properties: at most one answer (and an ack after it when the
+/// message asked for one with an id and nothing failed), in the codec of the message
 /// (JSON text for text, MessagePack binary for binary); `echo` answers the
 /// message itself; anything the router cannot dispatch — bad JSON or
 /// MessagePack, not an object, a missing, non-string or unknown event, a
 /// message that does not fit the closure's type, a closure's error — is
 /// answered with one error event, `{key: "error", "error": "…"}`, carrying
-/// the message's `"id"` when it was an object that had one.
+/// the message's `"id"` and `"trace"` when it was an object that had them.
 pub fn router(data: &[u8]) {
     let text = std::str::from_utf8(data).ok().map(Message::Text);
     for message in text.into_iter().chain([Message::Binary(data)]) {
@@ -71,12 +72,29 @@ pub fn router(data: &[u8]) {
 
 /// Checks the answers to one message against what it was.
 fn check(key: &str, message: Message<'_>, answers: &[Value]) {
-    assert!(answers.len() <= 1, "{} answers", answers.len());
     let parsed = Codec::read(message, None)
         .ok()
         .map(|(map, _)| Value::Object(map));
     let object = parsed.as_ref().and_then(Value::as_object);
     let id = object.and_then(|o| o.get("id"));
+    let trace = object.and_then(|o| o.get("trace"));
+    let answers = match answers.split_last() {
+        // An event that asked for an ack gets one last, with its id and trace.
+        Some((last, rest))
+            if last.get(key) == Some(&json!("ack")) && last.get("error").is_none() =>
+        {
+            assert_eq!(
+                object.and_then(|o| o.get("ack")),
+                Some(&json!(true)),
+                "{last}"
+            );
+            assert_eq!(last.get("id"), id, "the id of {last}");
+            assert_eq!(last.get("trace"), trace, "the trace of {last}");
+            rest
+        }
+        _ => answers,
+    };
+    assert!(answers.len() <= 1, "{} answers", answers.len());
     let event = object.and_then(|o| o.get(key)).and_then(Value::as_str);
     let known = matches!(event, Some("add" | "echo" | "maybe" | "fail"));
     let Some(answer) = answers.first() else {
@@ -96,7 +114,8 @@ fn check(key: &str, message: Message<'_>, answers: &[Value]) {
         let text = answer["error"].as_str().expect("the error is a string");
         assert!(!text.is_empty());
         assert_eq!(answer.get("id"), id, "the id of {answer}");
-        let fields = 2 + usize::from(id.is_some());
+        assert_eq!(answer.get("trace"), trace, "the trace of {answer}");
+        let fields = 2 + usize::from(id.is_some()) + usize::from(trace.is_some());
         assert_eq!(
             answer.as_object().map(|o| o.len()),
             Some(fields),
