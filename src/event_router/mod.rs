@@ -5,11 +5,17 @@
 //!
 //! Beside it: `codec.rs`, the two wire formats; `envelope.rs`, the id,
 //! ack and trace around an event and the answers that carry them;
-//! `reply.rs`, what a closure's return value sends.
+//! `reply.rs`, what a closure's return value sends; and XSockets mode:
+//! `xsockets.rs`, the handler for `{t, c, d}` messages; `controller.rs`,
+//! controllers, their instances and `Call`; `translator.rs`, `IMessage`,
+//! its formats and translators.
 
 mod codec;
+mod controller;
 mod envelope;
 mod reply;
+mod translator;
+mod xsockets;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,8 +29,11 @@ use crate::ws_api::{Handler, WebSocket};
 
 pub use self::codec::Codec;
 use self::codec::DecodeError;
+pub use self::controller::{Call, Controller, XState};
 use self::envelope::{Envelope, LOG_TARGET};
 pub use self::reply::Reply;
+pub use self::translator::{IMessage, Translator};
+pub use self::xsockets::XSockets;
 
 /// A registered event closure with its message type erased: it takes the
 /// parsed message and returns the reply, or the error event's text.
