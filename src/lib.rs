@@ -88,8 +88,9 @@
 //! ([`WebSocket::join`], [`WebSocket::publish`]) whose frames are encoded
 //! once and shared by every recipient, timers ([`WebSocket::set_timer`]) and
 //! the whole [`Hub`]. [`Handler::on_upgrade`] decides on the handshake
-//! (authentication, subprotocol, initial state), and [`Router`] dispatches
-//! JSON events to typed closures.
+//! (authentication, subprotocol, initial state), [`Router`] dispatches
+//! JSON and MessagePack events to typed closures, and [`XSockets`] speaks
+//! XSockets' `{t, c, d}` to [`Controller`]s.
 //!
 //! ## Compress
 //!
@@ -155,7 +156,9 @@ mod ws_api;
 pub use auth::password::hash as hash_password;
 pub use config::{Config, ConfigError};
 pub use error::StartError;
-pub use event_router::{Reply, Router};
+pub use event_router::{
+    Call, Codec, Controller, IMessage, Reply, Router, Translator, XSockets, XState,
+};
 pub use events::{Event, EventSource, EventStream};
 pub use http::error::HttpError;
 pub use http::request::{BodyStream, Request};
