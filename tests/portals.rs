@@ -1,0 +1,272 @@
+//! Altruist's portals over real sockets: portals declared under a transport
+//! path, several portals on one path with their hooks run in declaration
+//! order, a duplicate gate refused at start, `messageCode` carried into
+//! replies, and the waiting room joined on open and left for another room.
+//!
+//! The client is `support::ws`. Tests wait for the server's bytes, never for
+//! a clock; `IO_TIMEOUT` is only a safety net.
+
+mod support;
+
+use std::sync::mpsc::{self, Receiver, Sender};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use support::ws::Ws;
+use support::{TestServer, IO_TIMEOUT};
+use wisp::{Portal, PortalError, Portals, Server, WebSocket};
+
+const ROUTES: &str = "routes: [ { match: '/ws/', handler: 'action' } ]";
+
+/// `{"event":"join","room":"…"}`.
+#[derive(Deserialize)]
+struct Join {
+    room: String,
+}
+
+/// `{"event":"chat","text":"…"}`.
+#[derive(Deserialize)]
+struct Chat {
+    text: String,
+}
+
+/// Altruist's handshake: the client's id, and the packet's messageCode (added by the portal).
+fn handshake(ws: &mut WebSocket<'_, ()>, _: Value) -> Value {
+    json!({ "event": "handshake", "clientId": ws.id().to_string() })
+}
+
+/// The rooms a connection is in, sorted.
+fn rooms(ws: &mut WebSocket<'_, ()>, _: Value) -> Value {
+    let mut rooms: Vec<String> = ws.rooms().map(str::to_string).collect();
+    rooms.sort();
+    json!({ "event": "rooms", "rooms": rooms })
+}
+
+/// Joins a room and says which rooms the connection is in now.
+fn join(ws: &mut WebSocket<'_, ()>, m: Join) -> Result<Value, wisp::RoomError> {
+    ws.join(&m.room)?;
+    Ok(rooms(ws, Value::Null))
+}
+
+/// Sends the text to everyone in the sender's rooms, the sender included.
+fn chat(ws: &mut WebSocket<'_, ()>, m: Chat) {
+    let packet = json!({ "event": "chat", "text": m.text, "clientId": ws.id().to_string() });
+    let rooms: Vec<String> = ws.rooms().map(str::to_string).collect();
+    for room in rooms {
+        ws.publish(&room, wisp::Message::Text(&packet.to_string()), None);
+    }
+}
+
+/// `/ws/chat` and `/ws/game`, both with a handshake, and room gates on chat.
+fn portals() -> Portals {
+    Portals::new("/ws")
+        .portal(
+            Portal::new("/chat")
+                .gate("handshake", handshake)
+                .gate("chat", chat)
+                .gate("join", join)
+                .gate("rooms", rooms),
+        )
+        .portal(Portal::new("/game").gate("handshake", handshake))
+}
+
+/// A server with `webSockets: { web_sockets }` and the portals `make` returns.
+fn serve(web_sockets: &str, make: impl FnOnce() -> Portals + Send + 'static) -> TestServer {
+    TestServer::start(
+        &format!("{ROUTES}, webSockets: {{ {web_sockets} }}"),
+        |_| {},
+        move |server| make().mount(server).unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Portals and gates
+
+#[test]
+fn portals_live_under_the_transport_path_and_answer_with_the_message_code() {
+    let s = serve("", portals);
+    for path in ["/ws/chat", "/ws/game"] {
+        let mut ws = Ws::open(s.addr, path);
+        let reply = ws.call(json!({ "messageCode": 4, "event": "handshake" }));
+        assert_eq!(reply["event"], "handshake", "{path}");
+        assert_eq!(
+            reply["messageCode"], 4,
+            "{path}: the packet's code comes back"
+        );
+        assert!(reply["clientId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with('#')));
+    }
+    // A packet without a code gets a reply without one.
+    let mut ws = Ws::open(s.addr, "/ws/game");
+    let reply = ws.call(json!({ "event": "handshake" }));
+    assert_eq!(reply.get("messageCode"), None);
+    // The game portal has no chat gate: an error event, and the socket stays open.
+    ws.send_json(&json!({ "messageCode": 4, "event": "chat", "text": "hi" }));
+    assert_eq!(
+        ws.read_json(),
+        json!({ "event": "error", "error": "unknown event \"chat\"" })
+    );
+    // A packet that does not fit the gate's type names the gate.
+    let mut chat = Ws::open(s.addr, "/ws/chat");
+    chat.send_json(&json!({ "event": "chat" }));
+    assert_eq!(
+        chat.read_json()["error"],
+        "chat: missing field `text`",
+        "the gate's name and serde's reason"
+    );
+    assert_eq!(
+        ws.call(json!({ "event": "handshake" }))["event"],
+        "handshake"
+    );
+    // The transport path itself has no portal here.
+    let request = support::ws::upgrade_request("/ws", "");
+    let (resp, _) = Ws::handshake(s.addr, request.as_bytes());
+    assert_eq!(resp.status, 404);
+}
+
+#[test]
+fn a_reply_keeps_its_own_message_code() {
+    let s = serve("", || {
+        Portals::new("/ws/api").portal(Portal::new("/").gate(
+            "ask",
+            |_ws, _: Value| json!({ "event": "answer", "messageCode": 5 }),
+        ))
+    });
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    let reply = ws.call(json!({ "event": "ask", "messageCode": 4 }));
+    assert_eq!(reply, json!({ "event": "answer", "messageCode": 5 }));
+}
+
+#[test]
+fn several_portals_on_one_path_share_it_and_run_their_hooks_in_order() {
+    let (tx, hooks): (Sender<String>, Receiver<String>) = mpsc::channel();
+    let s = serve("", move || {
+        let hook = |name: &'static str, tx: &Sender<String>| {
+            let (opened, closed) = (tx.clone(), tx.clone());
+            Portal::new("/game")
+                .on_open(move |ws| {
+                    let _ = opened.send(format!("open {name}"));
+                    ws.send_text(&format!("hello from {name}"));
+                })
+                .on_close(move |_ws, code, _reason| {
+                    let _ = closed.send(format!("close {name} {code}"));
+                })
+        };
+        Portals::new("/ws")
+            .portal(hook("a", &tx).gate("ping", |_ws, _: Value| json!({ "event": "pong" })))
+            .portal(
+                Portal::new("/chat").gate("ping", |_ws, _: Value| json!({ "event": "chat pong" })),
+            )
+            .portal(hook("b", &tx).gate(
+                "score",
+                |_ws, _: Value| json!({ "event": "score", "value": 3 }),
+            ))
+            .portal(hook("c", &tx))
+    });
+    let mut ws = Ws::open(s.addr, "/ws/game");
+    for name in ["a", "b", "c"] {
+        assert_eq!(ws.read_text(), format!("hello from {name}"));
+    }
+    // The gates of both portals answer on the shared path.
+    assert_eq!(ws.call(json!({ "event": "ping" }))["event"], "pong");
+    assert_eq!(ws.call(json!({ "event": "score" }))["value"], 3);
+    let mut chat = Ws::open(s.addr, "/ws/chat");
+    assert_eq!(chat.call(json!({ "event": "ping" }))["event"], "chat pong");
+    ws.close(1000);
+    let seen: Vec<String> = (0..6)
+        .map(|_| hooks.recv_timeout(IO_TIMEOUT).expect("a hook ran"))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "open a",
+            "open b",
+            "open c",
+            "close a 1000",
+            "close b 1000",
+            "close c 1000"
+        ]
+    );
+}
+
+#[test]
+fn a_gate_declared_twice_on_one_path_stops_the_start() {
+    let (tx, result) = mpsc::channel();
+    let _s = TestServer::start(
+        ROUTES,
+        |_| {},
+        move |server: &mut Server| {
+            let twice = Portals::new("/ws")
+                .portal(Portal::new("/game").gate("handshake", handshake))
+                .portal(Portal::new("/chat").gate("handshake", handshake))
+                .portal(Portal::new("/game/").gate("handshake", handshake))
+                .mount(server);
+            tx.send(twice).unwrap();
+        },
+    );
+    let err = result.recv_timeout(IO_TIMEOUT).unwrap().unwrap_err();
+    assert_eq!(
+        err,
+        PortalError::DuplicateGate {
+            path: "/ws/game".into(),
+            gate: "handshake".into()
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "two portals on /ws/game declare the gate \"handshake\""
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The waiting room
+
+#[test]
+fn every_connection_waits_in_the_lobby_until_it_joins_a_room() {
+    let s = serve("waitingRoom: 'lobby'", portals);
+    let mut ann = Ws::open(s.addr, "/ws/chat");
+    let mut bob = Ws::open(s.addr, "/ws/chat");
+    assert_eq!(
+        ann.call(json!({ "event": "rooms" }))["rooms"],
+        json!(["lobby"])
+    );
+    // A chat goes to everyone in the sender's room: the waiting room too.
+    ann.send_json(&json!({ "messageCode": 4, "event": "chat", "text": "Hello server!" }));
+    for ws in [&mut ann, &mut bob] {
+        let packet = ws.read_json();
+        assert_eq!(packet["event"], "chat");
+        assert_eq!(packet["text"], "Hello server!");
+    }
+    // Joining another room leaves the lobby.
+    let joined = bob.call(json!({ "event": "join", "room": "game" }));
+    assert_eq!(joined["rooms"], json!(["game"]));
+    ann.send_json(&json!({ "event": "chat", "text": "anyone?" }));
+    assert_eq!(ann.read_json()["text"], "anyone?");
+    // bob is not in the lobby any more: his next packet is the answer to his own question.
+    assert_eq!(
+        bob.call(json!({ "event": "rooms" }))["rooms"],
+        json!(["game"])
+    );
+    // A connection on another portal waits in the same lobby.
+    let mut cid = Ws::open(s.addr, "/ws/game");
+    ann.send_json(&json!({ "event": "chat", "text": "hi all" }));
+    let own = ann.read_json();
+    assert_eq!(own["text"], "hi all");
+    assert_eq!(cid.read_json(), own);
+}
+
+#[test]
+fn the_lobby_can_be_kept_after_joining_a_room() {
+    let s = serve("waitingRoom: 'lobby', leaveWaitingRoom: false", portals);
+    let mut ann = Ws::open(s.addr, "/ws/chat");
+    let joined = ann.call(json!({ "event": "join", "room": "game" }));
+    assert_eq!(joined["rooms"], json!(["game", "lobby"]));
+}
+
+#[test]
+fn without_a_waiting_room_a_connection_is_in_no_room() {
+    let s = serve("", portals);
+    let mut ann = Ws::open(s.addr, "/ws/chat");
+    assert_eq!(ann.call(json!({ "event": "rooms" }))["rooms"], json!([]));
+}
