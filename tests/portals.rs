@@ -8,7 +8,15 @@
 
 mod support;
 
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use support::binary::{start_command, Running};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -269,4 +277,111 @@ fn without_a_waiting_room_a_connection_is_in_no_room() {
     let s = serve("", portals);
     let mut ann = Ws::open(s.addr, "/ws/chat");
     assert_eq!(ann.call(json!({ "event": "rooms" }))["rooms"], json!([]));
+}
+
+// ---------------------------------------------------------------------------
+// The altruist_portal example (built by `cargo test`, or `cargo build --examples`)
+
+/// The example's JWT secret, passed in `ALTRUIST_JWT_SECRET`.
+const EXAMPLE_SECRET: &str = "altruist-portal-test-secret-0123456789";
+
+/// Starts the example on a free port, from the crate's folder (for `site/`).
+fn start_example() -> Running {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let mut command = Command::new(profile.join("examples").join("altruist_portal"));
+    command
+        .arg("127.0.0.1:0")
+        .env("ALTRUIST_JWT_SECRET", EXAMPLE_SECRET)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::null());
+    start_command(command, &[])
+}
+
+/// A token for `sub` signed with HS256 under `secret`, good for an hour.
+fn token(secret: &str, sub: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "HS256", "typ": "JWT" }).to_string());
+    let payload = URL_SAFE_NO_PAD.encode(json!({ "sub": sub, "exp": now + 3600 }).to_string());
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{header}.{payload}.{signature}")
+}
+
+#[test]
+fn the_example_answers_altruists_snippet_in_the_lobby_and_on_both_portals() {
+    let ex = start_example();
+    // Altruist's client: ws://host/ws, a handshake then a chat, both with messageCode 4.
+    let mut snippet = Ws::open(ex.addr, "/ws");
+    let mut peer = Ws::open(ex.addr, "/ws/chat");
+    let hello = snippet.call(json!({ "messageCode": 4, "event": "handshake" }));
+    assert_eq!(hello["event"], "handshake");
+    assert_eq!(hello["messageCode"], 4);
+    let client_id = hello["clientId"].clone();
+    assert!(client_id.is_string());
+    snippet.send_json(&json!({ "messageCode": 4, "event": "chat", "text": "Hello server!" }));
+    let want = json!({ "event": "chat", "text": "Hello server!", "clientId": client_id, "messageCode": 4 });
+    assert_eq!(snippet.read_json(), want, "the sender is in the room");
+    assert_eq!(peer.read_json(), want, "so is everyone in the waiting room");
+    // The game portal shakes hands too; joining a room on /ws/chat leaves the lobby.
+    let mut game = Ws::open(ex.addr, "/ws/game");
+    let shake = game.call(json!({ "messageCode": 9, "event": "handshake" }));
+    assert_eq!(
+        (&shake["event"], &shake["messageCode"]),
+        (&json!("handshake"), &json!(9))
+    );
+    let joined = peer.call(json!({ "event": "join", "room": "red" }));
+    assert_eq!(joined, json!({ "event": "joined", "room": "red" }));
+    snippet.send_json(&json!({ "event": "chat", "text": "still here?" }));
+    assert_eq!(snippet.read_json()["text"], "still here?");
+    assert_eq!(
+        game.read_json()["text"],
+        "still here?",
+        "the game portal's connection waits in the lobby"
+    );
+    let own = peer.call(json!({ "event": "chat", "text": "in red" }));
+    assert_eq!(
+        own["text"], "in red",
+        "peer heard nothing from the lobby since it left"
+    );
+    // The site is served beside the sockets.
+    let mut http = support::Client::connect(ex.addr);
+    http.send(b"GET /altruist.html HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(http
+        .response()
+        .text()
+        .contains("<title>wisp · Altruist portals</title>"));
+}
+
+#[test]
+fn the_examples_shielded_portal_takes_a_jwt() {
+    let ex = start_example();
+    let request = support::ws::upgrade_request("/ws/secure", "");
+    let (resp, _) = Ws::handshake(ex.addr, request.as_bytes());
+    assert_eq!(resp.status, 401, "no token");
+    let forged = token("another-secret-of-enough-length-000", "eve");
+    let request =
+        support::ws::upgrade_request("/ws/secure", &format!("Authorization: Bearer {forged}\r\n"));
+    assert_eq!(
+        Ws::handshake(ex.addr, request.as_bytes()).0.status,
+        401,
+        "a forged token"
+    );
+    let good = token(EXAMPLE_SECRET, "ann");
+    let mut ws = Ws::open_with(
+        ex.addr,
+        "/ws/secure",
+        &format!("Authorization: Bearer {good}\r\n"),
+    )
+    .1;
+    assert_eq!(ws.call(json!({ "event": "whoami" }))["sub"], "ann");
+    let mut ws = Ws::open(ex.addr, &format!("/ws/secure?access_token={good}"));
+    assert_eq!(
+        ws.call(json!({ "event": "whoami", "messageCode": 2 })),
+        json!({ "event": "whoami", "sub": "ann", "messageCode": 2 })
+    );
 }
