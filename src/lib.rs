@@ -89,7 +89,7 @@
 //! once and shared by every recipient, timers ([`WebSocket::set_timer`]) and
 //! the whole [`Hub`]. [`Handler::on_upgrade`] decides on the handshake
 //! (authentication, subprotocol, initial state), and [`Router`] dispatches
-//! JSON events to typed closures.
+//! JSON and MessagePack events to typed closures.
 //!
 //! ## Compress
 //!
@@ -156,7 +156,7 @@ mod ws_api;
 pub use auth::password::hash as hash_password;
 pub use config::{Config, ConfigError};
 pub use error::StartError;
-pub use event_router::{Reply, Router};
+pub use event_router::{Codec, Reply, Router};
 pub use events::{Event, EventSource, EventStream};
 pub use http::error::HttpError;
 pub use http::request::{BodyStream, Request};

@@ -1,4 +1,5 @@
-//! `wisp::Router` over real sockets: typed dispatch, `id` correlation, every
+//! `wisp::Router` over real sockets: typed dispatch in JSON and MessagePack,
+//! a pinned codec, closing on unreadable input, `id` correlation, every
 //! error event with the connection staying open, the binary, open and close
 //! fallbacks, a custom event key, and per-connection state.
 //!
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use support::ws::{Ws, BINARY};
 use support::{TestServer, IO_TIMEOUT};
-use wisp::Router;
+use wisp::{Codec, Router};
 
 // ---------------------------------------------------------------------------
 // Servers
@@ -211,17 +212,166 @@ fn errors_are_answered_and_the_connection_stays_open() {
     ws.close_with(1000, "done");
 }
 
+/// `value` as MessagePack.
+fn msgpack(value: &Value) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("encodes")
+}
+
+/// Reads a binary message holding MessagePack.
+fn read_msgpack(ws: &mut Ws) -> Value {
+    let f = ws.read_frame();
+    assert_eq!(
+        (f.fin, f.opcode),
+        (true, BINARY),
+        "got {f:?} ({:?})",
+        f.text()
+    );
+    rmp_serde::from_slice(&f.payload).unwrap_or_else(|e| panic!("{e}: {:02x?}", f.payload))
+}
+
+/// Sends `request` as MessagePack and reads the MessagePack answer.
+fn call_msgpack(ws: &mut Ws, request: Value) -> Value {
+    ws.send_binary(&msgpack(&request));
+    read_msgpack(ws)
+}
+
 #[test]
-fn binary_messages_without_a_fallback_are_an_error() {
+fn binary_messages_are_messagepack_and_answered_in_it() {
     let s = serve(api);
     let mut ws = Ws::open(s.addr, "/ws/api");
-    ws.send_binary(b"\x00\x01\x02");
-    assert_eq!(ws.read_json(), error("binary messages are not supported"));
+    // The same closures, the same typed events, answers in the request's codec.
+    assert_eq!(
+        call_msgpack(&mut ws, json!({ "event": "add", "a": 1, "b": 2, "id": 9 })),
+        json!({ "event": "sum", "value": 3, "id": 9 })
+    );
+    let raw = json!({ "event": "raw", "n": null, "t": true, "i": -7, "u": u64::MAX,
+        "f": 0.5, "s": "ß", "a": [1, [2, {}]], "o": { "k": "v" } });
+    assert_eq!(call_msgpack(&mut ws, raw.clone()), raw);
+    // Interleaved with JSON on the same connection: each gets its own codec.
+    assert_eq!(
+        ws.call(json!({ "event": "add", "a": 2, "b": 2 })),
+        json!({ "event": "sum", "value": 4 })
+    );
+    assert_eq!(
+        call_msgpack(&mut ws, json!({ "event": "add", "a": 1 })),
+        error("add: missing field `b`")
+    );
+    ws.close_with(1000, "done");
+}
+
+#[test]
+fn bad_messagepack_gets_the_same_error_events_as_bad_json() {
+    let s = serve(api);
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            vec![0x00, 0x01, 0x02],
+            "invalid MessagePack: bytes after the message",
+        ),
+        (vec![0x92, 0x01, 0x02], "message is not a MessagePack map"),
+        (
+            vec![0xa3, b'a', b'd', b'd'],
+            "message is not a MessagePack map",
+        ),
+        // {1: "a"}: a key that is not a string.
+        (
+            vec![0x81, 0x01, 0xa1, b'a'],
+            "invalid MessagePack: invalid type: integer `1`, expected a string key",
+        ),
+        // An array header claiming 2^32 - 1 elements, and one element.
+        (
+            vec![0x81, 0xa1, b'a', 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],
+            "invalid MessagePack: the message ends too soon",
+        ),
+        (vec![0xc1], "invalid MessagePack: "),
+    ];
+    for (request, expected) in cases {
+        ws.send_binary(&request);
+        let answer = read_msgpack(&mut ws);
+        assert_eq!(answer["event"], json!("error"), "for {request:02x?}");
+        let text = answer["error"].as_str().unwrap_or_default();
+        assert!(text.starts_with(expected), "{text:?} for {request:02x?}");
+        assert_eq!(answer.as_object().map(|o| o.len()), Some(2), "{answer}");
+        // Still open, and still dispatching in both codecs.
+        assert_eq!(
+            call_msgpack(&mut ws, json!({ "event": "add", "a": 1, "b": 1 })),
+            json!({ "event": "sum", "value": 2 })
+        );
+        assert_eq!(
+            ws.call(json!({ "event": "add", "a": 1, "b": 2 })),
+            json!({ "event": "sum", "value": 3 })
+        );
+    }
+    // Read but not dispatchable: the id comes back as in JSON.
+    assert_eq!(
+        call_msgpack(&mut ws, json!({ "event": "nope", "id": "x" })),
+        error_with_id("unknown event \"nope\"", json!("x"))
+    );
+    ws.close_with(1000, "done");
+}
+
+#[test]
+fn a_pinned_codec_refuses_the_other_kind() {
+    let s = serve(|| api().codec(Codec::MessagePack));
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    assert_eq!(
+        call_msgpack(&mut ws, json!({ "event": "add", "a": 5, "b": 5 })),
+        json!({ "event": "sum", "value": 10 })
+    );
+    // JSON is refused, and the refusal is in MessagePack.
+    ws.send_json(&json!({ "event": "add", "a": 1, "b": 1 }));
+    assert_eq!(
+        read_msgpack(&mut ws),
+        error("text messages are not supported: this router speaks MessagePack")
+    );
+    ws.close_with(1000, "done");
+
+    let s = serve(|| api().codec(Codec::Json));
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    ws.send_binary(&msgpack(&json!({ "event": "add", "a": 1, "b": 1 })));
+    assert_eq!(
+        ws.read_json(),
+        error("binary messages are not supported: this router speaks JSON")
+    );
     assert_eq!(
         ws.call(json!({ "event": "add", "a": 4, "b": 4 })),
         json!({ "event": "sum", "value": 8 })
     );
     ws.close_with(1000, "done");
+}
+
+#[test]
+fn close_on_unreadable_closes_with_1007_or_1003() {
+    let strict = || api().close_on_unreadable(true);
+    let s = serve(strict);
+    // Read but not dispatchable: still an error event.
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    assert_eq!(
+        ws.call(json!({ "event": "nope" })),
+        error("unknown event \"nope\"")
+    );
+    ws.send_text("{\"event\":");
+    let (code, reason) = ws.read_close();
+    assert_eq!(code, 1007);
+    assert!(reason.starts_with("invalid JSON"), "{reason:?}");
+
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    ws.send_binary(&[0x92, 0x01, 0x02]);
+    assert_eq!(
+        ws.read_close(),
+        (1007, "message is not a MessagePack map".into())
+    );
+
+    let s = serve(move || strict().codec(Codec::Json));
+    let mut ws = Ws::open(s.addr, "/ws/api");
+    ws.send_binary(&msgpack(&json!({ "event": "add", "a": 1, "b": 1 })));
+    assert_eq!(
+        ws.read_close(),
+        (
+            1003,
+            "binary messages are not supported: this router speaks JSON".into()
+        )
+    );
 }
 
 #[test]
@@ -272,10 +422,11 @@ fn the_event_key_can_be_changed() {
         ws.call(json!({ "type": "pang" })),
         json!({ "type": "error", "error": "unknown event \"pang\"" })
     );
+    // 'x' is the MessagePack integer 120: not a map, answered in MessagePack.
     ws.send_binary(b"x");
     assert_eq!(
-        ws.read_json(),
-        json!({ "type": "error", "error": "binary messages are not supported" })
+        read_msgpack(&mut ws),
+        json!({ "type": "error", "error": "message is not a MessagePack map" })
     );
     ws.close_with(1000, "done");
 }
@@ -350,7 +501,7 @@ fn debug_lists_the_events() {
     let text = format!("{router:?}");
     assert!(
         text.starts_with(
-            r#"Router { key: "event", events: ["add", "greet", "none", "null", "own-id", "raw", "scalar", "unit", "whole"], binary: true"#
+            r#"Router { key: "event", events: ["add", "greet", "none", "null", "own-id", "raw", "scalar", "unit", "whole"], codec: None, close_on_unreadable: false, binary: true"#
         ),
         "{text}"
     );

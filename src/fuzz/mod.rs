@@ -15,7 +15,7 @@
 //! - `deflate.rs`: `inflate`, the permessage-deflate inflater and its bound;
 //! - `gateway.rs`: `downstream`, a hostile downstream's frames and HTTP
 //!   responses as the gateway reads and relays them;
-//! - `router.rs`: `router`, the JSON event router's decoding and errors;
+//! - `router.rs`: `router`, the event router's JSON and MessagePack decoding and errors;
 //! - `multipart.rs`: `multipart`, a `multipart/form-data` upload's parser;
 //! - `tls.rs`: `tls`, the server's side of the TLS transport on a socket
 //!   (with the `tls` feature);

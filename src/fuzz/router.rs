@@ -1,11 +1,12 @@
-//! The JSON event router (`router`): a message a client sent, decoded into
-//! the typed event its closure takes, or answered with an error event.
+//! The event router (`router`): a message a client sent, JSON or
+//! MessagePack, decoded into the typed event its closure takes, or answered
+//! with an error event in the message's codec.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ws::{feed, limits, Owned};
-use crate::event_router::Router;
+use crate::event_router::{Codec, Router};
 use crate::http::request::{header_storage, parse_head, Request};
 use crate::hub::{Hub, RoomLimits};
 use crate::message::{ConnId, Message};
@@ -47,35 +48,33 @@ fn app(key: &str) -> Router {
 
 /// Drives the router on one message, as a session hands it over.
 ///
-/// The input is the message: text if it is UTF-8, binary otherwise (the
-/// router has no binary closure). It goes to two routers, one reading the
-/// event name under `"event"` and one under `"type"`, each on a
-/// connection of its own; what they send back is read with a client's
-/// receiver. Properties: at most one answer, always a JSON text message;
-/// `echo` answers the message itself; anything the router cannot
-/// dispatch — bad JSON, not an object, a missing, non-string or unknown
-/// event, a message that does not fit the closure's type, a closure's
-/// error, a binary message — is answered with one error event,
-/// `{key: "error", "error": "…"}`, carrying the message's `"id"` when it
-/// was an object that had one.
+/// The input is the message: as text if it is UTF-8, and always as binary
+/// (MessagePack; the router has no binary closure). It goes to two routers,
+/// one reading the event name under `"event"` and one under `"type"`, each
+/// on a connection of its own; what they send back is read with a client's
+/// receiver. Properties: at most one answer, in the codec of the message
+/// (JSON text for text, MessagePack binary for binary); `echo` answers the
+/// message itself; anything the router cannot dispatch — bad JSON or
+/// MessagePack, not an object, a missing, non-string or unknown event, a
+/// message that does not fit the closure's type, a closure's error — is
+/// answered with one error event, `{key: "error", "error": "…"}`, carrying
+/// the message's `"id"` when it was an object that had one.
 pub fn router(data: &[u8]) {
-    for key in ["event", "type"] {
-        let message = match std::str::from_utf8(data) {
-            Ok(text) => Message::Text(text),
-            Err(_) => Message::Binary(data),
-        };
-        let answers = dispatch(app(key), message);
-        check(key, message, &answers);
+    let text = std::str::from_utf8(data).ok().map(Message::Text);
+    for message in text.into_iter().chain([Message::Binary(data)]) {
+        for key in ["event", "type"] {
+            let answers = dispatch(app(key), message);
+            check(key, message, &answers);
+        }
     }
 }
 
 /// Checks the answers to one message against what it was.
 fn check(key: &str, message: Message<'_>, answers: &[Value]) {
     assert!(answers.len() <= 1, "{} answers", answers.len());
-    let parsed = match message {
-        Message::Text(text) => serde_json::from_str::<Value>(text).ok(),
-        Message::Binary(_) => None,
-    };
+    let parsed = Codec::read(message, None)
+        .ok()
+        .map(|(map, _)| Value::Object(map));
     let object = parsed.as_ref().and_then(Value::as_object);
     let id = object.and_then(|o| o.get("id"));
     let event = object.and_then(|o| o.get(key)).and_then(Value::as_str);
@@ -109,6 +108,9 @@ fn check(key: &str, message: Message<'_>, answers: &[Value]) {
         // serde_json's float parsing is not correctly rounded: a long decimal
         // may read back one ulp apart once written, so the echo is compared
         // with the message as written and read again, which is what was sent.
+        Some("echo") if matches!(message, Message::Binary(_)) => {
+            assert_eq!(Some(answer), parsed.as_ref(), "echo changed it");
+        }
         Some("echo") => {
             let written = parsed
                 .as_ref()
@@ -125,7 +127,7 @@ fn check(key: &str, message: Message<'_>, answers: &[Value]) {
 }
 
 /// Hands `message` to `router` on a connection of its own and returns
-/// what it sent back, each answer parsed as JSON.
+/// what it sent back, each answer parsed in the codec of `message`.
 fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
     let mut served = Served::new(router);
     let mut storage = header_storage();
@@ -179,11 +181,15 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
     let read = feed(client, [&turn.scratch[..]]);
     assert_eq!(read.error, None, "the answers do not parse");
     assert_eq!(read.unconsumed, 0, "a frame cut short");
+    let text = matches!(message, Message::Text(_));
     read.events
         .into_iter()
         .map(|event| match event {
-            Owned::Message(true, json) => {
+            Owned::Message(true, json) if text => {
                 serde_json::from_slice(&json).expect("an answer that is JSON")
+            }
+            Owned::Message(false, msgpack) if !text => {
+                rmp_serde::from_slice(&msgpack).expect("an answer that is MessagePack")
             }
             other => panic!("answered with {other:?}"),
         })

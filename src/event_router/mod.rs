@@ -1,6 +1,13 @@
-//! A JSON event router: a [`Handler`] that parses each text message as a JSON
-//! object, reads its event name and calls the closure registered for it with
-//! the message deserialised into the closure's own type.
+//! The event router: a [`Handler`] that reads each message as a JSON
+//! object (text) or a MessagePack map (binary), reads its event name and
+//! calls the closure registered for it with the message deserialised into
+//! the closure's own type.
+//!
+//! Beside it: `codec.rs`, the two wire formats; `reply.rs`, what a
+//! closure's return value sends.
+
+mod codec;
+mod reply;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,68 +19,12 @@ use crate::message::Message;
 use crate::ws::close_code::CloseCode;
 use crate::ws_api::{Handler, WebSocket};
 
+pub use self::codec::Codec;
+use self::codec::DecodeError;
+pub use self::reply::Reply;
+
 /// The key of the request/response correlation value.
 const ID: &str = "id";
-
-/// What a [`Router`] closure hands back: the message that goes to the sender,
-/// nothing, or an error.
-///
-/// | the closure returns | the sender gets |
-/// |---|---|
-/// | `()` | nothing |
-/// | a [`serde_json::Value`] | that value as a text message, unless it is `Null` |
-/// | `Option<V>` | nothing for `None`; what `V` sends for `Some` |
-/// | `Result<V, E>` | what `V` sends for `Ok`; the error event with `e.to_string()` for `Err(e)` |
-///
-/// When the request carried an `"id"` and the reply is a JSON object, the
-/// reply gets the same `"id"` (unless it set one itself), and so does an error
-/// event: a client can match answers to questions.
-///
-/// Implement it for your own types to return them straight from a closure:
-///
-/// ```
-/// use serde_json::{json, Value};
-/// use wisp::Reply;
-///
-/// struct Sum(i64);
-///
-/// impl Reply for Sum {
-///     fn into_reply(self) -> Result<Option<Value>, String> {
-///         Ok(Some(json!({ "event": "sum", "value": self.0 })))
-///     }
-/// }
-///
-/// assert_eq!(Sum(3).into_reply(), Ok(Some(json!({ "event": "sum", "value": 3 }))));
-/// ```
-pub trait Reply {
-    /// `Ok(Some(value))` sends `value`, `Ok(None)` sends nothing, `Err(error)`
-    /// sends the router's error event with `error` as its text.
-    fn into_reply(self) -> Result<Option<Value>, String>;
-}
-
-impl Reply for () {
-    fn into_reply(self) -> Result<Option<Value>, String> {
-        Ok(None)
-    }
-}
-
-impl Reply for Value {
-    fn into_reply(self) -> Result<Option<Value>, String> {
-        Ok((!self.is_null()).then_some(self))
-    }
-}
-
-impl<V: Reply> Reply for Option<V> {
-    fn into_reply(self) -> Result<Option<Value>, String> {
-        self.map_or(Ok(None), Reply::into_reply)
-    }
-}
-
-impl<V: Reply, E: fmt::Display> Reply for Result<V, E> {
-    fn into_reply(self) -> Result<Option<Value>, String> {
-        self.map_err(|e| e.to_string())?.into_reply()
-    }
-}
 
 /// A registered event closure with its message type erased: it takes the
 /// parsed message and returns the reply, or the error event's text.
@@ -82,10 +33,14 @@ type BinaryFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, &[u8])>;
 type OpenFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>)>;
 type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, CloseCode, &str)>;
 
-/// A WebSocket [`Handler`] that dispatches JSON messages by event name to
-/// typed closures.
+/// A WebSocket [`Handler`] that dispatches JSON and MessagePack messages by
+/// event name to typed closures.
 ///
-/// Each text message is parsed once as JSON. It must be an object whose
+/// Each text message is parsed once as JSON, each binary message as
+/// MessagePack ([`Codec`]); both become the same value, so one closure
+/// serves clients of either codec, and each is answered in the codec it
+/// spoke. [`Router::codec`] pins one codec. The message must be an object
+/// (a map with string keys) whose
 /// `"event"` key (another with [`Router::key`]) holds a string naming an
 /// event registered with [`Router::on`]; the whole object is then
 /// deserialised into that closure's type — which sees every field, the event
@@ -118,14 +73,21 @@ type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, CloseCode, &str)>;
 ///
 /// # Errors stay on the connection
 ///
-/// A message the router cannot dispatch is answered with an error event and
-/// the connection stays open: `{"event":"error","error":"…"}`, plus the
-/// request's `"id"` when it had one that could be read. That is sent for
-/// invalid JSON, JSON that is not an object, a missing or non-string event
-/// key, an unknown event (`unknown event "x"`), a message that does not fit
-/// the closure's type (serde's message after the event name, `add: missing
-/// field `b``), a closure that returns `Err`, and a binary message with no
-/// [`Router::on_binary`] closure (`binary messages are not supported`).
+/// A message the router cannot dispatch is answered with an error event, in
+/// the codec of the message (the pinned one, if any), and the connection
+/// stays open: `{"event":"error","error":"…"}`, plus the request's `"id"`
+/// when it had one that could be read. That is sent for invalid JSON or
+/// MessagePack (`invalid JSON: …`, `invalid MessagePack: …`), a message
+/// that is not an object or map, a map key that is not a string, a missing
+/// or non-string event key, an unknown event (`unknown event "x"`), a
+/// message that does not fit the closure's type (serde's message after the
+/// event name, `add: missing field `b``), a closure that returns `Err`, and
+/// a message of the kind a pinned codec does not read (`binary messages are
+/// not supported: this router speaks JSON`).
+///
+/// [`Router::close_on_unreadable`] closes the connection instead when a
+/// message cannot be read at all: 1007 for one that is not valid JSON or
+/// MessagePack or not an object, 1003 for a kind the pinned codec refuses.
 ///
 /// The error event names itself under the router's key: after
 /// `.key("type")` it is `{"type":"error","error":"…"}`, so a client reads
@@ -145,11 +107,13 @@ type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, CloseCode, &str)>;
 ///     *ws.state_mut() += 1;
 ///     serde_json::json!({ "event": "count", "value": *ws.state() })
 /// });
-/// assert_eq!(format!("{router:?}"), r#"Router { key: "event", events: ["count"], binary: false, open: false, close: false }"#);
+/// assert_eq!(format!("{router:?}"), r#"Router { key: "event", events: ["count"], codec: None, close_on_unreadable: false, binary: false, open: false, close: false }"#);
 /// ```
 pub struct Router<S = ()> {
     key: String,
     routes: HashMap<String, Route<S>>,
+    codec: Option<Codec>,
+    close_on_unreadable: bool,
     binary: Option<BinaryFn<S>>,
     open: Option<OpenFn<S>>,
     close: Option<CloseFn<S>>,
@@ -168,6 +132,8 @@ impl<S> Default for Router<S> {
         Router {
             key: "event".to_string(),
             routes: HashMap::new(),
+            codec: None,
+            close_on_unreadable: false,
             binary: None,
             open: None,
             close: None,
@@ -181,6 +147,27 @@ impl<S: 'static> Router<S> {
     /// why the key should not be `"error"` itself.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
+        self
+    }
+
+    /// Reads and answers every message in `codec` only (Altruist's
+    /// `codec.provider`): a message of the other kind — binary for
+    /// [`Codec::Json`], text for [`Codec::MessagePack`] — is answered with
+    /// an error event in `codec`. Unpinned, a router reads both.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// With `true`, a message that cannot be read closes the connection
+    /// instead of being answered with an error event: 1007 (invalid data)
+    /// for invalid JSON or MessagePack or a value that is not an object,
+    /// 1003 (unsupported data) for the kind of message a pinned codec
+    /// refuses. Messages that are read but cannot be dispatched (an unknown
+    /// event, a field of the wrong type) still get an error event. Off by
+    /// default.
+    pub fn close_on_unreadable(mut self, close: bool) -> Self {
+        self.close_on_unreadable = close;
         self
     }
 
@@ -205,9 +192,8 @@ impl<S: 'static> Router<S> {
         self
     }
 
-    /// Calls `handler` with each binary message. Without one, a binary
-    /// message is answered with the error event `binary messages are not
-    /// supported` and the connection stays open.
+    /// Calls `handler` with each binary message, which is then not read as
+    /// MessagePack: for a router whose binary messages are raw data.
     pub fn on_binary<F>(mut self, handler: F) -> Self
     where
         F: FnMut(&mut WebSocket<'_, S>, &[u8]) + 'static,
@@ -236,56 +222,78 @@ impl<S: 'static> Router<S> {
         self
     }
 
-    /// Parses, dispatches and answers one text message.
-    fn dispatch(&mut self, ws: &mut WebSocket<'_, S>, text: &str) {
-        let message: Value = match serde_json::from_str(text) {
-            Ok(message) => message,
-            Err(e) => return send_error(ws, &self.key, None, &format!("invalid JSON: {e}")),
-        };
-        let Value::Object(fields) = &message else {
-            return send_error(ws, &self.key, None, "message is not a JSON object");
+    /// Reads, dispatches and answers one message.
+    fn dispatch(&mut self, ws: &mut WebSocket<'_, S>, message: Message<'_>) {
+        let (fields, codec) = match Codec::read(message, self.codec) {
+            Ok(read) => read,
+            Err(e) => return self.unreadable(ws, Codec::of(&message), &e),
         };
         // The handler's type gets the whole message, id included, so the id is copied.
         let id = fields.get(ID).cloned();
+        let answer = Answer {
+            codec,
+            key: &self.key,
+            id,
+        };
         let route = match fields.get(&self.key) {
             Some(Value::String(event)) => match self.routes.get_mut(event) {
                 Some(route) => route,
-                None => {
-                    let error = format!("unknown event {event:?}");
-                    return send_error(ws, &self.key, id, &error);
-                }
+                None => return answer.error(ws, &format!("unknown event {event:?}")),
             },
-            Some(_) => {
-                let error = format!("{:?} is not a string", self.key);
-                return send_error(ws, &self.key, id, &error);
-            }
-            None => {
-                let error = format!("missing {:?}", self.key);
-                return send_error(ws, &self.key, id, &error);
-            }
+            Some(_) => return answer.error(ws, &format!("{:?} is not a string", self.key)),
+            None => return answer.error(ws, &format!("missing {:?}", self.key)),
         };
-        match route(ws, message) {
-            Ok(Some(mut reply)) => {
-                if let (Some(id), Value::Object(reply)) = (id, &mut reply) {
-                    reply.entry(ID).or_insert(id);
-                }
-                ws.send_json(&reply);
-            }
+        match route(ws, Value::Object(fields)) {
+            Ok(Some(reply)) => answer.reply(ws, reply),
             Ok(None) => {}
-            Err(error) => send_error(ws, &self.key, id, &error),
+            Err(error) => answer.error(ws, &error),
         }
+    }
+
+    /// Answers a message that could not be read: an error event in the
+    /// router's codec (else the message's), or a close if so configured.
+    fn unreadable(&self, ws: &mut WebSocket<'_, S>, came_in: Codec, e: &DecodeError) {
+        if self.close_on_unreadable {
+            ws.close(e.close_code(), &e.to_string());
+            return;
+        }
+        let answer = Answer {
+            codec: self.codec.unwrap_or(came_in),
+            key: &self.key,
+            id: None,
+        };
+        answer.error(ws, &e.to_string());
     }
 }
 
-/// Sends `{key: "error", "error": error}`, with the request's `"id"` if known.
-fn send_error<S>(ws: &mut WebSocket<'_, S>, key: &str, id: Option<Value>, error: &str) {
-    let mut event = Map::new();
-    event.insert(key.to_string(), Value::from("error"));
-    event.insert("error".to_string(), Value::from(error));
-    if let Some(id) = id {
-        event.insert(ID.to_string(), id);
+/// How one request is answered: its codec, the router's event key and the
+/// request's `"id"`.
+struct Answer<'a> {
+    codec: Codec,
+    key: &'a str,
+    id: Option<Value>,
+}
+
+impl Answer<'_> {
+    /// Sends a closure's reply, with the request's `"id"` if it is an object
+    /// that has none of its own.
+    fn reply<S>(self, ws: &mut WebSocket<'_, S>, mut reply: Value) {
+        if let (Some(id), Value::Object(reply)) = (self.id, &mut reply) {
+            reply.entry(ID).or_insert(id);
+        }
+        self.codec.send(ws, &reply);
     }
-    ws.send_json(&event);
+
+    /// Sends `{key: "error", "error": error}`, with the request's `"id"` if known.
+    fn error<S>(self, ws: &mut WebSocket<'_, S>, error: &str) {
+        let mut event = Map::new();
+        event.insert(self.key.to_string(), Value::from("error"));
+        event.insert("error".to_string(), Value::from(error));
+        if let Some(id) = self.id {
+            event.insert(ID.to_string(), id);
+        }
+        self.codec.send(ws, &Value::Object(event));
+    }
 }
 
 impl<S: Default + 'static> Handler for Router<S> {
@@ -298,12 +306,9 @@ impl<S: Default + 'static> Handler for Router<S> {
     }
 
     fn on_message(&mut self, ws: &mut WebSocket<'_, S>, msg: Message<'_>) {
-        match msg {
-            Message::Text(text) => self.dispatch(ws, text),
-            Message::Binary(data) => match &mut self.binary {
-                Some(binary) => binary(ws, data),
-                None => send_error(ws, &self.key, None, "binary messages are not supported"),
-            },
+        match (msg, &mut self.binary) {
+            (Message::Binary(data), Some(binary)) => binary(ws, data),
+            (msg, _) => self.dispatch(ws, msg),
         }
     }
 
@@ -321,35 +326,11 @@ impl<S> fmt::Debug for Router<S> {
         f.debug_struct("Router")
             .field("key", &self.key)
             .field("events", &events)
+            .field("codec", &self.codec)
+            .field("close_on_unreadable", &self.close_on_unreadable)
             .field("binary", &self.binary.is_some())
             .field("open", &self.open.is_some())
             .field("close", &self.close.is_some())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn replies() {
-        assert_eq!(().into_reply(), Ok(None));
-        assert_eq!(Value::Null.into_reply(), Ok(None));
-        assert_eq!(json!({"a": 1}).into_reply(), Ok(Some(json!({"a": 1}))));
-        assert_eq!(json!(false).into_reply(), Ok(Some(json!(false))));
-        assert_eq!(None::<Value>.into_reply(), Ok(None));
-        assert_eq!(Some(json!(1)).into_reply(), Ok(Some(json!(1))));
-        assert_eq!(Some(()).into_reply(), Ok(None));
-        assert_eq!(Ok::<_, String>(json!(2)).into_reply(), Ok(Some(json!(2))));
-        assert_eq!(
-            Err::<(), _>("no such user").into_reply(),
-            Err("no such user".to_string())
-        );
-        assert_eq!(
-            Ok::<_, std::fmt::Error>(Some(Err::<Value, _>(7))).into_reply(),
-            Err("7".to_string())
-        );
     }
 }
