@@ -24,6 +24,7 @@
 //! random secret when unset), as `Authorization: Bearer …` or
 //! `?access_token=…`; the banner prints a token that is good for an hour.
 
+use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,12 +33,21 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
-use wisp::{Config, Message, Portal, Portals, Server, WebSocket};
+use wisp::{Codec, Config, ConnId, Message, Portal, Portals, Server, WebSocket};
 
-/// Per connection: the room it talks in.
-#[derive(Default)]
+/// Per connection: the room it talks in, and the codec it last spoke.
 struct Client {
     room: String,
+    codec: Codec,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            room: LOBBY.to_string(),
+            codec: Codec::Json,
+        }
+    }
 }
 
 /// `{"event":"chat","text":"…"}`.
@@ -63,14 +73,31 @@ fn handshake(ws: &mut WebSocket<'_, Client>, _: Value) -> Value {
 }
 
 /// `{event:'chat', text, clientId}` to everyone in the sender's room, the
-/// sender and the waiting room included.
-fn chat(ws: &mut WebSocket<'_, Client>, m: Chat) {
+/// sender and the waiting room included, each in the codec it speaks.
+fn chat(ws: &mut WebSocket<'_, Client>, m: Chat) -> Result<(), rmp_serde::encode::Error> {
     let mut packet = json!({ "event": "chat", "text": m.text, "clientId": ws.id().to_string() });
     if let Some(code) = m.message_code {
         packet[wisp::MESSAGE_CODE] = code;
     }
     let room = ws.state().room.clone();
-    ws.publish(&room, Message::Text(&packet.to_string()), None);
+    // Encoded once per codec, not once per member.
+    let json = packet.to_string();
+    let msgpack = rmp_serde::to_vec_named(&packet)?;
+    let encoded = |codec| match codec {
+        Codec::Json => Message::Text(&json),
+        Codec::MessagePack => Message::Binary(&msgpack),
+    };
+    if ws.in_room(&room) {
+        ws.send(encoded(ws.state().codec));
+    }
+    let members: HashSet<ConnId> = ws.members(&room).collect();
+    for codec in [Codec::Json, Codec::MessagePack] {
+        let members = members.clone();
+        ws.send_where(encoded(codec), move |id, c: &Client| {
+            c.codec == codec && members.contains(&id)
+        });
+    }
+    Ok(())
 }
 
 /// Moves the connection to another room; the first move leaves the lobby.
@@ -89,28 +116,23 @@ fn whoami(ws: &mut WebSocket<'_, Client>, _: Value) -> Value {
     json!({ "event": "whoami", "sub": claims["sub"] })
 }
 
+/// A portal whose connections are sent packets in the codec they last
+/// spoke (JSON until they speak).
+fn portal(path: &str) -> Portal<Client> {
+    Portal::<Client>::new(path).on_packet(|ws, codec| ws.state_mut().codec = codec)
+}
+
 fn portals() -> Portals<Client> {
-    let seat = |ws: &mut WebSocket<'_, Client>| ws.state_mut().room = LOBBY.to_string();
     Portals::new("/ws")
+        .portal(portal("/").gate("handshake", handshake).gate("chat", chat))
         .portal(
-            Portal::new("/")
+            portal("/chat")
                 .gate("handshake", handshake)
                 .gate("chat", chat)
-                .on_open(seat),
+                .gate("join", join),
         )
-        .portal(
-            Portal::new("/chat")
-                .gate("handshake", handshake)
-                .gate("chat", chat)
-                .gate("join", join)
-                .on_open(seat),
-        )
-        .portal(
-            Portal::new("/game")
-                .gate("handshake", handshake)
-                .on_open(seat),
-        )
-        .portal(Portal::new("/secure").gate("whoami", whoami).on_open(seat))
+        .portal(portal("/game").gate("handshake", handshake))
+        .portal(portal("/secure").gate("whoami", whoami))
 }
 
 /// The shield's HMAC key: `ALTRUIST_JWT_SECRET`, or 32 random bytes in hex.

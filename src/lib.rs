@@ -164,7 +164,7 @@ pub use http::response::Response;
 pub use hub::{Hub, RoomError};
 pub use logger::init_logging;
 pub use message::{ConnId, Fragment, Message, PeerCert, SendStatus};
-pub use portals::{Portal, PortalError, Portals, MESSAGE_CODE};
+pub use portals::{Portal, PortalError, PortalPath, Portals, MESSAGE_CODE};
 pub use server::{Outgoing, Server, ServerHandle};
 pub use stats::{ConnStats, DownstreamStats, LimitHits, Stats};
 #[cfg(feature = "tls")]

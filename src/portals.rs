@@ -1,7 +1,8 @@
 //! Altruist's portals: groups of gates (event handlers) declared relative to
 //! a WebSocket transport path, several to a path, each with its own connect
 //! and disconnect hooks. Built on [`Router`]: every path becomes one router
-//! whose events are the gates of all the portals on that path.
+//! whose events are the gates of all the portals on that path, so packets
+//! come in JSON or MessagePack ([`Codec`]) and are answered in their own.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,10 +10,11 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::event_router::{Reply, Router};
+use crate::event_router::{Codec, Reply, Router};
+use crate::message::Message;
 use crate::server::Server;
 use crate::ws::close_code::CloseCode;
-use crate::ws_api::WebSocket;
+use crate::ws_api::{Handler, WebSocket};
 
 /// The key of Altruist's packet-type code, copied from a packet into its reply.
 pub const MESSAGE_CODE: &str = "messageCode";
@@ -21,6 +23,7 @@ pub const MESSAGE_CODE: &str = "messageCode";
 type Gate<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, Value) -> Result<Option<Value>, String>>;
 type OpenFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>)>;
 type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, CloseCode, &str)>;
+type PacketFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, Codec)>;
 
 /// Why a set of portals cannot be mounted: a start-up error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,13 +79,14 @@ impl std::error::Error for PortalError {}
 ///     .on_open(|ws| {
 ///         ws.send_json(&json!({ "event": "welcome" }));
 ///     });
-/// assert_eq!(format!("{game:?}"), r#"Portal { path: "/game", gates: ["move"], open: true, close: false }"#);
+/// assert_eq!(format!("{game:?}"), r#"Portal { path: "/game", gates: ["move"], open: true, close: false, packet: false }"#);
 /// ```
 pub struct Portal<S = ()> {
     path: String,
     gates: Vec<(String, Gate<S>)>,
     open: Option<OpenFn<S>>,
     close: Option<CloseFn<S>>,
+    packet: Option<PacketFn<S>>,
 }
 
 impl<S: 'static> Portal<S> {
@@ -94,6 +98,7 @@ impl<S: 'static> Portal<S> {
             gates: Vec::new(),
             open: None,
             close: None,
+            packet: None,
         }
     }
 
@@ -138,6 +143,17 @@ impl<S: 'static> Portal<S> {
         self.close = Some(Box::new(hook));
         self
     }
+
+    /// Calls `hook` with the codec of every packet that arrives on this
+    /// portal's path, before it is dispatched: a connection that speaks
+    /// MessagePack can be sent MessagePack by others (keep it in the state).
+    pub fn on_packet<F>(mut self, hook: F) -> Self
+    where
+        F: FnMut(&mut WebSocket<'_, S>, Codec) + 'static,
+    {
+        self.packet = Some(Box::new(hook));
+        self
+    }
 }
 
 impl<S> fmt::Debug for Portal<S> {
@@ -148,6 +164,44 @@ impl<S> fmt::Debug for Portal<S> {
             .field("gates", &gates)
             .field("open", &self.open.is_some())
             .field("close", &self.close.is_some())
+            .field("packet", &self.packet.is_some())
+            .finish()
+    }
+}
+
+/// The [`Handler`] of one full path: a [`Router`] with the gates of every
+/// portal there, and their packet hooks ([`Portal::on_packet`]).
+pub struct PortalPath<S = ()> {
+    router: Router<S>,
+    packet: Vec<PacketFn<S>>,
+}
+
+impl<S: Default + 'static> Handler for PortalPath<S> {
+    type State = S;
+
+    fn on_open(&mut self, ws: &mut WebSocket<'_, S>) {
+        Handler::on_open(&mut self.router, ws);
+    }
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_, S>, msg: Message<'_>) {
+        let codec = match msg {
+            Message::Text(_) => Codec::Json,
+            Message::Binary(_) => Codec::MessagePack,
+        };
+        self.packet.iter_mut().for_each(|hook| hook(ws, codec));
+        Handler::on_message(&mut self.router, ws, msg);
+    }
+
+    fn on_close(&mut self, ws: &mut WebSocket<'_, S>, code: CloseCode, reason: &str) {
+        Handler::on_close(&mut self.router, ws, code, reason);
+    }
+}
+
+impl<S> fmt::Debug for PortalPath<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortalPath")
+            .field("router", &self.router)
+            .field("packet_hooks", &self.packet.len())
             .finish()
     }
 }
@@ -193,6 +247,7 @@ fn with_code(mut reply: Value, code: Option<Value>) -> Value {
 /// ```
 pub struct Portals<S = ()> {
     transport: String,
+    codec: Option<Codec>,
     portals: Vec<Portal<S>>,
 }
 
@@ -201,8 +256,17 @@ impl<S: Default + 'static> Portals<S> {
     pub fn new(transport: impl Into<String>) -> Self {
         Portals {
             transport: transport.into(),
+            codec: None,
             portals: Vec::new(),
         }
+    }
+
+    /// Reads and answers packets in `codec` only (Altruist's
+    /// `codec.provider: json | msgpack`; see [`Router::codec`]). Without
+    /// it, both are read and each packet is answered in its own.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
     }
 
     /// Adds a portal; its hooks run after those of the portals added before.
@@ -211,8 +275,8 @@ impl<S: Default + 'static> Portals<S> {
         self
     }
 
-    /// One router per full path, in the order the paths were first declared.
-    pub fn into_routers(self) -> Result<Vec<(String, Router<S>)>, PortalError> {
+    /// One handler per full path, in the order the paths were first declared.
+    pub fn into_paths(self) -> Result<Vec<(String, PortalPath<S>)>, PortalError> {
         let base = self.transport.trim_end_matches('/');
         if !self.transport.starts_with('/') {
             return Err(PortalError::BadPath(self.transport));
@@ -228,16 +292,16 @@ impl<S: Default + 'static> Portals<S> {
         paths
             .into_iter()
             .map(|(path, group)| {
-                let router = router_for(&path, group)?;
-                Ok((path, router))
+                let handler = path_handler(&path, group, self.codec)?;
+                Ok((path, handler))
             })
             .collect()
     }
 
-    /// Registers every path's router on `server` ([`Server::websocket`]).
+    /// Registers every path's handler on `server` ([`Server::websocket`]).
     pub fn mount(self, server: &mut Server) -> Result<(), PortalError> {
-        for (path, router) in self.into_routers()? {
-            server.websocket(&path, router);
+        for (path, handler) in self.into_paths()? {
+            server.websocket(&path, handler);
         }
         Ok(())
     }
@@ -247,6 +311,7 @@ impl<S> fmt::Debug for Portals<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Portals")
             .field("transport", &self.transport)
+            .field("codec", &self.codec)
             .field("portals", &self.portals)
             .finish()
     }
@@ -261,12 +326,17 @@ fn full_path(base: &str, portal: &str) -> Result<String, PortalError> {
     Ok(if path.is_empty() { "/".into() } else { path })
 }
 
-/// The router of one path: the gates of all its portals, their hooks chained.
-fn router_for<S: Default + 'static>(
+/// The handler of one path: the gates of all its portals, their hooks chained.
+fn path_handler<S: Default + 'static>(
     path: &str,
     group: Vec<Portal<S>>,
-) -> Result<Router<S>, PortalError> {
+    codec: Option<Codec>,
+) -> Result<PortalPath<S>, PortalError> {
     let mut router = Router::<S>::default();
+    if let Some(codec) = codec {
+        router = router.codec(codec);
+    }
+    let mut packet = Vec::new();
     let mut opens = Vec::new();
     let mut closes = Vec::new();
     let mut seen = HashMap::new();
@@ -280,6 +350,7 @@ fn router_for<S: Default + 'static>(
         }
         opens.extend(portal.open);
         closes.extend(portal.close);
+        packet.extend(portal.packet);
     }
     if !opens.is_empty() {
         router = router.on_open(move |ws| opens.iter_mut().for_each(|hook| hook(ws)));
@@ -289,7 +360,7 @@ fn router_for<S: Default + 'static>(
             closes.iter_mut().for_each(|hook| hook(ws, code, reason));
         });
     }
-    Ok(router)
+    Ok(PortalPath { router, packet })
 }
 
 #[cfg(test)]
@@ -332,7 +403,7 @@ mod tests {
         let twice = Portals::<()>::new("/ws")
             .portal(Portal::new("/a").gate("ping", ping))
             .portal(Portal::new("/a/").gate("ping", ping))
-            .into_routers();
+            .into_paths();
         let err = twice.map(|_| ()).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -342,12 +413,12 @@ mod tests {
             .portal(Portal::new("/a").gate("ping", ping))
             .portal(Portal::new("/b").gate("ping", ping))
             .portal(Portal::new("/a").gate("pong", ping))
-            .into_routers()
+            .into_paths()
             .unwrap();
         let paths: Vec<&str> = apart.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["/ws/a", "/ws/b"]);
         assert!(format!("{:?}", apart[0].1).contains(r#"events: ["ping", "pong"]"#));
-        let bad = Portals::<()>::new("ws").into_routers().map(|_| ());
+        let bad = Portals::<()>::new("ws").into_paths().map(|_| ());
         assert_eq!(bad, Err(PortalError::BadPath("ws".into())));
     }
 }

@@ -20,9 +20,9 @@ use support::binary::{start_command, Running};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use support::ws::Ws;
+use support::ws::{Ws, BINARY};
 use support::{TestServer, IO_TIMEOUT};
-use wisp::{Portal, PortalError, Portals, Server, WebSocket};
+use wisp::{Codec, Portal, PortalError, Portals, Server, WebSocket};
 
 const ROUTES: &str = "routes: [ { match: '/ws/', handler: 'action' } ]";
 
@@ -383,5 +383,103 @@ fn the_examples_shielded_portal_takes_a_jwt() {
     assert_eq!(
         ws.call(json!({ "event": "whoami", "messageCode": 2 })),
         json!({ "event": "whoami", "sub": "ann", "messageCode": 2 })
+    );
+}
+
+// ---------------------------------------------------------------------------
+// MessagePack
+
+/// Sends `packet` as MessagePack in a binary message.
+fn send_msgpack(ws: &mut Ws, packet: &Value) {
+    ws.send_binary(&rmp_serde::to_vec_named(packet).unwrap());
+}
+
+/// Reads a binary message and decodes it from MessagePack.
+fn read_msgpack(ws: &mut Ws) -> Value {
+    let frame = ws.read_frame();
+    assert_eq!(frame.opcode, BINARY, "a binary message: {frame:?}");
+    rmp_serde::from_slice(&frame.payload).unwrap()
+}
+
+#[test]
+fn a_messagepack_packet_is_answered_in_messagepack_with_its_code() {
+    let (tx, codecs) = mpsc::channel();
+    let s = serve("", move || {
+        Portals::new("/ws").portal(
+            Portal::new("/game")
+                .gate("handshake", handshake)
+                .on_packet(move |_ws, codec| tx.send(codec).unwrap()),
+        )
+    });
+    let mut ws = Ws::open(s.addr, "/ws/game");
+    send_msgpack(&mut ws, &json!({ "messageCode": 4, "event": "handshake" }));
+    let reply = read_msgpack(&mut ws);
+    assert_eq!(
+        (&reply["event"], &reply["messageCode"]),
+        (&json!("handshake"), &json!(4))
+    );
+    assert_eq!(
+        ws.call(json!({ "messageCode": 5, "event": "handshake" }))["messageCode"],
+        5
+    );
+    let seen: Vec<Codec> = (0..2)
+        .map(|_| codecs.recv_timeout(IO_TIMEOUT).unwrap())
+        .collect();
+    assert_eq!(
+        seen,
+        [Codec::MessagePack, Codec::Json],
+        "the packet hook saw each codec"
+    );
+}
+
+#[test]
+fn portals_pinned_to_messagepack_refuse_json() {
+    let s = serve("", || portals().codec(Codec::MessagePack));
+    let mut ws = Ws::open(s.addr, "/ws/game");
+    ws.send_json(&json!({ "messageCode": 4, "event": "handshake" }));
+    let error = read_msgpack(&mut ws);
+    assert_eq!(error["event"], "error");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("text messages are not supported"),
+        "{error}"
+    );
+    send_msgpack(&mut ws, &json!({ "messageCode": 4, "event": "handshake" }));
+    assert_eq!(read_msgpack(&mut ws)["messageCode"], 4);
+}
+
+#[test]
+fn the_examples_chat_reaches_each_member_in_its_own_codec() {
+    let ex = start_example();
+    let mut packer = Ws::open(ex.addr, "/ws/chat");
+    let mut texter = Ws::open(ex.addr, "/ws/game");
+    let mut silent = Ws::open(ex.addr, "/ws");
+    send_msgpack(
+        &mut packer,
+        &json!({ "messageCode": 4, "event": "handshake" }),
+    );
+    let id = read_msgpack(&mut packer)["clientId"].clone();
+    assert_eq!(
+        texter.call(json!({ "event": "handshake" }))["event"],
+        "handshake"
+    );
+    send_msgpack(
+        &mut packer,
+        &json!({ "messageCode": 4, "event": "chat", "text": "Hello server!" }),
+    );
+    let want =
+        json!({ "event": "chat", "text": "Hello server!", "clientId": id, "messageCode": 4 });
+    assert_eq!(
+        read_msgpack(&mut packer),
+        want,
+        "the sender, in MessagePack"
+    );
+    assert_eq!(texter.read_json(), want, "a JSON client, in JSON");
+    assert_eq!(
+        silent.read_json(),
+        want,
+        "one that has not spoken yet, in JSON"
     );
 }
