@@ -107,6 +107,14 @@ pub(crate) struct RoomLimits {
     pub members: usize,
 }
 
+/// `webSockets.waitingRoom`: the room every WebSocket joins as it opens.
+#[derive(Debug, Clone)]
+pub(crate) struct WaitingRoom {
+    pub name: Rc<str>,
+    /// Left when the connection joins its first other room (`leaveWaitingRoom`).
+    pub leave_on_join: bool,
+}
+
 /// Every WebSocket connection, the rooms, the server's timers and counters.
 ///
 /// Inside a callback the [`WebSocket`](crate::WebSocket) offers the same
@@ -120,6 +128,7 @@ pub struct Hub {
     rooms: HashMap<Rc<str>, HashSet<ConnId>>,
     joined: HashMap<ConnId, Vec<Rc<str>>>,
     limits: RoomLimits,
+    waiting: Option<WaitingRoom>,
     pub(crate) outbox: Vec<Delivery>,
     pub(crate) timers: TimerQueue<GlobalFn>,
     pub(crate) stats: Stats,
@@ -194,6 +203,7 @@ impl Hub {
             rooms: HashMap::new(),
             joined: HashMap::new(),
             limits,
+            waiting: None,
             outbox: Vec::new(),
             timers: TimerQueue::default(),
             stats: Stats::default(),
@@ -204,6 +214,12 @@ impl Hub {
     /// The hub with permessage-deflate as `webSockets.compression` says.
     pub(crate) fn with_compression(mut self, settings: crate::config::Compression) -> Hub {
         self.deflate = deflate::Shared::new(settings);
+        self
+    }
+
+    /// The hub with a waiting room every WebSocket joins as it opens.
+    pub(crate) fn with_waiting_room(mut self, waiting: Option<WaitingRoom>) -> Hub {
+        self.waiting = waiting;
         self
     }
 
@@ -234,6 +250,14 @@ impl Hub {
         self.add_member(id, handler, false);
         self.stats.websockets_open += 1;
         self.stats.websockets_total += 1;
+        if let Some(waiting) = &self.waiting {
+            let room = Rc::clone(&waiting.name);
+            // A full waiting room (`limits.roomMembers`) leaves the
+            // connection outside it; it is served all the same.
+            if let Err(e) = self.join(id, &room) {
+                log::debug!("{id} stays out of the waiting room {room:?}: {e}");
+            }
+        }
     }
 
     /// A connection became a Server-Sent Events stream served by `handler`:
@@ -382,9 +406,14 @@ impl Hub {
         if !self.is_open(id) {
             return Err(RoomError::Closed);
         }
-        let rooms = self.joined.get(&id).map_or(0, Vec::len);
+        let mut rooms = self.joined.get(&id).map_or(0, Vec::len);
         if self.rooms.get(room).is_some_and(|m| m.contains(&id)) {
             return Ok(());
+        }
+        let leaving = self.leaves_waiting_room(id, room);
+        if leaving.is_some() {
+            // Its seat in the waiting room is given up for this one.
+            rooms = rooms.saturating_sub(1);
         }
         if rooms >= self.limits.per_connection {
             return Err(RoomError::TooManyRooms);
@@ -398,7 +427,17 @@ impl Hub {
         };
         self.rooms.entry(Rc::clone(&name)).or_default().insert(id);
         self.joined.entry(id).or_default().push(name);
+        if let Some(waiting) = leaving {
+            self.leave(id, &waiting);
+        }
         Ok(())
+    }
+
+    /// The waiting room, when joining `room` takes `id` out of it.
+    fn leaves_waiting_room(&self, id: ConnId, room: &str) -> Option<Rc<str>> {
+        let waiting = self.waiting.as_ref().filter(|w| w.leave_on_join)?;
+        let other = &*waiting.name != room && self.in_room(id, &waiting.name);
+        other.then(|| Rc::clone(&waiting.name))
     }
 
     /// Takes a connection out of a room; false if it was not in it.
@@ -561,6 +600,39 @@ mod tests {
             "a closed connection leaves its rooms"
         );
         assert_eq!(h.rooms.len(), 0, "an empty room is dropped");
+    }
+
+    #[test]
+    fn the_waiting_room_is_joined_on_open_and_left_for_another() {
+        let waiting = |leave_on_join| {
+            hub().with_waiting_room(Some(WaitingRoom {
+                name: "lobby".into(),
+                leave_on_join,
+            }))
+        };
+        let mut h = waiting(true);
+        let (a, b) = (id(0, 1), id(1, 2));
+        h.add_socket(a, 0);
+        h.add_socket(b, 0);
+        h.add_stream(id(2, 3), 0);
+        assert_eq!(h.room_size("lobby"), 2, "WebSockets only");
+        assert_eq!(
+            h.join(a, "lobby"),
+            Ok(()),
+            "joining it again leaves nothing"
+        );
+        assert!(h.in_room(a, "lobby"));
+        assert_eq!(h.join(a, "r1"), Ok(()));
+        assert_eq!(h.join(a, "r2"), Ok(()), "the lobby's seat was given up");
+        assert_eq!(h.rooms_of(a).collect::<Vec<_>>(), ["r1", "r2"]);
+        assert_eq!(h.members("lobby").collect::<Vec<_>>(), [b]);
+        assert_eq!(h.join(a, "lobby"), Err(RoomError::TooManyRooms));
+
+        let mut h = waiting(false);
+        h.add_socket(a, 0);
+        assert_eq!(h.join(a, "r1"), Ok(()));
+        assert!(h.in_room(a, "lobby"), "kept when not configured to leave");
+        assert_eq!(h.join(a, "r2"), Err(RoomError::TooManyRooms));
     }
 
     #[test]

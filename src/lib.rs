@@ -135,6 +135,7 @@ mod hub;
 mod logger;
 mod message;
 mod output;
+mod portals;
 mod rate;
 mod reactor;
 mod route_table;
@@ -166,6 +167,7 @@ pub use http::response::Response;
 pub use hub::{Hub, RoomError};
 pub use logger::init_logging;
 pub use message::{ConnId, Fragment, Message, PeerCert, SendStatus};
+pub use portals::{Portal, PortalError, PortalPath, Portals, MESSAGE_CODE};
 pub use server::{Outgoing, Server, ServerHandle};
 pub use stats::{ConnStats, DownstreamStats, LimitHits, Stats};
 #[cfg(feature = "tls")]

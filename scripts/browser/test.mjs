@@ -539,6 +539,65 @@ if (helloBase) {
   });
 }
 
+// examples/altruist_portal.rs: Altruist's JavaScript client snippet, run in the
+// page as the document writes it (the chat is sent once the handshake is answered:
+// a browser refuses a send before the socket is open), then the page's own
+// MessagePack codec through its buttons.
+const altruistBase = process.env.WISP_ALTRUIST_URL;
+if (altruistBase) {
+  await check("Altruist portals: the client snippet, then MessagePack from the page", "9-altruist", async (opened) => {
+    const tab = await openPage(opened, "altruist");
+    const { page } = tab;
+    await visit(page, "/altruist.html", altruistBase);
+    const got = await page.evaluate(() => new Promise((resolve, reject) => {
+      const seen = [];
+      setTimeout(() => reject(new Error("no answers: " + JSON.stringify(seen))), 5000);
+      const ws = new WebSocket("ws://" + location.host + "/ws");
+      ws.onopen = () => {
+        // Send a handshake event
+        ws.send(JSON.stringify({
+          messageCode: 4,
+          event: "handshake"
+        }));
+      };
+      ws.onmessage = (event) => {
+        const data = JSON.parse(event.data);
+        console.log("Received:", data);
+        seen.push(data);
+        if (data.event === "handshake") {
+          // Send a chat message
+          ws.send(JSON.stringify({
+            messageCode: 4,
+            event: "chat",
+            text: "Hello server!"
+          }));
+        } else {
+          ws.close();
+          resolve(seen);
+        }
+      };
+    }));
+    assert(got[0].event === "handshake" && got[0].messageCode === 4 && typeof got[0].clientId === "string",
+      `handshake answer ${JSON.stringify(got[0])}`);
+    assert(got[1].event === "chat" && got[1].text === "Hello server!" && got[1].messageCode === 4
+      && got[1].clientId === got[0].clientId, `chat ${JSON.stringify(got[1])}`);
+    // The page: MessagePack on /ws/game, a handshake with messageCode 7.
+    await page.selectOption("#portal", "/ws/game");
+    await page.selectOption("#codec", "msgpack");
+    await page.click("#connect");
+    await waitIn(page, () => !document.getElementById("handshake").disabled, null, "the page did not connect");
+    await page.fill("#code", "7");
+    await page.click("#handshake");
+    await waitIn(page, () => [...document.querySelectorAll("#log tr")].some((tr) => {
+      const [, way, codec, packet] = [...tr.children].map((td) => td.textContent);
+      return way === "received" && codec === "msgpack" && JSON.parse(packet).messageCode === 7;
+    }), null, "no MessagePack handshake answer with messageCode 7 in the log");
+    await shot(page, "9-altruist");
+    noErrors(tab);
+    return `snippet answered ${got.map((d) => d.event).join(", ")}; MessagePack handshake answered`;
+  });
+}
+
 await browser.close().catch(() => {});
 // Stop the server this program started, and wait for it, so it is not left behind as a zombie;
 // the script's trap stays the fallback (it kills whatever pid the pid file holds).

@@ -32,7 +32,7 @@ use crate::http::date::DateCache;
 use crate::http::error::HttpError;
 use crate::http::request::{BodyStream, Framing, Head, HeadLimits, Request, MAX_HEADERS};
 use crate::http::response::{bodiless, HeadWriter, Response, StatusPage};
-use crate::hub::{Hub, RoomLimits};
+use crate::hub::{Hub, RoomLimits, WaitingRoom};
 use crate::message::{ConnId, Origin, PeerCert};
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
@@ -168,6 +168,14 @@ impl App {
         };
         let ws_limits = SharedLimits::new(&config);
         let compression = config.web_sockets.compression;
+        let waiting_room = config
+            .web_sockets
+            .waiting_room
+            .as_deref()
+            .map(|name| WaitingRoom {
+                name: name.into(),
+                leave_on_join: config.web_sockets.leave_waiting_room,
+            });
         let gateway = Gateway::new(&config).map_err(StartError::Config)?;
         let stores_files = config.routes.iter().any(|r| {
             r.handler == HandlerKind::File
@@ -200,7 +208,8 @@ impl App {
                 per_connection: config_rooms.0,
                 members: config_rooms.1,
             })
-            .with_compression(compression),
+            .with_compression(compression)
+            .with_waiting_room(waiting_room),
             stopping: false,
         })
     }

@@ -210,9 +210,15 @@ fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
         "closeOnBackpressure",
         "origins",
         "compression",
+        "waitingRoom",
+        "leaveWaitingRoom",
     ];
     let o = Obj::new(path, v, KEYS)?;
     let d = WebSockets::default();
+    let waiting_room = o.string("waitingRoom")?;
+    if waiting_room.as_deref() == Some("") {
+        return fail(&o.path_of("waitingRoom"), "must name a room");
+    }
     let protocols = o.strings("protocol")?.unwrap_or_default();
     if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
         return fail(
@@ -240,6 +246,10 @@ fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
             Some((path, v)) => compression(&path, v)?,
             None => d.compression,
         },
+        waiting_room,
+        leave_waiting_room: o
+            .boolean("leaveWaitingRoom")?
+            .unwrap_or(d.leave_waiting_room),
     })
 }
 

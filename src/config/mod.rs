@@ -176,6 +176,15 @@ pub struct WebSockets {
     pub origins: Vec<String>,
     /// permessage-deflate (`compression`): off unless configured.
     pub compression: Compression,
+    /// A room every WebSocket joins as it opens, before its handler's
+    /// `on_open` (`waitingRoom`, Altruist's default waiting room; default:
+    /// none). It counts against `limits.roomsPerConnection` like any room.
+    pub waiting_room: Option<String>,
+    /// Leave the waiting room when the connection first joins another room
+    /// (`leaveWaitingRoom`, default `true`): a waiting room holds only those
+    /// who have not gone anywhere yet. With `false` the connection stays
+    /// until it leaves the room itself.
+    pub leave_waiting_room: bool,
 }
 
 /// permessage-deflate (RFC 7692), `webSockets.compression`: `true`, or an
@@ -240,6 +249,8 @@ impl Default for WebSockets {
             close_on_backpressure: false,
             origins: Vec::new(),
             compression: Compression::default(),
+            waiting_room: None,
+            leave_waiting_room: true,
         }
     }
 }
@@ -1108,6 +1119,22 @@ mod tests {
         assert!(
             err.starts_with("cannot read /nonexistent/web.json5: "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_waiting_room_is_read() {
+        let d = parse("{ web: {} }").unwrap().web_sockets;
+        assert_eq!((d.waiting_room, d.leave_waiting_room), (None, true));
+        let ws =
+            parse("{ web: { webSockets: { waitingRoom: 'lobby', leaveWaitingRoom: false } } }")
+                .unwrap()
+                .web_sockets;
+        assert_eq!(ws.waiting_room.as_deref(), Some("lobby"));
+        assert!(!ws.leave_waiting_room);
+        assert_eq!(
+            parse("{ web: { webSockets: { waitingRoom: '' } } }").unwrap_err(),
+            "web.webSockets.waitingRoom: must name a room"
         );
     }
 }
