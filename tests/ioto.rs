@@ -1,0 +1,264 @@
+//! Coming from EmbedThis Ioto, over real sockets: an Ioto `web.json5`
+//! starts, its route keys (`trim`, `stream`, `validate`, `xsrf`, `role`)
+//! and `webSockets.enable` act, and a key wisp cannot honour stops the
+//! start saying it is Ioto's.
+
+mod support;
+
+use std::path::Path;
+
+use support::ws::Ws;
+use support::{TempDir, TestServer};
+use wisp::{BodyStream, Config, Handler, Message, Response, Server, WebSocket};
+
+/// Echoes.
+struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+    fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
+        ws.send(msg);
+    }
+}
+
+fn echo() -> Echo {
+    Echo
+}
+
+/// Counts a streamed body's bytes.
+struct Count(u64);
+
+impl BodyStream for Count {
+    fn on_body(&mut self, chunk: &[u8]) -> Result<(), Response> {
+        self.0 += chunk.len() as u64;
+        Ok(())
+    }
+    fn on_end(&mut self) -> Response {
+        Response::text(self.0.to_string())
+    }
+}
+
+fn post(s: &TestServer, path: &str, content_type: &str, body: &[u8]) -> support::Resp {
+    let mut c = s.client();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.send(&[head.as_bytes(), body].concat());
+    c.response()
+}
+
+#[test]
+fn websockets_enable_false_refuses_every_upgrade_with_403_saying_why() {
+    let s = TestServer::start(
+        "webSockets: { enable: false }, routes: [ { match: '/ws/', handler: 'action' }, { match: '' } ]",
+        |d| {
+            d.write("a.txt", "A");
+        },
+        |srv| {
+            srv.websocket("/ws/echo", echo());
+        },
+    );
+    let resp = s.raw(support::ws::upgrade_request("/ws/echo", "").as_bytes());
+    assert_eq!(resp.status, 403);
+    assert!(
+        resp.text().contains("webSockets.enable: false"),
+        "{}",
+        resp.text()
+    );
+    // Plain requests are served as before.
+    assert_eq!(s.get("/a.txt").text(), "A");
+    // On, the same handler upgrades.
+    let on = TestServer::start(
+        "routes: [ { match: '/ws/', handler: 'action' } ]",
+        |_| {},
+        |srv| {
+            srv.websocket("/ws/echo", echo());
+        },
+    );
+    let mut ws = Ws::open(on.addr, "/ws/echo");
+    ws.send_text("hi");
+    ws.expect_text("hi");
+}
+
+#[test]
+fn trim_takes_the_prefix_off_before_files_and_actions_see_the_path() {
+    let s = TestServer::start(
+        "routes: [ { match: '/app/', handler: 'action', trim: '/app' },
+                   { match: '/static/', trim: '/static/' } ]",
+        |d| {
+            d.write("a.txt", "A");
+        },
+        |srv| {
+            srv.action("/status", |req| Response::text(req.path().to_string()));
+        },
+    );
+    assert_eq!(s.get("/app/status").text(), "/status");
+    assert_eq!(s.get("/static/a.txt").text(), "A");
+    // Untrimmed, nothing answers: the action is registered without the prefix.
+    assert_eq!(s.get("/status").status, 404);
+    assert_eq!(s.get("/app/a.txt").status, 404);
+}
+
+#[test]
+fn trim_reaches_websockets_and_streaming_actions_too() {
+    let s = TestServer::start(
+        "limits: { body: '1K', upload: '1MB' },
+         routes: [ { match: '/v1/', handler: 'action', trim: '/v1' } ]",
+        |_| {},
+        |srv| {
+            srv.websocket("/ws", echo());
+            srv.action_streaming("/upload", |_| Ok(Count(0)));
+        },
+    );
+    let mut ws = Ws::open(s.addr, "/v1/ws");
+    ws.send_text("through");
+    ws.expect_text("through");
+    // Streamed (over limits.body) because the trimmed path is a streaming action's.
+    let r = post(&s, "/v1/upload", "application/octet-stream", &[7; 8000]);
+    assert_eq!((r.status, r.text()), (200, "8000".to_string()));
+}
+
+#[test]
+fn a_stream_route_gives_bodies_to_a_streaming_action_and_refuses_a_whole_body_one() {
+    let s = TestServer::start(
+        "limits: { body: '1K', upload: '1MB' },
+         routes: [ { match: '/up/', handler: 'action', stream: true } ]",
+        |_| {},
+        |srv| {
+            srv.action_streaming("/up/count", |_| Ok(Count(0)));
+            srv.action("/up/whole", |req| {
+                Response::text(req.body().len().to_string())
+            });
+        },
+    );
+    let r = post(&s, "/up/count", "application/octet-stream", &[1; 40_000]);
+    assert_eq!((r.status, r.text()), (200, "40000".to_string()));
+    let r = post(&s, "/up/whole", "text/plain", b"small");
+    assert_eq!(r.status, 500, "the config's mistake, not the client's");
+}
+
+#[test]
+fn validate_answers_400_to_a_json_body_that_does_not_parse() {
+    let s = TestServer::start(
+        "routes: [ { match: '/api/', handler: 'action', validate: true },
+                   { match: '/loose/', handler: 'action' } ]",
+        |_| {},
+        |srv| {
+            srv.action("/api/", |req| Response::text(req.body().len().to_string()));
+            srv.action("/loose/", |req| {
+                Response::text(req.body().len().to_string())
+            });
+        },
+    );
+    let bad = br#"{"name": "Steve", "Age": }"#;
+    assert_eq!(post(&s, "/api/x", "application/json", bad).status, 400);
+    assert_eq!(
+        post(&s, "/api/x", "application/problem+json; charset=utf-8", bad).status,
+        400
+    );
+    let good = br#"{"name": "Steve", "Age": 42}"#;
+    let r = post(&s, "/api/x", "application/json", good);
+    assert_eq!((r.status, r.text()), (200, good.len().to_string()));
+    // Not JSON by its type: not checked; nor on a route without validate.
+    assert_eq!(post(&s, "/api/x", "text/plain", bad).status, 200);
+    assert_eq!(post(&s, "/loose/x", "application/json", bad).status, 200);
+}
+
+#[test]
+fn iotos_can_and_role_need_a_login_and_web_xsrf_needs_web_auth() {
+    let s = TestServer::start(
+        "auth: { roles: { user: ['view'], admin: ['user', 'edit'] } },
+         routes: [ { match: '/edit/', handler: 'action', can: 'edit' },
+                   { match: '/open/', handler: 'action' } ]",
+        |_| {},
+        |srv| {
+            srv.action("/", |_| Response::text("in"));
+        },
+    );
+    assert_eq!(s.get("/open/x").text(), "in");
+    let r = s.get("/edit/x");
+    assert_eq!(r.status, 401, "no session, no credentials");
+    let err = Config::parse(
+        "{ web: { xsrf: true, routes: [ { match: '/a/' } ] } }",
+        Path::new("/"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "web.routes[0].xsrf: needs web.auth (the tokens belong to login sessions)"
+    );
+    let err = Config::parse(
+        "{ web: { routes: [ { match: '/a/', can: 'edit' } ] } }",
+        Path::new("/"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "web.routes[0].role: needs web.auth (its users and roles)"
+    );
+}
+
+#[test]
+fn an_ioto_key_wisp_cannot_honour_stops_the_start_saying_it_is_iotos() {
+    let err = Config::parse(
+        "{ web: { signatures: { enable: true, path: 'signatures.json5' } } }",
+        Path::new("/"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("web.signatures: Ioto's key, not supported by wisp: "),
+        "{err}"
+    );
+    assert!(!err.contains("unknown key"), "{err}");
+}
+
+#[test]
+fn a_real_ioto_web_json5_starts_and_serves() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ioto-web.json5");
+    let mut config = Config::load(&sample).unwrap_or_else(|e| panic!("{e}"));
+    let ignored: Vec<&str> = config.ioto_ignored.iter().map(|i| i.key.as_str()).collect();
+    for key in [
+        "web.show",
+        "web.sessions",
+        "web.limits.webSocketsPacket",
+        "web.timeouts.tls",
+    ] {
+        assert!(ignored.contains(&key), "{key} not noted: {ignored:?}");
+    }
+    assert_eq!(config.limits.max_frame, 128 * 1024, "webSocketsFrame");
+    assert_eq!(config.limits.max_message, 1024 * 1024, "webSocketsMessage");
+    assert!(!config.web_sockets.validate_utf8);
+    assert_eq!(config.routes[0].trim.as_deref(), Some("/api/public"));
+    assert!(config.routes[1].stream && config.routes[0].validate && config.routes[2].xsrf);
+    assert_eq!(config.routes[3].role.as_deref(), Some("edit"));
+    // Its port and folder are the device's: a free port and a temp folder here.
+    let docs = TempDir::new("ioto");
+    docs.write("index.html", "home");
+    config.listen_on("127.0.0.1:0").unwrap();
+    config.documents = docs.path.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut server = Server::bind(config).unwrap_or_else(|e| panic!("{e}"));
+        server.websocket("/ws/chat", echo());
+        server.action("/ping", |req| Response::text(req.path().to_string()));
+        tx.send((server.local_addrs()[0], server.handle())).unwrap();
+        server.run()
+    });
+    let (addr, handle) = rx.recv().expect("the server started");
+    let mut c = support::Client::connect(addr);
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().text(), "home");
+    c.send(b"GET /api/public/ping HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().text(), "/ping", "trimmed");
+    let (resp, mut ws) = Ws::open_with(addr, "/ws/chat", "Sec-WebSocket-Protocol: chat\r\n");
+    assert_eq!(resp.header("sec-websocket-protocol"), Some("chat"));
+    ws.send_text("hello");
+    ws.expect_text("hello");
+    drop(ws);
+    handle.stop();
+    thread.join().unwrap().unwrap();
+}
