@@ -1,28 +1,44 @@
 //! Coming from EmbedThis Ioto, over real sockets: an Ioto `web.json5`
 //! starts, its route keys (`trim`, `stream`, `validate`, `xsrf`, `role`)
-//! and `webSockets.enable` act, and a key wisp cannot honour stops the
-//! start saying it is Ioto's.
+//! and `webSockets.enable` act, a key wisp cannot honour stops the start
+//! saying it is Ioto's, and a handler's `set_limits` (`webSocketSetLimits`)
+//! and `timeout` (`webSocketRun`'s) hold for its own connections.
 
 mod support;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use support::ws::Ws;
+use support::ws::{Ws, BINARY};
 use support::{TempDir, TestServer};
 use wisp::{BodyStream, Config, Handler, Message, Response, Server, WebSocket};
 
-/// Echoes.
-struct Echo;
+/// Echoes, after lowering its connections' limits when `limits` is set.
+struct Echo {
+    limits: Option<(u64, u64)>,
+    timeout: Option<Duration>,
+}
 
 impl Handler for Echo {
     type State = ();
+    fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+    fn on_open(&mut self, ws: &mut WebSocket<'_, ()>) {
+        if let Some((frame, message)) = self.limits {
+            ws.set_limits(frame, message);
+        }
+    }
     fn on_message(&mut self, ws: &mut WebSocket<'_, ()>, msg: Message<'_>) {
         ws.send(msg);
     }
 }
 
 fn echo() -> Echo {
-    Echo
+    Echo {
+        limits: None,
+        timeout: None,
+    }
 }
 
 /// Counts a streamed body's bytes.
@@ -261,4 +277,127 @@ fn a_real_ioto_web_json5_starts_and_serves() {
     drop(ws);
     handle.stop();
     thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn set_limits_holds_one_connection_to_its_own_frame_limit_with_1009() {
+    let s = TestServer::start(
+        "limits: { maxFrame: '64K' }, routes: [ { match: '/ws/', handler: 'action' } ]",
+        |_| {},
+        |srv| {
+            srv.websocket(
+                "/ws/tight",
+                Echo {
+                    limits: Some((100, 1000)),
+                    timeout: None,
+                },
+            );
+            srv.websocket("/ws/loose", echo());
+        },
+    );
+    let mut tight = Ws::open(s.addr, "/ws/tight");
+    tight.send_binary(&[1; 100]);
+    tight.expect_message(BINARY, &[1; 100]);
+    tight.send_binary(&[2; 101]);
+    tight.expect_close(1009);
+    // Another handler's connection keeps the server's limit.
+    let mut loose = Ws::open(s.addr, "/ws/loose");
+    loose.send_binary(&[3; 5000]);
+    loose.expect_message(BINARY, &[3; 5000]);
+}
+
+#[test]
+fn set_limits_never_widens_the_servers_limit() {
+    let s = TestServer::start(
+        "limits: { maxFrame: '1K' }, routes: [ { match: '/ws/', handler: 'action' } ]",
+        |_| {},
+        |srv| {
+            srv.websocket(
+                "/ws/wide",
+                Echo {
+                    limits: Some((1 << 30, 1 << 30)),
+                    timeout: None,
+                },
+            );
+        },
+    );
+    let mut ws = Ws::open(s.addr, "/ws/wide");
+    ws.send_binary(&[1; 1024]);
+    ws.expect_message(BINARY, &[1; 1024]);
+    ws.send_binary(&[1; 1025]);
+    ws.expect_close(1009);
+}
+
+#[test]
+fn set_limits_bounds_what_a_compressed_message_inflates_to() {
+    let s = TestServer::start(
+        "webSockets: { compression: true }, routes: [ { match: '/ws/', handler: 'action' } ]",
+        |_| {},
+        |srv| {
+            srv.websocket(
+                "/ws/tight",
+                Echo {
+                    limits: Some((1 << 20, 1000)),
+                    timeout: None,
+                },
+            );
+        },
+    );
+    let (resp, mut ws) = Ws::open_with(
+        s.addr,
+        "/ws/tight",
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
+    assert!(resp
+        .header("sec-websocket-extensions")
+        .is_some_and(|e| e.contains("permessage-deflate")));
+    // 4000 zeros deflate to a few bytes; inflated they are over the 1000 asked for.
+    let compressed = deflate_raw(&[0; 4000]);
+    assert!(compressed.len() < 100);
+    ws.send_raw(&support::ws::masked_frame(
+        0x80 | 0x40 | BINARY,
+        &compressed,
+    ));
+    ws.expect_close(1009);
+}
+
+/// A raw deflate stream of `data`, as permessage-deflate sends it (the
+/// final empty block's `00 00 ff ff` taken off).
+fn deflate_raw(data: &[u8]) -> Vec<u8> {
+    use flate2::{write::DeflateEncoder, Compression};
+    use std::io::Write;
+    let mut e = DeflateEncoder::new(Vec::new(), Compression::default());
+    e.write_all(data).unwrap();
+    e.flush().unwrap();
+    let mut out = e.finish().unwrap();
+    if out.ends_with(&[0, 0, 0xff, 0xff]) {
+        out.truncate(out.len() - 4);
+    }
+    out
+}
+
+#[test]
+fn a_handlers_timeout_closes_its_idle_connections_with_1001() {
+    let s = TestServer::start(
+        "timeouts: { inactivity: '10 mins' }, routes: [ { match: '/ws/', handler: 'action' } ]",
+        |_| {},
+        |srv| {
+            srv.websocket(
+                "/ws/brief",
+                Echo {
+                    limits: None,
+                    timeout: Some(Duration::from_millis(300)),
+                },
+            );
+        },
+    );
+    let start = Instant::now();
+    let mut ws = Ws::open(s.addr, "/ws/brief");
+    // Activity starts it over: a message is still answered.
+    ws.send_text("still here");
+    ws.expect_text("still here");
+    let (code, reason) = ws.read_close();
+    assert_eq!((code, reason.as_str()), (1001, "idle"));
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
 }
