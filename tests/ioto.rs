@@ -217,6 +217,42 @@ fn iotos_can_and_role_need_a_login_and_web_xsrf_needs_web_auth() {
     );
 }
 
+/// The shipped web.json5's demo password hash (`wisp-demo`).
+const HASH: &str = "$argon2id$v=19$m=7168,t=5,p=1$h9VBz6rhH9PnD/90M3XqnA$ewQViyg+qH2fv5vsaIaggQD8Yr1AT1KOzDlpg+jOuf8";
+
+#[test]
+fn a_route_with_a_role_and_a_redirect_sends_only_the_refused_there() {
+    let s = TestServer::start(
+        &format!(
+            "auth: {{ roles: {{ user: ['view'], admin: ['user', 'edit'] }},
+                     users: {{ boss: {{ password: '{HASH}', role: 'admin' }},
+                              guest: {{ password: '{HASH}', role: 'user' }} }},
+                     requireTlsForBasic: false }},
+             routes: [ {{ match: '/admin/', handler: 'action', can: 'edit', redirect: '/login.html' }},
+                       {{ match: '/moved/', redirect: '/new/' }} ]"
+        ),
+        |_| {},
+        |srv| {
+            srv.action("/admin/", |_| Response::text("panel"));
+        },
+    );
+    let get = |auth: &str| {
+        let mut c = s.client();
+        c.send(format!("GET /admin/x HTTP/1.1\r\nHost: t\r\n{auth}\r\n").as_bytes());
+        c.response()
+    };
+    let r = get("");
+    assert_eq!((r.status, r.header("location")), (302, Some("/login.html")));
+    // boss:wisp-demo has `edit`; guest:wisp-demo has not.
+    let r = get("Authorization: Basic Ym9zczp3aXNwLWRlbW8=\r\n");
+    assert_eq!((r.status, r.text()), (200, "panel".to_string()));
+    let r = get("Authorization: Basic Z3Vlc3Q6d2lzcC1kZW1v\r\n");
+    assert_eq!((r.status, r.header("location")), (302, Some("/login.html")));
+    // Without a role, a redirect is every request's answer, as before.
+    let r = s.get("/moved/x");
+    assert_eq!((r.status, r.header("location")), (302, Some("/new/")));
+}
+
 #[test]
 fn an_ioto_key_wisp_cannot_honour_stops_the_start_saying_it_is_iotos() {
     let err = Config::parse(
@@ -270,6 +306,9 @@ fn a_real_ioto_web_json5_starts_and_serves() {
     assert_eq!(c.response().text(), "home");
     c.send(b"GET /api/public/ping HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response().text(), "/ping", "trimmed");
+    c.send(b"GET /admin/ HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response();
+    assert_eq!((r.status, r.header("location")), (302, Some("/login.html")));
     let (resp, mut ws) = Ws::open_with(addr, "/ws/chat", "Sec-WebSocket-Protocol: chat\r\n");
     assert_eq!(resp.header("sec-websocket-protocol"), Some("chat"));
     ws.send_text("hello");

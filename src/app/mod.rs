@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use crate::access;
 use crate::auth;
 use crate::auth::attempts::retry_after;
-use crate::auth::gate::{self, Gate, LoggedIn, Refusal};
+use crate::auth::gate::{self, Gate, LoggedIn, Refusal, ROLE_REFUSED};
 use crate::config::{Config, ConfigError, HandlerKind};
 use crate::error::StartError;
 use crate::events::{EventSource, EventStream};
@@ -415,7 +415,25 @@ impl App {
                             });
                         }
                         Ok(None) => {}
-                        Err(refusal) => return self.refused(refusal, head, out, close),
+                        Err(refusal) => match (&refusal, &route.config.redirect) {
+                            // Ioto's `{ role, redirect }`: who may not come in goes there.
+                            (
+                                Refusal::Challenge(_) | Refusal::Login(_) | Refusal::Wrong(_),
+                                Some(to),
+                            )
+                            | (Refusal::Forbidden(ROLE_REFUSED), Some(to)) => {
+                                let mut w = HeadWriter::start(
+                                    out,
+                                    to.status,
+                                    &self.date.text,
+                                    &self.config.headers,
+                                );
+                                w.header("Location", &to.to);
+                                w.finish(Some(0), close);
+                                return Handled::response(close);
+                            }
+                            _ => return self.refused(refusal, head, out, close),
+                        },
                     }
                 }
                 // Ioto's `trim`: the handler sees the path without the prefix.

@@ -54,7 +54,7 @@ pub(crate) const IOTO_KEYS: &[(&str, Support)] = &[
     ("web.limits.maxMessage", Same),
     (
         "web.limits.sessions",
-        Ignored("wisp keeps one login session per successful login and ends it after timeouts.session; there is no count to cap"),
+        Ignored("wisp keeps at most 1000 login sessions (the least recently used goes first), each ending after timeouts.session unused"),
     ),
     ("web.limits.webSocketsMessage", Alias("maxMessage")),
     ("web.limits.webSocketsFrame", Alias("maxFrame")),
@@ -101,7 +101,7 @@ pub(crate) const IOTO_KEYS: &[(&str, Support)] = &[
     ("web.xsrf", Same),
     (
         "web.sessions",
-        Ignored("wisp's login cookie is fixed: HttpOnly, SameSite=Strict, Secure over https, named by wisp"),
+        Ignored("wisp's login cookie is fixed: wisp-session, HttpOnly, SameSite=Lax, Secure over https"),
     ),
     (
         "web.show",

@@ -339,7 +339,10 @@ pub struct RouteConfig {
     pub methods: Option<Vec<String>>,
     /// `documents`: this route's folder instead of the global one.
     pub documents: Option<PathBuf>,
-    /// `redirect`: answer every match with this redirect instead.
+    /// `redirect`: answer every match with this redirect instead; on a
+    /// route with a `role`, Ioto's meaning: where a request the role
+    /// refuses is sent (no credentials, wrong ones, or a role without it),
+    /// in place of the 401 or 403.
     pub redirect: Option<RouteRedirect>,
     /// `compressed`: serve `file.br` / `file.gz` to clients that accept them.
     pub compressed: bool,
