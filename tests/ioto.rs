@@ -276,6 +276,9 @@ fn a_real_ioto_web_json5_starts_and_serves() {
     for key in [
         "web.show",
         "web.sessions",
+        "web.fiberBlocks",
+        "web.auth.realm",
+        "web.routes[7].cache.directives",
         "web.limits.webSocketsPacket",
         "web.timeouts.tls",
     ] {
@@ -290,6 +293,7 @@ fn a_real_ioto_web_json5_starts_and_serves() {
     // Its port and folder are the device's: a free port and a temp folder here.
     let docs = TempDir::new("ioto");
     docs.write("index.html", "home");
+    docs.write("notes.md", "# notes");
     config.listen_on("127.0.0.1:0").unwrap();
     config.documents = docs.path.clone();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -304,6 +308,13 @@ fn a_real_ioto_web_json5_starts_and_serves() {
     let mut c = support::Client::connect(addr);
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response().text(), "home");
+    c.send(b"GET /notes.md HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response();
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/markdown"),
+        "Ioto's '.md'"
+    );
     c.send(b"GET /api/public/ping HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response().text(), "/ping", "trimmed");
     c.send(b"GET /admin/ HTTP/1.1\r\nHost: t\r\n\r\n");

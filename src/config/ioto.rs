@@ -19,9 +19,15 @@ pub(crate) enum Support {
     Ignored(&'static str),
     /// Refused, for this reason.
     Refused(&'static str),
+    /// Accepted without effect when its value is this (as JSON text, such
+    /// as `"'basic'"` for the string), refused for any other, for this reason.
+    Only(&'static str, &'static str),
 }
 
-use Support::{Alias, Ignored, Refused, Same};
+use Support::{Alias, Ignored, Only, Refused, Same};
+
+const NO_DIGEST: &str =
+    "wisp has no HTTP Digest authentication (Basic credentials and login sessions only)";
 
 /// Every key of Ioto's documented `web.json5` for its web server, by path
 /// (`[]` stands for each element of a list). A key under one that is
@@ -36,10 +42,27 @@ pub(crate) const IOTO_KEYS: &[(&str, Support)] = &[
     ("web.redirect[].to", Same),
     ("web.redirect[].status", Same),
     ("web.name", Same),
+    ("web.mime", Same),
+    (
+        "web.fiberBlocks",
+        Ignored("wisp has no fibers: callbacks run to completion on the event loop"),
+    ),
     ("web.auth", Same),
     ("web.auth.roles", Same),
     ("web.auth.users", Same),
     ("web.auth.login", Same),
+    ("web.auth.requireTlsForBasic", Same),
+    ("web.auth.authType", Only("'basic'", NO_DIGEST)),
+    ("web.auth.algorithm", Ignored(NO_DIGEST)),
+    ("web.auth.track", Ignored(NO_DIGEST)),
+    (
+        "web.auth.realm",
+        Ignored("wisp's Basic challenge names the realm web.name (else 'wisp')"),
+    ),
+    (
+        "web.auth.secret",
+        Ignored("wisp's session ids and XSRF tokens are random 128-bit values, signed by nothing"),
+    ),
     ("web.auth.logout", Ignored("wisp's logout path is auth.login.logout")),
     ("web.upload", Same),
     ("web.upload.dir", Same),
@@ -52,6 +75,16 @@ pub(crate) const IOTO_KEYS: &[(&str, Support)] = &[
     ("web.limits.uri", Same),
     ("web.limits.maxFrame", Same),
     ("web.limits.maxMessage", Same),
+    ("web.limits.requests", Same),
+    ("web.limits.digest", Ignored(NO_DIGEST)),
+    (
+        "web.limits.buffer",
+        Ignored("wisp reads into one buffer shared by every connection and keeps a body only below limits.body"),
+    ),
+    (
+        "web.limits.uploads",
+        Ignored("wisp bounds a multipart upload by its bytes (limits.upload), not its count of files"),
+    ),
     (
         "web.limits.sessions",
         Ignored("wisp keeps at most 1000 login sessions (the least recently used goes first), each ending after timeouts.session unused"),
@@ -76,6 +109,7 @@ pub(crate) const IOTO_KEYS: &[(&str, Support)] = &[
     ("web.timeouts.request", Same),
     ("web.timeouts.session", Same),
     ("web.timeouts.sessions", Alias("session")),
+    ("web.timeouts.digest", Ignored(NO_DIGEST)),
     (
         "web.timeouts.tls",
         Ignored("wisp keeps no TLS session cache to expire; a TLS handshake is bounded by timeouts.handshake"),
@@ -98,6 +132,19 @@ pub(crate) const IOTO_KEYS: &[(&str, Support)] = &[
     ("web.routes[].stream", Same),
     ("web.routes[].validate", Same),
     ("web.routes[].xsrf", Same),
+    ("web.routes[].compressed", Same),
+    ("web.routes[].cache", Same),
+    ("web.routes[].cache.maxAge", Same),
+    (
+        "web.routes[].cache.directives",
+        Ignored("wisp sends Cache-Control: max-age (cache.maxAge) alone"),
+    ),
+    (
+        "web.routes[].cache.extensions",
+        Refused("wisp's cache.maxAge covers every file of its route: give the files to cache a route of their own"),
+    ),
+    ("web.routes[].authType", Only("'basic'", NO_DIGEST)),
+    ("web.routes[].algorithm", Ignored(NO_DIGEST)),
     ("web.xsrf", Same),
     (
         "web.sessions",
@@ -175,6 +222,17 @@ fn walk(
                 ignored.push(IgnoredKey { key: key_path, why });
                 continue;
             }
+            Some(Only(value, why)) => {
+                let wanted: Value = json5::from_str(value).unwrap_or(Value::Null);
+                if map.get(&key) != Some(&wanted) {
+                    return fail(
+                        &key_path,
+                        format!("Ioto's key, not supported by wisp: {why}"),
+                    );
+                }
+                map.remove(&key);
+                continue;
+            }
             Some(Alias(to)) => {
                 if map.contains_key(to) {
                     return fail(
@@ -250,6 +308,18 @@ mod tests {
             "show" => "'hB'",
             "logout" => "'/auth/logout'",
             "signatures" => "{ enable: true }",
+            "fiberBlocks" | "track" => "true",
+            "authType" => "'digest'",
+            "algorithm" => "'SHA-256'",
+            "realm" => "'device'",
+            "secret" => "'s3cret'",
+            "mime" => "{ md: 'text/markdown' }",
+            "requests" | "digest" | "uploads" => "100",
+            "buffer" => "'64K'",
+            "requireTlsForBasic" => "false",
+            "compressed" => "true",
+            "directives" => "'public'",
+            "extensions" => "['css']",
             _ => return None,
         })
     }
@@ -301,6 +371,10 @@ mod tests {
                     let c = got.unwrap_or_else(|e| panic!("{text}: {e}"));
                     assert!(c.ioto_ignored.iter().any(|i| i.why == *why), "{text}");
                 }
+                Only(_, why) => {
+                    let err = got.unwrap_err();
+                    assert!(err.contains(why), "{text}: {err}");
+                }
                 Same | Alias(_) => {
                     let c = got.unwrap_or_else(|e| panic!("{text}: {e}"));
                     assert!(c.ioto_ignored.is_empty(), "{text}");
@@ -344,6 +418,19 @@ mod tests {
         assert_eq!(
             err,
             "web.webSockets.enabel: unknown key; did you mean enable?"
+        );
+    }
+
+    #[test]
+    fn a_key_taken_only_at_one_value_refuses_the_others() {
+        assert!(parse(
+            "{ web: { auth: { authType: 'basic' }, routes: [ { authType: 'basic' } ] } }"
+        )
+        .is_ok());
+        let err = parse("{ web: { routes: [ {}, { authType: 'digest' } ] } }").unwrap_err();
+        assert_eq!(
+            err,
+            format!("web.routes[1].authType: Ioto's key, not supported by wisp: {NO_DIGEST}")
         );
     }
 
