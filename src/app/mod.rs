@@ -459,15 +459,15 @@ impl App {
                     }
                     HandlerKind::Action => {
                         let (stream, validate) = (route.config.stream, route.config.validate);
-                        if let Some(why) = self.route_refusal(routed, request, (stream, validate)) {
-                            let status = if validate { 400 } else { 500 };
+                        let refusal = self.route_refusal(routed, request, (stream, validate));
+                        if let Some((status, why)) = refusal {
                             return self.status_page(head, out, status, close, None, why);
                         }
                         let encoded = trimmed.as_deref().map(encode_path);
                         let head = encoded.as_deref().map(|path| with_path(head, path));
                         let request = Incoming {
                             claims: claims.as_ref(),
-                            head: head.as_ref().unwrap_or(head_of(&request)),
+                            head: head.as_ref().unwrap_or(request.head),
                             ..request
                         };
                         self.run_action(routed, request, out, close)
@@ -673,7 +673,7 @@ impl App {
         routed: &str,
         request: Incoming<'_, '_>,
         (stream, validate): (bool, bool),
-    ) -> Option<&'static str> {
+    ) -> Option<(u16, &'static str)> {
         if stream {
             let action = self.actions.iter().find(|a| matches(&a.prefix, routed));
             if let Some(Action {
@@ -685,13 +685,16 @@ impl App {
                     "{}: the route streams its bodies (stream: true) but the action takes them whole: register it with Server::action_streaming",
                     request.head.path
                 );
-                return Some("the route streams its bodies but its action takes them whole");
+                return Some((
+                    500,
+                    "the route streams its bodies but its action takes them whole",
+                ));
             }
         }
         let json = request.head.header("content-type").is_some_and(is_json);
         let bad = || serde_json::from_slice::<serde::de::IgnoredAny>(request.body).is_err();
         (validate && json && !request.body.is_empty() && bad())
-            .then_some("the JSON body does not parse (validate: true)")
+            .then_some((400, "the JSON body does not parse (validate: true)"))
     }
 
     /// An upgrade while `webSockets.enable` is false: 403, saying so.
@@ -959,10 +962,6 @@ fn with_path<'h>(head: &Head<'h>, path: &'h str) -> Head<'h> {
         expect_continue: head.expect_continue,
         len: head.len,
     }
-}
-
-fn head_of<'r, 'h>(request: &Incoming<'r, 'h>) -> &'r Head<'h> {
-    request.head
 }
 
 /// `application/json`, or a `+json` type such as `application/problem+json`.
