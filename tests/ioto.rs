@@ -98,6 +98,24 @@ fn websockets_enable_false_refuses_every_upgrade_with_403_saying_why() {
 }
 
 #[test]
+fn websockets_enable_false_refuses_a_proxied_upgrade_before_any_dial() {
+    // Port 9 (discard) on loopback: nothing is dialled, so nothing need listen.
+    let s = TestServer::start(
+        "webSockets: { enable: false },
+         routes: [ { match: '/gw/', handler: 'proxy', proxy: { hosts: ['127.0.0.1:9'] } } ]",
+        |_| {},
+        |_| {},
+    );
+    let resp = s.raw(support::ws::upgrade_request("/gw/echo", "").as_bytes());
+    assert_eq!(resp.status, 403);
+    assert!(
+        resp.text().contains("webSockets.enable: false"),
+        "{}",
+        resp.text()
+    );
+}
+
+#[test]
 fn trim_takes_the_prefix_off_before_files_and_actions_see_the_path() {
     let s = TestServer::start(
         "routes: [ { match: '/app/', handler: 'action', trim: '/app' },
