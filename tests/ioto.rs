@@ -125,9 +125,12 @@ fn trim_takes_the_prefix_off_before_files_and_actions_see_the_path() {
         },
         |srv| {
             srv.action("/status", |req| Response::text(req.path().to_string()));
+            srv.action("/status/", |req| Response::text(req.path().to_string()));
         },
     );
     assert_eq!(s.get("/app/status").text(), "/status");
+    // The path is matched decoded and handed on encoded, as a request's is.
+    assert_eq!(s.get("/%61pp/status%2Fx%20y").text(), "/status/x%20y");
     assert_eq!(s.get("/static/a.txt").text(), "A");
     // Untrimmed, nothing answers: the action is registered without the prefix.
     assert_eq!(s.get("/status").status, 404);

@@ -1065,6 +1065,23 @@ mod tests {
     }
 
     #[test]
+    fn a_trimmed_path_keeps_its_slash_and_is_encoded_again_for_the_handler() {
+        assert_eq!(trim_path("/app", "/app/x/y"), "/x/y");
+        assert_eq!(trim_path("/app", "/app/"), "/");
+        assert_eq!(trim_path("/app", "/app"), "/");
+        assert_eq!(file_relative("/x/y/", true), "x/y");
+        assert_eq!(file_relative("/", true), "");
+        assert_eq!(file_relative("/x.html", false), "x.html");
+        assert_eq!(encode_path("/a b/%/ü?#"), "/a%20b/%25/%C3%BC%3F%23");
+        assert_eq!(encode_path("/v1/x:y@z,(1)"), "/v1/x:y@z,(1)");
+        assert!(is_json(b"application/json"));
+        assert!(is_json(b"Application/JSON; charset=utf-8"));
+        assert!(is_json(b"application/problem+json"));
+        assert!(!is_json(b"text/plain"));
+        assert!(!is_json(b"application/jsonx"));
+    }
+
+    #[test]
     fn the_host_of_a_redirect_comes_from_the_host_header_without_its_port() {
         assert_eq!(request_host(b"device.local:8080"), Some("device.local"));
         assert_eq!(request_host(b"192.0.2.7"), Some("192.0.2.7"));

@@ -365,7 +365,9 @@ pub struct RouteConfig {
     /// `trim`: a prefix taken off the path before the handler sees it
     /// (Ioto's): with `{ match: '/app/', trim: '/app' }`, `/app/x.html` is
     /// the file `x.html`, and an action registered for `/x` answers
-    /// `/app/x`. It must begin the route's `match`; not on proxy routes,
+    /// `/app/x` (its `Request::path` is `/x`: the decoded, normalised path
+    /// without the prefix, percent-encoded again). It must begin the
+    /// route's `match` and end where a segment does; not on proxy routes,
     /// whose templates say the downstream path.
     pub trim: Option<String>,
     /// `stream`: the route's request bodies go to its actions as they
