@@ -110,7 +110,6 @@ impl<'a> Step<'a> {
         event: Event<'_>,
     ) -> bool {
         self.turn.base = self.turn.scratch.len();
-        self.turn.limits = None;
         let link = Link {
             turn: &mut *self.turn,
             side,
@@ -483,6 +482,8 @@ impl Session {
         }
         log::debug!("{}: {err}; closing with {}", step.peer, err.close_code());
         step.call(&mut self.side, None, Event::Error(&err));
+        // The connection is failing: a set_limits here has nothing left to limit.
+        step.turn.limits = None;
         if self.relay {
             // The gateway closes the downstream first (`Gateway::dispatch`);
             // what it still sends back reaches the client before our close.
@@ -522,8 +523,16 @@ impl Session {
     /// After a callback: a panic closes with 1011, a send over the
     /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
+    ///
+    /// Every callback but `on_error` and `on_close` is followed by this,
+    /// which applies what it asked of `set_limits` first of all: the request
+    /// waits in the turn, shared by every connection, so it is taken here
+    /// (or cleared after those two) before another callback can run.
     #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
+        if let Some((frame, message)) = step.turn.limits.take() {
+            self.receiver.tighten(frame, message);
+        }
         if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
             return self.close_now(step, CloseCode::POLICY, "backpressure");
         }
@@ -534,9 +543,6 @@ impl Session {
                 self.side.info.id
             );
             return self.close_now(step, CloseCode::INTERNAL, "handler failed");
-        }
-        if let Some((frame, message)) = step.turn.limits.take() {
-            self.receiver.tighten(frame, message);
         }
         self.note_close_sent(step.config, step.now());
         Flow::Open
@@ -557,6 +563,7 @@ impl Session {
         }
         self.finished = true;
         step.call(&mut self.side, None, Event::Close(code, reason));
+        step.turn.limits = None;
         step.hub.remove_socket(self.side.info.id);
         step.hub.deflate.count(self.side.info.deflate, false);
         // No callback runs after on_close, and the key may go to another connection.

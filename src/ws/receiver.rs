@@ -181,6 +181,7 @@ impl Receiver {
     /// only where it is lower than what it accepts now: the buffers and the
     /// inflater's output bound (`room`) were sized for the shared limits,
     /// and a message under way is held to the new ones from its next frame.
+    #[cold]
     pub(crate) fn tighten(&mut self, max_frame: u64, max_message: u64) {
         let limits = Limits {
             max_frame: max_frame.min(self.limits.max_frame),
