@@ -198,12 +198,13 @@ impl Routes {
             .iter()
             .find(|r| matches(&r.config.pattern, path))
         {
+            // With a `role`, Ioto's `redirect` is where the refused go.
             Some(route) => match &route.config.redirect {
-                Some(rr) => Decision::Redirect {
+                Some(rr) if route.config.role.is_none() => Decision::Redirect {
                     status: rr.status,
                     location: &rr.to,
                 },
-                None => Decision::Route(route),
+                _ => Decision::Route(route),
             },
             None => Decision::NotFound,
         }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateAction};
 use crate::hub::Hub;
@@ -59,6 +59,10 @@ pub(crate) struct Session {
     wake: Option<Instant>,
     /// `limits.rate`, when configured.
     rate: Option<Box<RateLimiter>>,
+    /// The handler's own inactivity timeout (`Handler::timeout`), in
+    /// milliseconds: 0 for `timeouts.inactivity`, `u32::MAX` for never.
+    /// A `u32` fits beside the flags, where a `Duration` would grow the session.
+    own_idle: u32,
 }
 
 impl std::fmt::Debug for Session {
@@ -159,7 +163,26 @@ impl Session {
                 .limits
                 .rate
                 .map(|r| Box::new(RateLimiter::new(&r, now))),
+            own_idle: 0,
         }
+    }
+
+    /// Gives the connection its handler's inactivity timeout instead of
+    /// `timeouts.inactivity` (`None` keeps that; `Duration::MAX` is never).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>, now: Instant) {
+        let Some(timeout) = timeout else { return };
+        let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        // At least a millisecond: 0 stands for the config's.
+        self.own_idle = ms.max(1);
+        self.idle_at = self.own_idle_at(now);
+    }
+
+    /// The idle deadline of the handler's own timeout for a peer active `now`.
+    fn own_idle_at(&self, now: Instant) -> Option<Instant> {
+        if self.own_idle == u32::MAX {
+            return None;
+        }
+        now.checked_add(Duration::from_millis(u64::from(self.own_idle)))
     }
 
     /// Marks the connection as TLS (`wss`), for [`WebSocket::is_tls`](crate::WebSocket::is_tls).
@@ -271,7 +294,11 @@ impl Session {
         buf: &mut [u8],
         idle_at: Option<Instant>,
     ) -> (usize, Flow) {
-        self.idle_at = idle_at;
+        self.idle_at = if self.own_idle == 0 {
+            idle_at
+        } else {
+            self.own_idle_at(step.now())
+        };
         let mut pos = 0;
         // The common case on its own: whole short messages, no event to build.
         while pos < buf.len() && !self.finished {
@@ -455,6 +482,8 @@ impl Session {
         }
         log::debug!("{}: {err}; closing with {}", step.peer, err.close_code());
         step.call(&mut self.side, None, Event::Error(&err));
+        // The connection is failing: a set_limits here has nothing left to limit.
+        step.turn.limits = None;
         if self.relay {
             // The gateway closes the downstream first (`Gateway::dispatch`);
             // what it still sends back reaches the client before our close.
@@ -494,8 +523,16 @@ impl Session {
     /// After a callback: a panic closes with 1011, a send over the
     /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
+    ///
+    /// Every callback but `on_error` and `on_close` is followed by this,
+    /// which applies what it asked of `set_limits` first of all: the request
+    /// waits in the turn, shared by every connection, so it is taken here
+    /// (or cleared after those two) before another callback can run.
     #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
+        if let Some((frame, message)) = step.turn.limits.take() {
+            self.receiver.tighten(frame, message);
+        }
         if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
             return self.close_now(step, CloseCode::POLICY, "backpressure");
         }
@@ -526,6 +563,7 @@ impl Session {
         }
         self.finished = true;
         step.call(&mut self.side, None, Event::Close(code, reason));
+        step.turn.limits = None;
         step.hub.remove_socket(self.side.info.id);
         step.hub.deflate.count(self.side.info.deflate, false);
         // No callback runs after on_close, and the key may go to another connection.
@@ -946,6 +984,25 @@ mod tests {
         assert_eq!(f.timeout_at(30), Flow::Close);
         assert_eq!(f.closed_with(), Some(1001));
         assert_eq!(f.log().last().unwrap(), "close 1001 idle");
+    }
+
+    #[test]
+    fn a_handlers_own_timeout_replaces_the_configs_and_activity_restarts_it() {
+        let mut f = Fixture::new("timeouts: { inactivity: '30 secs' }");
+        f.session.set_timeout(Some(Duration::from_secs(5)), f.t0);
+        assert_eq!(f.session.due(), Some(f.t0 + Duration::from_secs(5)));
+        // A ping at 4 s: the peer is alive until 9 s, whatever the config says.
+        f.turn.now = f.t0 + Duration::from_secs(4);
+        f.receive(&masked(true, OpCode::Ping, b""));
+        assert_eq!(f.out().len(), 1, "the pong");
+        assert_eq!(f.session.due(), Some(f.t0 + Duration::from_secs(9)));
+        assert_eq!(f.timeout_at(8), Flow::Open);
+        assert_eq!(f.timeout_at(9), Flow::Close);
+        assert_eq!(f.closed_with(), Some(1001));
+        // Never: no idle deadline at all.
+        let mut f = Fixture::new("timeouts: { inactivity: '30 secs' }");
+        f.session.set_timeout(Some(Duration::MAX), f.t0);
+        assert_eq!(f.session.due(), None);
     }
 
     #[test]

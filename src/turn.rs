@@ -20,6 +20,9 @@ pub(crate) struct Turn {
     /// How many bytes the running callback's sends may add to `scratch`:
     /// `webSockets.maxBackpressure` minus what its connection had queued besides.
     pub room: usize,
+    /// The frame and message limits the running callback asked for
+    /// (`WebSocket::set_limits`), for its session to apply when it returns.
+    pub limits: Option<(u64, u64)>,
 }
 
 impl Turn {
@@ -37,6 +40,7 @@ impl Turn {
             idle_at: None,
             base: 0,
             room: 0,
+            limits: None,
         }
     }
 }

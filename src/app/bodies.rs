@@ -146,12 +146,17 @@ impl App {
             return false;
         };
         let routed = routing_path(&relative, trailing);
-        if !matches!(
-            self.routes.decide(&routed),
-            Decision::Route(route) if route.config.handler == HandlerKind::Action
-        ) {
-            return false;
-        }
+        let trim = match self.routes.decide(&routed) {
+            Decision::Route(route) if route.config.handler == HandlerKind::Action => {
+                route.config.trim.as_deref()
+            }
+            _ => return false,
+        };
+        // The action is found by the path it sees: without a `trim` prefix.
+        let routed = match trim {
+            Some(t) => super::trim_path(t, &routed),
+            None => routed,
+        };
         match self.actions.iter().find(|a| matches(&a.prefix, &routed)) {
             Some(Action {
                 endpoint: Endpoint::Streaming(_),

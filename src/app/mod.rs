@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use crate::access;
 use crate::auth;
 use crate::auth::attempts::retry_after;
-use crate::auth::gate::{self, Gate, LoggedIn, Refusal};
+use crate::auth::gate::{self, Gate, LoggedIn, Refusal, ROLE_REFUSED};
 use crate::config::{Config, ConfigError, HandlerKind};
 use crate::error::StartError;
 use crate::events::{EventSource, EventStream};
@@ -186,6 +186,9 @@ impl App {
         let mime = MimeTable::new(&config.mime);
         let error_pages = error_pages(&config, &mime)?;
         check_hashes(&config)?;
+        for ignored in &config.ioto_ignored {
+            log::warn!("{ignored}");
+        }
         Ok(App {
             streams: Vec::new(),
             peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -421,12 +424,36 @@ impl App {
                             });
                         }
                         Ok(None) => {}
-                        Err(refusal) => return self.refused(refusal, head, out, close),
+                        Err(refusal) => match (&refusal, &route.config.redirect) {
+                            // Ioto's `{ role, redirect }`: who may not come in goes there.
+                            (
+                                Refusal::Challenge(_) | Refusal::Login(_) | Refusal::Wrong(_),
+                                Some(to),
+                            )
+                            | (Refusal::Forbidden(ROLE_REFUSED), Some(to)) => {
+                                let mut w = HeadWriter::start(
+                                    out,
+                                    to.status,
+                                    &self.date.text,
+                                    &self.config.headers,
+                                );
+                                w.header("Location", &to.to);
+                                w.finish(Some(0), close);
+                                return Handled::response(close);
+                            }
+                            _ => return self.refused(refusal, head, out, close),
+                        },
                     }
                 }
+                // Ioto's `trim`: the handler sees the path without the prefix.
+                let trimmed = route.config.trim.as_deref().map(|t| trim_path(t, &routed));
+                let (routed, relative) = match &trimmed {
+                    Some(t) => (t.as_str(), file_relative(t, trailing)),
+                    None => (routed.as_str(), relative.as_str()),
+                };
                 match route.config.handler {
                     HandlerKind::File if matches!(head.method, "PUT" | "DELETE") => {
-                        match self.store(route, head, request.body, (&relative, trailing)) {
+                        match self.store(route, head, request.body, (relative, trailing)) {
                             Storing::Body(upload) => Handled {
                                 sink: Some(BodySink::File(upload)),
                                 ..Handled::response(close)
@@ -437,14 +464,22 @@ impl App {
                         }
                     }
                     HandlerKind::File => {
-                        self.serve_file(route, head, (&relative, trailing), out, close)
+                        self.serve_file(route, head, (relative, trailing), out, close)
                     }
                     HandlerKind::Action => {
+                        let (stream, validate) = (route.config.stream, route.config.validate);
+                        let refusal = self.route_refusal(routed, request, (stream, validate));
+                        if let Some((status, why)) = refusal {
+                            return self.status_page(head, out, status, close, None, why);
+                        }
+                        let encoded = trimmed.as_deref().map(encode_path);
+                        let head = encoded.as_deref().map(|path| with_path(head, path));
                         let request = Incoming {
                             claims: claims.as_ref(),
+                            head: head.as_ref().unwrap_or(request.head),
                             ..request
                         };
-                        self.run_action(&routed, request, out, close)
+                        self.run_action(routed, request, out, close)
                     }
                     HandlerKind::Proxy => {
                         let pattern = route.config.pattern.clone();
@@ -638,12 +673,61 @@ impl App {
         }
     }
 
+    /// Why a route's own keys refuse a request to its action before it
+    /// runs: a whole body for an action on a `stream: true` route (the
+    /// config's mistake, 500), or a JSON body that does not parse on a
+    /// `validate: true` route (the client's, 400).
+    fn route_refusal(
+        &self,
+        routed: &str,
+        request: Incoming<'_, '_>,
+        (stream, validate): (bool, bool),
+    ) -> Option<(u16, &'static str)> {
+        if stream {
+            let action = self.actions.iter().find(|a| matches(&a.prefix, routed));
+            if let Some(Action {
+                endpoint: Endpoint::Http(_),
+                ..
+            }) = action
+            {
+                log::warn!(
+                    "{}: the route streams its bodies (stream: true) but the action takes them whole: register it with Server::action_streaming",
+                    request.head.path
+                );
+                return Some((
+                    500,
+                    "the route streams its bodies but its action takes them whole",
+                ));
+            }
+        }
+        let json = request.head.header("content-type").is_some_and(is_json);
+        let bad = || serde_json::from_slice::<serde::de::IgnoredAny>(request.body).is_err();
+        (validate && json && !request.body.is_empty() && bad())
+            .then_some((400, "the JSON body does not parse (validate: true)"))
+    }
+
+    /// An upgrade while `webSockets.enable` is false: 403, saying so.
+    fn websockets_off(&mut self, out: &mut Vec<u8>) -> Handled {
+        self.hub.stats.upgrades_rejected += 1;
+        let page = StatusPage {
+            status: 403,
+            header: None,
+            detail: "WebSockets are turned off (webSockets.enable: false)",
+            head_only: false,
+        };
+        self.write_status_page(out, page, true);
+        Handled::response(true)
+    }
+
     /// The WebSocket handshake (`upgrade.rs`): 101 and `on_open`, or a
     /// refusal that closes the connection.
     ///
     /// `first` is the first handler registered on the matching prefix; every
     /// handler on that same prefix is a candidate, selected by subprotocol.
     fn upgrade(&mut self, first: usize, incoming: Incoming<'_, '_>, out: &mut Vec<u8>) -> Handled {
+        if !self.config.web_sockets.enable && gateway::wants_websocket(incoming.head) {
+            return self.websockets_off(out);
+        }
         let request = upgrade::Upgrading {
             head: incoming.head,
             claims: incoming.claims,
@@ -734,6 +818,9 @@ impl App {
                 events: None,
                 later: false,
             };
+        }
+        if !self.config.web_sockets.enable {
+            return self.websockets_off(out);
         }
         let key = match upgrade::check_request(head, &self.config.web_sockets.origins) {
             Ok(key) => key,
@@ -838,6 +925,65 @@ fn candidates(actions: &[Action], first: usize) -> Vec<(usize, Option<&str>)> {
         .collect()
 }
 
+/// `routed` without the route's `trim` prefix (which it begins with, up to
+/// a segment's end): always a path starting with '/'.
+fn trim_path(trim: &str, routed: &str) -> String {
+    match routed.strip_prefix(trim) {
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// A file route's relative path (no leading '/', no trailing one) from a
+/// trimmed routing path.
+fn file_relative(trimmed: &str, trailing: bool) -> &str {
+    let relative = trimmed.strip_prefix('/').unwrap_or(trimmed);
+    match relative.strip_suffix('/') {
+        Some(r) if trailing => r,
+        _ => relative,
+    }
+}
+
+/// A decoded path percent-encoded again, as a request's path is read:
+/// everything but unreserved characters, sub-delimiters, ':', '@' and '/'.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `head` with another path (a trimmed one).
+fn with_path<'h>(head: &Head<'h>, path: &'h str) -> Head<'h> {
+    Head {
+        method: head.method,
+        path,
+        query: head.query,
+        minor: head.minor,
+        headers: head.headers,
+        framing: head.framing,
+        keep_alive: head.keep_alive,
+        expect_continue: head.expect_continue,
+        len: head.len,
+    }
+}
+
+/// `application/json`, or a `+json` type such as `application/problem+json`.
+fn is_json(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+        .to_ascii_lowercase();
+    essence == b"application/json" || essence.ends_with(b"+json")
+}
+
 /// The path routes are matched against: decoded and normalised, so `/%61pi/` and
 /// `/x/../api/` reach the same route as `/api/`.
 fn routing_path(relative: &str, trailing: bool) -> String {
@@ -925,6 +1071,23 @@ mod tests {
         });
         let (reply, used) = response(&out, head.starts_with("HEAD "));
         (handled, reply, used == out.len())
+    }
+
+    #[test]
+    fn a_trimmed_path_keeps_its_slash_and_is_encoded_again_for_the_handler() {
+        assert_eq!(trim_path("/app", "/app/x/y"), "/x/y");
+        assert_eq!(trim_path("/app", "/app/"), "/");
+        assert_eq!(trim_path("/app", "/app"), "/");
+        assert_eq!(file_relative("/x/y/", true), "x/y");
+        assert_eq!(file_relative("/", true), "");
+        assert_eq!(file_relative("/x.html", false), "x.html");
+        assert_eq!(encode_path("/a b/%/ü?#"), "/a%20b/%25/%C3%BC%3F%23");
+        assert_eq!(encode_path("/v1/x:y@z,(1)"), "/v1/x:y@z,(1)");
+        assert!(is_json(b"application/json"));
+        assert!(is_json(b"Application/JSON; charset=utf-8"));
+        assert!(is_json(b"application/problem+json"));
+        assert!(!is_json(b"text/plain"));
+        assert!(!is_json(b"application/jsonx"));
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub(crate) struct Admitted {
     pub role: String,
 }
 
+/// Why a logged-in user is refused a route with a `role` they lack.
+pub(crate) const ROLE_REFUSED: &str = "the user's role does not grant the route's role";
+
 /// Why a request was not let in, and how it is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -127,9 +130,7 @@ impl Gate {
             .role(&account.role)
             .is_some_and(|r| r.abilities.contains(role));
         if !allowed {
-            return Err(Refusal::Forbidden(
-                "the user's role does not grant the route's role",
-            ));
+            return Err(Refusal::Forbidden(ROLE_REFUSED));
         }
         Ok(Some(Admitted {
             user,

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
-use super::{policy, proxy, redirect, tls, users};
+use super::{ioto, policy, proxy, redirect, tls, users};
 use super::{
     AccessFormat, Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect,
     RouteConfig, RouteRedirect, Timeouts, Upload, WebSockets,
@@ -31,9 +31,13 @@ const WEB_KEYS: &[&str] = &[
     "errors",
     "auth",
     "upload",
+    "xsrf",
 ];
 
 pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
+    // Ioto's keys first: renamed to wisp's, set aside, or refused with why.
+    let (root, ioto_ignored) = ioto::sift(root)?;
+    let root = &root;
     let top = Obj::new("", root, &["web"])?;
     let mut config = Config {
         documents: base.join("site"),
@@ -41,6 +45,7 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
             dir: base.join("uploads"),
             remove: true,
         },
+        ioto_ignored,
         ..Config::default()
     };
     let Some((path, web)) = top.get("web") else {
@@ -120,9 +125,11 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.limits = limits(&path, v)?;
     }
     if let Some(list) = web.list("routes")? {
+        // Ioto's `web.xsrf`: the default of every route's own `xsrf`.
+        let xsrf = web.boolean("xsrf")?.unwrap_or(false);
         config.routes = list
             .iter()
-            .map(|(path, v)| route(path, v, base))
+            .map(|(path, v)| route(path, v, base, xsrf))
             .collect::<read::Result<_>>()?;
     }
     if let Some(list) = web.list("redirect")? {
@@ -202,6 +209,7 @@ fn error_pages(path: &str, pages: Vec<(String, String)>) -> read::Result<Vec<(u1
 
 fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
     const KEYS: &[&str] = &[
+        "enable",
         "protocol",
         "ping",
         "validateUTF",
@@ -227,6 +235,7 @@ fn web_sockets(path: &str, v: &Value) -> read::Result<WebSockets> {
         );
     }
     Ok(WebSockets {
+        enable: o.boolean("enable")?.unwrap_or(d.enable),
         protocols,
         ping: o.duration("ping")?.unwrap_or(d.ping),
         validate_utf8: o.boolean("validateUTF")?.unwrap_or(d.validate_utf8),
@@ -458,9 +467,12 @@ const ROUTE_KEYS: &[&str] = &[
     "role",
     "xsrf",
     "proxy",
+    "trim",
+    "stream",
+    "validate",
 ];
 
-fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
+fn route(path: &str, v: &Value, base: &Path, xsrf: bool) -> read::Result<RouteConfig> {
     let o = Obj::new(path, v, ROUTE_KEYS)?;
     let pattern = o.string("match")?.unwrap_or_default();
     if !(pattern.is_empty() || pattern.starts_with('/')) {
@@ -511,7 +523,27 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
         None => None,
         Some((p, v)) => Obj::new(&p, v, &["maxAge"])?.duration("maxAge")?.flatten(),
     };
+    let (stream, validate) = (
+        o.boolean("stream")?.unwrap_or(false),
+        o.boolean("validate")?.unwrap_or(false),
+    );
+    if stream && handler != HandlerKind::Action {
+        return fail(
+            &o.path_of("stream"),
+            "only on a route with handler: 'action' (its actions take the body as it arrives)",
+        );
+    }
+    if stream && validate {
+        return fail(
+            &o.path_of("validate"),
+            "needs the whole body, which a route with stream: true never gathers",
+        );
+    }
+    let trim = route_trim(&o, handler, &pattern)?;
     Ok(RouteConfig {
+        trim,
+        stream,
+        validate,
         pattern,
         handler,
         methods,
@@ -525,9 +557,40 @@ fn route(path: &str, v: &Value, base: &Path) -> read::Result<RouteConfig> {
             .map(|(p, v)| policy::auth(&p, v))
             .transpose()?,
         role: o.string("role")?,
-        xsrf: o.boolean("xsrf")?.unwrap_or(false),
+        xsrf: o.boolean("xsrf")?.unwrap_or(xsrf),
         proxy,
     })
+}
+
+/// A route's `trim`: a prefix of its `match` ('/app' or '/app/'), kept
+/// without its trailing slash; not on proxy routes.
+fn route_trim(o: &Obj<'_>, handler: HandlerKind, pattern: &str) -> read::Result<Option<String>> {
+    let Some(trim) = o.string("trim")? else {
+        return Ok(None);
+    };
+    let key = o.path_of("trim");
+    if handler == HandlerKind::Proxy {
+        return fail(
+            &key,
+            "not on a proxy route (its downstream template says the path)",
+        );
+    }
+    let trim = trim.strip_suffix('/').unwrap_or(&trim);
+    if !trim.starts_with('/') || !pattern.starts_with(trim) {
+        return fail(
+            &key,
+            format!("{trim:?} must begin the route's match ({pattern:?}) and start with '/'"),
+        );
+    }
+    // Only whole segments: '/ap' off '/app/x' would leave 'p/x'.
+    let rest = &pattern[trim.len()..];
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return fail(
+            &key,
+            format!("{trim:?} must end where a segment of {pattern:?} ends"),
+        );
+    }
+    Ok(Some(trim.to_string()))
 }
 
 /// A route's `proxy`: required with `handler: 'proxy'`, refused without.

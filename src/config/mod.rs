@@ -6,6 +6,7 @@
 //! seconds or `'500 ms'`, `'5 secs'`, `'10 mins'`, `'1 hr'`, `'never'`.
 //! Unknown keys and wrong types are errors that name the key.
 
+mod ioto;
 mod load;
 mod policy;
 mod proxy;
@@ -31,6 +32,7 @@ pub use proxy::{Balancer, Breaker, HeaderRules, ProxyConfig, Scheme, Sticky};
 use read::{fail, KeyError};
 use units::parse_listen_url;
 
+pub use ioto::IgnoredKey;
 pub use tls::Tls;
 pub use users::{Attempts, LoginPaths, Role, User, Users};
 
@@ -76,6 +78,10 @@ pub struct Config {
     pub auth: Option<Users>,
     /// Where `multipart/form-data` uploads are stored (`upload`).
     pub upload: Upload,
+    /// Keys of Ioto's `web.json5` that wisp read without effect (such as
+    /// `show` or `sessions`), each with why; the server logs them as
+    /// warnings when it starts. Keys wisp cannot honour safely are refused.
+    pub ioto_ignored: Vec<IgnoredKey>,
 }
 
 /// Uploads: `upload: { dir: './uploads', remove: true }` (Ioto's keys).
@@ -149,6 +155,10 @@ impl Default for Log {
 /// WebSocket options; frame and message sizes are in [`Limits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSockets {
+    /// Accept WebSocket upgrades at all (`enable`, default `true`). When
+    /// `false`, every upgrade request, proxied ones included, is answered
+    /// 403 with a page that says WebSockets are off.
+    pub enable: bool,
     /// Subprotocols the server speaks, in no particular order (`protocol`: a
     /// string or a list). The first one the client offers that is listed here
     /// is selected; a client offering only others is refused with 400.
@@ -241,6 +251,7 @@ impl Default for Compression {
 impl Default for WebSockets {
     fn default() -> Self {
         WebSockets {
+            enable: true,
             protocols: Vec::new(),
             ping: None,
             validate_utf8: true,
@@ -339,7 +350,10 @@ pub struct RouteConfig {
     pub methods: Option<Vec<String>>,
     /// `documents`: this route's folder instead of the global one.
     pub documents: Option<PathBuf>,
-    /// `redirect`: answer every match with this redirect instead.
+    /// `redirect`: answer every match with this redirect instead; on a
+    /// route with a `role`, Ioto's meaning: where a request the role
+    /// refuses is sent (no credentials, wrong ones, or a role without it),
+    /// in place of the 401 or 403.
     pub redirect: Option<RouteRedirect>,
     /// `compressed`: serve `file.br` / `file.gz` to clients that accept them.
     pub compressed: bool,
@@ -359,6 +373,25 @@ pub struct RouteConfig {
     /// `proxy`: where a `'proxy'` route sends its requests (required there,
     /// refused elsewhere). Boxed: most routes have none.
     pub proxy: Option<Box<ProxyConfig>>,
+    /// `trim`: a prefix taken off the path before the handler sees it
+    /// (Ioto's): with `{ match: '/app/', trim: '/app' }`, `/app/x.html` is
+    /// the file `x.html`, and an action registered for `/x` answers
+    /// `/app/x` (its `Request::path` is `/x`: the decoded, normalised path
+    /// without the prefix, percent-encoded again). It must begin the
+    /// route's `match` and end where a segment does; not on proxy routes,
+    /// whose templates say the downstream path.
+    pub trim: Option<String>,
+    /// `stream`: the route's request bodies go to its actions as they
+    /// arrive, never gathered (Ioto's): it takes actions registered with
+    /// `Server::action_streaming` (or `action_with_uploads`), bodies up to
+    /// `limits.upload`; a request for an action that takes whole bodies
+    /// is answered 500 and logged as the mistake it is. Action routes only.
+    pub stream: bool,
+    /// `validate`: a request body sent as JSON (`Content-Type:
+    /// application/json` or `…+json`) must parse, else 400 before the
+    /// action runs. Ioto checks requests against API signatures; wisp has
+    /// none, so this is the check it can make. Not with `stream`.
+    pub validate: bool,
 }
 
 /// A route's `redirect`: `'/new'` (302) or `{ status: 301, to: '/new' }`.
@@ -415,6 +448,7 @@ impl Default for Config {
             log: Log::default(),
             auth: None,
             upload: Upload::default(),
+            ioto_ignored: Vec::new(),
         }
     }
 }
@@ -470,6 +504,9 @@ impl RouteConfig {
             role: None,
             xsrf: false,
             proxy: None,
+            trim: None,
+            stream: false,
+            validate: false,
         }
     }
 

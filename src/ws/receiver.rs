@@ -177,6 +177,23 @@ impl Receiver {
         }
     }
 
+    /// Lowers this connection's frame and message limits to these, each
+    /// only where it is lower than what it accepts now: the buffers and the
+    /// inflater's output bound (`room`) were sized for the shared limits,
+    /// and a message under way is held to the new ones from its next frame.
+    #[cold]
+    pub(crate) fn tighten(&mut self, max_frame: u64, max_message: u64) {
+        let limits = Limits {
+            max_frame: max_frame.min(self.limits.max_frame),
+            max_message: max_message.min(self.limits.max_message),
+            ..*self.limits
+        };
+        if limits != *self.limits {
+            // The connection's own copy from now on; the shared one stays.
+            self.limits = Rc::new(limits);
+        }
+    }
+
     /// Whether compressed messages may arrive (permessage-deflate was negotiated).
     #[inline]
     pub(crate) fn inflates(&self) -> bool {
@@ -1028,6 +1045,34 @@ mod tests {
     }
 
     /// What the gateway's downstream connections accept.
+    #[test]
+    fn tighten_lowers_one_connections_limits_and_never_raises_them() {
+        let shared = Rc::new(Limits {
+            max_frame: 1000,
+            max_message: 2000,
+            ..ROOMY
+        });
+        let mut rx = Receiver::shared(Rc::clone(&shared));
+        rx.tighten(u64::MAX, 500);
+        assert_eq!((rx.limits.max_frame, rx.limits.max_message), (1000, 500));
+        rx.tighten(100, u64::MAX);
+        assert_eq!((rx.limits.max_frame, rx.limits.max_message), (100, 500));
+        assert_eq!(shared.max_frame, 1000, "the shared limits stay");
+        let mut inflaters = None;
+        assert!(rx
+            .decode(&mut binary(true, &[0; 100]), &mut inflaters)
+            .is_ok());
+        assert_eq!(
+            rx.decode(&mut binary(true, &[0; 101]), &mut inflaters)
+                .map(|_| ()),
+            Err(WsError::FrameTooLarge)
+        );
+        // Asking for nothing new keeps the shared `Rc`.
+        let mut same = Receiver::shared(Rc::clone(&shared));
+        same.tighten(5000, 5000);
+        assert!(Rc::ptr_eq(&same.limits, &shared));
+    }
+
     const FROM_SERVER: Limits = Limits {
         from_server: true,
         ..ROOMY

@@ -80,6 +80,20 @@ pub trait Handler: 'static {
         true
     }
 
+    /// How long this handler's connections may stay silent before the
+    /// server closes them with 1001 (Going Away, "idle"), in place of
+    /// `timeouts.inactivity`: Ioto's `webSocketRun(…, timeout)`. `None`
+    /// (the default) keeps `timeouts.inactivity`; `Duration::MAX` is never.
+    /// Anything the peer sends, a pong included, starts it over; kept to
+    /// the millisecond, up to 49 days (longer is never).
+    ///
+    /// 1001 rather than 1008 (Policy Violation): a silent peer broke no
+    /// rule, the server is leaving it, and it is the code
+    /// `timeouts.inactivity` closes with, so a client handles both alike.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
     /// The handshake is done. The upgrade request's headers are readable here
     /// ([`WebSocket::header`]) and only here: keep what you need in the state.
     fn on_open(&mut self, ws: &mut WebSocket<'_, Self::State>) {
@@ -165,6 +179,33 @@ impl<S> fmt::Debug for WebSocket<'_, S> {
 }
 
 impl<S> WebSocket<'_, S> {
+    /// Lowers the largest frame payload and message this connection accepts
+    /// from its peer (Ioto's `webSocketSetLimits()`), from the next frame
+    /// on: a frame over `max_frame` closes it with 1009, and so does a
+    /// message over `max_message` (a streaming handler's messages have no
+    /// whole to limit). Each value applies only where it is below what the
+    /// connection accepts already (`limits.maxFrame`, `limits.maxMessage`,
+    /// or an earlier call): the server's buffers and its permessage-deflate
+    /// inflater are bounded by those, so a connection can tighten them,
+    /// never widen them. Asked in `on_close` or `on_error`, it does nothing.
+    ///
+    /// ```no_run
+    /// use wisp::{Handler, WebSocket};
+    ///
+    /// struct Sensors;
+    ///
+    /// impl Handler for Sensors {
+    ///     type State = ();
+    ///     fn on_open(&mut self, ws: &mut WebSocket<'_, ()>) {
+    ///         // Readings are small: anything over 4K is a broken sensor.
+    ///         ws.set_limits(4096, 4096);
+    ///     }
+    /// }
+    /// ```
+    pub fn set_limits(&mut self, max_frame: u64, max_message: u64) {
+        self.link.turn.limits = Some((max_frame, max_message));
+    }
+
     /// Sends a message.
     pub fn send(&mut self, msg: Message<'_>) -> SendStatus {
         match msg {

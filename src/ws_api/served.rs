@@ -37,6 +37,11 @@ pub(crate) trait AnyHandler {
     fn streaming(&self) -> bool;
     /// Whether its connections may negotiate permessage-deflate.
     fn compression(&self) -> bool;
+    /// The inactivity timeout of its connections (`Handler::timeout`);
+    /// `None`: `timeouts.inactivity`.
+    fn timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// Runs the callback for `event` with the state `link.side.state`.
     fn dispatch(&mut self, link: Link<'_>, event: Event<'_>);
     /// The state with this key, for the hub's filters.
@@ -89,6 +94,10 @@ impl<H: Handler> AnyHandler for Served<H> {
 
     fn compression(&self) -> bool {
         self.handler.compression()
+    }
+
+    fn timeout(&self) -> Option<std::time::Duration> {
+        self.handler.timeout()
     }
 
     fn dispatch(&mut self, link: Link<'_>, event: Event<'_>) {
