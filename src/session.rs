@@ -24,7 +24,9 @@ use crate::ws::error::WsError;
 use crate::ws::frame::{write_close, write_frame, write_masked_close, write_masked_frame};
 use crate::ws::opcode::OpCode;
 use crate::ws::receiver::{self, Lent, Limits, Receiver};
-use crate::ws_api::{AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, RELEASED};
+use crate::ws_api::{
+    AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, LIMITS, OVER, RELEASED,
+};
 
 /// Whether the WebSocket goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +63,9 @@ pub(crate) struct Session {
     rate: Option<Box<RateLimiter>>,
     /// The handler's own inactivity timeout (`Handler::timeout`), in
     /// milliseconds: 0 for `timeouts.inactivity`, `u32::MAX` for never.
-    /// A `u32` fits beside the flags, where a `Duration` would grow the session.
+    /// A `u32` fits beside the flags, where a `Duration` would grow the
+    /// session; it counts from the connection's last progress (`since`,
+    /// given by the connection when asked), so a message costs it nothing.
     own_idle: u32,
 }
 
@@ -169,20 +173,23 @@ impl Session {
 
     /// Gives the connection its handler's inactivity timeout instead of
     /// `timeouts.inactivity` (`None` keeps that; `Duration::MAX` is never).
-    pub fn set_timeout(&mut self, timeout: Option<Duration>, now: Instant) {
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         let Some(timeout) = timeout else { return };
         let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         // At least a millisecond: 0 stands for the config's.
         self.own_idle = ms.max(1);
-        self.idle_at = self.own_idle_at(now);
     }
 
-    /// The idle deadline of the handler's own timeout for a peer active `now`.
-    fn own_idle_at(&self, now: Instant) -> Option<Instant> {
-        if self.own_idle == u32::MAX {
-            return None;
+    /// When the peer counts as gone: `timeouts.inactivity` after what it
+    /// last sent, or the handler's own timeout after the connection's last
+    /// progress (`since`: a read or a write).
+    #[inline]
+    fn idle_deadline(&self, since: Instant) -> Option<Instant> {
+        match self.own_idle {
+            0 => self.idle_at,
+            u32::MAX => None,
+            ms => since.checked_add(Duration::from_millis(u64::from(ms))),
         }
-        now.checked_add(Duration::from_millis(u64::from(self.own_idle)))
     }
 
     /// Marks the connection as TLS (`wss`), for [`WebSocket::is_tls`](crate::WebSocket::is_tls).
@@ -240,14 +247,14 @@ impl Session {
     /// Notes a delivery dropped for backpressure; true if the connection
     /// should be closed for it (`webSockets.closeOnBackpressure`).
     pub fn dropped(&mut self, config: &Config) -> bool {
-        self.side.flags.over = true;
+        self.side.flags.attention |= OVER;
         config.web_sockets.close_on_backpressure
     }
 
     /// True while `on_drain` is owed.
     #[inline]
     pub fn owes_drain(&self) -> bool {
-        self.side.flags.over && !self.finished && !self.side.flags.close_sent
+        self.side.flags.attention & OVER != 0 && !self.finished && !self.side.flags.close_sent
     }
 
     /// Counts a frame of `payload` bytes delivered from elsewhere (the
@@ -281,7 +288,7 @@ impl Session {
 
     /// Runs `on_drain`: the output has room again.
     pub fn drained(&mut self, mut step: Step<'_>) -> Flow {
-        self.side.flags.over = false;
+        self.side.flags.attention &= !OVER;
         let ok = step.call(&mut self.side, None, Event::Drain);
         self.after(&mut step, ok)
     }
@@ -294,11 +301,7 @@ impl Session {
         buf: &mut [u8],
         idle_at: Option<Instant>,
     ) -> (usize, Flow) {
-        self.idle_at = if self.own_idle == 0 {
-            idle_at
-        } else {
-            self.own_idle_at(step.now())
-        };
+        self.idle_at = idle_at;
         let mut pos = 0;
         // The common case on its own: whole short messages, no event to build.
         while pos < buf.len() && !self.finished {
@@ -530,11 +533,10 @@ impl Session {
     /// (or cleared after those two) before another callback can run.
     #[inline(always)]
     fn after(&mut self, step: &mut Step<'_>, ok: bool) -> Flow {
-        if let Some((frame, message)) = step.turn.limits.take() {
-            self.receiver.tighten(frame, message);
-        }
-        if self.side.flags.over && step.config.web_sockets.close_on_backpressure {
-            return self.close_now(step, CloseCode::POLICY, "backpressure");
+        if self.side.flags.attention != 0 {
+            if let Some(closed) = self.attend(step) {
+                return closed;
+            }
         }
         if !ok {
             log::error!(
@@ -546,6 +548,21 @@ impl Session {
         }
         self.note_close_sent(step.config, step.now());
         Flow::Open
+    }
+
+    /// `after`'s rarer half: lower limits asked for, then a send dropped
+    /// for backpressure, which may close with 1008.
+    #[inline(never)]
+    fn attend(&mut self, step: &mut Step<'_>) -> Option<Flow> {
+        if self.side.flags.attention & LIMITS != 0 {
+            self.side.flags.attention &= !LIMITS;
+            if let Some((frame, message)) = step.turn.limits.take() {
+                self.receiver.tighten(frame, message);
+            }
+        }
+        let over = self.side.flags.attention & OVER != 0;
+        (over && step.config.web_sockets.close_on_backpressure)
+            .then(|| self.close_now(step, CloseCode::POLICY, "backpressure"))
     }
 
     /// Once a close frame is out, the peer gets `closeTimeout` to answer.
@@ -576,17 +593,18 @@ impl Session {
         self.finish(&mut step, CloseCode::ABNORMAL, "");
     }
 
-    /// When the session next needs attention.
+    /// When the session next needs attention; `since` is its connection's
+    /// last progress.
     #[inline]
-    pub fn due(&self) -> Option<Instant> {
-        match (self.idle_at, self.wake) {
+    pub fn due(&self, since: Instant) -> Option<Instant> {
+        match (self.idle_deadline(since), self.wake) {
             (Some(idle), Some(wake)) => Some(idle.min(wake)),
             (idle, wake) => idle.or(wake),
         }
     }
 
     /// Acts on a passed deadline: the close wait, a dead peer, or a ping.
-    pub fn timeout(&mut self, mut step: Step<'_>) -> Flow {
+    pub fn timeout(&mut self, mut step: Step<'_>, since: Instant) -> Flow {
         let now = step.now();
         let woken = self.wake.is_some_and(|w| w <= now);
         if self.closing && woken {
@@ -597,7 +615,7 @@ impl Session {
             );
             return Flow::Close;
         }
-        if self.idle_at.is_some_and(|d| d <= now) {
+        if self.idle_deadline(since).is_some_and(|d| d <= now) {
             return self.close_now(&mut step, CloseCode::GOING_AWAY, "idle");
         }
         if woken && !self.closing {
@@ -788,6 +806,8 @@ mod tests {
         turn: Turn,
         peer: SocketAddr,
         t0: Instant,
+        /// The connection's last progress, as the connection would say.
+        since: Instant,
     }
 
     impl Fixture {
@@ -829,6 +849,7 @@ mod tests {
                 turn,
                 peer,
                 t0,
+                since: t0,
             };
             let (session, step) = f.parts();
             assert_eq!(session.open(step, &[]), Flow::Open);
@@ -851,6 +872,7 @@ mod tests {
         fn receive(&mut self, bytes: &[u8]) -> Flow {
             let mut buf = bytes.to_vec();
             let idle_at = self.config.timeouts.inactivity.map(|d| self.turn.now + d);
+            self.since = self.turn.now;
             let (session, step) = self.parts();
             let (used, flow) = session.receive(step, &mut buf, idle_at);
             assert_eq!(used, bytes.len());
@@ -860,8 +882,9 @@ mod tests {
         /// The deadline passed at `t0 + secs`.
         fn timeout_at(&mut self, secs: u64) -> Flow {
             self.turn.now = self.t0 + Duration::from_secs(secs);
+            let since = self.since;
             let (session, step) = self.parts();
-            session.timeout(step)
+            session.timeout(step, since)
         }
 
         /// The frames the session wrote since the last look.
@@ -968,12 +991,12 @@ mod tests {
     fn the_ping_timer_writes_a_ping_and_rearms() {
         let mut f = Fixture::new("webSockets: { ping: '10 secs' }");
         let t0 = f.t0;
-        assert_eq!(f.session.due(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(f.session.due(f.since), Some(t0 + Duration::from_secs(10)));
         assert_eq!(f.timeout_at(10), Flow::Open);
         let ping = f.out();
         assert_eq!(ping.len(), 1);
         assert_eq!(ping[0].opcode, OpCode::Ping);
-        assert_eq!(f.session.due(), Some(t0 + Duration::from_secs(20)));
+        assert_eq!(f.session.due(f.since), Some(t0 + Duration::from_secs(20)));
     }
 
     #[test]
@@ -989,20 +1012,20 @@ mod tests {
     #[test]
     fn a_handlers_own_timeout_replaces_the_configs_and_activity_restarts_it() {
         let mut f = Fixture::new("timeouts: { inactivity: '30 secs' }");
-        f.session.set_timeout(Some(Duration::from_secs(5)), f.t0);
-        assert_eq!(f.session.due(), Some(f.t0 + Duration::from_secs(5)));
+        f.session.set_timeout(Some(Duration::from_secs(5)));
+        assert_eq!(f.session.due(f.since), Some(f.t0 + Duration::from_secs(5)));
         // A ping at 4 s: the peer is alive until 9 s, whatever the config says.
         f.turn.now = f.t0 + Duration::from_secs(4);
         f.receive(&masked(true, OpCode::Ping, b""));
         assert_eq!(f.out().len(), 1, "the pong");
-        assert_eq!(f.session.due(), Some(f.t0 + Duration::from_secs(9)));
+        assert_eq!(f.session.due(f.since), Some(f.t0 + Duration::from_secs(9)));
         assert_eq!(f.timeout_at(8), Flow::Open);
         assert_eq!(f.timeout_at(9), Flow::Close);
         assert_eq!(f.closed_with(), Some(1001));
         // Never: no idle deadline at all.
         let mut f = Fixture::new("timeouts: { inactivity: '30 secs' }");
-        f.session.set_timeout(Some(Duration::MAX), f.t0);
-        assert_eq!(f.session.due(), None);
+        f.session.set_timeout(Some(Duration::MAX));
+        assert_eq!(f.session.due(f.since), None);
     }
 
     #[test]

@@ -290,7 +290,7 @@ pub(crate) fn upgrade(
     hub.add_socket(origin.id, socket);
     let limits = ws_limits.get(handler.streaming(), deflate);
     let mut session = Session::new(state, limits, info, config, origin.now);
-    session.set_timeout(handler.timeout(), origin.now);
+    session.set_timeout(handler.timeout());
     session.set_tls(origin.tls);
     session.set_outgoing(outgoing);
     hub.deflate.count(outgoing, true);

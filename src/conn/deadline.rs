@@ -16,7 +16,7 @@ impl Conn {
     pub fn due(&self, t: &Timeouts) -> Option<Instant> {
         match &self.phase {
             // The busiest case first, and without a call.
-            Phase::WebSocket(session) if self.output.is_idle() => session.due(),
+            Phase::WebSocket(session) if self.output.is_idle() => session.due(self.since),
             _ => self.due_otherwise(t),
         }
     }
@@ -27,7 +27,7 @@ impl Conn {
         let stall = || add(self.since, t.inactivity);
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
-            Phase::WebSocket(session) => earliest(session.due(), stall()),
+            Phase::WebSocket(session) => earliest(session.due(self.since), stall()),
             Phase::Later(later) => add(later.started, t.request),
             Phase::Events(stream) => {
                 let stalled = (!self.output.is_idle()).then(stall).flatten();
@@ -71,8 +71,9 @@ impl Conn {
                 self.release(ctx.app, ctx.turn);
                 return Ok(Next::Close);
             }
+            let since = self.since;
             self.on_session(ctx.app, ctx.turn, true, |session, step| {
-                session.timeout(step)
+                session.timeout(step, since)
             });
             return self.flush(ctx, read_buf);
         }

@@ -76,9 +76,17 @@ pub(crate) struct SendFlags {
     pub close_sent: bool,
     /// A `send_block` message is unfinished; true if it is text.
     pub block: Option<bool>,
-    /// A send was dropped for backpressure; `on_drain` is owed.
-    pub over: bool,
+    /// What the session must see to after the callback, in one byte so
+    /// that a callback that asked nothing costs one test: [`OVER`] (a send
+    /// was dropped for backpressure; `on_drain` is owed) and [`LIMITS`]
+    /// (`set_limits` was called; the limits wait in the turn).
+    pub attention: u8,
 }
+
+/// [`SendFlags::attention`]: a send was dropped for backpressure.
+pub(crate) const OVER: u8 = 1;
+/// [`SendFlags::attention`]: the callback asked for lower limits.
+pub(crate) const LIMITS: u8 = 2;
 
 /// What a session lends each callback's [`Link`] of itself, in one piece.
 #[derive(Debug)]
@@ -114,7 +122,7 @@ impl Link<'_> {
         if turn.scratch.len().saturating_sub(turn.base) < turn.room {
             return true;
         }
-        self.side.flags.over = true;
+        self.side.flags.attention |= OVER;
         self.hub.stats.limits.backpressure += 1;
         false
     }

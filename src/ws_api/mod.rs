@@ -26,7 +26,7 @@ use crate::ws::error::WsError;
 use crate::ws::frame::write_close;
 use crate::ws::opcode::OpCode;
 
-pub(crate) use self::link::{ConnInfo, Extra, Link, LinkSide, SendFlags};
+pub(crate) use self::link::{ConnInfo, Extra, Link, LinkSide, SendFlags, LIMITS, OVER};
 pub(crate) use self::served::{AnyHandler, Event, Served, RELEASED};
 
 /// The events of a WebSocket connection, Ioto-style. Every method has an
@@ -84,7 +84,9 @@ pub trait Handler: 'static {
     /// server closes them with 1001 (Going Away, "idle"), in place of
     /// `timeouts.inactivity`: Ioto's `webSocketRun(…, timeout)`. `None`
     /// (the default) keeps `timeouts.inactivity`; `Duration::MAX` is never.
-    /// Anything the peer sends, a pong included, starts it over; kept to
+    /// It counts from the connection's last progress, a read or a write
+    /// (what the peer sends, a pong included, and what reaches it), where
+    /// `timeouts.inactivity` counts from what the peer last sent; kept to
     /// the millisecond, up to 49 days (longer is never).
     ///
     /// 1001 rather than 1008 (Policy Violation): a silent peer broke no
@@ -204,6 +206,7 @@ impl<S> WebSocket<'_, S> {
     /// ```
     pub fn set_limits(&mut self, max_frame: u64, max_message: u64) {
         self.link.turn.limits = Some((max_frame, max_message));
+        self.link.side.flags.attention |= LIMITS;
     }
 
     /// Sends a message.
