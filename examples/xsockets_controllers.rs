@@ -109,7 +109,8 @@ fn demo_format() -> Translator {
             if m.c.eq_ignore_ascii_case("demo") {
                 json!({ "M": m.t, "J": m.d.to_string() }).to_string()
             } else {
-                json!(m).to_string()
+                // `{t, c, d}` in that order, as the IMessage type declares it.
+                serde_json::to_string(m).unwrap_or_default()
             }
         },
     )

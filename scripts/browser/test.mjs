@@ -598,6 +598,63 @@ if (altruistBase) {
   });
 }
 
+// examples/xsockets_controllers: the XSockets documentation's console snippets
+// (seeds/002), run unchanged in the page (after each `new WebSocket`, the
+// wait a person typing the next line gives it to open), then the demo page's
+// own buttons.
+const xsocketsBase = process.env.WISP_XSOCKETS_URL;
+if (xsocketsBase) {
+  await check("XSockets snippets and page", "9-xsockets", async (opened) => {
+    const entry = await openPage(opened, "xsockets");
+    const { page } = entry;
+    const said = [];
+    page.on("console", (m) => {
+      if (m.type() === "log") said.push(m.text());
+    });
+    await visit(page, "/xsockets.html", xsocketsBase);
+    const url = xsocketsBase.replace(/^http/, "ws") + "/xsockets";
+    await page.evaluate(async (url) => {
+      var conn = new WebSocket(url, 'DemoProtocol');
+      conn.onmessage = function (d) { console.log('CustomProtocol Message', d.data); };
+      await new Promise((r) => conn.addEventListener("open", r));
+      var json = {t:'foo',c:'generic',d:'hi'};
+      var m = JSON.stringify(json);
+      conn.send(m);
+      json = {M:'foo',J:'{s:\'bar\',i:42}'};
+      m = JSON.stringify(json);
+      conn.send(m);
+      var bar = new WebSocket(url, 'XSocketsNET');
+      bar.onmessage = function (d) { console.log('XSocketsNET Message', d.data); };
+      await new Promise((r) => bar.addEventListener("open", r));
+      bar.send(JSON.stringify({t: 'foo', c:'bar', d:'some message'}));
+      bar.send(JSON.stringify({t: 'foo', c:'bar', d:{name:'Steve', Age:42}}));
+    }, url);
+    await until(() => said.length >= 5, WAIT, `5 console lines, got ${JSON.stringify(said)}`);
+    const custom = said.filter((l) => l.startsWith("CustomProtocol Message ")).map((l) => JSON.parse(l.slice(23)));
+    const plain = said.filter((l) => l.startsWith("XSocketsNET Message ")).map((l) => JSON.parse(l.slice(20)));
+    assert(custom.length === 3 && plain.length === 2, `console: ${JSON.stringify(said)}`);
+    assert(custom[0].t === "open" && custom[0].c === "generic", `the open message: ${JSON.stringify(custom[0])}`);
+    assert(custom[1].t === "foo" && custom[1].c === "generic" && custom[1].d === "hi", `the echo: ${JSON.stringify(custom[1])}`);
+    const j = custom[2].M === "foo" && typeof custom[2].J === "string" ? JSON.parse(custom[2].J) : {};
+    assert(j.stringValue === "bar" && j.intValue === 42, `{M, J}: ${JSON.stringify(custom[2])}`);
+    assert(plain[0].d.bound === "Foo(string)" && plain[0].d.m === "some message", `Foo(string): ${JSON.stringify(plain[0])}`);
+    assert(plain[1].d.bound === "Foo(Person)" && plain[1].d.name === "Steve" && plain[1].d.Age === 42,
+      `Foo(Person): ${JSON.stringify(plain[1])}`);
+    // The page's own buttons.
+    await waitIn(page, () => ["state-x", "state-demo"].every((id) => document.getElementById(id).textContent === "open"),
+      null, "the page's two sockets did not open");
+    await page.click("#bar-person");
+    await page.click("#demo-mj");
+    await waitIn(page, () => {
+      const rows = [...document.querySelectorAll("#log tr[data-direction=in]")].map((r) => r.lastChild.textContent);
+      return rows.some((t) => t.includes("Foo(Person)")) && rows.some((t) => t.includes("stringValue"));
+    }, null, "the page's answers did not show");
+    noErrors(entry);
+    await shot(page, "9-xsockets");
+    return "open + echo, {M, J}, Foo(string), Foo(Person)";
+  });
+}
+
 await browser.close().catch(() => {});
 // Stop the server this program started, and wait for it, so it is not left behind as a zombie;
 // the script's trap stays the fallback (it kills whatever pid the pid file holds).
