@@ -114,6 +114,8 @@
 mod access;
 mod app;
 mod auth;
+mod backplane;
+mod cluster;
 pub mod config;
 mod conn;
 mod deadlines;
@@ -149,6 +151,7 @@ mod turn;
 mod upgrade;
 mod upload_api;
 mod user_timers;
+mod workers;
 mod ws;
 mod ws_api;
 
@@ -162,13 +165,14 @@ pub use http::request::{BodyStream, Request};
 pub use http::response::Response;
 pub use hub::{Hub, RoomError};
 pub use logger::init_logging;
-pub use message::{ConnId, Fragment, Message, PeerCert, SendStatus};
+pub use message::{ConnId, Fragment, Message, ParseConnIdError, PeerCert, SendStatus};
 pub use server::{Outgoing, Server, ServerHandle};
-pub use stats::{ConnStats, DownstreamStats, LimitHits, Stats};
+pub use stats::{BackplaneStats, ConnStats, DownstreamStats, LimitHits, Stats};
 #[cfg(feature = "tls")]
 pub use tls::TlsError;
 pub use upload_api::UploadedFile;
 pub use user_timers::TimerId;
+pub use workers::{StatsBoard, Workers};
 pub use ws::close_code::CloseCode;
 pub use ws::error::WsError;
 pub use ws_api::{Handler, Upgrade, WebSocket};

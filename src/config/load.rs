@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
-use super::{policy, proxy, redirect, tls, users};
+use super::{policy, proxy, redirect, scale, tls, users};
 use super::{
     AccessFormat, Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect,
     RouteConfig, RouteRedirect, Timeouts, Upload, WebSockets,
@@ -31,6 +31,8 @@ const WEB_KEYS: &[&str] = &[
     "errors",
     "auth",
     "upload",
+    "workers",
+    "backplane",
 ];
 
 pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
@@ -141,6 +143,12 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.auth = Some(users::users(&path, v)?);
     }
     route_roles(&web, &config)?;
+    if let Some((path, v)) = web.get("workers") {
+        config.workers = scale::workers(&path, v)?;
+    }
+    if let Some((path, v)) = web.get("backplane") {
+        config.backplane = Some(scale::backplane(&path, v)?);
+    }
     if let Some((path, v)) = web.get("upload") {
         let o = Obj::new(&path, v, &["dir", "remove"])?;
         if let Some(dir) = o.string("dir")? {

@@ -11,6 +11,7 @@ mod policy;
 mod proxy;
 mod read;
 pub(crate) mod redirect;
+mod scale;
 // Matching and rendering wait for the gateway to call them (lead).
 #[allow(dead_code)]
 pub(crate) mod template;
@@ -31,6 +32,7 @@ pub use proxy::{Balancer, Breaker, HeaderRules, ProxyConfig, Scheme, Sticky};
 use read::{fail, KeyError};
 use units::parse_listen_url;
 
+pub use scale::{host_name, Backplane, MAX_WORKERS};
 pub use tls::Tls;
 pub use users::{Attempts, LoginPaths, Role, User, Users};
 
@@ -76,6 +78,11 @@ pub struct Config {
     pub auth: Option<Users>,
     /// Where `multipart/form-data` uploads are stored (`upload`).
     pub upload: Upload,
+    /// Event loops serving the listeners (`workers`: a number, or `'auto'`
+    /// for the cores available). Default: 1. See [`Workers`](crate::Workers).
+    pub workers: usize,
+    /// Rooms across machines over Redis (`backplane`); none by default.
+    pub backplane: Option<Backplane>,
 }
 
 /// Uploads: `upload: { dir: './uploads', remove: true }` (Ioto's keys).
@@ -404,6 +411,8 @@ impl Default for Config {
             log: Log::default(),
             auth: None,
             upload: Upload::default(),
+            workers: 1,
+            backplane: None,
         }
     }
 }
