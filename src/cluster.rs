@@ -9,14 +9,14 @@
 //! worker and no backplane there is no cluster at all.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::Waker;
 
 use crate::message::{serial, ConnId, Message};
-use crate::stats::Stats;
+use crate::stats::{BackplaneStats, Stats};
 
 /// Deliveries waiting for one worker, at most; more are dropped (and counted).
 pub(crate) const LINK_CAPACITY: usize = 8192;
@@ -84,19 +84,68 @@ impl Link {
     }
 }
 
+/// The backplane's counters, moved by its threads and the loops.
+#[derive(Debug, Default)]
+pub(crate) struct BackplaneCounters {
+    pub node: String,
+    /// Subscribed to the channel now.
+    pub subscribed: AtomicBool,
+    /// The publishing connection is up now.
+    pub publishing: AtomicBool,
+    /// Set by the subscriber when Redis was lost: the publishing connection
+    /// is likely dead too, and is made again.
+    #[cfg_attr(not(feature = "backplane"), allow(dead_code))]
+    pub stale: AtomicBool,
+    pub outages: AtomicU64,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub dropped: AtomicU64,
+    pub malformed: AtomicU64,
+}
+
+impl BackplaneCounters {
+    pub fn new(node: &str) -> BackplaneCounters {
+        BackplaneCounters {
+            node: node.to_string(),
+            ..BackplaneCounters::default()
+        }
+    }
+
+    pub fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> BackplaneStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BackplaneStats {
+            node: self.node.clone(),
+            connected: self.subscribed.load(Ordering::Relaxed)
+                && self.publishing.load(Ordering::Relaxed),
+            outages: get(&self.outages),
+            sent: get(&self.sent),
+            received: get(&self.received),
+            dropped: get(&self.dropped),
+            malformed: get(&self.malformed),
+        }
+    }
+}
+
 /// Every worker's counters, written by each worker a few times a second.
 #[derive(Debug, Default)]
 pub(crate) struct Board {
     stats: Mutex<Vec<Stats>>,
     /// Worker loops restarted after a panic, in all.
     pub restarts: AtomicU64,
+    /// With a backplane, its counters.
+    pub backplane: Option<Arc<BackplaneCounters>>,
 }
 
 impl Board {
-    pub fn new(workers: usize) -> Board {
+    pub fn new(workers: usize, backplane: Option<Arc<BackplaneCounters>>) -> Board {
         Board {
             stats: Mutex::new(vec![Stats::default(); workers]),
             restarts: AtomicU64::new(0),
+            backplane,
         }
     }
 
@@ -110,8 +159,10 @@ impl Board {
     pub fn read(&self) -> Vec<Stats> {
         let mut all = lock(&self.stats).clone();
         let restarts = self.restarts.load(Ordering::Relaxed);
+        let backplane = self.backplane.as_ref().map(|b| b.snapshot());
         for s in &mut all {
             s.worker_restarts = restarts;
+            s.backplane.clone_from(&backplane);
         }
         all
     }
@@ -194,10 +245,16 @@ impl Cluster {
 
     /// False if the backplane's queue is full (true without a backplane).
     fn to_backplane(&self, remote: Remote) -> bool {
-        match &self.backplane {
-            Some(tx) => !matches!(tx.try_send(remote), Err(TrySendError::Full(_))),
-            None => true,
+        let Some(tx) = &self.backplane else {
+            return true;
+        };
+        if let Err(TrySendError::Full(_)) = tx.try_send(remote) {
+            if let Some(counters) = &self.board.backplane {
+                BackplaneCounters::add(&counters.dropped);
+            }
+            return false;
         }
+        true
     }
 
     /// A member joined (`+1`) or left (`-1`) a room on this worker.
@@ -222,4 +279,41 @@ impl Cluster {
 /// A poisoned lock still holds good counts: a panic elsewhere left them whole.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every worker's counters, as last posted (a few times a second), for a
+/// status page served by one of them. Get it with
+/// [`Server::stats_board`](crate::Server::stats_board).
+#[derive(Debug, Clone)]
+pub struct StatsBoard {
+    board: Arc<Board>,
+    worker: usize,
+}
+
+impl StatsBoard {
+    pub(crate) fn new(board: Arc<Board>, worker: usize) -> StatsBoard {
+        StatsBoard { board, worker }
+    }
+
+    /// Each worker's counters, by index; this worker's replaced by `here`
+    /// (its own, up to date: [`Request::stats`](crate::Request::stats)).
+    pub fn workers(&self, here: &Stats) -> Vec<Stats> {
+        let mut all = self.board.read();
+        if let Some(mine) = all.get_mut(self.worker) {
+            let (restarts, backplane) = (mine.worker_restarts, mine.backplane.take());
+            mine.clone_from(here);
+            mine.worker_restarts = restarts;
+            mine.backplane = backplane;
+        }
+        all
+    }
+
+    /// Every worker's counters added up (this worker's from `here`).
+    pub fn total(&self, here: &Stats) -> Stats {
+        let mut total = Stats::default();
+        for stats in self.workers(here) {
+            total.merge(&stats);
+        }
+        total
+    }
 }

@@ -156,6 +156,7 @@ mod ws;
 mod ws_api;
 
 pub use auth::password::hash as hash_password;
+pub use cluster::StatsBoard;
 pub use config::{Config, ConfigError};
 pub use error::StartError;
 pub use event_router::{Reply, Router};
@@ -172,7 +173,7 @@ pub use stats::{BackplaneStats, ConnStats, DownstreamStats, LimitHits, Stats};
 pub use tls::TlsError;
 pub use upload_api::UploadedFile;
 pub use user_timers::TimerId;
-pub use workers::{StatsBoard, Workers};
+pub use workers::Workers;
 pub use ws::close_code::CloseCode;
 pub use ws::error::WsError;
 pub use ws_api::{Handler, Upgrade, WebSocket};

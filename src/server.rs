@@ -11,7 +11,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
 use crate::app::App;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, StatsBoard};
 use crate::config::Config;
 use crate::error::StartError;
 use crate::events::EventSource;
@@ -24,7 +24,6 @@ use crate::reactor::{Command, Listener, Parts, Reactor, Shared, WAKER};
 use crate::stats::Stats;
 use crate::transport::Acceptor;
 use crate::user_timers::TimerId;
-use crate::workers::StatsBoard;
 use crate::ws_api::{Handler, Served};
 
 /// A bound server: its listeners are open, its loop not yet running.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use mio::net::TcpListener;
 
-use crate::cluster::{Board, Cluster, Link, LINK_CAPACITY};
+use crate::cluster::{BackplaneCounters, Board, Cluster, Link, LINK_CAPACITY};
 use crate::config::Config;
 use crate::error::StartError;
 use crate::reactor::{Command, Listener, Parts};
@@ -67,6 +67,8 @@ pub struct Workers {
     addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
     board: Arc<Board>,
+    /// Ends the backplane's threads.
+    backplane_stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -116,10 +118,16 @@ impl Workers {
             parts.push((p, commands));
         }
         let links: Arc<[Link]> = links.into();
-        let board = Arc::new(Board::new(count));
+        let counters = config
+            .backplane
+            .as_ref()
+            .map(|b| Arc::new(BackplaneCounters::new(&b.node)));
+        let board = Arc::new(Board::new(count, counters.clone()));
         let node = crate::backplane::node_of(&config);
-        let backplane = crate::backplane::start(&config, &links, &board);
-        let cluster = Cluster::new(links, Arc::clone(&board), node, backplane);
+        let backplane =
+            crate::backplane::start(&config, &links, counters.as_ref()).map_err(StartError::Io)?;
+        let queue = backplane.as_ref().map(|b| b.queue.clone());
+        let cluster = Cluster::new(links, Arc::clone(&board), node, queue);
         let setup = Arc::new(setup);
         let mut workers = Workers {
             threads: Vec::with_capacity(count),
@@ -127,6 +135,7 @@ impl Workers {
             addrs,
             tls_addrs,
             board,
+            backplane_stop: backplane.map(|b| b.stop),
         };
         for (index, (parts, commands)) in parts.into_iter().enumerate() {
             let (ready, started) = mpsc::channel();
@@ -196,10 +205,14 @@ impl Workers {
         for handle in &self.handles {
             handle.stop();
         }
+        if let Some(stop) = &self.backplane_stop {
+            stop.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Waits until every worker has stopped; the first error of any.
     pub fn wait(self) -> io::Result<()> {
+        let stop = self.backplane_stop.clone();
         let mut outcome = Ok(());
         for thread in self.threads {
             let result = thread
@@ -208,6 +221,10 @@ impl Workers {
             if outcome.is_ok() {
                 outcome = result;
             }
+        }
+        // Stopped by a signal or handle rather than `Workers::stop`.
+        if let Some(stop) = stop {
+            stop.store(true, Ordering::Relaxed);
         }
         outcome
     }
@@ -284,42 +301,6 @@ impl Worker {
 
 /// The pause before a worker that panicked is started again.
 const RESTART_PAUSE: Duration = Duration::from_millis(50);
-
-/// Every worker's counters, as last posted (a few times a second), for a
-/// status page served by one of them. Get it with [`Server::stats_board`].
-#[derive(Debug, Clone)]
-pub struct StatsBoard {
-    board: Arc<Board>,
-    worker: usize,
-}
-
-impl StatsBoard {
-    pub(crate) fn new(board: Arc<Board>, worker: usize) -> StatsBoard {
-        StatsBoard { board, worker }
-    }
-
-    /// Each worker's counters, by index; this worker's replaced by `here`
-    /// (its own, up to date: [`Request::stats`](crate::Request::stats)).
-    pub fn workers(&self, here: &Stats) -> Vec<Stats> {
-        let mut all = self.board.read();
-        if let Some(mine) = all.get_mut(self.worker) {
-            let (restarts, backplane) = (mine.worker_restarts, mine.backplane.take());
-            mine.clone_from(here);
-            mine.worker_restarts = restarts;
-            mine.backplane = backplane;
-        }
-        all
-    }
-
-    /// Every worker's counters added up (this worker's from `here`).
-    pub fn total(&self, here: &Stats) -> Stats {
-        let mut total = Stats::default();
-        for stats in self.workers(here) {
-            total.merge(&stats);
-        }
-        total
-    }
-}
 
 /// A listener that shares its port with the other workers' (`SO_REUSEPORT`:
 /// the kernel spreads new connections over them).
