@@ -385,6 +385,19 @@ impl Hub {
         self.stats.cluster_dropped += cluster.spread(&remote);
     }
 
+    /// This loop is gone (it panicked): its members leave the room counts
+    /// the other workers read.
+    pub(crate) fn leave_cluster(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            for (room, members) in &self.rooms {
+                for _ in members {
+                    cluster.count(room, false);
+                }
+            }
+        }
+        self.cluster = None;
+    }
+
     /// Does what another worker or node asked, for this loop's connections only.
     pub(crate) fn apply(&mut self, remote: Remote) {
         match remote {

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -356,8 +357,13 @@ impl Server {
         self.reactor.run()
     }
 
-    /// Gives back what the next loop of a worker is made of (see `Reactor::salvage`).
+    /// Gives back what the next loop of a worker is made of (see
+    /// `Reactor::salvage`); the lost connections leave the room counts.
     pub(crate) fn salvage(&mut self) -> io::Result<(Parts, Sender<Command>)> {
+        let hub = &mut self.reactor.app.hub;
+        if catch_unwind(AssertUnwindSafe(|| hub.leave_cluster())).is_err() {
+            log::error!("a panicked worker's room counts could not be taken back");
+        }
         Ok((self.reactor.salvage()?, self.commands.clone()))
     }
 

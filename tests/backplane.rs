@@ -396,3 +396,38 @@ fn ten_thousand_cross_node_publishes_none_twice() {
     );
     drop(redis);
 }
+
+#[test]
+#[ignore = "needs redis-server: run scripts/backplane"]
+fn redis_down_at_start_the_node_serves_locally_and_joins_once_redis_is_up() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let a = Node::start(&url, "late", "node-a", 1);
+    let b = Node::start(&url, "late", "node-b", 1);
+    eventually("the outage is counted", || {
+        a.backplane()["outages"] == 1 && b.backplane()["outages"] == 1
+    });
+    assert_eq!(a.backplane()["connected"], false);
+    // It serves locally meanwhile.
+    let mut ann = a.chat("lobby", "ann");
+    let mut amy = a.chat("lobby", "amy");
+    ann.expect_presence("amy");
+    amy.say("lobby", "local");
+    ann.expect_said("local");
+    amy.expect_said("local");
+
+    let redis = Redis::on(port);
+    eventually("both nodes reach Redis", || a.connected() && b.connected());
+    assert_eq!(a.backplane()["outages"], 1, "one outage, counted once");
+    let mut bob = b.chat("lobby", "bob");
+    ann.expect_presence("bob");
+    amy.expect_presence("bob");
+    bob.say("lobby", "now across");
+    for m in [&mut bob, &mut ann, &mut amy] {
+        m.expect_said("now across");
+    }
+    drop(redis);
+}

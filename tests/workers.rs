@@ -276,6 +276,7 @@ fn a_worker_that_panics_is_started_again_and_the_other_goes_on() {
     }
     let (mut bystander, mut victim) = (bystander.unwrap(), victim.unwrap());
     let victim_id = victim.id.clone();
+    assert_eq!(victim.ask("join:r"), "joined r");
     assert!(victim_id.starts_with("w1#"), "{victim_id}");
     victim.ws.send_text("boom");
     // Its connection is lost with the loop: it reads to the end.
@@ -296,8 +297,14 @@ fn a_worker_that_panics_is_started_again_and_the_other_goes_on() {
     }
     let mut again = again.expect("a connection reached the restarted worker");
     assert_ne!(again.id, victim_id, "a new id");
+    assert_eq!(
+        bystander.ask("size:r"),
+        "0",
+        "the lost member left the count"
+    );
     assert_eq!(again.ask("join:r"), "joined r");
     assert_eq!(bystander.ask("join:r"), "joined r");
+    assert_eq!(bystander.ask("size:r"), "2");
     bystander.ws.send_text("pubx:r:across the restart");
     assert_eq!(again.text(), "across the restart");
     drop((again, bystander));
