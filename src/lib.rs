@@ -101,6 +101,32 @@
 //! recipients. [`Handler::compression`] declines it for one handler and
 //! [`WebSocket::send_uncompressed`] for one message.
 //!
+//! ## Scale out
+//!
+//! `web.workers: 4` (or `'auto'`) runs one loop per core, each with its own
+//! listener on the same port (`SO_REUSEPORT`), connections, handlers and
+//! rooms: start them with [`Workers::start`], whose setup closure registers
+//! the handlers on every worker (so a handler's fields are per worker; share
+//! state through an `Arc`). Sends by [`ConnId`], broadcasts, room publishes
+//! and [`Hub::room_size`] span the workers through bounded queues.
+//! `web.backplane: { redis: 'redis://…', node: 'device-a' }` joins several
+//! processes over Redis pub/sub, at most once per message; see
+//! [`config::Backplane`].
+//!
+//! ```no_run
+//! use wisp::{Config, Workers};
+//! # struct Chat;
+//! # impl wisp::Handler for Chat { type State = (); }
+//!
+//! let mut config = Config::load("web.json5".as_ref())?;
+//! config.workers = 4;
+//! let workers = Workers::start(config, |server| {
+//!     server.websocket("/ws/chat", Chat);
+//! })?;
+//! workers.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Stop it from another thread
 //!
 //! [`Server::handle`] returns a [`ServerHandle`] (`Clone + Send`) that sends,

@@ -13,6 +13,8 @@ use crate::message::serial;
 
 /// Messages waiting for the publishing thread, at most.
 pub(super) const QUEUE: usize = LINK_CAPACITY;
+/// Queued messages sent to Redis in one round trip, at most.
+const PIPELINE: usize = 256;
 /// How long a thread waits before it looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(250);
 /// How long to wait for Redis to answer a connect or a command.
@@ -71,23 +73,34 @@ impl Side {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
+            // What else is waiting goes in the same round trip (pipelined,
+            // in order), so a burst costs one wait for Redis, not one each.
+            let batch: Vec<Remote> = std::iter::once(remote)
+                .chain(rx.try_iter().take(PIPELINE - 1))
+                .collect();
+            let n = batch.len() as u64;
             let Some(c) = &mut con else {
-                BackplaneCounters::add(&counters.dropped);
+                counters.dropped.fetch_add(n, Ordering::Relaxed);
                 continue;
             };
-            let bytes = wire::encode(&self.settings.node, &remote);
-            let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(&self.settings.channel)
-                .arg(bytes)
-                .query(c);
-            match published {
-                Ok(_) => BackplaneCounters::add(&counters.sent),
+            let mut pipe = redis::pipe();
+            for remote in &batch {
+                let bytes = wire::encode(&self.settings.node, remote);
+                pipe.cmd("PUBLISH")
+                    .arg(&self.settings.channel)
+                    .arg(bytes)
+                    .ignore();
+            }
+            match pipe.query::<()>(c) {
+                Ok(()) => {
+                    counters.sent.fetch_add(n, Ordering::Relaxed);
+                }
                 Err(e) => {
                     log::warn!(
                         "backplane: publishing to {} failed: {e}",
                         self.settings.redis
                     );
-                    BackplaneCounters::add(&counters.dropped);
+                    counters.dropped.fetch_add(n, Ordering::Relaxed);
                     con = None;
                     counters.publishing.store(false, Ordering::Relaxed);
                     backoff.failed();
