@@ -291,6 +291,9 @@ impl Worker {
                     self.cluster.board.restarts.fetch_add(1, Ordering::Relaxed);
                     (parts, commands) = server.salvage()?;
                     drop(server);
+                    // The dead loop may have taken a wake-up it never acted
+                    // on: the new one looks at its queues first thing.
+                    let _ = parts.shared.waker.wake();
                     // Should it panic at once again, do not spin.
                     std::thread::sleep(RESTART_PAUSE);
                 }

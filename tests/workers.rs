@@ -279,7 +279,13 @@ fn a_worker_that_panics_is_started_again_and_the_other_goes_on() {
     assert_eq!(victim.ask("join:r"), "joined r");
     assert!(victim_id.starts_with("w1#"), "{victim_id}");
     victim.ws.send_text("boom");
-    // Its connection is lost with the loop: it reads to the end.
+    // The closing handshake ends the connection, and its state is dropped:
+    // the loop panics, and whatever else it held is lost with it.
+    let close = victim.ws.read_frame();
+    assert_eq!(close.opcode, support::ws::CLOSE);
+    victim
+        .ws
+        .send_frame(true, support::ws::CLOSE, &close.payload);
     let _ = victim.ws.read_to_close();
     eventually("the restart is counted", || {
         workers.stats().is_some_and(|s| s.worker_restarts == 1)
