@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
+use crate::cluster::{Cluster, Payload, Remote};
 use crate::http::response::Response;
 use crate::message::{ConnId, Message, SendStatus};
 use crate::stats::Stats;
@@ -134,6 +135,8 @@ pub struct Hub {
     pub(crate) stats: Stats,
     /// permessage-deflate's shared compressors and inflaters.
     pub(crate) deflate: deflate::Shared,
+    /// The other workers and the backplane; `None` for a lone loop.
+    pub(crate) cluster: Option<Cluster>,
 }
 
 impl fmt::Debug for Hub {
@@ -183,6 +186,20 @@ impl Frames {
     }
 }
 
+/// The message a server frame (unmasked, whole) carries; `None` for a
+/// control frame.
+fn frame_message(frame: &[u8]) -> Option<Message<'_>> {
+    let payload = frame.get(frame.len() - frame_payload_len(frame)..)?;
+    match frame.first().map(|b| b & 0x0f) {
+        Some(1) => Some(match std::str::from_utf8(payload) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::Binary(payload),
+        }),
+        Some(2) => Some(Message::Binary(payload)),
+        _ => None,
+    }
+}
+
 /// Encodes a message as one server frame.
 pub(crate) fn encode(msg: Message<'_>) -> Rc<[u8]> {
     let (opcode, payload) = match msg {
@@ -208,6 +225,7 @@ impl Hub {
             timers: TimerQueue::default(),
             stats: Stats::default(),
             deflate: deflate::Shared::default(),
+            cluster: None,
         }
     }
 
@@ -329,19 +347,99 @@ impl Hub {
     }
 
     /// Sends a message to one connection. [`SendStatus::Closed`] if it is not an open WebSocket.
+    ///
+    /// With several workers or a backplane, a connection of another worker
+    /// or node is reached through its queue: [`SendStatus::Queued`] once it
+    /// is queued there (whether it is still open is known only there),
+    /// [`SendStatus::Dropped`] when that queue is full or the node is out of
+    /// reach.
     pub fn send(&mut self, to: ConnId, msg: Message<'_>) -> SendStatus {
-        if !self.is_open(to) {
-            return SendStatus::Closed;
+        if let Some(cluster) = &self.cluster {
+            if cluster.is_remote(to) {
+                if cluster.send(to, msg) {
+                    return SendStatus::Queued;
+                }
+                self.stats.cluster_dropped += 1;
+                return SendStatus::Dropped;
+            }
         }
+        let Some(to) = self.found(to) else {
+            return SendStatus::Closed;
+        };
         let frames = self.encode(msg);
         self.deliver(Targets::One(to), frames, [None, None]);
         SendStatus::Queued
     }
 
-    /// Sends a message to every open WebSocket but `except`.
+    /// The open connection `id` names, with its slot (an id read from text
+    /// has none yet).
+    fn found(&self, id: ConnId) -> Option<ConnId> {
+        if id.key != usize::MAX {
+            return self.is_open(id).then_some(id);
+        }
+        self.socket_ids().find(|open| open.serial == id.serial)
+    }
+
+    /// Sends a message to every open WebSocket but `except` (with several
+    /// workers or a backplane, on every worker and node).
     pub fn broadcast(&mut self, msg: Message<'_>, except: Option<ConnId>) {
         let frames = self.encode(msg);
         self.deliver(Targets::All, frames, [except, None]);
+    }
+
+    /// Hands a room publish or a broadcast to the other workers and the
+    /// backplane, as the message its frame carries.
+    #[cold]
+    fn spread(&mut self, room: Option<&str>, frame: &Frames, except: Option<ConnId>) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let Some(msg) = frame_message(&frame.plain) else {
+            return;
+        };
+        let msg = Payload::of(msg);
+        let remote = match room {
+            Some(room) => Remote::Publish {
+                room: room.into(),
+                msg,
+                except,
+            },
+            None => Remote::Broadcast { msg, except },
+        };
+        self.stats.cluster_dropped += cluster.spread(&remote);
+    }
+
+    /// This loop is gone (it panicked): its members leave the room counts
+    /// the other workers read.
+    pub(crate) fn leave_cluster(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            for (room, members) in &self.rooms {
+                for _ in members {
+                    cluster.count(room, false);
+                }
+            }
+        }
+        self.cluster = None;
+    }
+
+    /// Does what another worker or node asked, for this loop's connections only.
+    pub(crate) fn apply(&mut self, remote: Remote) {
+        match remote {
+            Remote::Publish { room, msg, except } => {
+                let frames = self.encode(msg.message());
+                self.publish_here(&room, frames, [except, None]);
+            }
+            Remote::Broadcast { msg, except } => {
+                let frames = self.encode(msg.message());
+                self.deliver_here(Targets::All, frames, [except, None]);
+            }
+            Remote::Send { to, msg } => {
+                if let Some(to) = self.found(to) {
+                    let frames = self.encode(msg.message());
+                    self.deliver(Targets::One(to), frames, [None, None]);
+                }
+            }
+        }
     }
 
     /// Sends a message to every WebSocket whose state is an `S` and passes `filter`.
@@ -427,6 +525,9 @@ impl Hub {
         };
         self.rooms.entry(Rc::clone(&name)).or_default().insert(id);
         self.joined.entry(id).or_default().push(name);
+        if let Some(cluster) = &self.cluster {
+            cluster.count(room, true);
+        }
         if let Some(waiting) = leaving {
             self.leave(id, &waiting);
         }
@@ -458,7 +559,11 @@ impl Hub {
 
     fn drop_member(&mut self, room: &str, id: ConnId) {
         if let Some(members) = self.rooms.get_mut(room) {
-            members.remove(&id);
+            if members.remove(&id) {
+                if let Some(cluster) = &self.cluster {
+                    cluster.count(room, false);
+                }
+            }
             if members.is_empty() {
                 self.rooms.remove(room);
             }
@@ -467,17 +572,31 @@ impl Hub {
 
     /// Sends a message to every member of a room but `except`; returns how
     /// many it goes to. The frame is encoded once and shared by all of them.
+    ///
+    /// With several workers or a backplane the room spans them all: the
+    /// message goes to the members everywhere, and the count is of this
+    /// worker's members (the others count theirs as it arrives).
     pub fn publish(&mut self, room: &str, msg: Message<'_>, except: Option<ConnId>) -> usize {
         let frames = self.encode(msg);
         self.publish_frame(room, frames, [except, None])
     }
 
+    /// Publishes a frame to a room: here, and with several workers or a
+    /// backplane everywhere else (`except[1]`, the sender, is of this loop).
     pub(crate) fn publish_frame(
         &mut self,
         room: &str,
         frame: Frames,
         except: [Option<ConnId>; 2],
     ) -> usize {
+        if self.cluster.is_some() {
+            self.spread(Some(room), &frame, except[0]);
+        }
+        self.publish_here(room, frame, except)
+    }
+
+    /// Publishes a frame to this loop's members of a room.
+    fn publish_here(&mut self, room: &str, frame: Frames, except: [Option<ConnId>; 2]) -> usize {
         let Some((name, members)) = self.rooms.get_key_value(room) else {
             return 0;
         };
@@ -492,19 +611,24 @@ impl Hub {
                 .count();
         if count > 0 {
             let to = Targets::Room(Rc::clone(name));
-            self.deliver(to, frame, except);
+            self.deliver_here(to, frame, except);
         }
         count
     }
 
-    /// The members of a room, in no particular order.
+    /// The members of a room, in no particular order (on this worker: with
+    /// several, [`Hub::room_size`] counts them all).
     pub fn members(&self, room: &str) -> impl Iterator<Item = ConnId> + '_ {
         self.rooms.get(room).into_iter().flatten().copied()
     }
 
-    /// How many members a room has (0 for a room nobody is in).
+    /// How many members a room has (0 for a room nobody is in), on every
+    /// worker of this process.
     pub fn room_size(&self, room: &str) -> usize {
-        self.rooms.get(room).map_or(0, HashSet::len)
+        match &self.cluster {
+            Some(cluster) => cluster.room_size(room),
+            None => self.rooms.get(room).map_or(0, HashSet::len),
+        }
     }
 
     /// True if the connection is in the room.
@@ -546,6 +670,14 @@ impl Hub {
     }
 
     pub(crate) fn deliver(&mut self, to: Targets, frame: Frames, except: [Option<ConnId>; 2]) {
+        if self.cluster.is_some() && matches!(to, Targets::All) {
+            self.spread(None, &frame, except[0]);
+        }
+        self.deliver_here(to, frame, except);
+    }
+
+    /// Queues a frame for this loop's connections.
+    fn deliver_here(&mut self, to: Targets, frame: Frames, except: [Option<ConnId>; 2]) {
         self.outbox.push(Delivery::Frame { to, frame, except });
     }
 

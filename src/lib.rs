@@ -102,6 +102,32 @@
 //! recipients. [`Handler::compression`] declines it for one handler and
 //! [`WebSocket::send_uncompressed`] for one message.
 //!
+//! ## Scale out
+//!
+//! `web.workers: 4` (or `'auto'`) runs one loop per core, each with its own
+//! listener on the same port (`SO_REUSEPORT`), connections, handlers and
+//! rooms: start them with [`Workers::start`], whose setup closure registers
+//! the handlers on every worker (so a handler's fields are per worker; share
+//! state through an `Arc`). Sends by [`ConnId`], broadcasts, room publishes
+//! and [`Hub::room_size`] span the workers through bounded queues.
+//! `web.backplane: { redis: 'redis://…', node: 'device-a' }` joins several
+//! processes over Redis pub/sub, at most once per message; see
+//! [`config::Backplane`].
+//!
+//! ```no_run
+//! use wisp::{Config, Workers};
+//! # struct Chat;
+//! # impl wisp::Handler for Chat { type State = (); }
+//!
+//! let mut config = Config::load("web.json5".as_ref())?;
+//! config.workers = 4;
+//! let workers = Workers::start(config, |server| {
+//!     server.websocket("/ws/chat", Chat);
+//! })?;
+//! workers.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Stop it from another thread
 //!
 //! [`Server::handle`] returns a [`ServerHandle`] (`Clone + Send`) that sends,
@@ -115,6 +141,8 @@
 mod access;
 mod app;
 mod auth;
+mod backplane;
+mod cluster;
 pub mod config;
 mod conn;
 mod deadlines;
@@ -151,10 +179,12 @@ mod turn;
 mod upgrade;
 mod upload_api;
 mod user_timers;
+mod workers;
 mod ws;
 mod ws_api;
 
 pub use auth::password::hash as hash_password;
+pub use cluster::StatsBoard;
 pub use config::{Config, ConfigError};
 pub use error::StartError;
 pub use event_router::{
@@ -166,14 +196,15 @@ pub use http::request::{BodyStream, Request};
 pub use http::response::Response;
 pub use hub::{Hub, RoomError};
 pub use logger::init_logging;
-pub use message::{ConnId, Fragment, Message, PeerCert, SendStatus};
+pub use message::{ConnId, Fragment, Message, ParseConnIdError, PeerCert, SendStatus};
 pub use portals::{Portal, PortalError, PortalPath, Portals, MESSAGE_CODE};
 pub use server::{Outgoing, Server, ServerHandle};
-pub use stats::{ConnStats, DownstreamStats, LimitHits, Stats};
+pub use stats::{BackplaneStats, ConnStats, DownstreamStats, LimitHits, Stats};
 #[cfg(feature = "tls")]
 pub use tls::TlsError;
 pub use upload_api::UploadedFile;
 pub use user_timers::TimerId;
+pub use workers::Workers;
 pub use ws::close_code::CloseCode;
 pub use ws::error::WsError;
 pub use ws_api::{Handler, Upgrade, WebSocket};

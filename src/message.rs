@@ -47,16 +47,190 @@ pub struct Fragment<'a> {
 
 /// Identifies one connection for the life of the process: a reused slot gets
 /// a new id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// With several workers (`web.workers`) the id also says which worker
+/// owns the connection ([`ConnId::worker`]), and with a backplane which
+/// node ([`ConnId::node`]), so a send to it from anywhere finds it. Its text
+/// form is `#42` on a single worker without a backplane, `w1#42` on worker
+/// 1, and `device-a/w1#42` with a backplane; [`str::parse`] reads any of
+/// them back (a handler may hand ids to clients and take them back).
+#[derive(Debug, Clone, Copy)]
 pub struct ConnId {
+    /// The slab key; `usize::MAX` for an id read from text (the owner
+    /// finds the slot by `serial`).
     pub(crate) key: usize,
+    /// Unique in the process: node index, worker and count (see `serial`).
     pub(crate) serial: u64,
+}
+
+/// How a serial is laid out: the node's index in this process's table of
+/// node names, the worker, then a count of that worker's connections.
+pub(crate) mod serial {
+    /// Bits of the count.
+    pub const COUNT_BITS: u32 = 40;
+    /// Bits of the worker index (so at most 256 workers).
+    pub const WORKER_BITS: u32 = 8;
+    /// The most workers a server runs.
+    pub const MAX_WORKERS: usize = 1 << WORKER_BITS;
+
+    /// The first serial of a worker's connections (the count starts after it).
+    pub fn base(node: u16, worker: usize) -> u64 {
+        (u64::from(node) << (COUNT_BITS + WORKER_BITS)) | ((worker as u64) << COUNT_BITS)
+    }
+
+    pub fn worker(serial: u64) -> usize {
+        ((serial >> COUNT_BITS) & ((1 << WORKER_BITS) - 1)) as usize
+    }
+
+    pub fn node(serial: u64) -> u16 {
+        (serial >> (COUNT_BITS + WORKER_BITS)) as u16
+    }
+
+    pub fn count(serial: u64) -> u64 {
+        serial & ((1 << COUNT_BITS) - 1)
+    }
+}
+
+/// The node names this process knows (its own, and those read from ids and
+/// the backplane), so an id carries a node in 16 bits. Index 0 is "no node".
+static NODES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// Names kept at most: a peer cannot grow the table without bound.
+const MAX_NODES: usize = 1024;
+
+/// The index of a node name, entered in the table if new; `None` when the
+/// table is full.
+pub(crate) fn node_index(name: &str) -> Option<u16> {
+    let mut nodes = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = nodes.iter().position(|n| n == name) {
+        return u16::try_from(i + 1).ok();
+    }
+    if nodes.len() >= MAX_NODES {
+        return None;
+    }
+    nodes.push(name.to_string());
+    u16::try_from(nodes.len()).ok()
+}
+
+/// The name of a node index (`None` for 0, "no node").
+pub(crate) fn node_name(index: u16) -> Option<String> {
+    let i = usize::from(index).checked_sub(1)?;
+    let nodes = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    nodes.get(i).cloned()
+}
+
+impl ConnId {
+    /// The worker that owns the connection (0 with a single worker).
+    pub fn worker(&self) -> usize {
+        serial::worker(self.serial)
+    }
+
+    /// The node that owns the connection (`web.backplane.node`); `None`
+    /// without a backplane.
+    pub fn node(&self) -> Option<String> {
+        node_name(serial::node(self.serial))
+    }
+
+    /// An id read from text: the owner finds its slot by serial.
+    pub(crate) fn from_serial(serial: u64) -> ConnId {
+        ConnId {
+            key: usize::MAX,
+            serial,
+        }
+    }
+}
+
+// The serial alone says which connection it is (the key only finds it).
+impl PartialEq for ConnId {
+    fn eq(&self, other: &Self) -> bool {
+        self.serial == other.serial
+    }
+}
+
+impl Eq for ConnId {}
+
+impl std::hash::Hash for ConnId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.serial.hash(state);
+    }
+}
+
+impl PartialOrd for ConnId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ConnId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.serial.cmp(&other.serial)
+    }
 }
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.serial)
+        let (node, worker) = (serial::node(self.serial), self.worker());
+        if let Some(name) = node_name(node) {
+            write!(f, "{name}/")?;
+        }
+        if node != 0 || worker != 0 {
+            write!(f, "w{worker}")?;
+        }
+        write!(f, "#{}", serial::count(self.serial))
     }
+}
+
+/// Why a text is not a [`ConnId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseConnIdError;
+
+impl fmt::Display for ParseConnIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a connection id (like #42, w1#42 or node/w1#42)")
+    }
+}
+
+impl std::error::Error for ParseConnIdError {}
+
+impl std::str::FromStr for ConnId {
+    type Err = ParseConnIdError;
+
+    fn from_str(s: &str) -> Result<ConnId, ParseConnIdError> {
+        let (node, rest) = match s.rsplit_once('/') {
+            Some((name, rest)) if is_node_name(name) => {
+                (node_index(name).ok_or(ParseConnIdError)?, rest)
+            }
+            Some(_) => return Err(ParseConnIdError),
+            None => (0, s),
+        };
+        let (worker, count) = rest.split_once('#').ok_or(ParseConnIdError)?;
+        let worker = match worker.strip_prefix('w') {
+            Some(w) => digits(w).ok_or(ParseConnIdError)?,
+            None if worker.is_empty() && node == 0 => 0,
+            None => return Err(ParseConnIdError),
+        };
+        let count = digits(count).ok_or(ParseConnIdError)?;
+        if worker >= serial::MAX_WORKERS as u64 || count >> serial::COUNT_BITS != 0 {
+            return Err(ParseConnIdError);
+        }
+        Ok(ConnId::from_serial(
+            serial::base(node, worker as usize) | count,
+        ))
+    }
+}
+
+/// Plain decimal digits (no sign, no spaces), as a number.
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A node name: letters, digits, `-`, `_` and `.`, 1 to 64 of them.
+pub(crate) fn is_node_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// What became of a send.
@@ -101,4 +275,33 @@ pub struct PeerCert {
     pub subject: String,
     /// The subject alternative names: DNS names and IP addresses, as text.
     pub names: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_back_from_their_text() {
+        let node = node_index("device-a").unwrap();
+        for (serial, text) in [
+            (serial::base(0, 0) | 42, "#42"),
+            (serial::base(0, 1) | 42, "w1#42"),
+            (serial::base(node, 3) | 7, "device-a/w3#7"),
+        ] {
+            let id = ConnId::from_serial(serial);
+            assert_eq!(id.to_string(), text);
+            assert_eq!(text.parse::<ConnId>(), Ok(id));
+        }
+        assert_eq!("device-a/w3#7".parse::<ConnId>().unwrap().worker(), 3);
+        assert_eq!(
+            "device-a/w3#7".parse::<ConnId>().unwrap().node().as_deref(),
+            Some("device-a")
+        );
+        for bad in [
+            "", "#", "42", "#-1", "w#1", "w999#1", "a b/w1#1", "/w1#1", "x/#1", "#1 ",
+        ] {
+            assert_eq!(bad.parse::<ConnId>(), Err(ParseConnIdError), "{bad:?}");
+        }
+    }
 }

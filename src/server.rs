@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
 use crate::app::App;
+use crate::cluster::{Cluster, StatsBoard};
 use crate::config::Config;
 use crate::error::StartError;
 use crate::events::EventSource;
@@ -19,7 +21,7 @@ use crate::http::response::Response;
 use crate::hub::Hub;
 use crate::logger::START;
 use crate::message::{ConnId, Message};
-use crate::reactor::{Command, Listener, Reactor, Shared, WAKER};
+use crate::reactor::{Command, Listener, Parts, Reactor, Shared, WAKER};
 use crate::stats::Stats;
 use crate::transport::Acceptor;
 use crate::user_timers::TimerId;
@@ -61,6 +63,21 @@ impl Server {
     /// Opens every `listen` address of the config and checks the documents folders.
     /// Port 0 binds a free port; read it back with [`Server::local_addrs`].
     pub fn bind(config: Config) -> Result<Server, StartError> {
+        let (listeners, tls_fingerprint) = open_listeners(&config, &|addr| {
+            TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })
+        })?;
+        let (parts, commands) = loop_parts(listeners).map_err(StartError::Io)?;
+        Server::assemble(config, parts, commands, tls_fingerprint, None)
+    }
+
+    /// A server on listeners (and queues) made already: one worker's.
+    pub(crate) fn assemble(
+        config: Config,
+        parts: Parts,
+        commands: Sender<Command>,
+        tls_fingerprint: Option<String>,
+        cluster: Option<Cluster>,
+    ) -> Result<Server, StartError> {
         let limits = &config.limits;
         if limits.max_frame > limits.max_message {
             // Harmless (a message is the bound), but says the pair was misread.
@@ -71,44 +88,47 @@ impl Server {
             );
         }
         let mut app = App::new(config)?;
-        let poll = Poll::new().map_err(StartError::Io)?;
-        let mut listeners = Vec::with_capacity(app.config.listen.len());
-        for &addr in &app.config.listen {
-            listeners.push(listen(addr, Acceptor::Plain)?);
-        }
-        #[allow(unused_mut)] // Only TLS sets it.
-        let mut tls_fingerprint = None;
-        #[cfg(feature = "tls")]
-        if !app.config.listen_tls.is_empty() {
-            let loaded = crate::tls::load(&app.config, true)?;
-            let acceptor = Acceptor::Tls(loaded.config);
-            for &addr in &app.config.listen_tls {
-                listeners.push(listen(addr, acceptor.clone())?);
-            }
-            tls_fingerprint = Some(loaded.fingerprint);
-        }
-        Reactor::register(&poll, &mut listeners).map_err(StartError::Io)?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
-        let shared = Arc::new(Shared {
-            stop: Arc::new(AtomicBool::new(false)),
-            reload: Arc::new(AtomicBool::new(false)),
-            waker,
-            loop_thread: std::sync::OnceLock::new(),
-        });
-        let (commands, inbox) = mpsc::channel();
-        let bound: Vec<SocketAddr> = listeners
+        let bound: Vec<SocketAddr> = parts
+            .listeners
             .iter()
             .map(|l| l.socket.local_addr())
             .collect::<io::Result<_>>()
             .map_err(StartError::Io)?;
         app.bound(&bound);
-        let mut reactor = Reactor::new(poll, listeners, app, shared, inbox);
+        let mut reactor = Reactor::new(
+            parts.poll,
+            parts.listeners,
+            app,
+            parts.shared,
+            parts.commands,
+        );
         reactor.tls_fingerprint = tls_fingerprint;
+        reactor.remote = parts.remote;
+        if let Some(cluster) = cluster {
+            reactor.join_cluster(cluster, parts.next_serial);
+        }
         Ok(Server {
             reactor,
             commands,
             signal_pipe: None,
         })
+    }
+
+    /// This worker's index (0 with one worker).
+    pub fn worker(&self) -> usize {
+        self.reactor
+            .app
+            .hub
+            .cluster
+            .as_ref()
+            .map_or(0, |c| c.worker)
+    }
+
+    /// Every worker's counters, for a status page (see [`StatsBoard`]);
+    /// `None` for a lone loop, whose [`Request::stats`] say it all.
+    pub fn stats_board(&self) -> Option<StatsBoard> {
+        let cluster = self.reactor.app.hub.cluster.as_ref()?;
+        Some(StatsBoard::new(Arc::clone(&cluster.board), cluster.worker))
     }
 
     /// The addresses the server listens on (with real ports when 0 was
@@ -323,19 +343,39 @@ impl Server {
 
     /// Serves until [`ServerHandle::stop`] is called.
     pub fn run(mut self) -> io::Result<()> {
+        self.announce();
+        self.serve()
+    }
+
+    /// Runs the loop (a worker's, again after a panic).
+    pub(crate) fn serve(&mut self) -> io::Result<()> {
         let _ = self
             .reactor
             .shared
             .loop_thread
             .set(std::thread::current().id());
-        self.announce();
         self.reactor.run()
+    }
+
+    /// Gives back what the next loop of a worker is made of (see
+    /// `Reactor::salvage`); the lost connections leave the room counts.
+    pub(crate) fn salvage(&mut self) -> io::Result<(Parts, Sender<Command>)> {
+        let hub = &mut self.reactor.app.hub;
+        if catch_unwind(AssertUnwindSafe(|| hub.leave_cluster())).is_err() {
+            log::error!("a panicked worker's room counts could not be taken back");
+        }
+        Ok((self.reactor.salvage()?, self.commands.clone()))
+    }
+
+    /// True once [`ServerHandle::stop`] was called.
+    pub(crate) fn stopping(&self) -> bool {
+        self.reactor.shared.stop.load(Ordering::Acquire)
     }
 
     /// Logs the start line — where the server listens — and the TLS
     /// certificate's fingerprint (what [`init_logging`](crate::init_logging)
     /// prints on stdout).
-    fn announce(&self) {
+    pub(crate) fn announce(&self) {
         if !log::log_enabled!(target: START, log::Level::Info) {
             return;
         }
@@ -348,11 +388,22 @@ impl Server {
                 format!("{scheme}://{a}")
             })
             .collect();
+        let config = &self.reactor.app.config;
+        let mut scale = String::new();
+        if config.workers > 1 {
+            scale = format!(" with {} workers", config.workers);
+        }
+        if let Some(backplane) = &config.backplane {
+            scale += &format!(
+                " as node {} (backplane {})",
+                backplane.node, backplane.redis
+            );
+        }
         log::info!(
             target: START,
-            "wisp {} serving {} on {}",
+            "wisp {} serving {} on {}{scale}",
             env!("CARGO_PKG_VERSION"),
-            self.reactor.app.config.documents.display(),
+            config.documents.display(),
             urls.join(", ")
         );
         if let Some(fingerprint) = self.tls_fingerprint() {
@@ -532,8 +583,55 @@ impl ServerHandle {
     }
 }
 
-/// Binds one listening socket.
-fn listen(addr: SocketAddr, acceptor: Acceptor) -> Result<Listener, StartError> {
-    let socket = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-    Ok(Listener { socket, acceptor })
+/// Opens every listener of the config with `bind`: the `http://` ones,
+/// then the `https://` ones; with the certificate's fingerprint.
+pub(crate) fn open_listeners(
+    config: &Config,
+    bind: &dyn Fn(SocketAddr) -> Result<TcpListener, StartError>,
+) -> Result<(Vec<Listener>, Option<String>), StartError> {
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    for &addr in &config.listen {
+        listeners.push(Listener {
+            socket: bind(addr)?,
+            acceptor: Acceptor::Plain,
+        });
+    }
+    #[allow(unused_mut)] // Only TLS sets it.
+    let mut tls_fingerprint = None;
+    #[cfg(feature = "tls")]
+    if !config.listen_tls.is_empty() {
+        let loaded = crate::tls::load(config, true)?;
+        let acceptor = Acceptor::Tls(loaded.config);
+        for &addr in &config.listen_tls {
+            listeners.push(Listener {
+                socket: bind(addr)?,
+                acceptor: acceptor.clone(),
+            });
+        }
+        tls_fingerprint = Some(loaded.fingerprint);
+    }
+    Ok((listeners, tls_fingerprint))
+}
+
+/// A poll with the listeners registered, its waker, and the command queue.
+pub(crate) fn loop_parts(mut listeners: Vec<Listener>) -> io::Result<(Parts, Sender<Command>)> {
+    let poll = Poll::new()?;
+    Reactor::register(&poll, &mut listeners)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let shared = Arc::new(Shared {
+        stop: Arc::new(AtomicBool::new(false)),
+        reload: Arc::new(AtomicBool::new(false)),
+        waker,
+        loop_thread: std::sync::OnceLock::new(),
+    });
+    let (commands, inbox) = mpsc::channel();
+    let parts = Parts {
+        poll,
+        listeners,
+        shared,
+        commands: inbox,
+        remote: None,
+        next_serial: None,
+    };
+    Ok((parts, commands))
 }

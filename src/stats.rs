@@ -43,6 +43,15 @@ pub struct Stats {
     /// TLS certificate reloads refused (the old certificate stays): the
     /// error is logged.
     pub tls_reload_failures: u64,
+    /// Worker loops restarted after a panic (`web.workers` over 1): each
+    /// lost its own connections, the others were undisturbed.
+    pub worker_restarts: u64,
+    /// Deliveries for another worker or the backplane dropped because its
+    /// queue was full (a loop or Redis falling behind).
+    pub cluster_dropped: u64,
+    /// The Redis backplane's counters (`web.backplane`); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backplane: Option<BackplaneStats>,
     /// Every proxy route's downstream hosts (empty without the gateway).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gateway: Vec<DownstreamStats>,
@@ -110,4 +119,80 @@ pub struct ConnStats {
     pub bytes_in: u64,
     /// Payload bytes sent.
     pub bytes_out: u64,
+}
+
+/// The backplane's counters (`web.backplane`), as `/api/status` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BackplaneStats {
+    /// This node's name (`web.backplane.node`).
+    pub node: String,
+    /// Connected to Redis now.
+    pub connected: bool,
+    /// Times Redis could not be reached or was lost (each logged).
+    pub outages: u64,
+    /// Messages published to Redis.
+    pub sent: u64,
+    /// Messages from other nodes handed to the loops.
+    pub received: u64,
+    /// Messages not sent: Redis was down or its queue was full. Delivery
+    /// across nodes is at most once.
+    pub dropped: u64,
+    /// Messages from Redis that did not decode, dropped unread.
+    pub malformed: u64,
+}
+
+impl Stats {
+    /// Adds another worker's counters to these (the backplane's and the
+    /// restarts are the process's, taken from whichever has them).
+    pub(crate) fn merge(&mut self, o: &Stats) {
+        let sums = [
+            (&mut self.connections_open, o.connections_open),
+            (&mut self.connections_total, o.connections_total),
+            (&mut self.requests, o.requests),
+            (&mut self.websockets_open, o.websockets_open),
+            (&mut self.websockets_total, o.websockets_total),
+            (&mut self.events_open, o.events_open),
+            (&mut self.events_total, o.events_total),
+            (&mut self.messages_in, o.messages_in),
+            (&mut self.messages_out, o.messages_out),
+            (&mut self.bytes_in, o.bytes_in),
+            (&mut self.bytes_out, o.bytes_out),
+            (&mut self.upgrades_rejected, o.upgrades_rejected),
+            (&mut self.tls_reloads, o.tls_reloads),
+            (&mut self.tls_reload_failures, o.tls_reload_failures),
+            (&mut self.cluster_dropped, o.cluster_dropped),
+        ];
+        for (sum, add) in sums {
+            *sum += add;
+        }
+        self.limits.merge(&o.limits);
+        self.worker_restarts = self.worker_restarts.max(o.worker_restarts);
+        if self.backplane.is_none() {
+            self.backplane.clone_from(&o.backplane);
+        }
+        self.gateway.extend(o.gateway.iter().cloned());
+    }
+}
+
+impl LimitHits {
+    fn merge(&mut self, o: &LimitHits) {
+        let sums = [
+            (&mut self.connections, o.connections),
+            (&mut self.header, o.header),
+            (&mut self.uri, o.uri),
+            (&mut self.body, o.body),
+            (&mut self.timeouts, o.timeouts),
+            (&mut self.frame, o.frame),
+            (&mut self.message, o.message),
+            (&mut self.protocol, o.protocol),
+            (&mut self.backpressure, o.backpressure),
+            (&mut self.rate, o.rate),
+            (&mut self.connections_per_ip, o.connections_per_ip),
+            (&mut self.auth, o.auth),
+        ];
+        for (sum, add) in sums {
+            *sum += add;
+        }
+    }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
-use super::{ioto, policy, proxy, redirect, tls, users};
+use super::{ioto, policy, proxy, redirect, scale, tls, users};
 use super::{
     AccessFormat, Compression, Config, HandlerKind, Limits, Log, ProxyConfig, Redirect,
     RouteConfig, RouteRedirect, Timeouts, Upload, WebSockets,
@@ -32,6 +32,8 @@ const WEB_KEYS: &[&str] = &[
     "auth",
     "upload",
     "xsrf",
+    "workers",
+    "backplane",
 ];
 
 pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
@@ -148,6 +150,12 @@ pub(super) fn from_root(root: &Value, base: &Path) -> read::Result<Config> {
         config.auth = Some(users::users(&path, v)?);
     }
     route_roles(&web, &config)?;
+    if let Some((path, v)) = web.get("workers") {
+        config.workers = scale::workers(&path, v)?;
+    }
+    if let Some((path, v)) = web.get("backplane") {
+        config.backplane = Some(scale::backplane(&path, v)?);
+    }
     if let Some((path, v)) = web.get("upload") {
         let o = Obj::new(&path, v, &["dir", "remove"])?;
         if let Some(dir) = o.string("dir")? {

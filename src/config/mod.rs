@@ -12,6 +12,7 @@ mod policy;
 mod proxy;
 mod read;
 pub(crate) mod redirect;
+mod scale;
 // Matching and rendering wait for the gateway to call them (lead).
 #[allow(dead_code)]
 pub(crate) mod template;
@@ -33,6 +34,7 @@ use read::{fail, KeyError};
 use units::parse_listen_url;
 
 pub use ioto::IgnoredKey;
+pub use scale::{host_name, Backplane, MAX_WORKERS};
 pub use tls::Tls;
 pub use users::{Attempts, LoginPaths, Role, User, Users};
 
@@ -82,6 +84,11 @@ pub struct Config {
     /// `show` or `sessions`), each with why; the server logs them as
     /// warnings when it starts. Keys wisp cannot honour safely are refused.
     pub ioto_ignored: Vec<IgnoredKey>,
+    /// Event loops serving the listeners (`workers`: a number, or `'auto'`
+    /// for the cores available). Default: 1. See [`Workers`](crate::Workers).
+    pub workers: usize,
+    /// Rooms across machines over Redis (`backplane`); none by default.
+    pub backplane: Option<Backplane>,
 }
 
 /// Uploads: `upload: { dir: './uploads', remove: true }` (Ioto's keys).
@@ -449,6 +456,8 @@ impl Default for Config {
             auth: None,
             upload: Upload::default(),
             ioto_ignored: Vec::new(),
+            workers: 1,
+            backplane: None,
         }
     }
 }

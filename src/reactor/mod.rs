@@ -15,6 +15,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::app::App;
+use crate::cluster::{Cluster, Remote, LINK_CAPACITY};
 use crate::conn::{live, Conn, Ctx, Next};
 use crate::deadlines::Timers;
 use crate::fanout::Fanout;
@@ -34,6 +35,8 @@ const LISTENER_BASE: usize = usize::MAX - 1;
 const READ_BUF: usize = 64 * 1024;
 /// Connections accepted past the limit only to be answered 503, at most.
 const TURN_AWAY_SLOTS: usize = 64;
+/// How often a worker posts its counters for `/api/status` (with several).
+const BOARD_PERIOD: Duration = Duration::from_millis(200);
 /// How long to stop accepting after the process ran out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -44,7 +47,8 @@ pub(crate) struct Shared {
     /// Set by `ServerHandle::reload_tls` and the reload signals: the loop
     /// reads the certificates again when it wakes.
     pub reload: Arc<AtomicBool>,
-    pub waker: Waker,
+    /// Shared with the other workers' links to this loop.
+    pub waker: Arc<Waker>,
     /// The thread running the loop, once it runs.
     pub loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
 }
@@ -67,6 +71,8 @@ pub(crate) struct Reactor {
     /// Open connections per address, when `limits.connectionsPerIp` is set.
     per_ip: HashMap<std::net::IpAddr, usize>,
     commands: Receiver<Command>,
+    /// Deliveries from the other workers and the backplane (with several).
+    pub remote: Option<Receiver<Remote>>,
     /// The socket signal handlers write to, to wake the loop (drained on wake-up).
     pub signal_pipe: Option<mio::net::UnixStream>,
     /// The SHA-256 fingerprint of the `https://` listeners' certificate.
@@ -96,11 +102,39 @@ impl Reactor {
             fanout: Fanout::default(),
             per_ip: HashMap::new(),
             commands,
+            remote: None,
             signal_pipe: None,
             tls_fingerprint: None,
             app,
             shared,
         }
+    }
+
+    /// Makes this loop one worker of several (or a node of a backplane):
+    /// its ids say so, and it posts its counters for the others to read.
+    pub fn join_cluster(&mut self, cluster: Cluster, next_serial: Option<u64>) {
+        let base = crate::message::serial::base(cluster.node, cluster.worker);
+        self.next_serial = next_serial.unwrap_or(base).max(base);
+        let (board, worker) = (Arc::clone(&cluster.board), cluster.worker);
+        self.app.hub.cluster = Some(cluster);
+        board.post(worker, self.app.hub.stats());
+        self.app
+            .hub
+            .every(BOARD_PERIOD, move |hub| board.post(worker, hub.stats()));
+    }
+
+    /// Takes back what outlives a loop that panicked — its poll (with the
+    /// waker every link rings), listeners and queues — for a new loop on the
+    /// same thread. The connections stay behind and are dropped with it.
+    pub fn salvage(&mut self) -> io::Result<Parts> {
+        Ok(Parts {
+            poll: std::mem::replace(&mut self.poll, Poll::new()?),
+            listeners: std::mem::take(&mut self.listeners),
+            shared: Arc::clone(&self.shared),
+            commands: std::mem::replace(&mut self.commands, std::sync::mpsc::channel().1),
+            remote: self.remote.take(),
+            next_serial: Some(self.next_serial),
+        })
     }
 
     /// Registers the listeners; they are edge-triggered like everything else.
@@ -202,6 +236,27 @@ impl Reactor {
                 log::error!("a closure sent through a ServerHandle panicked");
             }
             self.deliver();
+        }
+        if self.remote.is_some() {
+            self.run_remote();
+        }
+    }
+
+    /// Delivers what other workers and the backplane sent, a queue's worth
+    /// at most per wake-up so this loop's own connections get their turn.
+    fn run_remote(&mut self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let mut taken = 0;
+        for delivery in remote.try_iter().take(LINK_CAPACITY) {
+            self.app.hub.apply(delivery);
+            taken += 1;
+        }
+        self.deliver();
+        if taken == LINK_CAPACITY {
+            // More may wait, their wake-ups spent: come back next turn.
+            let _ = self.shared.waker.wake();
         }
     }
 
@@ -572,6 +627,20 @@ impl Reactor {
     }
 }
 
+/// What a loop is made of besides its app and connections: made once per
+/// worker, and handed on to the next loop when one panics.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub poll: Poll,
+    /// Registered with `poll` already.
+    pub listeners: Vec<Listener>,
+    pub shared: Arc<Shared>,
+    pub commands: Receiver<Command>,
+    pub remote: Option<Receiver<Remote>>,
+    /// Where the last loop's serials stopped, so no id is given twice.
+    pub next_serial: Option<u64>,
+}
+
 /// A listening socket and what it makes of the connections it accepts.
 #[derive(Debug)]
 pub(crate) struct Listener {
@@ -616,7 +685,7 @@ mod tests {
         let shared = Arc::new(Shared {
             stop: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(AtomicBool::new(false)),
-            waker: Waker::new(poll.registry(), WAKER).unwrap(),
+            waker: Arc::new(Waker::new(poll.registry(), WAKER).unwrap()),
             loop_thread: OnceLock::new(),
         });
         let (tx, rx) = mpsc::channel();

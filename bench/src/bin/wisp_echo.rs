@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! wisp_echo PORT [DOCUMENTS] [--tls CERTIFICATE KEY] [--compression VALUE]
+//!           [--workers N] [--backplane REDIS_URL NODE]
 //! ```
+//!
+//! With `--workers` (`web.workers`) or `--backplane` (`web.backplane`, on
+//! the channel `bench`) it runs as `wisp::Workers`: the room then spans the
+//! workers, and the nodes of every `wisp_echo` on the same Redis.
 //!
 //! With `--compression`, VALUE is written into the configuration as
 //! `webSockets.compression` (JSON5: `true`, or an object such as
@@ -60,9 +65,40 @@ impl Handler for Publish {
     }
 }
 
+/// Takes `--flag` and its `n` values out of `args`, as one string each.
+fn take_flag(args: &mut Vec<String>, flag: &str, n: usize) -> Result<Option<Vec<String>>, String> {
+    let Some(at) = args.iter().position(|a| a == flag) else {
+        return Ok(None);
+    };
+    if at + n >= args.len() {
+        return Err(format!("{flag} needs {n} value(s)"));
+    }
+    let values: Vec<String> = args.drain(at..=at + n).skip(1).collect();
+    Ok(Some(values))
+}
+
+/// The benchmark's handlers, on one server (or one worker).
+fn register(server: &mut Server) {
+    server.websocket(ECHO_PATH, Echo);
+    server.websocket(ROOM_PATH, Member);
+    server.websocket(PUBLISH_PATH, Publish);
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = wisp_bench::port_arg()?;
     let mut args: Vec<String> = std::env::args().collect();
+    let workers = take_flag(&mut args, "--workers", 1)?;
+    let backplane = take_flag(&mut args, "--backplane", 2)?;
+    let mut scale = String::new();
+    if let Some(w) = &workers {
+        scale += &format!("workers: {},", w[0]);
+    }
+    if let Some(b) = &backplane {
+        scale += &format!(
+            "backplane: {{ redis: {:?}, channel: 'bench', node: {:?} }},",
+            b[0], b[1]
+        );
+    }
     let compression = match args.iter().position(|a| a == "--compression") {
         Some(at) if at + 1 < args.len() => {
             let value = args.remove(at + 1);
@@ -92,6 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }},
                 timeouts: {{ shutdown: '2 secs' }},
                 {compression}
+                {scale}
             }} }}"
         ),
         ".".as_ref(),
@@ -104,15 +141,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.tls.certificate = Some(certificate.into());
         config.tls.key = Some(key.into());
     }
+    if workers.is_some() || backplane.is_some() {
+        return run_workers(config);
+    }
     let mut server = Server::bind(config)?;
-    server.websocket(ECHO_PATH, Echo);
-    server.websocket(ROOM_PATH, Member);
-    server.websocket(PUBLISH_PATH, Publish);
+    register(&mut server);
     for addr in server.local_addrs() {
         let scheme = if tls.is_some() { "wss" } else { "ws" };
         println!("wisp_echo on {scheme}://{addr}{ECHO_PATH}");
     }
     server.stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     server.run()?;
+    Ok(())
+}
+
+/// Several loops (or a backplane node): stopped by SIGINT or SIGTERM too.
+fn run_workers(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let workers = wisp::Workers::start(config, |server| {
+        register(server);
+        let signals = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+        if let Err(e) = server.stop_on_signals(&signals) {
+            eprintln!("wisp_echo: cannot watch for signals: {e}");
+        }
+    })?;
+    for addr in workers.local_addrs() {
+        println!("wisp_echo on ws://{addr}{ECHO_PATH}");
+    }
+    workers.wait()?;
     Ok(())
 }

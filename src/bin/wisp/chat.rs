@@ -7,6 +7,10 @@
 //!   sender included, gets `{"event":"said","room":"lobby","from":"ann","text":"hi"}`.
 //! - `{"event":"leave","room":"lobby"}`, and disconnecting, → the others get
 //!   `{"event":"presence","room":"lobby","name":"ann","joined":false}`.
+//! - `{"event":"whoami"}` → `{"event":"you","id":"…"}`: the connection's id
+//!   (with workers and a backplane it names the worker and node).
+//! - `{"event":"tell","to":"<id>","text":"hi"}` → that connection, on any
+//!   worker or node, gets `{"event":"told","from":"ann","text":"hi"}`.
 //! - Anything else → `{"event":"error","error":"…"}`; the connection stays open.
 
 use std::collections::HashMap;
@@ -27,6 +31,8 @@ enum Request {
     Join { room: String, name: String },
     Say { room: String, text: String },
     Leave { room: String },
+    Whoami,
+    Tell { to: String, text: String },
 }
 
 /// The chat: one handler for every connection, so it knows everyone's name.
@@ -46,6 +52,12 @@ impl Handler for Chat {
             Ok(Request::Join { room, name }) => self.join(ws, &room, name),
             Ok(Request::Say { room, text }) => self.say(ws, &room, &text),
             Ok(Request::Leave { room }) => self.leave(ws, &room),
+            Ok(Request::Whoami) => {
+                let you = json!({ "event": "you", "id": ws.id().to_string() });
+                ws.send_json(&you);
+                Ok(())
+            }
+            Ok(Request::Tell { to, text }) => self.tell(ws, &to, &text),
             Err(e) => Err(format!("bad request: {e}")),
         };
         if let Err(e) = outcome {
@@ -94,6 +106,19 @@ impl Chat {
         let said = json!({ "event": "said", "room": room, "from": from, "text": text }).to_string();
         ws.publish(room, Message::Text(&said), None);
         Ok(())
+    }
+
+    fn tell(&mut self, ws: &mut WebSocket<'_, ()>, to: &str, text: &str) -> Result<(), String> {
+        let id: ConnId = to.parse().map_err(|e| format!("tell {to:?}: {e}"))?;
+        if text.chars().count() > MAX_TEXT {
+            return Err(format!("text is longer than {MAX_TEXT} characters"));
+        }
+        let from = self.names.get(&ws.id()).map_or("", String::as_str);
+        let told = json!({ "event": "told", "from": from, "text": text }).to_string();
+        match ws.send_to(id, Message::Text(&told)) {
+            wisp::SendStatus::Queued => Ok(()),
+            other => Err(format!("tell {to}: {other:?}")),
+        }
     }
 
     fn leave(&mut self, ws: &mut WebSocket<'_, ()>, room: &str) -> Result<(), String> {

@@ -126,19 +126,34 @@ impl Handler for Echo {
     }
 }
 
-/// The demo handlers the shipped `web.json5` routes to.
-fn register_demo(server: &mut Server) {
+/// The demo handlers the shipped `web.json5` routes to (on each worker).
+fn register_demo(server: &mut Server, started: Instant, node: Option<&str>) {
     server.websocket("/ws/echo", Echo);
     server.websocket("/ws/chat", chat::Chat::default());
-    let started = Instant::now();
+    let board = server.stats_board();
+    let node = node.map(str::to_string);
+    let worker = server.worker();
     server.action("/api/status", move |req| {
-        Response::json(&serde_json::json!({
+        let mut status = serde_json::json!({
             "server": "wisp",
             "version": env!("CARGO_PKG_VERSION"),
             "uptime": started.elapsed().as_secs(),
             "stats": req.stats(),
-        }))
-        .with_header("Cache-Control", "no-store")
+        });
+        if let Some(board) = &board {
+            // The whole server's counters, and each worker's connections.
+            let workers = board.workers(req.stats());
+            status["stats"] = serde_json::json!(board.total(req.stats()));
+            status["worker"] = worker.into();
+            status["workers"] = workers
+                .iter()
+                .map(|w| serde_json::json!({ "connections_open": w.connections_open, "websockets_open": w.websockets_open }))
+                .collect();
+        }
+        if let Some(node) = &node {
+            status["node"] = node.as_str().into();
+        }
+        Response::json(&status).with_header("Cache-Control", "no-store")
     });
     // Live stats for the landing page's EventSource: one `status` event a
     // second to every open stream, the same document as /api/status.
@@ -159,6 +174,9 @@ fn register_demo(server: &mut Server) {
             Ok(())
         },
     );
+    if worker != 0 {
+        return; // One worker publishes the status room for all of them.
+    }
     server.every(Duration::from_secs(1), move |hub| {
         if hub.room_size("status") > 0 {
             let text = status(hub.stats());
@@ -181,15 +199,41 @@ fn run() -> Result<(), String> {
         let path = config.log.path.as_deref().unwrap_or("-".as_ref());
         format!("cannot open the log file {}: {e}", path.display())
     })?;
+    let started = Instant::now();
+    if config.workers > 1 || config.backplane.is_some() {
+        return run_workers(config, started);
+    }
     let mut server = Server::bind(config).map_err(|e| e.to_string())?;
-    register_demo(&mut server);
+    register_demo(&mut server, started, None);
     // Before the start line (`Server::run` logs it): a script that waits for it may signal at once.
+    watch_signals(&mut server)?;
+    server
+        .run()
+        .map_err(|e| format!("event loop failed: {e}"))?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT and SIGTERM stop, SIGHUP reloads the certificate.
+fn watch_signals(server: &mut Server) -> Result<(), String> {
     server
         .stop_on_signals(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .and_then(|()| server.reload_tls_on_signals(&[signal_hook::consts::SIGHUP]))
-        .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    server
-        .run()
+        .map_err(|e| format!("cannot watch for signals: {e}"))
+}
+
+/// `web.workers` over 1, or a backplane: the demo on every worker.
+fn run_workers(config: Config, started: Instant) -> Result<(), String> {
+    let node = config.backplane.as_ref().map(|b| b.node.clone());
+    let workers = wisp::Workers::start(config, move |server| {
+        register_demo(server, started, node.as_deref());
+        if let Err(e) = watch_signals(server) {
+            log::error!("{e}");
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    workers
+        .wait()
         .map_err(|e| format!("event loop failed: {e}"))?;
     log::info!("stopped");
     Ok(())
