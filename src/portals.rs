@@ -115,10 +115,8 @@ impl<S: 'static> Portal<S> {
         let name = name.into();
         let label = name.clone(); // for the error text
         let gate: Gate<S> = Box::new(move |ws, packet| {
-            let code = packet.get(MESSAGE_CODE).cloned();
             let typed = T::deserialize(&packet).map_err(|e| format!("{label}: {e}"))?;
-            let reply = handler(ws, typed).into_reply()?;
-            Ok(reply.map(|reply| with_code(reply, code)))
+            handler(ws, typed).into_reply()
         });
         self.gates.push((name, gate));
         self
@@ -204,14 +202,6 @@ impl<S> fmt::Debug for PortalPath<S> {
             .field("packet_hooks", &self.packet.len())
             .finish()
     }
-}
-
-/// Puts the packet's `messageCode` in an object reply that has none.
-fn with_code(mut reply: Value, code: Option<Value>) -> Value {
-    if let (Some(code), Value::Object(fields)) = (code, &mut reply) {
-        fields.entry(MESSAGE_CODE).or_insert(code);
-    }
-    reply
 }
 
 /// The portals under one WebSocket transport path (Altruist's
@@ -332,7 +322,8 @@ fn path_handler<S: Default + 'static>(
     group: Vec<Portal<S>>,
     codec: Option<Codec>,
 ) -> Result<PortalPath<S>, PortalError> {
-    let mut router = Router::<S>::default();
+    // The packet's messageCode goes into replies, acks and error events alike.
+    let mut router = Router::<S>::default().carry(MESSAGE_CODE);
     if let Some(codec) = codec {
         router = router.codec(codec);
     }
@@ -366,7 +357,6 @@ fn path_handler<S: Default + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn paths_are_joined_under_the_transport() {
@@ -379,22 +369,6 @@ mod tests {
             full_path("/ws", "game"),
             Err(PortalError::BadPath("game".into()))
         );
-    }
-
-    #[test]
-    fn the_message_code_goes_into_object_replies_that_lack_one() {
-        let code = Some(json!(4));
-        assert_eq!(
-            with_code(json!({"event": "x"}), code.clone()),
-            json!({"event": "x", "messageCode": 4})
-        );
-        assert_eq!(
-            with_code(json!({"messageCode": 7}), code.clone()),
-            json!({"messageCode": 7}),
-            "a reply's own code stays"
-        );
-        assert_eq!(with_code(json!([1]), code), json!([1]));
-        assert_eq!(with_code(json!({}), None), json!({}));
     }
 
     #[test]

@@ -109,11 +109,12 @@ fn portals_live_under_the_transport_path_and_answer_with_the_message_code() {
     let mut ws = Ws::open(s.addr, "/ws/game");
     let reply = ws.call(json!({ "event": "handshake" }));
     assert_eq!(reply.get("messageCode"), None);
-    // The game portal has no chat gate: an error event, and the socket stays open.
+    // The game portal has no chat gate: an error event with the packet's
+    // code, and the socket stays open.
     ws.send_json(&json!({ "messageCode": 4, "event": "chat", "text": "hi" }));
     assert_eq!(
         ws.read_json(),
-        json!({ "event": "error", "error": "unknown event \"chat\"" })
+        json!({ "event": "error", "error": "unknown event \"chat\"", "messageCode": 4 })
     );
     // A packet that does not fit the gate's type names the gate.
     let mut chat = Ws::open(s.addr, "/ws/chat");

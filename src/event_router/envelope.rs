@@ -26,18 +26,29 @@ pub(crate) struct Envelope<'a> {
     key: &'a str,
     id: Option<Value>,
     trace: Option<Value>,
+    /// The router's carried keys the request had, with their values.
+    carried: Vec<(&'a str, Value)>,
     ack: bool,
 }
 
 impl<'a> Envelope<'a> {
     /// The envelope of a request: the handler's type gets the whole message,
     /// id and trace included, so those are copied.
-    pub(crate) fn of(fields: &Map<String, Value>, codec: Codec, key: &'a str) -> Self {
+    pub(crate) fn of(
+        fields: &Map<String, Value>,
+        codec: Codec,
+        key: &'a str,
+        carry: &'a [String],
+    ) -> Self {
         Envelope {
             codec,
             key,
             id: fields.get(ID).cloned(),
             trace: fields.get(TRACE).cloned(),
+            carried: carry
+                .iter()
+                .filter_map(|k| Some((k.as_str(), fields.get(k)?.clone())))
+                .collect(),
             ack: fields.get(ACK) == Some(&Value::Bool(true)),
         }
     }
@@ -49,6 +60,7 @@ impl<'a> Envelope<'a> {
             key,
             id: None,
             trace: None,
+            carried: Vec::new(),
             ack: false,
         }
     }
@@ -89,7 +101,8 @@ impl<'a> Envelope<'a> {
         self.codec.send(ws, &Value::Object(event));
     }
 
-    /// Adds the id and the trace to `answer` where it has none of its own.
+    /// Adds the id, the trace and the carried keys to `answer` where it
+    /// has none of its own.
     fn stamp(&self, answer: &mut Map<String, Value>) {
         for (key, value) in [(ID, &self.id), (TRACE, &self.trace)] {
             if let Some(value) = value {
@@ -97,6 +110,11 @@ impl<'a> Envelope<'a> {
                     .entry(key.to_string())
                     .or_insert_with(|| value.clone());
             }
+        }
+        for (key, value) in &self.carried {
+            answer
+                .entry(key.to_string())
+                .or_insert_with(|| value.clone());
         }
     }
 
@@ -129,7 +147,24 @@ mod tests {
         let Value::Object(fields) = message else {
             panic!("a map")
         };
-        Envelope::of(&fields, Codec::Json, "event")
+        Envelope::of(&fields, Codec::Json, "event", &[])
+    }
+
+    #[test]
+    fn carried_keys_are_stamped_where_missing() {
+        let carry = ["messageCode".to_string(), "absent".to_string()];
+        let message = json!({ "event": "x", "messageCode": 4 });
+        let Value::Object(fields) = message else {
+            panic!("a map")
+        };
+        let e = Envelope::of(&fields, Codec::Json, "event", &carry);
+        let mut answer = Map::new();
+        e.stamp(&mut answer);
+        assert_eq!(Value::Object(answer), json!({ "messageCode": 4 }));
+        let mut own = Map::new();
+        own.insert("messageCode".into(), json!(9));
+        e.stamp(&mut own);
+        assert_eq!(Value::Object(own), json!({ "messageCode": 9 }));
     }
 
     #[test]

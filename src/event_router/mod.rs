@@ -140,6 +140,9 @@ type CloseFn<S> = Box<dyn FnMut(&mut WebSocket<'_, S>, CloseCode, &str)>;
 /// ```
 pub struct Router<S = ()> {
     key: String,
+    /// Keys copied from a request into its reply, ack and error event,
+    /// beside `"id"` and `"trace"` (see [`Router::carry`]).
+    carried: Vec<String>,
     routes: HashMap<String, Route<S>>,
     codec: Option<Codec>,
     close_on_unreadable: bool,
@@ -160,6 +163,7 @@ impl<S> Default for Router<S> {
     fn default() -> Self {
         Router {
             key: "event".to_string(),
+            carried: Vec::new(),
             routes: HashMap::new(),
             codec: None,
             close_on_unreadable: false,
@@ -176,6 +180,16 @@ impl<S: 'static> Router<S> {
     /// why the key should not be `"error"` itself.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
+        self
+    }
+
+    /// Copies `key` from each request into its reply (an object that has no
+    /// `key` of its own), its ack and its error event, as `"id"` and
+    /// `"trace"` are: Altruist's `messageCode`, say. Unknown events and
+    /// payloads that do not fit their type are answered with it too; a
+    /// message that cannot be read at all has nothing to copy.
+    pub fn carry(mut self, key: impl Into<String>) -> Self {
+        self.carried.push(key.into());
         self
     }
 
@@ -257,7 +271,7 @@ impl<S: 'static> Router<S> {
             Ok(read) => read,
             Err(e) => return self.unreadable(ws, Codec::of(&message), &e),
         };
-        let envelope = Envelope::of(&fields, codec, &self.key);
+        let envelope = Envelope::of(&fields, codec, &self.key, &self.carried);
         let route = match fields.get(&self.key) {
             Some(Value::String(event)) => match self.routes.get_mut(event) {
                 Some(route) => (route, event),
