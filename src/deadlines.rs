@@ -51,6 +51,9 @@ pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Wake>>,
     /// What the wake-ups' times count from.
     start: Instant,
+    /// The earliest wake-up's time as an `Instant`, kept so that the loop's
+    /// checks on every turn compare instants instead of converting `now`.
+    top: Option<Instant>,
 }
 
 impl Default for Timers {
@@ -58,6 +61,7 @@ impl Default for Timers {
         Timers {
             heap: BinaryHeap::new(),
             start: Instant::now(),
+            top: None,
         }
     }
 }
@@ -66,17 +70,29 @@ impl Timers {
     /// Sets a connection's deadline, pushing a wake-up only if none fires by then.
     #[inline]
     pub fn set(&mut self, d: &mut Deadline, due: Option<Instant>, key: usize, serial: u64) {
-        if let Some(at) = due {
-            self.push(d, self.ticks(at), key as u32, serial as u32);
+        if let Some(due) = due {
+            self.push(d, due, key as u32, serial as u32);
         }
     }
 
     #[inline]
-    fn push(&mut self, d: &mut Deadline, at: u64, key: u32, serial: u32) {
+    fn push(&mut self, d: &mut Deadline, due: Instant, key: u32, serial: u32) {
+        let at = self.ticks(due);
         if d.armed.is_none_or(|armed| at < armed.get() - 1) {
             d.armed = NonZeroU64::new(at.saturating_add(1));
             self.heap.push(Reverse(Wake { at, key, serial }));
+            if self.top.is_none_or(|top| due < top) {
+                self.top = Some(due.max(self.start));
+            }
         }
+    }
+
+    /// `top` again, from the heap's earliest wake-up.
+    fn refresh_top(&mut self) {
+        self.top = self
+            .heap
+            .peek()
+            .map(|Reverse(w)| self.start + Duration::from_nanos(w.at));
     }
 
     /// `t` in nanoseconds from the start (0 for anything before it).
@@ -88,17 +104,18 @@ impl Timers {
 
     /// How long the poll may sleep before the next wake-up.
     pub fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap.peek().map(|Reverse(w)| {
-            Duration::from_nanos(w.at).saturating_sub(now.saturating_duration_since(self.start))
-        })
+        self.top.map(|top| top.saturating_duration_since(now))
     }
 
     /// Removes and returns the next wake-up that is due.
+    #[inline]
     pub fn pop_due(&mut self, now: Instant) -> Option<Wake> {
-        match self.heap.peek() {
-            Some(Reverse(w)) if w.at <= self.ticks(now) => self.heap.pop().map(|Reverse(w)| w),
-            _ => None,
+        if self.top.is_none_or(|top| top > now) {
+            return None;
         }
+        let wake = self.heap.pop().map(|Reverse(w)| w);
+        self.refresh_top();
+        wake
     }
 
     /// Handles a popped wake-up for a live connection whose deadline is now
@@ -117,7 +134,7 @@ impl Timers {
         match due {
             Some(due) if due <= now => true,
             Some(due) => {
-                self.push(d, self.ticks(due), wake.key, wake.serial);
+                self.push(d, due, wake.key, wake.serial);
                 false
             }
             None => false,
@@ -135,6 +152,7 @@ impl Timers {
     /// calls this when they outnumber the live ones.
     pub fn retain(&mut self, mut live: impl FnMut(&Wake) -> bool) {
         self.heap.retain(|Reverse(w)| live(w));
+        self.refresh_top();
     }
 }
 
