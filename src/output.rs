@@ -422,7 +422,21 @@ impl Backlog {
 
     /// Writes queued chunks with vectored writes until the queue is empty or the socket is full.
     fn write_queue<W: Wire>(&mut self, sock: &mut W, progressed: &mut bool) -> io::Result<Flushed> {
-        while !self.queue.is_empty() {
+        loop {
+            // A chunk with nothing left to write (an owned tail that was
+            // asked for and not filled) is dropped: writing only empty
+            // slices would return 0, which means the peer is gone.
+            while self
+                .queue
+                .front()
+                .is_some_and(|c| c.bytes().len() == self.written)
+            {
+                self.queue.pop_front();
+                self.written = 0;
+            }
+            if self.queue.is_empty() {
+                break;
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
             for (i, chunk) in self.queue.iter().take(MAX_IOVECS).enumerate() {
@@ -585,6 +599,22 @@ mod tests {
         );
         assert!(scratch.is_empty());
         (out, sock, peer, scratch)
+    }
+
+    #[test]
+    fn a_tail_asked_for_and_left_empty_is_not_a_write_of_nothing() {
+        let (mut sock, _peer) = connection();
+        let mut out = Output::default();
+        let mut scratch = Vec::new();
+        out.tail();
+        assert!(!out.is_idle());
+        // Writing only empty slices returns 0, which reads as a peer gone.
+        assert_eq!(out.flush(&mut sock, &mut scratch).unwrap(), Flushed::All);
+        assert!(out.is_idle());
+        out.tail().extend_from_slice(b"x");
+        out.tail();
+        assert_eq!(out.flush(&mut sock, &mut scratch).unwrap(), Flushed::All);
+        assert!(out.is_idle());
     }
 
     #[test]

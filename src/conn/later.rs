@@ -51,14 +51,15 @@ impl Conn {
         };
         let (close, head_only) = (later.close, later.head_only);
         let chunked = !later.http10 && !head_only;
-        let out = self.output.tail();
+        // The queue's tail is taken only for a part that writes something.
+        let out = &mut self.output;
         match part {
             AnswerPart::Whole(response) if !later.streaming => {
-                app.write_response(&response, head_only, out, close);
+                app.write_response(&response, head_only, out.tail(), close);
                 self.answered(close);
             }
             AnswerPart::Head(response) if !later.streaming => {
-                app.write_stream_head(&response, chunked, out, close);
+                app.write_stream_head(&response, chunked, out.tail(), close);
                 later.streaming = true;
                 if head_only {
                     self.answered(close);
@@ -71,6 +72,7 @@ impl Conn {
                     self.phase = Phase::Closing { until: None };
                     return;
                 }
+                let out = out.tail();
                 if chunked {
                     out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
                     out.extend_from_slice(&piece);
@@ -81,7 +83,7 @@ impl Conn {
             }
             AnswerPart::End if later.streaming => {
                 if chunked {
-                    out.extend_from_slice(b"0\r\n\r\n");
+                    out.tail().extend_from_slice(b"0\r\n\r\n");
                 }
                 self.answered(close);
             }
