@@ -7,6 +7,7 @@
 //! ```
 //!
 //! With `--workers` (`web.workers`) or `--backplane` (`web.backplane`, on
+//! a build with `--features backplane`; scripts/bench passes it), on
 //! the channel `bench`) it runs as `wisp::Workers`: the room then spans the
 //! workers, and the nodes of every `wisp_echo` on the same Redis.
 //!
