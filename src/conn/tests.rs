@@ -505,3 +505,18 @@ fn a_websocket_dropped_without_a_close_reports_1006() {
     assert_eq!(b.log(), ["open", "close 1006 "]);
     assert_eq!(b.app.hub.stats.websockets_open, 0);
 }
+
+/// A layout guard, not a speed test: every connection pays for its slab slot
+/// and every idle WebSocket for its session, so growing either raises the
+/// memory per idle WebSocket (issue 18, measured by `scripts/bench`'s idle
+/// row). If a change needs more, measure that row and update these figures
+/// and BENCHMARKS.md with it. The slot is counted with a plain build's
+/// 16-byte transport: tests add a larger in-memory one.
+#[test]
+fn connection_and_session_stay_small() {
+    use std::mem::size_of;
+    let slot = size_of::<Conn>() - size_of::<Transport>() + 16;
+    let session = size_of::<crate::session::Session>();
+    assert!(slot <= 136, "the connection's slot is {slot} bytes");
+    assert!(session <= 176, "the session is {session} bytes");
+}
