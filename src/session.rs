@@ -833,7 +833,6 @@ mod tests {
                 handler: 0,
                 deflate: Outgoing::Off,
                 target: "/ws/t".into(),
-                protocol: None,
                 extra: None,
             };
             let t0 = Instant::now();

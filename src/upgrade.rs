@@ -284,8 +284,7 @@ pub(crate) fn upgrade(
         handler: socket as u32,
         deflate: Outgoing::Off,
         target,
-        protocol: protocol.map(Into::into),
-        extra: Extra::boxed(claims, peer_cert, own),
+        extra: Extra::boxed(claims, peer_cert, own, protocol),
     };
     hub.add_socket(origin.id, socket);
     let limits = ws_limits.get(handler.streaming(), deflate);

@@ -182,7 +182,6 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
             handler: 0,
             deflate: Outgoing::Off,
             target: "/ws".into(),
-            protocol: None,
             extra: None,
         },
         state,

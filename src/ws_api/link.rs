@@ -26,16 +26,17 @@ pub(crate) struct ConnInfo {
     pub deflate: Outgoing,
     /// The upgrade request's target: the path, and `?query` if there was one.
     pub target: Box<str>,
-    pub protocol: Option<Box<str>>,
-    /// What few connections have: the upgrade's verified JWT claims (on a
-    /// route with JWT auth) and the TLS client's certificate (mutual TLS),
-    /// boxed together so the others pay one pointer.
+    /// What few connections have: the negotiated subprotocol, the upgrade's
+    /// verified JWT claims (on a route with JWT auth) and the TLS client's
+    /// certificate (mutual TLS), boxed together so the others pay one pointer.
     pub extra: Option<Box<Extra>>,
 }
 
 /// The rarer facts of a connection, kept apart (see [`ConnInfo::extra`]).
 #[derive(Debug, Default)]
 pub(crate) struct Extra {
+    /// The negotiated subprotocol (`Sec-WebSocket-Protocol`).
+    pub protocol: Option<Box<str>>,
     pub claims: Option<serde_json::Value>,
     pub peer_cert: Option<PeerCert>,
     /// The connection's own compressor, when it keeps its context
@@ -49,9 +50,12 @@ impl Extra {
         claims: Option<&serde_json::Value>,
         cert: Option<&PeerCert>,
         compressor: Option<Compressor>,
+        protocol: Option<&str>,
     ) -> Option<Box<Extra>> {
-        (claims.is_some() || cert.is_some() || compressor.is_some()).then(|| {
+        let any = protocol.is_some() || claims.is_some() || cert.is_some() || compressor.is_some();
+        any.then(|| {
             Box::new(Extra {
+                protocol: protocol.map(Into::into),
                 claims: claims.cloned(),
                 peer_cert: cert.cloned(),
                 compressor,
@@ -61,6 +65,11 @@ impl Extra {
 }
 
 impl ConnInfo {
+    /// The negotiated subprotocol, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.extra.as_ref()?.protocol.as_deref()
+    }
+
     pub fn path(&self) -> &str {
         self.target.split_once('?').map_or(&self.target, |(p, _)| p)
     }

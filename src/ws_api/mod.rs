@@ -407,7 +407,7 @@ impl<S> WebSocket<'_, S> {
 
     /// The negotiated subprotocol, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.link.side.info.protocol.as_deref()
+        self.link.side.info.protocol()
     }
 
     /// The path of the upgrade request, as sent (percent-encoded).
