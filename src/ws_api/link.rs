@@ -5,6 +5,7 @@
 //! outgoing payloads.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use crate::hub::Hub;
 use crate::message::{ConnId, PeerCert, SendStatus};
@@ -25,7 +26,9 @@ pub(crate) struct ConnInfo {
     /// in the bytes the handler's index leaves free.
     pub deflate: Outgoing,
     /// The upgrade request's target: the path, and `?query` if there was one.
-    pub target: Box<str>,
+    /// Shared with the handler's previous connection when it is the same
+    /// (see [`Targets`](crate::upgrade::Targets)).
+    pub target: Rc<str>,
     /// What few connections have: the negotiated subprotocol, the upgrade's
     /// verified JWT claims (on a route with JWT auth) and the TLS client's
     /// certificate (mutual TLS), boxed together so the others pay one pointer.
