@@ -6,14 +6,13 @@
 //! output buffer, the peer's address — is lent to it for one [`Step`].
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateAction};
 use crate::hub::Hub;
-use crate::message::{Fragment, Message};
+use crate::message::{Fragment, Message, Peer};
 use crate::rate::RateLimiter;
 use crate::stats::ConnStats;
 use crate::turn::Turn;
@@ -79,7 +78,7 @@ pub(crate) struct Step<'a> {
     pub hub: &'a mut Hub,
     /// The output buffer, the clock and the callbacks' send budget.
     pub turn: &'a mut Turn,
-    pub peer: &'a SocketAddr,
+    pub peer: &'a Peer,
 }
 
 impl<'a> Step<'a> {
@@ -89,7 +88,7 @@ impl<'a> Step<'a> {
         config: &'a Config,
         hub: &'a mut Hub,
         turn: &'a mut Turn,
-        peer: &'a SocketAddr,
+        peer: &'a Peer,
     ) -> Step<'a> {
         Step {
             handler,
@@ -821,7 +820,7 @@ mod tests {
         config: Config,
         hub: Hub,
         turn: Turn,
-        peer: SocketAddr,
+        peer: Peer,
         t0: Instant,
         /// The connection's last progress, as the connection would say.
         since: Instant,
@@ -863,7 +862,7 @@ mod tests {
                 config,
                 hub,
                 turn,
-                peer,
+                peer: Peer::new(peer),
                 t0,
                 since: t0,
             };

@@ -12,7 +12,7 @@ use crate::http::error::HttpError;
 use crate::http::request::{find_header, trim, Framing, Head, Request, Tokens};
 use crate::http::response::{HeadWriter, Response};
 use crate::hub::Hub;
-use crate::message::{Origin, PeerCert};
+use crate::message::{Origin, Peer, PeerCert};
 use crate::session::{Flow, Session, SharedLimits, Step};
 use crate::turn::Turn;
 use crate::ws::deflate::compress::Compressor;
@@ -332,8 +332,9 @@ pub(crate) fn upgrade(
     // The 101 is in `out`; on_open's sends go after it.
     let mut turn = Turn::lend(std::mem::take(out), origin.now);
     turn.room = config.web_sockets.max_backpressure;
+    let peer = Peer::new(origin.peer);
     let flow = session.open(
-        Step::new(handler, config, hub, &mut turn, &origin.peer),
+        Step::new(handler, config, hub, &mut turn, &peer),
         head.headers,
     );
     *out = turn.scratch;

@@ -269,7 +269,7 @@ impl Conn {
     fn origin(&self, ctx: &Ctx<'_>, started: Instant) -> Origin {
         Origin {
             id: self.id(ctx),
-            peer: self.peer,
+            peer: self.peer.addr(),
             now: ctx.turn.now,
             started,
             tls: self.transport.is_tls(),
@@ -289,7 +289,7 @@ impl Conn {
         };
         let origin = Origin {
             id: self.id(ctx),
-            peer: self.peer,
+            peer: self.peer.addr(),
             now: ctx.turn.now,
             started,
             tls: self.transport.is_tls(),

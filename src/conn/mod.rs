@@ -31,7 +31,7 @@ use slab::Slab;
 use crate::app::App;
 use crate::deadlines::Deadline;
 use crate::http::error::HttpError;
-use crate::message::ConnId;
+use crate::message::{ConnId, Peer};
 use crate::output::{Flushed, Output};
 use crate::session::Session;
 use crate::transport::{Transport, Wire};
@@ -104,7 +104,7 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub transport: Transport,
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// Unique for the life of the process; tells a reused slab slot apart.
     pub serial: u64,
     pub deadline: Deadline,
@@ -131,7 +131,7 @@ impl Conn {
     pub fn new(transport: Transport, peer: SocketAddr, serial: u64, now: Instant) -> Conn {
         Conn {
             transport,
-            peer,
+            peer: Peer::new(peer),
             serial,
             deadline: Deadline::default(),
             counted: true,

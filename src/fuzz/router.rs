@@ -196,7 +196,7 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
     let link = Link {
         turn: &mut turn,
         side: &mut side,
-        peer: &peer,
+        peer: &crate::message::Peer::new(peer),
         hub: &mut hub,
         headers: None,
     };

@@ -4,11 +4,10 @@
 //! `Link::block` — the point where a per-message extension would transform
 //! outgoing payloads.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::hub::Hub;
-use crate::message::{ConnId, PeerCert, SendStatus};
+use crate::message::{ConnId, Peer, PeerCert, SendStatus};
 use crate::stats::ConnStats;
 use crate::turn::Turn;
 use crate::ws::deflate::compress::Compressor;
@@ -119,7 +118,7 @@ pub(crate) struct Link<'a> {
     /// The output buffer (`turn.scratch`) and the callback's send budget.
     pub turn: &'a mut Turn,
     pub side: &'a mut LinkSide,
-    pub peer: &'a SocketAddr,
+    pub peer: &'a Peer,
     pub hub: &'a mut Hub,
     pub headers: Option<&'a [httparse::Header<'a>]>,
 }

@@ -402,7 +402,7 @@ impl<S> WebSocket<'_, S> {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        *self.link.peer
+        self.link.peer.addr()
     }
 
     /// The negotiated subprotocol, if any.
