@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::{Conn, Phase, LINGER};
 use crate::app::App;
+use crate::deadlines::At;
 use crate::http::error::HttpError;
 use crate::hub::AnswerPart;
 
@@ -117,7 +118,7 @@ impl Conn {
         );
         app.refuse(HttpError::Unavailable, self.output.tail());
         self.phase = Phase::Closing {
-            until: Some(now + LINGER),
+            until: Some(At::new(now + LINGER)),
         };
     }
 }

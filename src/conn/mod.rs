@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::app::App;
-use crate::deadlines::Deadline;
+use crate::deadlines::{At, Deadline};
 use crate::http::error::HttpError;
 use crate::message::{ConnId, Peer};
 use crate::output::{Flushed, Output};
@@ -68,15 +68,17 @@ pub(crate) enum Next {
 #[derive(Debug)]
 enum Phase {
     /// Waiting for a request head; `started` is when its first byte arrived.
-    Head { started: Option<Instant> },
+    /// (The phases' times are `At`s: 8 bytes, where an `Instant` would make
+    /// every connection's slot 8 bytes larger.)
+    Head { started: Option<At> },
     /// Receiving a request body.
     Body(Box<PendingBody>),
     /// The last response is queued: discard input, close once it is written.
     /// `until` bounds how long a refused client gets to read it.
-    Closing { until: Option<Instant> },
+    Closing { until: Option<At> },
     /// Our side is shut; read and discard until the client closes too, so
     /// unread input does not turn into a reset that destroys our answer.
-    Lingering { until: Instant },
+    Lingering { until: At },
     /// Upgraded: every byte is WebSocket frames.
     WebSocket(Box<Session>),
     /// An action answered `Response::later`: waiting for the hub to deliver
@@ -314,7 +316,7 @@ impl Conn {
         self.transport.shutdown_write();
         self.input.clear();
         self.phase = Phase::Lingering {
-            until: now + LINGER,
+            until: At::new(now + LINGER),
         };
         Next::Keep
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::{Conn, Ctx, Next, Phase, LINGER};
 use crate::app::App;
 use crate::config::Config;
+use crate::deadlines::At;
 use crate::hub::Frames;
 use crate::session::{Flow, Session, Step};
 use crate::turn::Turn;
@@ -245,7 +246,7 @@ impl Conn {
     /// The WebSocket is over: flush, then close the TCP connection (the server closes first, RFC 6455 §7.1.1).
     pub(super) fn end_websocket(&mut self, now: Instant) {
         self.phase = Phase::Closing {
-            until: Some(now + LINGER),
+            until: Some(At::new(now + LINGER)),
         };
     }
 
