@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateAction};
+use crate::deadlines::At;
 use crate::hub::Hub;
 use crate::message::{Fragment, Message, Peer};
 use crate::rate::RateLimiter;
@@ -46,15 +47,18 @@ pub(crate) struct Session {
     /// `wake` is the close deadline (a close frame went out), not the next ping.
     closing: bool,
     /// Which side of a gateway the session is, if any: three flags that
-    /// exclude each other in one byte, which keeps the session at 152
-    /// bytes (a 160-byte heap chunk with glibc's header, where 153 took 176).
+    /// exclude each other, in one byte (every idle WebSocket pays for the
+    /// session's size rounded up to glibc's 16-byte chunks, header included:
+    /// see the layout guard in `conn/tests.rs`).
     role: Role,
     /// When the peer counts as gone if it sends nothing more (`timeouts.inactivity`).
     idle_at: Option<Instant>,
-    /// While open: when to ping next. Once closing: when to stop waiting for the peer's close.
-    wake: Option<Instant>,
-    /// `limits.rate`, when configured.
-    rate: Option<Box<RateLimiter>>,
+    /// While open: when to ping next. Once closing: when to stop waiting
+    /// for the peer's close. An `At` (8 bytes): set and read only when a
+    /// deadline is, not per message. With the rate limiter in the boxed
+    /// `Extra` (`limits.rate` is rare), the session is 136 bytes, a
+    /// 144-byte heap chunk.
+    wake: Option<At>,
     /// The handler's own inactivity timeout (`Handler::timeout`), in
     /// milliseconds: 0 for `timeouts.inactivity`, `u32::MAX` for never.
     /// A `u32` fits beside the flags, where a `Duration` would grow the
@@ -141,6 +145,11 @@ impl Session {
         config: &Config,
         now: Instant,
     ) -> Session {
+        let mut info = info;
+        if let Some(rate) = &config.limits.rate {
+            let extra = info.extra.get_or_insert_with(Box::default);
+            extra.rate = Some(RateLimiter::new(rate, now));
+        }
         Session {
             receiver: Receiver::shared(limits),
             side: LinkSide {
@@ -154,11 +163,11 @@ impl Session {
             closing: false,
             role: Role::Server,
             idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
-            wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
-            rate: config
-                .limits
-                .rate
-                .map(|r| Box::new(RateLimiter::new(&r, now))),
+            wake: config
+                .web_sockets
+                .ping
+                .and_then(|p| now.checked_add(p))
+                .map(At::new),
             own_idle: 0,
         }
     }
@@ -212,7 +221,9 @@ impl Session {
     /// clients, does not apply to what the downstream sends.
     pub fn make_client(&mut self) {
         self.role = Role::Client;
-        self.rate = None;
+        if let Some(extra) = &mut self.side.info.extra {
+            extra.rate = None;
+        }
     }
 
     /// The index of the handler serving this connection.
@@ -334,7 +345,7 @@ impl Session {
         };
         let data = &buf[*pos + payload.start..*pos + payload.end];
         *pos += payload.end;
-        let ok = match take_message(&mut self.side, &mut self.rate, step, text, data) {
+        let ok = match take_message(&mut self.side, step, text, data) {
             Taken::Delivered(ok) => ok,
             Taken::Dropped => return None,
             Taken::OverRate => return Some((buf.len(), self.over_rate(step))),
@@ -392,7 +403,7 @@ impl Session {
             };
             let ok = match event {
                 receiver::Event::Message { text, data } => {
-                    match take_message(&mut self.side, &mut self.rate, step, text, data) {
+                    match take_message(&mut self.side, step, text, data) {
                         Taken::Delivered(ok) => ok,
                         Taken::Dropped => continue,
                         Taken::OverRate => return (buf.len(), self.over_rate(step)),
@@ -407,7 +418,7 @@ impl Session {
                     count_in(&mut self.side.metrics, step.hub, data.len(), last);
                     // Half a message cannot be dropped cleanly: a streamed one over the rate closes.
                     if rate_check(
-                        &mut self.rate,
+                        &mut self.side,
                         step.hub,
                         step.now(),
                         u32::from(first),
@@ -558,11 +569,22 @@ impl Session {
     }
 
     /// Once a close frame is out, the peer gets `closeTimeout` to answer.
+    /// Checked after every callback: the test stays inline, the rest is out
+    /// of the way.
+    #[inline(always)]
     fn note_close_sent(&mut self, config: &Config, now: Instant) {
         if self.side.flags.close_sent && !self.closing {
-            self.closing = true;
-            self.wake = now.checked_add(config.web_sockets.close_timeout);
+            self.start_closing(config, now);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn start_closing(&mut self, config: &Config, now: Instant) {
+        self.closing = true;
+        self.wake = now
+            .checked_add(config.web_sockets.close_timeout)
+            .map(At::new);
     }
 
     /// Runs `on_close` once, then takes the connection out of the hub.
@@ -589,7 +611,7 @@ impl Session {
     /// last progress.
     #[inline]
     pub fn due(&self, since: Instant) -> Option<Instant> {
-        match (self.idle_deadline(since), self.wake) {
+        match (self.idle_deadline(since), self.wake.map(At::instant)) {
             (Some(idle), Some(wake)) => Some(idle.min(wake)),
             (idle, wake) => idle.or(wake),
         }
@@ -598,7 +620,7 @@ impl Session {
     /// Acts on a passed deadline: the close wait, a dead peer, or a ping.
     pub fn timeout(&mut self, mut step: Step<'_>, since: Instant) -> Flow {
         let now = step.now();
-        let woken = self.wake.is_some_and(|w| w <= now);
+        let woken = self.wake.is_some_and(|w| w.instant() <= now);
         if self.closing && woken {
             self.finish(
                 &mut step,
@@ -616,7 +638,8 @@ impl Session {
                 .config
                 .web_sockets
                 .ping
-                .and_then(|p| now.checked_add(p));
+                .and_then(|p| now.checked_add(p))
+                .map(At::new);
         }
         Flow::Open
     }
@@ -739,15 +762,9 @@ enum Taken {
 /// Counts a whole message, charges it to the rate limiter and, within the
 /// rate, hands it to `on_message`.
 #[inline(always)]
-fn take_message(
-    side: &mut LinkSide,
-    rate: &mut Option<Box<RateLimiter>>,
-    step: &mut Step<'_>,
-    text: bool,
-    data: &[u8],
-) -> Taken {
+fn take_message(side: &mut LinkSide, step: &mut Step<'_>, text: bool, data: &[u8]) -> Taken {
     count_in(&mut side.metrics, step.hub, data.len(), true);
-    match rate_check(rate, step.hub, step.now(), 1, data.len()) {
+    match rate_check(side, step.hub, step.now(), 1, data.len()) {
         Some(RateAction::Drop) => Taken::Dropped,
         Some(RateAction::Close) => Taken::OverRate,
         None => Taken::Delivered(deliver(step, side, text, data)),
@@ -757,13 +774,13 @@ fn take_message(
 /// Charges a message (or a piece) to the rate limiter; `Some(action)` if it is over.
 #[inline]
 fn rate_check(
-    rate: &mut Option<Box<RateLimiter>>,
+    side: &mut LinkSide,
     hub: &mut Hub,
     now: Instant,
     messages: u32,
     bytes: usize,
 ) -> Option<RateAction> {
-    let limiter = rate.as_mut()?;
+    let limiter = side.info.extra.as_mut()?.rate.as_mut()?;
     if limiter.allow(now, messages, bytes) {
         return None;
     }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use crate::hub::Hub;
 use crate::message::{ConnId, Peer, PeerCert, SendStatus};
+use crate::rate::RateLimiter;
 use crate::stats::ConnStats;
 use crate::turn::Turn;
 use crate::ws::deflate::compress::Compressor;
@@ -44,6 +45,8 @@ pub(crate) struct Extra {
     /// The connection's own compressor, when it keeps its context
     /// (`contextTakeover`, [`Outgoing::Own`]).
     pub compressor: Option<Compressor>,
+    /// `limits.rate`, when configured (not on a gateway's downstream leg).
+    pub rate: Option<RateLimiter>,
 }
 
 impl Extra {
@@ -61,6 +64,7 @@ impl Extra {
                 claims: claims.cloned(),
                 peer_cert: cert.cloned(),
                 compressor,
+                rate: None,
             })
         })
     }
