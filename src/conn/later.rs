@@ -2,6 +2,7 @@
 //! (holding its next requests) until the hub delivers the answer — whole, or
 //! a head and its body in pieces — or `timeouts.request` passes.
 
+use super::READ_PAUSED;
 use std::time::Instant;
 
 use super::{Conn, Phase, LINGER};
@@ -41,7 +42,7 @@ impl Conn {
             http10,
             streaming: false,
         }));
-        self.read_paused = true;
+        self.set_flag(READ_PAUSED, true);
     }
 
     /// A piece of the answer, from the hub.

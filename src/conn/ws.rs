@@ -2,6 +2,7 @@
 //! WebSocket's fast lane (one read, its frames, one write), frames
 //! delivered from other connections, and the ways a WebSocket ends.
 
+use super::{PROXIED, READ_CLOSED, READ_PAUSED};
 use std::io;
 use std::mem;
 use std::time::Instant;
@@ -44,8 +45,7 @@ impl Conn {
         let quiet = !s.owes_drain()
             && self.input.is_empty()
             && self.output.is_idle()
-            && !self.read_paused
-            && !self.proxied
+            && !self.flag(READ_PAUSED | PROXIED)
             && self.transport.is_plain();
         quiet.then(|| s.is_closing())
     }
@@ -63,7 +63,7 @@ impl Conn {
     ) -> io::Result<Next> {
         let n = match self.transport.read_plain(read_buf) {
             Ok(0) => {
-                self.read_closed = true;
+                self.set_flag(READ_CLOSED, true);
                 return self.flush(ctx, read_buf);
             }
             Ok(n) => n,
@@ -107,7 +107,7 @@ impl Conn {
         if n == read_buf.capacity() {
             self.read_all(ctx, read_buf, false)?;
         } else if self.paused(ctx) {
-            self.read_paused = true;
+            self.set_flag(READ_PAUSED, true);
         }
         self.flush(ctx, read_buf)
     }
