@@ -25,7 +25,7 @@ use crate::ws::frame::{write_close, write_frame, write_masked_close, write_maske
 use crate::ws::opcode::OpCode;
 use crate::ws::receiver::{self, Lent, Limits, Receiver};
 use crate::ws_api::{
-    AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, LIMITS, OVER, RELEASED,
+    AnyHandler, ConnInfo, Event, Extra, Link, LinkSide, SendFlags, LIMITS, OVER, RELEASED,
 };
 
 /// Whether the WebSocket goes on.
@@ -148,7 +148,7 @@ impl Session {
         let mut info = info;
         if let Some(rate) = &config.limits.rate {
             let extra = info.extra.get_or_insert_with(Box::default);
-            extra.rate = Some(RateLimiter::new(rate, now));
+            extra.rate = Some(Box::new(RateLimiter::new(rate, now)));
         }
         Session {
             receiver: Receiver::shared(limits),
@@ -772,7 +772,9 @@ fn take_message(side: &mut LinkSide, step: &mut Step<'_>, text: bool, data: &[u8
 }
 
 /// Charges a message (or a piece) to the rate limiter; `Some(action)` if it is over.
-#[inline]
+/// Most connections have no `Extra`: that test stays inline, the rest is out
+/// of the way.
+#[inline(always)]
 fn rate_check(
     side: &mut LinkSide,
     hub: &mut Hub,
@@ -780,7 +782,20 @@ fn rate_check(
     messages: u32,
     bytes: usize,
 ) -> Option<RateAction> {
-    let limiter = side.info.extra.as_mut()?.rate.as_mut()?;
+    let extra = side.info.extra.as_mut()?;
+    charge(extra, hub, now, messages, bytes)
+}
+
+#[cold]
+#[inline(never)]
+fn charge(
+    extra: &mut Extra,
+    hub: &mut Hub,
+    now: Instant,
+    messages: u32,
+    bytes: usize,
+) -> Option<RateAction> {
+    let limiter = extra.rate.as_mut()?;
     if limiter.allow(now, messages, bytes) {
         return None;
     }

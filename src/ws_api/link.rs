@@ -43,10 +43,12 @@ pub(crate) struct Extra {
     pub claims: Option<serde_json::Value>,
     pub peer_cert: Option<PeerCert>,
     /// The connection's own compressor, when it keeps its context
-    /// (`contextTakeover`, [`Outgoing::Own`]).
-    pub compressor: Option<Compressor>,
+    /// (`contextTakeover`, [`Outgoing::Own`]). This and the rate limiter
+    /// are boxed on their own: a connection that has only a subprotocol, or
+    /// only a rate limit, should not pay for the others.
+    pub compressor: Option<Box<Compressor>>,
     /// `limits.rate`, when configured (not on a gateway's downstream leg).
-    pub rate: Option<RateLimiter>,
+    pub rate: Option<Box<RateLimiter>>,
 }
 
 impl Extra {
@@ -63,7 +65,7 @@ impl Extra {
                 protocol: protocol.map(Into::into),
                 claims: claims.cloned(),
                 peer_cert: cert.cloned(),
-                compressor,
+                compressor: compressor.map(Box::new),
                 rate: None,
             })
         })
