@@ -93,10 +93,13 @@ pub(crate) enum AnswerPart {
 }
 
 /// A live WebSocket: which serial holds the slab slot and which handler serves it.
+/// Sixteen bytes (`Option<Slot>` too, in the flag's spare values): every
+/// open WebSocket has one, so the handler's index is a `u32` like
+/// `ConnInfo::handler`.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     serial: u64,
-    handler: usize,
+    handler: u32,
     /// A Server-Sent Events stream rather than a WebSocket.
     stream: bool,
 }
@@ -292,7 +295,7 @@ impl Hub {
         }
         self.sockets[id.key] = Some(Slot {
             serial: id.serial,
-            handler,
+            handler: handler as u32,
             stream,
         });
         self.open += 1;
@@ -341,7 +344,7 @@ impl Hub {
     /// The handler serving an open WebSocket.
     pub(crate) fn handler_of(&self, id: ConnId) -> Option<usize> {
         match self.sockets.get(id.key) {
-            Some(Some(s)) if s.serial == id.serial => Some(s.handler),
+            Some(Some(s)) if s.serial == id.serial => Some(s.handler as usize),
             _ => None,
         }
     }

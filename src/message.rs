@@ -2,7 +2,7 @@
 //! message, a streamed piece of one, and what became of a send.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::time::Instant;
 
 /// A whole message, borrowed: no copy is made to hand it to you.
@@ -251,6 +251,48 @@ pub enum SendStatus {
     Dropped,
 }
 
+/// A connection's peer address in 16 bytes, where a `SocketAddr` takes 32:
+/// an IPv4 address and port in place, an IPv6 one (with its flow label and
+/// scope id) boxed. Every connection keeps one; nothing is lost.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Peer {
+    V4([u8; 4], u16),
+    V6(Box<SocketAddrV6>),
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        match addr {
+            SocketAddr::V4(a) => Peer::V4(a.ip().octets(), a.port()),
+            SocketAddr::V6(a) => Peer::V6(Box::new(a)),
+        }
+    }
+
+    /// The address, as accepted.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Peer::V4(ip, port) => SocketAddr::from((Ipv4Addr::from(*ip), *port)),
+            Peer::V6(a) => SocketAddr::V6(**a),
+        }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.addr().ip()
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.addr(), f)
+    }
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.addr(), f)
+    }
+}
+
 /// Who a request came from, for handlers that want to know.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Origin {
@@ -280,6 +322,26 @@ pub struct PeerCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_keeps_its_whole_address() {
+        for text in [
+            "192.0.2.7:443",
+            "0.0.0.0:0",
+            "[2001:db8::1]:8080",
+            "[fe80::1%7]:9",
+        ] {
+            let addr: SocketAddr = text.parse().expect("an address");
+            let peer = Peer::new(addr);
+            assert_eq!(peer.addr(), addr);
+            assert_eq!(peer.ip(), addr.ip());
+            assert_eq!(peer.to_string(), addr.to_string());
+            assert_eq!(format!("{peer:?}"), format!("{addr:?}"));
+        }
+        let v6 = SocketAddrV6::new("fe80::2".parse().expect("an address"), 1, 0x12345, 3);
+        assert_eq!(Peer::new(SocketAddr::V6(v6)).addr(), SocketAddr::V6(v6));
+        assert_eq!(std::mem::size_of::<Peer>(), 16);
+    }
 
     #[test]
     fn ids_read_back_from_their_text() {

@@ -6,14 +6,14 @@
 //! output buffer, the peer's address — is lent to it for one [`Step`].
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, RateAction};
+use crate::deadlines::At;
 use crate::hub::Hub;
-use crate::message::{Fragment, Message};
+use crate::message::{Fragment, Message, Peer};
 use crate::rate::RateLimiter;
 use crate::stats::ConnStats;
 use crate::turn::Turn;
@@ -25,7 +25,7 @@ use crate::ws::frame::{write_close, write_frame, write_masked_close, write_maske
 use crate::ws::opcode::OpCode;
 use crate::ws::receiver::{self, Lent, Limits, Receiver};
 use crate::ws_api::{
-    AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, LIMITS, OVER, RELEASED,
+    AnyHandler, ConnInfo, Event, Extra, Link, LinkSide, SendFlags, LIMITS, OVER, RELEASED,
 };
 
 /// Whether the WebSocket goes on.
@@ -46,21 +46,19 @@ pub(crate) struct Session {
     finished: bool,
     /// `wake` is the close deadline (a close frame went out), not the next ping.
     closing: bool,
-    /// Our side is the client (a gateway's downstream leg): every frame we
-    /// send is masked (RFC 6455 §5.3). The flags here share one word.
-    masked: bool,
-    /// A gateway's client leg (see `make_relay`).
-    relay: bool,
-    /// A gateway's client leg broke the protocol: its connection is not read
-    /// again (`Conn::pair_full`), and its close waits until the downstream
-    /// has answered what went before.
-    failing: bool,
+    /// Which side of a gateway the session is, if any: three flags that
+    /// exclude each other, in one byte (every idle WebSocket pays for the
+    /// session's size rounded up to glibc's 16-byte chunks, header included:
+    /// see the layout guard in `conn/tests.rs`).
+    role: Role,
     /// When the peer counts as gone if it sends nothing more (`timeouts.inactivity`).
     idle_at: Option<Instant>,
-    /// While open: when to ping next. Once closing: when to stop waiting for the peer's close.
-    wake: Option<Instant>,
-    /// `limits.rate`, when configured.
-    rate: Option<Box<RateLimiter>>,
+    /// While open: when to ping next. Once closing: when to stop waiting
+    /// for the peer's close. An `At` (8 bytes): set and read only when a
+    /// deadline is, not per message. With the rate limiter in the boxed
+    /// `Extra` (`limits.rate` is rare), the session is 136 bytes, a
+    /// 144-byte heap chunk.
+    wake: Option<At>,
     /// The handler's own inactivity timeout (`Handler::timeout`), in
     /// milliseconds: 0 for `timeouts.inactivity`, `u32::MAX` for never.
     /// A `u32` fits beside the flags, where a `Duration` would grow the
@@ -84,7 +82,7 @@ pub(crate) struct Step<'a> {
     pub hub: &'a mut Hub,
     /// The output buffer, the clock and the callbacks' send budget.
     pub turn: &'a mut Turn,
-    pub peer: &'a SocketAddr,
+    pub peer: &'a Peer,
 }
 
 impl<'a> Step<'a> {
@@ -94,7 +92,7 @@ impl<'a> Step<'a> {
         config: &'a Config,
         hub: &'a mut Hub,
         turn: &'a mut Turn,
-        peer: &'a SocketAddr,
+        peer: &'a Peer,
     ) -> Step<'a> {
         Step {
             handler,
@@ -147,6 +145,11 @@ impl Session {
         config: &Config,
         now: Instant,
     ) -> Session {
+        let mut info = info;
+        if let Some(rate) = &config.limits.rate {
+            let extra = info.extra.get_or_insert_with(Box::default);
+            extra.rate = Some(Box::new(RateLimiter::new(rate, now)));
+        }
         Session {
             receiver: Receiver::shared(limits),
             side: LinkSide {
@@ -158,15 +161,13 @@ impl Session {
             },
             finished: false,
             closing: false,
-            failing: false,
-            masked: false,
-            relay: false,
+            role: Role::Server,
             idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
-            wake: config.web_sockets.ping.and_then(|p| now.checked_add(p)),
-            rate: config
-                .limits
-                .rate
-                .map(|r| Box::new(RateLimiter::new(&r, now))),
+            wake: config
+                .web_sockets
+                .ping
+                .and_then(|p| now.checked_add(p))
+                .map(At::new),
             own_idle: 0,
         }
     }
@@ -212,15 +213,17 @@ impl Session {
     /// Makes this a gateway's client leg: a protocol error closes the
     /// downstream first (see `failing`).
     pub fn make_relay(&mut self) {
-        self.relay = true;
+        self.role = Role::Relay;
     }
 
     /// Makes our side the WebSocket's client (a gateway's downstream leg):
     /// the frames it sends are masked, and `limits.rate`, a guard against
     /// clients, does not apply to what the downstream sends.
     pub fn make_client(&mut self) {
-        self.masked = true;
-        self.rate = None;
+        self.role = Role::Client;
+        if let Some(extra) = &mut self.side.info.extra {
+            extra.rate = None;
+        }
     }
 
     /// The index of the handler serving this connection.
@@ -342,7 +345,7 @@ impl Session {
         };
         let data = &buf[*pos + payload.start..*pos + payload.end];
         *pos += payload.end;
-        let ok = match take_message(&mut self.side, &mut self.rate, step, text, data) {
+        let ok = match take_message(&mut self.side, step, text, data) {
             Taken::Delivered(ok) => ok,
             Taken::Dropped => return None,
             Taken::OverRate => return Some((buf.len(), self.over_rate(step))),
@@ -400,7 +403,7 @@ impl Session {
             };
             let ok = match event {
                 receiver::Event::Message { text, data } => {
-                    match take_message(&mut self.side, &mut self.rate, step, text, data) {
+                    match take_message(&mut self.side, step, text, data) {
                         Taken::Delivered(ok) => ok,
                         Taken::Dropped => continue,
                         Taken::OverRate => return (buf.len(), self.over_rate(step)),
@@ -415,7 +418,7 @@ impl Session {
                     count_in(&mut self.side.metrics, step.hub, data.len(), last);
                     // Half a message cannot be dropped cleanly: a streamed one over the rate closes.
                     if rate_check(
-                        &mut self.rate,
+                        &mut self.side,
                         step.hub,
                         step.now(),
                         u32::from(first),
@@ -435,7 +438,7 @@ impl Session {
                 }
                 receiver::Event::Ping(payload) => {
                     if !self.side.flags.close_sent {
-                        control(step.out(), self.masked, OpCode::Pong, payload);
+                        control(step.out(), self.role.masked(), OpCode::Pong, payload);
                     }
                     true
                 }
@@ -469,7 +472,7 @@ impl Session {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
             // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
-            close_frame(step.out(), self.masked, code.unwrap_or(0), "");
+            close_frame(step.out(), self.role.masked(), code.unwrap_or(0), "");
         }
         self.finish(step, reported, reason);
         Flow::Close
@@ -487,10 +490,10 @@ impl Session {
         step.call(&mut self.side, None, Event::Error(&err));
         // The connection is failing: a set_limits here has nothing left to limit.
         step.turn.limits = None;
-        if self.relay {
+        if matches!(self.role, Role::Relay | Role::Failing) {
             // The gateway closes the downstream first (`Gateway::dispatch`);
             // what it still sends back reaches the client before our close.
-            self.failing = true;
+            self.role = Role::Failing;
             return Flow::Open;
         }
         self.close_now(step, err.close_code(), &err.to_string())
@@ -500,7 +503,7 @@ impl Session {
     pub fn close_now(&mut self, step: &mut Step<'_>, code: CloseCode, reason: &str) -> Flow {
         if !self.side.flags.close_sent {
             self.side.flags.close_sent = true;
-            close_frame(step.out(), self.masked, code.into(), reason);
+            close_frame(step.out(), self.role.masked(), code.into(), reason);
         }
         self.finish(step, code, reason);
         Flow::Close
@@ -510,7 +513,7 @@ impl Session {
     /// connection's handler asked for it, or the server is stopping): the
     /// peer gets `closeTimeout` to answer.
     pub fn close_by_server(&mut self, mut step: Step<'_>, code: CloseCode, reason: &str) -> Flow {
-        if self.failing {
+        if self.role == Role::Failing {
             // A client that broke the protocol gets its close, and no more.
             return self.close_now(&mut step, code, reason);
         }
@@ -518,7 +521,7 @@ impl Session {
             return Flow::Open;
         }
         self.side.flags.close_sent = true;
-        close_frame(step.out(), self.masked, code.into(), reason);
+        close_frame(step.out(), self.role.masked(), code.into(), reason);
         self.note_close_sent(step.config, step.now());
         Flow::Open
     }
@@ -566,11 +569,22 @@ impl Session {
     }
 
     /// Once a close frame is out, the peer gets `closeTimeout` to answer.
+    /// Checked after every callback: the test stays inline, the rest is out
+    /// of the way.
+    #[inline(always)]
     fn note_close_sent(&mut self, config: &Config, now: Instant) {
         if self.side.flags.close_sent && !self.closing {
-            self.closing = true;
-            self.wake = now.checked_add(config.web_sockets.close_timeout);
+            self.start_closing(config, now);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn start_closing(&mut self, config: &Config, now: Instant) {
+        self.closing = true;
+        self.wake = now
+            .checked_add(config.web_sockets.close_timeout)
+            .map(At::new);
     }
 
     /// Runs `on_close` once, then takes the connection out of the hub.
@@ -597,7 +611,7 @@ impl Session {
     /// last progress.
     #[inline]
     pub fn due(&self, since: Instant) -> Option<Instant> {
-        match (self.idle_deadline(since), self.wake) {
+        match (self.idle_deadline(since), self.wake.map(At::instant)) {
             (Some(idle), Some(wake)) => Some(idle.min(wake)),
             (idle, wake) => idle.or(wake),
         }
@@ -606,7 +620,7 @@ impl Session {
     /// Acts on a passed deadline: the close wait, a dead peer, or a ping.
     pub fn timeout(&mut self, mut step: Step<'_>, since: Instant) -> Flow {
         let now = step.now();
-        let woken = self.wake.is_some_and(|w| w <= now);
+        let woken = self.wake.is_some_and(|w| w.instant() <= now);
         if self.closing && woken {
             self.finish(
                 &mut step,
@@ -619,14 +633,39 @@ impl Session {
             return self.close_now(&mut step, CloseCode::GOING_AWAY, "idle");
         }
         if woken && !self.closing {
-            control(step.out(), self.masked, OpCode::Ping, b"");
+            control(step.out(), self.role.masked(), OpCode::Ping, b"");
             self.wake = step
                 .config
                 .web_sockets
                 .ping
-                .and_then(|p| now.checked_add(p));
+                .and_then(|p| now.checked_add(p))
+                .map(At::new);
         }
         Flow::Open
+    }
+}
+
+/// Which side of a gateway a session is (see `Session::role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Our side is the server: no gateway, or a gateway's client leg that
+    /// does not relay (never made so).
+    Server,
+    /// A gateway's client leg (see `make_relay`).
+    Relay,
+    /// A gateway's client leg that broke the protocol: its connection is not
+    /// read again (`Conn::pair_full`), and its close waits until the
+    /// downstream has answered what went before.
+    Failing,
+    /// Our side is the client (a gateway's downstream leg): every frame we
+    /// send is masked (RFC 6455 §5.3).
+    Client,
+}
+
+impl Role {
+    /// Our side is the client: the frames it sends are masked.
+    fn masked(self) -> bool {
+        self == Role::Client
     }
 }
 
@@ -723,15 +762,9 @@ enum Taken {
 /// Counts a whole message, charges it to the rate limiter and, within the
 /// rate, hands it to `on_message`.
 #[inline(always)]
-fn take_message(
-    side: &mut LinkSide,
-    rate: &mut Option<Box<RateLimiter>>,
-    step: &mut Step<'_>,
-    text: bool,
-    data: &[u8],
-) -> Taken {
+fn take_message(side: &mut LinkSide, step: &mut Step<'_>, text: bool, data: &[u8]) -> Taken {
     count_in(&mut side.metrics, step.hub, data.len(), true);
-    match rate_check(rate, step.hub, step.now(), 1, data.len()) {
+    match rate_check(side, step.hub, step.now(), 1, data.len()) {
         Some(RateAction::Drop) => Taken::Dropped,
         Some(RateAction::Close) => Taken::OverRate,
         None => Taken::Delivered(deliver(step, side, text, data)),
@@ -739,15 +772,30 @@ fn take_message(
 }
 
 /// Charges a message (or a piece) to the rate limiter; `Some(action)` if it is over.
-#[inline]
+/// Most connections have no `Extra`: that test stays inline, the rest is out
+/// of the way.
+#[inline(always)]
 fn rate_check(
-    rate: &mut Option<Box<RateLimiter>>,
+    side: &mut LinkSide,
     hub: &mut Hub,
     now: Instant,
     messages: u32,
     bytes: usize,
 ) -> Option<RateAction> {
-    let limiter = rate.as_mut()?;
+    let extra = side.info.extra.as_mut()?;
+    charge(extra, hub, now, messages, bytes)
+}
+
+#[cold]
+#[inline(never)]
+fn charge(
+    extra: &mut Extra,
+    hub: &mut Hub,
+    now: Instant,
+    messages: u32,
+    bytes: usize,
+) -> Option<RateAction> {
+    let limiter = extra.rate.as_mut()?;
     if limiter.allow(now, messages, bytes) {
         return None;
     }
@@ -804,7 +852,7 @@ mod tests {
         config: Config,
         hub: Hub,
         turn: Turn,
-        peer: SocketAddr,
+        peer: Peer,
         t0: Instant,
         /// The connection's last progress, as the connection would say.
         since: Instant,
@@ -833,7 +881,6 @@ mod tests {
                 handler: 0,
                 deflate: Outgoing::Off,
                 target: "/ws/t".into(),
-                protocol: None,
                 extra: None,
             };
             let t0 = Instant::now();
@@ -847,7 +894,7 @@ mod tests {
                 config,
                 hub,
                 turn,
-                peer,
+                peer: Peer::new(peer),
                 t0,
                 since: t0,
             };

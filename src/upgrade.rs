@@ -5,13 +5,14 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use crate::config::Config;
 use crate::http::error::HttpError;
 use crate::http::request::{find_header, trim, Framing, Head, Request, Tokens};
 use crate::http::response::{HeadWriter, Response};
 use crate::hub::Hub;
-use crate::message::{Origin, PeerCert};
+use crate::message::{Origin, Peer, PeerCert};
 use crate::session::{Flow, Session, SharedLimits, Step};
 use crate::turn::Turn;
 use crate::ws::deflate::compress::Compressor;
@@ -172,6 +173,42 @@ pub(crate) struct Upgrading<'r, 'h> {
     pub peer_cert: Option<&'r PeerCert>,
 }
 
+/// The last upgrade target of each WebSocket handler, shared by the
+/// connections that ask for the same one: most clients of a handler upgrade
+/// on its route's own path, and a target of its own would cost each idle
+/// WebSocket a heap chunk (32 bytes for `/ws/echo`). One string per handler
+/// is kept alive at most.
+#[derive(Debug, Default)]
+pub(crate) struct Targets {
+    /// By handler index.
+    last: Vec<Option<Rc<str>>>,
+}
+
+impl Targets {
+    /// `path` with `?query` when there is one, shared with the handler's
+    /// previous connection when that asked for the same.
+    fn get(&mut self, handler: usize, path: &str, query: &str) -> Rc<str> {
+        if self.last.len() <= handler {
+            self.last.resize(handler + 1, None);
+        }
+        let last = &mut self.last[handler];
+        let rest = last.as_deref().and_then(|t| t.strip_prefix(path));
+        let same = match rest.map(|r| r.strip_prefix('?')) {
+            Some(None) => rest == Some("") && query.is_empty(),
+            Some(Some(q)) => q == query && !query.is_empty(),
+            None => false,
+        };
+        if !same {
+            *last = Some(if query.is_empty() {
+                path.into()
+            } else {
+                format!("{path}?{query}").into()
+            });
+        }
+        Rc::clone(last.as_ref().expect("set above"))
+    }
+}
+
 /// What the app lends the handshake.
 pub(crate) struct Lent<'a> {
     /// Every WebSocket handler, by index.
@@ -182,6 +219,8 @@ pub(crate) struct Lent<'a> {
     pub date: &'a str,
     /// The receivers' limits, by kind of connection.
     pub ws_limits: &'a mut SharedLimits,
+    /// The targets the handlers' connections share.
+    pub targets: &'a mut Targets,
 }
 
 /// How a handshake ended.
@@ -217,6 +256,7 @@ pub(crate) fn upgrade(
         hub,
         date,
         ws_limits,
+        targets,
     } = lent;
     let mut supported = config.web_sockets.protocols.clone();
     supported.extend(
@@ -274,18 +314,13 @@ pub(crate) fn upgrade(
         let bits = deflate.map_or(15, |a| a.server_max_window_bits);
         Compressor::new(compression.level, bits, false)
     });
-    let target = if head.query.is_empty() {
-        head.path.into()
-    } else {
-        format!("{}?{}", head.path, head.query).into()
-    };
+    let target = targets.get(socket, head.path, head.query);
     let info = ConnInfo {
         id: origin.id,
         handler: socket as u32,
         deflate: Outgoing::Off,
         target,
-        protocol: protocol.map(Into::into),
-        extra: Extra::boxed(claims, peer_cert, own),
+        extra: Extra::boxed(claims, peer_cert, own, protocol),
     };
     hub.add_socket(origin.id, socket);
     let limits = ws_limits.get(handler.streaming(), deflate);
@@ -297,8 +332,9 @@ pub(crate) fn upgrade(
     // The 101 is in `out`; on_open's sends go after it.
     let mut turn = Turn::lend(std::mem::take(out), origin.now);
     turn.room = config.web_sockets.max_backpressure;
+    let peer = Peer::new(origin.peer);
     let flow = session.open(
-        Step::new(handler, config, hub, &mut turn, &origin.peer),
+        Step::new(handler, config, hub, &mut turn, &peer),
         head.headers,
     );
     *out = turn.scratch;
@@ -350,6 +386,26 @@ fn origin_allowed(head: &Head<'_>, origins: &[String]) -> bool {
 mod tests {
     use super::*;
     use crate::http::request::{header_storage, parse_head, HeadLimits};
+
+    #[test]
+    fn targets_are_shared_only_when_equal() {
+        let mut t = Targets::default();
+        let a = t.get(1, "/ws/echo", "");
+        let b = t.get(1, "/ws/echo", "");
+        assert!(Rc::ptr_eq(&a, &b));
+        assert_eq!(&*a, "/ws/echo");
+        let q = t.get(1, "/ws/echo", "room=1");
+        assert_eq!(&*q, "/ws/echo?room=1");
+        assert!(Rc::ptr_eq(&q, &t.get(1, "/ws/echo", "room=1")));
+        assert_eq!(&*t.get(1, "/ws/echo", "room=2"), "/ws/echo?room=2");
+        assert_eq!(&*t.get(1, "/ws/echo", ""), "/ws/echo");
+        assert_eq!(&*t.get(1, "/ws/ech", ""), "/ws/ech");
+        assert_eq!(&*t.get(1, "/ws/ech", "o"), "/ws/ech?o");
+        assert_eq!(&*t.get(0, "/ws/ech", ""), "/ws/ech");
+        // Another handler keeps its own.
+        assert_eq!(&*t.get(1, "/ws/ech", "o"), "/ws/ech?o");
+        assert_eq!(&*a, "/ws/echo");
+    }
 
     const LIMITS: HeadLimits = HeadLimits {
         header: 4096,

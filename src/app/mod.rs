@@ -129,6 +129,8 @@ pub(crate) struct App {
     /// What WebSocket receivers accept, by kind of connection: shared by
     /// every session of that kind.
     ws_limits: SharedLimits,
+    /// The upgrade targets the handlers' connections share.
+    ws_targets: upgrade::Targets,
     pub date: DateCache,
     pub hub: Hub,
     /// The proxy routes and their legs, when the config has any.
@@ -198,6 +200,7 @@ impl App {
             finished_form: None,
             error_pages,
             ws_limits,
+            ws_targets: upgrade::Targets::default(),
             downstream_limits: downstream_limits(&config),
             gateway,
             mime,
@@ -741,6 +744,7 @@ impl App {
             hub: &mut self.hub,
             date: &self.date.text,
             ws_limits: &mut self.ws_limits,
+            targets: &mut self.ws_targets,
         };
         match upgrade::upgrade(request, &candidates, lent, out) {
             Upgraded::Open { session, close } => Handled {

@@ -1,6 +1,7 @@
 //! Backpressure: when queued output is too large to take more input, and
 //! when a WebSocket that dropped sends is owed `on_drain`.
 
+use super::PROXIED;
 use super::{Conn, Ctx, Phase};
 use crate::app::App;
 
@@ -51,7 +52,7 @@ impl Conn {
             Phase::WebSocket(s) => {
                 s.owes_drain()
                     || queued >= ctx.app.config.web_sockets.max_backpressure / 2
-                    || (self.proxied && self.pair_full(ctx.app))
+                    || (self.flag(PROXIED) && self.pair_full(ctx.app))
             }
             Phase::Awaiting | Phase::Dialing(_) => self.waits_on_gateway(),
             // The next request waits for this one's later answer.

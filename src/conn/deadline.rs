@@ -26,7 +26,9 @@ impl Conn {
     pub(super) fn due_otherwise(&self, t: &Timeouts) -> Option<Instant> {
         let stall = || add(self.since, t.inactivity);
         match &self.phase {
-            Phase::Lingering { until } | Phase::Closing { until: Some(until) } => Some(*until),
+            Phase::Lingering { until } | Phase::Closing { until: Some(until) } => {
+                Some(until.instant())
+            }
             Phase::WebSocket(session) => earliest(session.due(self.since), stall()),
             Phase::Later(later) => add(later.started, t.request),
             Phase::Events(stream) => {
@@ -44,7 +46,10 @@ impl Conn {
                 None => stall(),
             },
             Phase::Closing { until: None } | Phase::Awaiting => stall(),
-            Phase::Head { started: Some(s) } => earliest(add(*s, t.parse), add(*s, t.request)),
+            Phase::Head { started: Some(s) } => {
+                let s = s.instant();
+                earliest(add(s, t.parse), add(s, t.request))
+            }
             Phase::Body(p) => add(p.started, t.request),
         }
     }

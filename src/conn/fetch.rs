@@ -8,6 +8,7 @@
 //! reactor (`reactor/legs.rs`) links the two, and settles what happened
 //! once either side is done.
 
+use super::{COUNTED, PROXIED, READ_CLOSED, READ_PAUSED};
 use std::mem;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -79,7 +80,7 @@ impl Conn {
             body,
             leg: None,
         }));
-        self.proxied = true;
+        self.set_flag(PROXIED, true);
     }
 
     /// True for a client whose proxied request is under way.
@@ -95,7 +96,7 @@ impl Conn {
         };
         f.leg = Some(leg);
         // Input held while waiting is relayed at the next event.
-        self.read_paused = true;
+        self.set_flag(READ_PAUSED, true);
         true
     }
 
@@ -130,7 +131,7 @@ impl Conn {
                 } else {
                     self.refuse(ctx, e);
                 }
-                self.proxied = false;
+                self.set_flag(PROXIED, false);
                 buf.len()
             }
         }
@@ -158,8 +159,8 @@ impl Conn {
         } else {
             Phase::Head { started: None }
         };
-        self.proxied = false;
-        self.read_paused = true;
+        self.set_flag(PROXIED, false);
+        self.set_flag(READ_PAUSED, true);
     }
 
     /// The leg failed: `err` when no response was begun, then close.
@@ -172,7 +173,7 @@ impl Conn {
             app.refuse(err, self.output.tail());
         }
         self.phase = Phase::Closing { until: None };
-        self.proxied = false;
+        self.set_flag(PROXIED, false);
     }
 
     /// A downstream leg connecting to `peer` for `fetch`, its request head queued.
@@ -185,7 +186,7 @@ impl Conn {
         deadline: Option<Instant>,
     ) -> Conn {
         let mut conn = Conn::new(transport, peer, serial, now);
-        conn.counted = false;
+        conn.set_flag(COUNTED, false);
         conn.output.tail().extend_from_slice(&request);
         conn.phase = Phase::Fetching(Box::new(FetchLeg {
             fetch,
@@ -198,7 +199,7 @@ impl Conn {
             status: HttpError::BadGateway,
             abandoned: false,
         }));
-        conn.proxied = true;
+        conn.set_flag(PROXIED, true);
         conn
     }
 
@@ -226,7 +227,7 @@ impl Conn {
             status: HttpError::BadGateway,
             abandoned: false,
         }));
-        self.proxied = true;
+        self.set_flag(PROXIED, true);
         Ok(())
     }
 
@@ -269,7 +270,7 @@ impl Conn {
                 }
                 Err(e) => {
                     log::info!("gateway: {} sent a broken body: {e}", self.peer);
-                    self.read_closed = true;
+                    self.set_flag(READ_CLOSED, true);
                     buf.len()
                 }
             };
@@ -313,7 +314,7 @@ impl Conn {
             }
             Err(why) => {
                 log::info!("gateway: {} answered with {why}", self.peer);
-                self.read_closed = true;
+                self.set_flag(READ_CLOSED, true);
                 buf.len()
             }
         }
@@ -327,7 +328,7 @@ impl Conn {
         else {
             return;
         };
-        self.proxied = false;
+        self.set_flag(PROXIED, false);
         let Some(g) = ctx.app.gateway.as_mut() else {
             return;
         };
@@ -338,7 +339,7 @@ impl Conn {
         let keep = leg.reusable
             && leg.fetch.exchange.request_done()
             && !ctx.app.stopping
-            && !self.read_closed
+            && !self.flag(READ_CLOSED)
             && g.park(route, host, id);
         if keep {
             // Route and host indexes are small: a config lists them.
@@ -352,7 +353,7 @@ impl Conn {
                 pool.closed(host);
             }
             // Closed as soon as what is queued is written.
-            self.read_closed = true;
+            self.set_flag(READ_CLOSED, true);
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::{Conn, Ctx, Phase, LINGER};
 use crate::app::{BodySink, SinkRefusal};
+use crate::deadlines::At;
 use crate::files::store::Stored;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
@@ -39,7 +40,7 @@ impl Conn {
             started: started @ None,
         } = &mut self.phase
         {
-            *started = Some(ctx.turn.now);
+            *started = Some(At::new(ctx.turn.now));
         }
         let mut limits = ctx.app.limits;
         if ctx.app.streams_bodies() {
@@ -67,7 +68,7 @@ impl Conn {
             }
         }
         let started = match self.phase {
-            Phase::Head { started } => started.unwrap_or(ctx.turn.now),
+            Phase::Head { started } => started.map_or(ctx.turn.now, At::instant),
             _ => ctx.turn.now,
         };
         match head.framing {
@@ -127,7 +128,7 @@ impl Conn {
             Phase::Closing { .. } => {}
             _ => {
                 self.phase = Phase::Closing {
-                    until: Some(ctx.turn.now + LINGER),
+                    until: Some(At::new(ctx.turn.now + LINGER)),
                 }
             }
         }
@@ -172,7 +173,7 @@ impl Conn {
                 ctx.app
                     .refuse_with(&response, self.output.target(&mut ctx.turn.scratch));
                 self.phase = Phase::Closing {
-                    until: Some(ctx.turn.now + LINGER),
+                    until: Some(At::new(ctx.turn.now + LINGER)),
                 };
                 return buf.len();
             }
@@ -180,7 +181,7 @@ impl Conn {
         if progress.done && pending.sink.is_some() {
             self.finish_sink(ctx);
         } else if progress.done {
-            let started = Some(pending.started);
+            let started = Some(At::new(pending.started));
             let Phase::Body(pending) = mem::replace(&mut self.phase, Phase::Head { started })
             else {
                 return progress.consumed;
@@ -269,7 +270,7 @@ impl Conn {
     fn origin(&self, ctx: &Ctx<'_>, started: Instant) -> Origin {
         Origin {
             id: self.id(ctx),
-            peer: self.peer,
+            peer: self.peer.addr(),
             now: ctx.turn.now,
             started,
             tls: self.transport.is_tls(),
@@ -284,12 +285,12 @@ impl Conn {
         let close =
             !head.keep_alive || served >= ctx.app.config.limits.requests || ctx.app.stopping;
         let started = match self.phase {
-            Phase::Head { started: Some(s) } => s,
+            Phase::Head { started: Some(s) } => s.instant(),
             _ => ctx.turn.now,
         };
         let origin = Origin {
             id: self.id(ctx),
-            peer: self.peer,
+            peer: self.peer.addr(),
             now: ctx.turn.now,
             started,
             tls: self.transport.is_tls(),
@@ -329,7 +330,7 @@ impl Conn {
         }
         if let Some(sink) = handled.sink {
             let started = match self.phase {
-                Phase::Head { started: Some(s) } => s,
+                Phase::Head { started: Some(s) } => s.instant(),
                 _ => ctx.turn.now,
             };
             self.phase = Phase::Body(Box::new(PendingBody {
@@ -357,7 +358,7 @@ impl Conn {
         ctx.app
             .refuse(err, self.output.target(&mut ctx.turn.scratch));
         self.phase = Phase::Closing {
-            until: Some(ctx.turn.now + LINGER),
+            until: Some(At::new(ctx.turn.now + LINGER)),
         };
     }
 }

@@ -2,10 +2,12 @@
 //! (holding its next requests) until the hub delivers the answer — whole, or
 //! a head and its body in pieces — or `timeouts.request` passes.
 
+use super::READ_PAUSED;
 use std::time::Instant;
 
 use super::{Conn, Phase, LINGER};
 use crate::app::App;
+use crate::deadlines::At;
 use crate::http::error::HttpError;
 use crate::hub::AnswerPart;
 
@@ -40,7 +42,7 @@ impl Conn {
             http10,
             streaming: false,
         }));
-        self.read_paused = true;
+        self.set_flag(READ_PAUSED, true);
     }
 
     /// A piece of the answer, from the hub.
@@ -117,7 +119,7 @@ impl Conn {
         );
         app.refuse(HttpError::Unavailable, self.output.tail());
         self.phase = Phase::Closing {
-            until: Some(now + LINGER),
+            until: Some(At::new(now + LINGER)),
         };
     }
 }

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::app::App;
-use crate::deadlines::Deadline;
+use crate::deadlines::{At, Deadline};
 use crate::http::error::HttpError;
-use crate::message::ConnId;
+use crate::message::{ConnId, Peer};
 use crate::output::{Flushed, Output};
 use crate::session::Session;
 use crate::transport::{Transport, Wire};
@@ -68,15 +68,17 @@ pub(crate) enum Next {
 #[derive(Debug)]
 enum Phase {
     /// Waiting for a request head; `started` is when its first byte arrived.
-    Head { started: Option<Instant> },
+    /// (The phases' times are `At`s: 8 bytes, where an `Instant` would make
+    /// every connection's slot 8 bytes larger.)
+    Head { started: Option<At> },
     /// Receiving a request body.
     Body(Box<PendingBody>),
     /// The last response is queued: discard input, close once it is written.
     /// `until` bounds how long a refused client gets to read it.
-    Closing { until: Option<Instant> },
+    Closing { until: Option<At> },
     /// Our side is shut; read and discard until the client closes too, so
     /// unread input does not turn into a reset that destroys our answer.
-    Lingering { until: Instant },
+    Lingering { until: At },
     /// Upgraded: every byte is WebSocket frames.
     WebSocket(Box<Session>),
     /// An action answered `Response::later`: waiting for the hub to deliver
@@ -104,12 +106,10 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub transport: Transport,
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// Unique for the life of the process; tells a reused slab slot apart.
     pub serial: u64,
     pub deadline: Deadline,
-    /// False for a connection accepted over the limit only to be answered 503.
-    pub counted: bool,
     /// The listener it was accepted on (see `Origin::listener`).
     pub listener: u16,
     /// Bytes read but not yet used: an incomplete request or frame.
@@ -120,30 +120,52 @@ pub(crate) struct Conn {
     since: Instant,
     /// Requests answered on this connection (it packs beside the flags).
     served: u32,
-    read_closed: bool,
-    read_paused: bool,
-    /// One leg of a proxied WebSocket (see `proxy.rs`), or a side of a
-    /// proxied plain request under way (`fetch.rs`).
-    proxied: bool,
+    /// [`COUNTED`], [`READ_CLOSED`], [`READ_PAUSED`] and [`PROXIED`] in one
+    /// byte: with four `bool`s the slot would be 8 bytes larger.
+    flags: u8,
 }
+
+/// [`Conn::flag`]: false for a connection accepted over the limit only to be
+/// answered 503.
+pub(crate) const COUNTED: u8 = 1;
+/// [`Conn::flag`]: the peer closed its side (end of stream).
+pub(crate) const READ_CLOSED: u8 = 2;
+/// [`Conn::flag`]: reading stopped until the output drains (or a proxied
+/// leg's pair has room, or the gateway has dialed).
+pub(crate) const READ_PAUSED: u8 = 4;
+/// [`Conn::flag`]: one leg of a proxied WebSocket (see `proxy.rs`), or a
+/// side of a proxied plain request under way (`fetch.rs`).
+pub(crate) const PROXIED: u8 = 8;
 
 impl Conn {
     pub fn new(transport: Transport, peer: SocketAddr, serial: u64, now: Instant) -> Conn {
         Conn {
             transport,
-            peer,
+            peer: Peer::new(peer),
             serial,
             deadline: Deadline::default(),
-            counted: true,
             listener: 0,
             input: Tail::default(),
             output: Output::default(),
             phase: Phase::Head { started: None },
             since: now,
             served: 0,
-            read_closed: false,
-            read_paused: false,
-            proxied: false,
+            flags: COUNTED,
+        }
+    }
+
+    /// Whether `flag` ([`COUNTED`], [`READ_CLOSED`], …; or any of several) is set.
+    #[inline(always)]
+    pub fn flag(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    #[inline(always)]
+    pub fn set_flag(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
         }
     }
 
@@ -155,7 +177,7 @@ impl Conn {
         ctx: &mut Ctx<'_>,
     ) -> Conn {
         let mut conn = Conn::new(transport, peer, serial, ctx.turn.now);
-        conn.counted = false;
+        conn.set_flag(COUNTED, false);
         conn.refuse(ctx, HttpError::Busy);
         conn
     }
@@ -173,7 +195,7 @@ impl Conn {
                 return self.websocket_read(ctx, read_buf, closing);
             }
         }
-        if readable || read_closed || self.read_paused {
+        if readable || read_closed || self.flag(READ_PAUSED) {
             self.read_all(ctx, read_buf, read_closed)?;
         }
         let next = self.flush(ctx, read_buf)?;
@@ -190,7 +212,7 @@ impl Conn {
         // The common case: all this event's output is in the scratch buffer
         // and nothing else is owed.
         if self.output.is_idle()
-            && !self.read_paused
+            && !self.flag(READ_PAUSED)
             && !self.owes_drain(ctx.app)
             && self.write_scratch(ctx, false)?
         {
@@ -232,11 +254,11 @@ impl Conn {
             }
             // Still paused for another reason than our output (a proxied
             // leg's pair is full, the gateway is dialing): stay paused.
-            if !self.read_paused || self.paused(ctx) {
+            if !self.flag(READ_PAUSED) || self.paused(ctx) {
                 break;
             }
             // Output drained below the mark: parse what was held back, then read on.
-            self.read_paused = false;
+            self.set_flag(READ_PAUSED, false);
             self.process_held(ctx);
             self.read_all(ctx, read_buf, false)?;
         }
@@ -292,7 +314,7 @@ impl Conn {
     pub(super) fn after_output(&mut self, now: Instant) -> io::Result<Next> {
         match self.phase {
             Phase::Closing { .. } => Ok(self.last_answer_written(now)),
-            _ if self.read_closed => Ok(Next::Close),
+            _ if self.flag(READ_CLOSED) => Ok(Next::Close),
             _ => Ok(Next::Keep),
         }
     }
@@ -308,13 +330,13 @@ impl Conn {
         if self.transport.holds_output() || self.transport.handshake_from().is_some() {
             return Next::Keep;
         }
-        if self.read_closed {
+        if self.flag(READ_CLOSED) {
             return Next::Close;
         }
         self.transport.shutdown_write();
         self.input.clear();
         self.phase = Phase::Lingering {
-            until: now + LINGER,
+            until: At::new(now + LINGER),
         };
         Next::Keep
     }
@@ -328,12 +350,12 @@ impl Conn {
     ) -> io::Result<()> {
         loop {
             if self.paused(ctx) {
-                self.read_paused = true;
+                self.set_flag(READ_PAUSED, true);
                 return Ok(());
             }
             match self.transport.read_spare(read_buf) {
                 Ok(0) => {
-                    self.read_closed = true;
+                    self.set_flag(READ_CLOSED, true);
                     return Ok(());
                 }
                 Ok(n) => {
@@ -341,7 +363,7 @@ impl Conn {
                     self.take_bytes(ctx, read_buf.as_mut_slice());
                     if !self.input.is_empty() && self.paused(ctx) {
                         // Input may be held unprocessed: resume it once the output drains.
-                        self.read_paused = true;
+                        self.set_flag(READ_PAUSED, true);
                         return Ok(());
                     }
                     // A short read means the socket is drained: edge-triggered
@@ -402,7 +424,7 @@ impl Conn {
                 Phase::Fetching(_) => self.on_response_bytes(ctx, rest),
                 // An idle downstream that speaks is out of step: closed.
                 Phase::Pooled { .. } => {
-                    self.read_closed = true;
+                    self.set_flag(READ_CLOSED, true);
                     rest.len()
                 }
                 Phase::Awaiting | Phase::Later(_) => 0,

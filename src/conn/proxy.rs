@@ -3,6 +3,7 @@
 //! frames one leg relays to the other, and the coupling of their
 //! backpressure.
 
+use super::{COUNTED, PROXIED, READ_CLOSED, READ_PAUSED};
 use std::mem;
 use std::time::{Instant, SystemTime};
 
@@ -46,7 +47,7 @@ impl Conn {
         deadline: Option<Instant>,
     ) -> Conn {
         let mut conn = Conn::new(transport, peer, serial, now);
-        conn.counted = false;
+        conn.set_flag(COUNTED, false);
         conn.output.tail().extend_from_slice(&request);
         conn.phase = Phase::Dialing(Box::new(Dial {
             upgrade,
@@ -88,7 +89,7 @@ impl Conn {
                 if let ClientError::Status(s) = e {
                     log::debug!("gateway: downstream status {s}");
                 }
-                self.read_closed = true;
+                self.set_flag(READ_CLOSED, true);
                 buf.len()
             }
         }
@@ -139,7 +140,7 @@ impl Conn {
     /// True for a leg of a proxied WebSocket.
     #[inline]
     pub fn is_proxied(&self) -> bool {
-        self.proxied
+        self.flag(PROXIED)
     }
 
     /// When a dialing leg gives up.
@@ -167,9 +168,9 @@ impl Conn {
             self.output.tail().extend_from_slice(head);
         }
         self.phase = Phase::WebSocket(session);
-        self.proxied = true;
+        self.set_flag(PROXIED, true);
         // Input held while waiting is parsed at the next event.
-        self.read_paused = true;
+        self.set_flag(READ_PAUSED, true);
     }
 
     /// The client's upgrade failed downstream: `err` (502 or 504), then close.

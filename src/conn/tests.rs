@@ -3,6 +3,7 @@
 //! (or `timeout`) as the reactor would, and reads what the server wrote.
 //! The clock is the turn's: deadlines are reached by moving `turn.now`.
 
+use super::COUNTED;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -479,7 +480,7 @@ fn a_connection_over_the_limit_gets_503_and_closes() {
     };
     let transport = Transport::Memory(Memory::default());
     b.conn = Conn::turned_away(transport, testing::peer(), 2, &mut ctx);
-    assert!(!b.conn.counted);
+    assert!(!b.conn.flag(COUNTED));
     assert_eq!(b.ready(false, false).unwrap(), Next::Keep);
     let reply = b.reply();
     assert_eq!(reply.status, 503);
@@ -504,4 +505,19 @@ fn a_websocket_dropped_without_a_close_reports_1006() {
     b.conn.release(&mut b.app, &mut b.turn);
     assert_eq!(b.log(), ["open", "close 1006 "]);
     assert_eq!(b.app.hub.stats.websockets_open, 0);
+}
+
+/// A layout guard, not a speed test: every connection pays for its slab slot
+/// and every idle WebSocket for its session, so growing either raises the
+/// memory per idle WebSocket (issue 18, measured by `scripts/bench`'s idle
+/// row). If a change needs more, measure that row and update these figures
+/// and BENCHMARKS.md with it. The slot is counted with a plain build's
+/// 16-byte transport: tests add a larger in-memory one.
+#[test]
+fn connection_and_session_stay_small() {
+    use std::mem::size_of;
+    let slot = size_of::<Conn>() - size_of::<Transport>() + 16;
+    let session = size_of::<crate::session::Session>();
+    assert!(slot <= 104, "the connection's slot is {slot} bytes");
+    assert!(session <= 136, "the session is {session} bytes");
 }

@@ -2,6 +2,7 @@
 //! WebSocket's fast lane (one read, its frames, one write), frames
 //! delivered from other connections, and the ways a WebSocket ends.
 
+use super::{PROXIED, READ_CLOSED, READ_PAUSED};
 use std::io;
 use std::mem;
 use std::time::Instant;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use super::{Conn, Ctx, Next, Phase, LINGER};
 use crate::app::App;
 use crate::config::Config;
+use crate::deadlines::At;
 use crate::hub::Frames;
 use crate::session::{Flow, Session, Step};
 use crate::turn::Turn;
@@ -43,8 +45,7 @@ impl Conn {
         let quiet = !s.owes_drain()
             && self.input.is_empty()
             && self.output.is_idle()
-            && !self.read_paused
-            && !self.proxied
+            && !self.flag(READ_PAUSED | PROXIED)
             && self.transport.is_plain();
         quiet.then(|| s.is_closing())
     }
@@ -62,7 +63,7 @@ impl Conn {
     ) -> io::Result<Next> {
         let n = match self.transport.read_plain(read_buf) {
             Ok(0) => {
-                self.read_closed = true;
+                self.set_flag(READ_CLOSED, true);
                 return self.flush(ctx, read_buf);
             }
             Ok(n) => n,
@@ -106,7 +107,7 @@ impl Conn {
         if n == read_buf.capacity() {
             self.read_all(ctx, read_buf, false)?;
         } else if self.paused(ctx) {
-            self.read_paused = true;
+            self.set_flag(READ_PAUSED, true);
         }
         self.flush(ctx, read_buf)
     }
@@ -245,7 +246,7 @@ impl Conn {
     /// The WebSocket is over: flush, then close the TCP connection (the server closes first, RFC 6455 §7.1.1).
     pub(super) fn end_websocket(&mut self, now: Instant) {
         self.phase = Phase::Closing {
-            until: Some(now + LINGER),
+            until: Some(At::new(now + LINGER)),
         };
     }
 

@@ -182,7 +182,6 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
             handler: 0,
             deflate: Outgoing::Off,
             target: "/ws".into(),
-            protocol: None,
             extra: None,
         },
         state,
@@ -197,7 +196,7 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
     let link = Link {
         turn: &mut turn,
         side: &mut side,
-        peer: &peer,
+        peer: &crate::message::Peer::new(peer),
         hub: &mut hub,
         headers: None,
     };

@@ -16,7 +16,7 @@ use crate::http::request::{header_storage, parse_head, HeadLimits};
 use crate::message::ConnId;
 use crate::session::Session;
 use crate::transport::Transport;
-use crate::ws_api::ConnInfo;
+use crate::ws_api::{ConnInfo, Extra};
 
 impl Reactor {
     /// Dials what the turn's upgrades asked for and settles what the
@@ -326,9 +326,8 @@ impl Reactor {
             id,
             handler: HANDLER,
             deflate: Default::default(),
-            target,
-            protocol: protocol.as_deref().map(Into::into),
-            extra: None,
+            target: target.into(),
+            extra: Extra::boxed(None, None, None, protocol.as_deref()),
         };
         let mut client_session = Session::new(
             client_state,

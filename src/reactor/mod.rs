@@ -2,6 +2,7 @@
 
 mod legs;
 
+use crate::conn::COUNTED;
 use std::collections::HashMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -575,7 +576,7 @@ impl Reactor {
         if let Some(mut conn) = self.conns.try_remove(key) {
             conn.release(&mut self.app, &mut self.turn);
             let _ = self.poll.registry().deregister(&mut conn.transport);
-            if conn.counted {
+            if conn.flag(COUNTED) {
                 self.counted -= 1;
                 if let Some(n) = self.per_ip.get_mut(&conn.peer.ip()) {
                     *n -= 1;
@@ -698,7 +699,7 @@ mod tests {
         r.next_serial += 1;
         let transport = Transport::Memory(Memory::default());
         let mut conn = Conn::new(transport, testing::peer(), r.next_serial, now);
-        conn.counted = false;
+        conn.set_flag(COUNTED, false);
         let key = r.conns.insert(conn);
         r.rearm(key);
         key

@@ -4,10 +4,11 @@
 //! `Link::block` — the point where a per-message extension would transform
 //! outgoing payloads.
 
-use std::net::SocketAddr;
+use std::rc::Rc;
 
 use crate::hub::Hub;
-use crate::message::{ConnId, PeerCert, SendStatus};
+use crate::message::{ConnId, Peer, PeerCert, SendStatus};
+use crate::rate::RateLimiter;
 use crate::stats::ConnStats;
 use crate::turn::Turn;
 use crate::ws::deflate::compress::Compressor;
@@ -25,22 +26,29 @@ pub(crate) struct ConnInfo {
     /// in the bytes the handler's index leaves free.
     pub deflate: Outgoing,
     /// The upgrade request's target: the path, and `?query` if there was one.
-    pub target: Box<str>,
-    pub protocol: Option<Box<str>>,
-    /// What few connections have: the upgrade's verified JWT claims (on a
-    /// route with JWT auth) and the TLS client's certificate (mutual TLS),
-    /// boxed together so the others pay one pointer.
+    /// Shared with the handler's previous connection when it is the same
+    /// (see [`Targets`](crate::upgrade::Targets)).
+    pub target: Rc<str>,
+    /// What few connections have: the negotiated subprotocol, the upgrade's
+    /// verified JWT claims (on a route with JWT auth) and the TLS client's
+    /// certificate (mutual TLS), boxed together so the others pay one pointer.
     pub extra: Option<Box<Extra>>,
 }
 
 /// The rarer facts of a connection, kept apart (see [`ConnInfo::extra`]).
 #[derive(Debug, Default)]
 pub(crate) struct Extra {
+    /// The negotiated subprotocol (`Sec-WebSocket-Protocol`).
+    pub protocol: Option<Box<str>>,
     pub claims: Option<serde_json::Value>,
     pub peer_cert: Option<PeerCert>,
     /// The connection's own compressor, when it keeps its context
-    /// (`contextTakeover`, [`Outgoing::Own`]).
-    pub compressor: Option<Compressor>,
+    /// (`contextTakeover`, [`Outgoing::Own`]). This and the rate limiter
+    /// are boxed on their own: a connection that has only a subprotocol, or
+    /// only a rate limit, should not pay for the others.
+    pub compressor: Option<Box<Compressor>>,
+    /// `limits.rate`, when configured (not on a gateway's downstream leg).
+    pub rate: Option<Box<RateLimiter>>,
 }
 
 impl Extra {
@@ -49,18 +57,27 @@ impl Extra {
         claims: Option<&serde_json::Value>,
         cert: Option<&PeerCert>,
         compressor: Option<Compressor>,
+        protocol: Option<&str>,
     ) -> Option<Box<Extra>> {
-        (claims.is_some() || cert.is_some() || compressor.is_some()).then(|| {
+        let any = protocol.is_some() || claims.is_some() || cert.is_some() || compressor.is_some();
+        any.then(|| {
             Box::new(Extra {
+                protocol: protocol.map(Into::into),
                 claims: claims.cloned(),
                 peer_cert: cert.cloned(),
-                compressor,
+                compressor: compressor.map(Box::new),
+                rate: None,
             })
         })
     }
 }
 
 impl ConnInfo {
+    /// The negotiated subprotocol, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.extra.as_ref()?.protocol.as_deref()
+    }
+
     pub fn path(&self) -> &str {
         self.target.split_once('?').map_or(&self.target, |(p, _)| p)
     }
@@ -107,7 +124,7 @@ pub(crate) struct Link<'a> {
     /// The output buffer (`turn.scratch`) and the callback's send budget.
     pub turn: &'a mut Turn,
     pub side: &'a mut LinkSide,
-    pub peer: &'a SocketAddr,
+    pub peer: &'a Peer,
     pub hub: &'a mut Hub,
     pub headers: Option<&'a [httparse::Header<'a>]>,
 }

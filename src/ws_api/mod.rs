@@ -402,12 +402,12 @@ impl<S> WebSocket<'_, S> {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        *self.link.peer
+        self.link.peer.addr()
     }
 
     /// The negotiated subprotocol, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.link.side.info.protocol.as_deref()
+        self.link.side.info.protocol()
     }
 
     /// The path of the upgrade request, as sent (percent-encoded).
