@@ -55,6 +55,16 @@ pub(crate) trait AnyHandler {
 pub(crate) struct Served<H: Handler> {
     handler: H,
     states: Slab<H::State>,
+    /// For a state with no data and nothing to do when dropped (`()`, the
+    /// common case): the one value every connection's callbacks are lent,
+    /// so that no connection pays a slab entry (16 bytes) for nothing.
+    shared: Option<H::State>,
+}
+
+/// True for a state type whose values are all alike and whose drop does
+/// nothing: one value can stand for every connection's.
+const fn stateless<S>() -> bool {
+    std::mem::size_of::<S>() == 0 && !std::mem::needs_drop::<S>()
 }
 
 impl<H: Handler> Served<H> {
@@ -62,12 +72,18 @@ impl<H: Handler> Served<H> {
         Served {
             handler,
             states: Slab::new(),
+            shared: None,
         }
     }
 
     /// Files a new connection's state; 503 in the unlikely case that its key
     /// does not fit a `u32`.
     fn keep(&mut self, state: H::State) -> Result<u32, Response> {
+        if stateless::<H::State>() {
+            // The first value is kept; later ones are alike, and dropping them does nothing.
+            self.shared.get_or_insert(state);
+            return Ok(0);
+        }
         let key = self.states.insert(state);
         match u32::try_from(key) {
             Ok(k) if k != RELEASED => Ok(k),
@@ -101,7 +117,12 @@ impl<H: Handler> AnyHandler for Served<H> {
     }
 
     fn dispatch(&mut self, link: Link<'_>, event: Event<'_>) {
-        let Some(state) = self.states.get_mut(link.side.state as usize) else {
+        let state = if stateless::<H::State>() {
+            self.shared.as_mut()
+        } else {
+            self.states.get_mut(link.side.state as usize)
+        };
+        let Some(state) = state else {
             return;
         };
         let mut ws = WebSocket { state, link };
@@ -118,11 +139,20 @@ impl<H: Handler> AnyHandler for Served<H> {
     }
 
     fn state(&self, key: u32) -> Option<&dyn Any> {
+        if stateless::<H::State>() {
+            return self
+                .shared
+                .as_ref()
+                .filter(|_| key != RELEASED)
+                .map(|s| s as &dyn Any);
+        }
         self.states.get(key as usize).map(|s| s as &dyn Any)
     }
 
     fn release(&mut self, key: u32) {
-        self.states.try_remove(key as usize);
+        if !stateless::<H::State>() {
+            self.states.try_remove(key as usize);
+        }
     }
 }
 
@@ -163,5 +193,58 @@ mod tests {
         served.release(b);
         served.release(c);
         assert!(served.states.is_empty());
+    }
+
+    struct Plain;
+
+    impl Handler for Plain {
+        type State = ();
+    }
+
+    /// A state with no data and no drop takes no entry: every connection's
+    /// callbacks are lent the one value, found until released.
+    #[test]
+    fn a_unit_state_takes_no_entry() {
+        let mut served = Served::new(Plain);
+        let keys: Vec<u32> = (0..3).map(|_| served.keep(()).unwrap()).collect();
+        assert!(served.states.is_empty(), "no slab entry for ()");
+        assert!(keys.iter().all(|&k| served.state(k).is_some()));
+        assert!(served.state(RELEASED).is_none());
+        served.release(keys[0]);
+        assert!(
+            served.state(keys[1]).is_some(),
+            "another connection's is still found"
+        );
+    }
+
+    /// A zero-sized state that does something when dropped keeps its entry,
+    /// so that it is dropped when its connection ends.
+    #[test]
+    fn a_zero_sized_state_with_a_drop_is_filed() {
+        use std::cell::Cell;
+        thread_local!(static DROPS: Cell<u32> = const { Cell::new(0) });
+        #[derive(Default)]
+        struct Guard;
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                DROPS.with(|d| d.set(d.get() + 1));
+            }
+        }
+        struct Guarded;
+        impl Handler for Guarded {
+            type State = Guard;
+        }
+        let mut served = Served::new(Guarded);
+        let a = served.keep(Guard).unwrap();
+        let b = served.keep(Guard).unwrap();
+        assert_ne!(a, b);
+        served.release(a);
+        assert_eq!(
+            DROPS.with(|d| d.get()),
+            1,
+            "dropped when its connection ended"
+        );
+        served.release(b);
+        assert_eq!(DROPS.with(|d| d.get()), 2);
     }
 }
