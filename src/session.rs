@@ -221,8 +221,12 @@ impl Session {
     /// clients, does not apply to what the downstream sends.
     pub fn make_client(&mut self) {
         self.role = Role::Client;
-        if let Some(extra) = &mut self.side.info.extra {
-            extra.rate = None;
+        let extra = &mut self.side.info.extra;
+        if let Some(e) = extra {
+            e.rate = None;
+            if e.is_empty() {
+                *extra = None;
+            }
         }
     }
 
@@ -1012,6 +1016,23 @@ mod tests {
         assert_eq!(f.closed_with(), Some(1011));
         assert_eq!(f.log().last().unwrap(), "close 1011 handler failed");
         assert_eq!(f.closes_logged(), 1);
+    }
+
+    /// A gateway's downstream leg is not rate limited, and with nothing else
+    /// rare about it the box that held its limiter goes too.
+    #[test]
+    fn a_client_leg_drops_its_limiter_and_an_emptied_box() {
+        let mut f =
+            Fixture::new("limits: { rate: { messages: '2/sec', burst: 2, action: 'close' } }");
+        assert!(f
+            .session
+            .side
+            .info
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.rate.is_some()));
+        f.session.make_client();
+        assert!(f.session.side.info.extra.is_none());
     }
 
     #[test]

@@ -192,20 +192,23 @@ impl Targets {
             self.last.resize(handler + 1, None);
         }
         let last = &mut self.last[handler];
-        let rest = last.as_deref().and_then(|t| t.strip_prefix(path));
-        let same = match rest.map(|r| r.strip_prefix('?')) {
-            Some(None) => rest == Some("") && query.is_empty(),
-            Some(Some(q)) => q == query && !query.is_empty(),
+        let same = |t: &str| match t.strip_prefix(path) {
+            Some("") => query.is_empty(),
+            Some(rest) => !query.is_empty() && rest.strip_prefix('?') == Some(query),
             None => false,
         };
-        if !same {
-            *last = Some(if query.is_empty() {
-                path.into()
-            } else {
-                format!("{path}?{query}").into()
-            });
+        match last {
+            Some(t) if same(t) => Rc::clone(t),
+            _ => {
+                let t: Rc<str> = if query.is_empty() {
+                    path.into()
+                } else {
+                    format!("{path}?{query}").into()
+                };
+                *last = Some(Rc::clone(&t));
+                t
+            }
         }
-        Rc::clone(last.as_ref().expect("set above"))
     }
 }
 

@@ -59,16 +59,23 @@ impl Extra {
         compressor: Option<Compressor>,
         protocol: Option<&str>,
     ) -> Option<Box<Extra>> {
-        let any = protocol.is_some() || claims.is_some() || cert.is_some() || compressor.is_some();
-        any.then(|| {
-            Box::new(Extra {
-                protocol: protocol.map(Into::into),
-                claims: claims.cloned(),
-                peer_cert: cert.cloned(),
-                compressor: compressor.map(Box::new),
-                rate: None,
-            })
-        })
+        let extra = Extra {
+            protocol: protocol.map(Into::into),
+            claims: claims.cloned(),
+            peer_cert: cert.cloned(),
+            compressor: compressor.map(Box::new),
+            rate: None,
+        };
+        (!extra.is_empty()).then(|| Box::new(extra))
+    }
+
+    /// Nothing to keep: the connection needs no box.
+    pub fn is_empty(&self) -> bool {
+        self.protocol.is_none()
+            && self.claims.is_none()
+            && self.peer_cert.is_none()
+            && self.compressor.is_none()
+            && self.rate.is_none()
     }
 }
 
