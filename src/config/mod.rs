@@ -6,32 +6,42 @@
 //! seconds or `'500 ms'`, `'5 secs'`, `'10 mins'`, `'1 hr'`, `'never'`.
 //! Unknown keys and wrong types are errors that name the key.
 
+mod error;
 mod ioto;
+mod limits;
 mod load;
+mod logging;
 mod policy;
 mod proxy;
 mod read;
 pub(crate) mod redirect;
+mod route;
 mod scale;
 // Matching and rendering wait for the gateway to call them (lead).
 #[allow(dead_code)]
 pub(crate) mod template;
+mod timeouts;
 mod tls;
 pub mod units;
 mod users;
+mod web_sockets;
 
-use std::fmt;
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
 
+pub use error::ConfigError;
+pub use limits::Limits;
+pub use logging::{AccessFormat, Log};
 pub use policy::{Auth, Rate, RateAction};
 pub use proxy::{Balancer, Breaker, HeaderRules, ProxyConfig, Scheme, Sticky};
-use read::{fail, KeyError};
+use read::fail;
+pub use redirect::Redirect;
+pub use route::{HandlerKind, RouteConfig, RouteRedirect};
+pub use timeouts::Timeouts;
 use units::parse_listen_url;
+pub use web_sockets::{Compression, WebSockets};
 
 pub use ioto::IgnoredKey;
 pub use scale::{host_name, Backplane, MAX_WORKERS};
@@ -115,326 +125,6 @@ impl Default for Upload {
     }
 }
 
-/// Logging: `log: 'info'` or `log: { level: 'info', access: true }`.
-///
-/// wisp logs through the `log` facade; the `wisp` binary prints the records
-/// to stderr. A program using the library installs its own logger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Log {
-    /// The most verbose level printed by the binary (`level`: `'off'`,
-    /// `'error'`, `'warn'`, `'info'`, `'debug'`, `'trace'`; default `'info'`).
-    pub level: log::LevelFilter,
-    /// One `info` line per request, under the target `wisp::access`
-    /// (`access`, default `false`).
-    pub access: bool,
-    /// The access line's format (`format`: `'combined'`, the default, or `'common'`).
-    pub format: AccessFormat,
-    /// A file the log goes to instead of stderr (`path`); rotated at `size`.
-    pub path: Option<PathBuf>,
-    /// The log file's size at which it is rotated (`size`, default 1MB).
-    pub size: u64,
-    /// Rotated files kept beside it, `path.1` the newest (`keep`, default 3).
-    pub keep: usize,
-}
-
-/// The access log's line format: Apache's, with the duration and request id after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessFormat {
-    /// `host - - [time] "request" status bytes`.
-    Common,
-    /// The common format, then `"referer" "user-agent"`.
-    Combined,
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Log {
-            level: log::LevelFilter::Info,
-            access: false,
-            format: AccessFormat::Combined,
-            path: None,
-            size: 1024 * 1024,
-            keep: 3,
-        }
-    }
-}
-
-/// WebSocket options; frame and message sizes are in [`Limits`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebSockets {
-    /// Accept WebSocket upgrades at all (`enable`, default `true`). When
-    /// `false`, every upgrade request, proxied ones included, is answered
-    /// 403 with a page that says WebSockets are off.
-    pub enable: bool,
-    /// Subprotocols the server speaks, in no particular order (`protocol`: a
-    /// string or a list). The first one the client offers that is listed here
-    /// is selected; a client offering only others is refused with 400.
-    /// Default: none (a client that offers any is refused).
-    pub protocols: Vec<String>,
-    /// Send a ping this often to every WebSocket (`ping`, default `'never'`).
-    /// A peer that sends nothing, not even the pong, for `timeouts.inactivity`
-    /// is closed with 1001.
-    pub ping: Option<Duration>,
-    /// Check that text messages are UTF-8 and fail the connection with 1007
-    /// when not (`validateUTF`, default `true`).
-    pub validate_utf8: bool,
-    /// After sending a close frame, how long to wait for the peer's before
-    /// dropping the connection (`closeTimeout`, default `'5 secs'`).
-    pub close_timeout: Duration,
-    /// Bytes that may wait in one connection's output (`maxBackpressure`,
-    /// default `'1MB'`). Sends beyond it are dropped (or close the
-    /// connection, below), and the connection is not read until it drains.
-    pub max_backpressure: usize,
-    /// Close a connection whose output is over `maxBackpressure` with 1008
-    /// instead of dropping what does not fit (`closeOnBackpressure`, default `false`).
-    pub close_on_backpressure: bool,
-    /// Origins allowed to open a WebSocket (`origins`); an upgrade with another
-    /// `Origin` gets 403. Empty (the default): any origin.
-    pub origins: Vec<String>,
-    /// permessage-deflate (`compression`): off unless configured.
-    pub compression: Compression,
-    /// A room every WebSocket joins as it opens, before its handler's
-    /// `on_open` (`waitingRoom`, Altruist's default waiting room; default:
-    /// none). It counts against `limits.roomsPerConnection` like any room.
-    pub waiting_room: Option<String>,
-    /// Leave the waiting room when the connection first joins another room
-    /// (`leaveWaitingRoom`, default `true`): a waiting room holds only those
-    /// who have not gone anywhere yet. With `false` the connection stays
-    /// until it leaves the room itself.
-    pub leave_waiting_room: bool,
-}
-
-/// permessage-deflate (RFC 7692), `webSockets.compression`: `true`, or an
-/// object of the keys below (an object turns it on unless `enable: false`).
-///
-/// Memory: by default every message is compressed and inflated from a fresh
-/// state, so one compressor (32 KiB at level 1, the zlib-rs one of 371 KiB
-/// made only for a message over 64 KiB or a higher level) and one inflater
-/// (46 KiB) serve every connection; a connection holds an
-/// inflater of its own only while one of its compressed messages arrives in
-/// pieces. With `contextTakeover` each connection keeps a compressor and an
-/// inflater for its whole life: about 420 KiB at 15 window bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Compression {
-    /// Accept a client's `permessage-deflate` offer (`enable`). Default
-    /// `false` in code; the shipped `web.json5` turns it on.
-    pub enable: bool,
-    /// Messages shorter than this are sent uncompressed (`threshold`,
-    /// default 256 bytes): compressing them saves next to nothing.
-    pub threshold: usize,
-    /// zlib level, 0–9 (`level`, default 1: fastest; messages up to 64 KiB
-    /// compressed afresh then go through wisp's own encoder, zlib-ng's level
-    /// 1 without the cost of clearing zlib's tables for every message).
-    pub level: u32,
-    /// Let both sides keep their compression context from message to message
-    /// (`contextTakeover`, default `false`): a better ratio for streams of
-    /// similar messages, at the memory cost above per connection. Broadcasts
-    /// and room publishes, compressed once for everyone, reach such
-    /// connections uncompressed.
-    pub context_takeover: bool,
-    /// The largest window the server's compressors use, 9–15 (`windowBits`,
-    /// default 15): 371 KiB for a compressor at 15, 245 KiB at 9.
-    pub window_bits: u8,
-    /// The window clients are asked to keep to when their offer allows it,
-    /// 9–15 (`clientWindowBits`, default 15: ask nothing). zlib-rs's
-    /// inflater takes 46 KiB whatever the window, so this saves the server
-    /// no memory; it is there for peers that want it.
-    pub client_window_bits: u8,
-}
-
-impl Default for Compression {
-    fn default() -> Self {
-        Compression {
-            enable: false,
-            threshold: 256,
-            level: 1,
-            context_takeover: false,
-            window_bits: 15,
-            client_window_bits: 15,
-        }
-    }
-}
-
-impl Default for WebSockets {
-    fn default() -> Self {
-        WebSockets {
-            enable: true,
-            protocols: Vec::new(),
-            ping: None,
-            validate_utf8: true,
-            close_timeout: Duration::from_secs(5),
-            max_backpressure: 1024 * 1024,
-            close_on_backpressure: false,
-            origins: Vec::new(),
-            compression: Compression::default(),
-            waiting_room: None,
-            leave_waiting_room: true,
-        }
-    }
-}
-
-/// Time limits; `None` means never.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// To receive a whole request head, from its first byte (`parse`, default 5 secs).
-    pub parse: Option<Duration>,
-    /// An idle connection is closed after this (`inactivity`, default 5 mins).
-    pub inactivity: Option<Duration>,
-    /// To receive a whole request, head and body (`request`, default 5 mins).
-    pub request: Option<Duration>,
-    /// To finish a TLS handshake, from the connection's accept (`handshake`,
-    /// default 10 secs): a client that trickles its handshake is dropped.
-    pub handshake: Option<Duration>,
-    /// After a stop (SIGINT, SIGTERM, `ServerHandle::stop`), how long
-    /// responses in flight and closing handshakes may take (`shutdown`, default 5 secs).
-    pub shutdown: Option<Duration>,
-    /// To connect to a gateway's downstream host, TLS handshake included
-    /// (`connect`, default 5 secs); then the next host is tried.
-    pub connect: Option<Duration>,
-    /// A login session ends after this long unused (`session`, default 30
-    /// mins; each request with the session's cookie starts it over).
-    pub session: Option<Duration>,
-    /// An idle Server-Sent Events stream gets a comment this often, so
-    /// nothing on the way times it out (`keepalive`, default 15 secs).
-    pub keepalive: Option<Duration>,
-}
-
-/// Size and count limits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
-    /// Open connections; beyond it clients are answered 503 (`connections`, default 100).
-    pub connections: usize,
-    /// Bytes in one request head; beyond it 431 (`header`, default 10K).
-    pub header: usize,
-    /// Header lines in one request; beyond it 431 (`headers`, default 64, at most 256).
-    pub headers: usize,
-    /// Bytes in the request target; beyond it 414 (`uri`, default 4K).
-    pub uri: usize,
-    /// Bytes in a request body; beyond it 413 (`body`, default 100K).
-    pub body: u64,
-    /// Bytes in one `PUT` body stored by a file route, streamed to the file as
-    /// it arrives; beyond it 413 and nothing is stored (`upload`, default 20MB).
-    pub upload: u64,
-    /// Requests on one keep-alive connection (`requests`, default 1000).
-    pub requests: u64,
-    /// Bytes in one WebSocket frame payload (`maxFrame`; when not set, the
-    /// same as `maxMessage`, since most clients other than browsers send a
-    /// message as one frame).
-    pub max_frame: u64,
-    /// Bytes in one WebSocket message (`maxMessage`, default 1MB).
-    pub max_message: u64,
-    /// Rooms one WebSocket may be in at once (`roomsPerConnection`, default 32).
-    pub rooms_per_connection: usize,
-    /// Members one room may have (`roomMembers`, default 10000).
-    pub room_members: usize,
-    /// Connections from one IP address; more are answered 503
-    /// (`connectionsPerIp`, default `'unlimited'`).
-    pub connections_per_ip: usize,
-    /// Per-WebSocket message and byte rates (`rate`, default none).
-    pub rate: Option<Rate>,
-}
-
-/// What answers on a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandlerKind {
-    /// The static file handler (`'file'`).
-    File,
-    /// Handlers registered in code (`'action'`).
-    Action,
-    /// A gateway to other servers (`'proxy'`), configured by the route's `proxy`.
-    Proxy,
-}
-
-/// One entry of `routes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteConfig {
-    /// `match`: a prefix when it ends in `/`, else an exact path; `''` matches every path.
-    pub pattern: String,
-    /// `handler`: `'file'` (the default), `'action'` or `'proxy'`.
-    pub handler: HandlerKind,
-    /// `methods`: the methods allowed; `None` means GET and HEAD on file
-    /// routes and any method on action and proxy routes.
-    pub methods: Option<Vec<String>>,
-    /// `documents`: this route's folder instead of the global one.
-    pub documents: Option<PathBuf>,
-    /// `redirect`: answer every match with this redirect instead; on a
-    /// route with a `role`, Ioto's meaning: where a request the role
-    /// refuses is sent (no credentials, wrong ones, or a role without it),
-    /// in place of the 401 or 403.
-    pub redirect: Option<RouteRedirect>,
-    /// `compressed`: serve `file.br` / `file.gz` to clients that accept them.
-    pub compressed: bool,
-    /// `cache.maxAge`: sent as `Cache-Control: max-age=…`.
-    pub cache_max_age: Option<Duration>,
-    /// `listing`: a folder without an index file is answered with a list of
-    /// its files (off by default: a 404).
-    pub listing: bool,
-    /// `auth`: who may use the route (files, actions and WebSocket upgrades alike).
-    pub auth: Option<Auth>,
-    /// `role`: the role or ability a user needs for the route (`web.auth`):
-    /// from a login session or HTTP Basic credentials.
-    pub role: Option<String>,
-    /// `xsrf`: a `POST`, `PUT`, `DELETE` or `PATCH` needs the session's
-    /// token in an `X-XSRF-TOKEN` header (default `false`).
-    pub xsrf: bool,
-    /// `proxy`: where a `'proxy'` route sends its requests (required there,
-    /// refused elsewhere). Boxed: most routes have none.
-    pub proxy: Option<Box<ProxyConfig>>,
-    /// `trim`: a prefix taken off the path before the handler sees it
-    /// (Ioto's): with `{ match: '/app/', trim: '/app' }`, `/app/x.html` is
-    /// the file `x.html`, and an action registered for `/x` answers
-    /// `/app/x` (its `Request::path` is `/x`: the decoded, normalised path
-    /// without the prefix, percent-encoded again). It must begin the
-    /// route's `match` and end where a segment does; not on proxy routes,
-    /// whose templates say the downstream path.
-    pub trim: Option<String>,
-    /// `stream`: the route's request bodies go to its actions as they
-    /// arrive, never gathered (Ioto's): it takes actions registered with
-    /// `Server::action_streaming` (or `action_with_uploads`), bodies up to
-    /// `limits.upload`; a request for an action that takes whole bodies
-    /// is answered 500 and logged as the mistake it is. Action routes only.
-    pub stream: bool,
-    /// `validate`: a request body sent as JSON (`Content-Type:
-    /// application/json` or `…+json`) must parse, else 400 before the
-    /// action runs. Ioto checks requests against API signatures; wisp has
-    /// none, so this is the check it can make. Not with `stream`.
-    pub validate: bool,
-}
-
-/// A route's `redirect`: `'/new'` (302) or `{ status: 301, to: '/new' }`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteRedirect {
-    /// 301, 302, 303, 307 or 308.
-    pub status: u16,
-    /// The `Location`.
-    pub to: String,
-}
-
-/// One entry of the top-level `redirect` list, in either of Ioto's forms:
-///
-/// - a path: `{ from: '/old', to: '/new' }` answers a request for exactly
-///   `/old` with `Location: /new`;
-/// - a listener: `{ status: 301, from: 'http://:8080', to: 'https://:8443' }`
-///   answers every request arriving on the `http://:8080` listener with the
-///   same path and query at `https://` on port 8443. The host is the one the
-///   request's `Host` names (its port replaced), or the host `to` names if
-///   it names one (`'https://device.example:8443'`). A `from` with no
-///   address (`'http://:8080'`) is every listener on that port; one that is
-///   no listener's is logged as a warning at start. Port 0 in `to` stands for
-///   the port the matching `listen` entry was given (for tests).
-///   A request without `Host` (HTTP/1.0) is answered 400 unless `to` names
-///   the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redirect {
-    /// 301, 302, 303, 307 or 308 (default 301).
-    pub status: u16,
-    /// The exact path to redirect, or a listen URL such as `'http://:8080'`.
-    pub from: String,
-    /// The `Location` (for a path), or the scheme, host and port to send a
-    /// listener's requests to (`'https://:8443'`).
-    pub to: String,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -462,138 +152,6 @@ impl Default for Config {
     }
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            parse: Some(Duration::from_secs(5)),
-            inactivity: Some(Duration::from_secs(300)),
-            request: Some(Duration::from_secs(300)),
-            shutdown: Some(Duration::from_secs(5)),
-            handshake: Some(Duration::from_secs(10)),
-            connect: Some(Duration::from_secs(5)),
-            session: Some(Duration::from_secs(30 * 60)),
-            keepalive: Some(Duration::from_secs(15)),
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            connections: 100,
-            header: 10 * 1024,
-            headers: 64,
-            uri: 4 * 1024,
-            body: 100 * 1024,
-            upload: 20 * 1024 * 1024,
-            requests: 1000,
-            max_frame: 1024 * 1024,
-            max_message: 1024 * 1024,
-            rooms_per_connection: 32,
-            room_members: 10_000,
-            connections_per_ip: usize::MAX,
-            rate: None,
-        }
-    }
-}
-
-impl RouteConfig {
-    /// A file route for `pattern` with every option at its default.
-    pub fn files(pattern: &str) -> RouteConfig {
-        RouteConfig {
-            pattern: pattern.to_string(),
-            handler: HandlerKind::File,
-            methods: None,
-            documents: None,
-            redirect: None,
-            compressed: false,
-            cache_max_age: None,
-            listing: false,
-            auth: None,
-            role: None,
-            xsrf: false,
-            proxy: None,
-            trim: None,
-            stream: false,
-            validate: false,
-        }
-    }
-
-    /// A proxy route for `pattern` to `proxy`'s hosts; empty templates get
-    /// their defaults (`pattern` + `{catchAll}` upstream, `/{catchAll}`
-    /// downstream). The templates are checked when the server starts.
-    pub fn proxy(pattern: &str, proxy: ProxyConfig) -> RouteConfig {
-        RouteConfig {
-            handler: HandlerKind::Proxy,
-            proxy: Some(Box::new(proxy.with_defaults(pattern))),
-            ..RouteConfig::files(pattern)
-        }
-    }
-}
-
-/// Why a configuration could not be used. Prints as one line.
-pub enum ConfigError {
-    /// The file could not be read.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        source: io::Error,
-    },
-    /// The text is not valid json5.
-    Syntax {
-        /// The file, if the text came from one.
-        path: Option<PathBuf>,
-        /// The parser's message.
-        message: String,
-    },
-    /// A key is unknown or its value is wrong.
-    Invalid {
-        /// The file, if the text came from one.
-        path: Option<PathBuf>,
-        /// The key's path, such as `web.limits.maxFrame`.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
-}
-
-/// The same one line as `Display`: a program whose `main` returns this
-/// error prints that line, not the variant's fields.
-impl fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = |p: &Option<PathBuf>| {
-            p.as_ref()
-                .map(|p| format!("{}: ", p.display()))
-                .unwrap_or_default()
-        };
-        match self {
-            ConfigError::Read { path, source } => {
-                write!(f, "cannot read {}: {source}", path.display())
-            }
-            ConfigError::Syntax { path, message } => write!(f, "{}{message}", file(path)),
-            ConfigError::Invalid { path, key, message } => {
-                write!(f, "{}{key}: {message}", file(path))
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConfigError::Read { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
 impl Config {
     /// Reads a `web.json5` file. Relative paths inside it are relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -617,7 +175,7 @@ impl Config {
         }
         let root: Value = json5::from_str(text).map_err(|e| ConfigError::Syntax {
             path: None,
-            message: syntax_message(text, &e),
+            message: error::syntax_message(text, &e),
         })?;
         load::from_root(&root, base).map_err(ConfigError::from)
     }
@@ -676,37 +234,6 @@ fn listen_address(url: &str) -> Result<(SocketAddr, bool), ConfigError> {
     Ok(parse_listen_url(url).or_else(|e| fail("listen", e))?)
 }
 
-impl From<KeyError> for ConfigError {
-    fn from(e: KeyError) -> Self {
-        ConfigError::Invalid {
-            path: None,
-            key: e.key,
-            message: e.message,
-        }
-    }
-}
-
-/// The parser's message, said so that it leads to the mistake: at the end
-/// of the text, a brace, bracket or quote left open is reported where it was
-/// opened (often line 1), so the message says that the text ended first.
-fn syntax_message(text: &str, e: &json5::Error) -> String {
-    use json5::ErrorCode as C;
-    let opened = match e.code() {
-        Some(C::EofParsingObject) => "an object ({ … })",
-        Some(C::EofParsingArray) => "a list ([ … ])",
-        Some(C::EofParsingString) => "a string",
-        Some(C::EofParsingComment) => "a comment",
-        Some(C::EofParsingValue) => "a key's value",
-        _ => return e.to_string(),
-    };
-    let at = e
-        .position()
-        .map(|p| format!(" (opened at line {} column {})", p.line + 1, p.column + 1))
-        .unwrap_or_default();
-    let lines = text.lines().count().max(1);
-    format!("the text ends at line {lines} inside {opened}{at}: a closing brace, bracket or quote is missing")
-}
-
 /// Deeper than any configuration needs, far shallower than the stack allows.
 const MAX_NESTING: usize = 64;
 
@@ -752,26 +279,10 @@ fn nesting(text: &str) -> usize {
     deepest
 }
 
-impl ConfigError {
-    fn in_file(self, file: &Path) -> ConfigError {
-        let file = Some(file.to_path_buf());
-        match self {
-            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
-                path: file,
-                message,
-            },
-            ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
-                path: file,
-                key,
-                message,
-            },
-            other => other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn parse(text: &str) -> Result<Config, String> {

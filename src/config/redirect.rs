@@ -1,10 +1,76 @@
-//! The top-level `redirect` entries that name a listener rather than a path:
-//! `{ from: 'http://:8080', to: 'https://:8443' }` sends every request on
-//! that listener to the same path and query at the `to` scheme and port.
+//! The top-level `redirect` entries: [`Redirect`] and the reader of its
+//! keys (with the `status` check a route's `redirect` shares), and for the
+//! entries that name a listener rather than a path
+//! (`{ from: 'http://:8080', to: 'https://:8443' }`, every request on that
+//! listener sent to the same path and query at the `to` scheme and port)
+//! the parsing of `from` and `to`.
 
 use std::net::SocketAddr;
 
+use serde_json::Value;
+
+use super::read::{self, fail, Obj};
 use super::units::parse_listen_url;
+
+/// One entry of the top-level `redirect` list, in either of Ioto's forms:
+///
+/// - a path: `{ from: '/old', to: '/new' }` answers a request for exactly
+///   `/old` with `Location: /new`;
+/// - a listener: `{ status: 301, from: 'http://:8080', to: 'https://:8443' }`
+///   answers every request arriving on the `http://:8080` listener with the
+///   same path and query at `https://` on port 8443. The host is the one the
+///   request's `Host` names (its port replaced), or the host `to` names if
+///   it names one (`'https://device.example:8443'`). A `from` with no
+///   address (`'http://:8080'`) is every listener on that port; one that is
+///   no listener's is logged as a warning at start. Port 0 in `to` stands for
+///   the port the matching `listen` entry was given (for tests).
+///   A request without `Host` (HTTP/1.0) is answered 400 unless `to` names
+///   the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// 301, 302, 303, 307 or 308 (default 301).
+    pub status: u16,
+    /// The exact path to redirect, or a listen URL such as `'http://:8080'`.
+    pub from: String,
+    /// The `Location` (for a path), or the scheme, host and port to send a
+    /// listener's requests to (`'https://:8443'`).
+    pub to: String,
+}
+
+pub(super) fn redirect(path: &str, v: &Value) -> read::Result<Redirect> {
+    let o = Obj::new(path, v, &["status", "from", "to"])?;
+    let required = |key: &str| {
+        o.string(key)?
+            .map_or_else(|| fail(&o.path_of(key), "is required"), Ok)
+    };
+    let from = required("from")?;
+    let to = required("to")?;
+    if is_listener(&from) {
+        listener(&from).or_else(|m| fail(&o.path_of("from"), m))?;
+        target(&to).or_else(|m| fail(&o.path_of("to"), m))?;
+    } else if !from.starts_with('/') {
+        return fail(
+            &o.path_of("from"),
+            "must start with '/' or be a listen URL such as 'http://:8080'",
+        );
+    }
+    Ok(Redirect {
+        status: redirect_status(&o, 301)?,
+        from,
+        to,
+    })
+}
+
+pub(super) fn redirect_status(o: &Obj<'_>, default: u16) -> read::Result<u16> {
+    match o.size("status")? {
+        None => Ok(default),
+        Some(s @ (301 | 302 | 303 | 307 | 308)) => Ok(s as u16),
+        Some(s) => fail(
+            &o.path_of("status"),
+            format!("{s} is not a redirect status (301, 302, 303, 307, 308)"),
+        ),
+    }
+}
 
 /// Where a listener's requests are sent: a scheme, and a host and a port
 /// when `to` names them.
