@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::http::request::{header_storage, parse_head, Head, HeadLimits};
+use crate::http::head::{header_storage, parse_head, Head, HeadLimits};
 use crate::http::response::Response;
 use crate::message::{Fragment, Message};
 use crate::ws::close_code::CloseCode;

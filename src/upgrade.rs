@@ -9,7 +9,9 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::http::error::HttpError;
-use crate::http::request::{find_header, trim, Framing, Head, Request, Tokens};
+use crate::http::fields::{find_header, trim, Tokens};
+use crate::http::head::{Framing, Head};
+use crate::http::request::Request;
 use crate::http::response::{HeadWriter, Response};
 use crate::hub::Hub;
 use crate::message::{Origin, Peer, PeerCert};
@@ -388,7 +390,7 @@ fn origin_allowed(head: &Head<'_>, origins: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{header_storage, parse_head, HeadLimits};
+    use crate::http::head::{header_storage, parse_head, HeadLimits};
 
     #[test]
     fn targets_are_shared_only_when_equal() {

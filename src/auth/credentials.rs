@@ -5,7 +5,9 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use crate::http::request::{decode_component, trim, Head};
+use crate::http::fields::trim;
+use crate::http::head::Head;
+use crate::http::request::decode_component;
 
 /// `Authorization: Basic …`: `None` without one, `Some(None)` for one that
 /// does not decode to `user:password`.

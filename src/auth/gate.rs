@@ -11,7 +11,7 @@ use super::credentials::{self, basic, cookie, encode_component, local_next, want
 use super::password;
 use super::sessions::{self, Sessions, COOKIE, XSRF_COOKIE, XSRF_HEADER};
 use crate::config::{Config, LoginPaths, Users};
-use crate::http::request::Head;
+use crate::http::head::Head;
 
 /// The users, their sessions and the attempts' limiter of one server.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ impl Gate {
     ) -> Result<Option<Admitted>, Refusal> {
         let session = self.session_user(head, from.now);
         if xsrf && sessions::changes_state(head.method) {
-            let sent = head.header(XSRF_HEADER).map(crate::http::request::trim);
+            let sent = head.header(XSRF_HEADER).map(crate::http::fields::trim);
             let ok = session.as_ref().is_some_and(|(_, token)| {
                 sent.is_some_and(|s| super::constant_time_eq(token.as_bytes(), s))
             });

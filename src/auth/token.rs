@@ -15,7 +15,8 @@ use sha2::Sha256;
 
 use super::constant_time_eq;
 use crate::config::Auth;
-use crate::http::request::{find_header, trim, Head};
+use crate::http::fields::{find_header, trim};
+use crate::http::head::Head;
 
 /// Why a request was not let in; answered 401 with `WWW-Authenticate: Bearer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +172,7 @@ fn decode_json(part: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{header_storage, parse_head, HeadLimits};
+    use crate::http::head::{header_storage, parse_head, HeadLimits};
     use std::time::Duration;
 
     const SECRET: &str = "0123456789abcdef-test-secret";

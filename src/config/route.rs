@@ -164,7 +164,7 @@ pub(super) fn route(path: &str, v: &Value, base: &Path, xsrf: bool) -> read::Res
     if let Some(list) = &methods {
         if let Some(bad) = list
             .iter()
-            .find(|m| !crate::http::request::METHODS.contains(&m.as_str()))
+            .find(|m| !crate::http::head::METHODS.contains(&m.as_str()))
         {
             return fail(
                 &o.path_of("methods"),

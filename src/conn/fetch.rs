@@ -21,7 +21,7 @@ use crate::gateway::exchange::{read_response, Exchange, Fetch, Reading, Reframe,
 use crate::gateway::relay::Side;
 use crate::gateway::Outcome;
 use crate::http::error::HttpError;
-use crate::http::request::Framing;
+use crate::http::head::Framing;
 use crate::hub::Delivery;
 use crate::message::ConnId;
 use crate::transport::Transport;

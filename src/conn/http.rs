@@ -10,7 +10,7 @@ use crate::deadlines::At;
 use crate::files::store::Stored;
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
-use crate::http::request::{header_storage, parse_head, serve_as_1_1, Framing, Head, HeadLimits};
+use crate::http::head::{header_storage, parse_head, serve_as_1_1, Framing, Head, HeadLimits};
 use crate::http::response::announce_keep_alive;
 use crate::message::Origin;
 

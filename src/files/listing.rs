@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use super::path::resolve;
 use super::{FileSite, Sink};
 use crate::http::error::HttpError;
-use crate::http::request::Head;
+use crate::http::head::Head;
 use crate::http::response::HeadWriter;
 
 /// The most entries listed; a folder with more says how many were left out.

@@ -20,8 +20,8 @@ use crate::http::conditional::{
 };
 use crate::http::encoding::{choose_encoding, Encoding};
 use crate::http::error::HttpError;
+use crate::http::head::Head;
 use crate::http::range::{parse_range, ByteRange, Multipart, RangeRequest};
-use crate::http::request::Head;
 use crate::http::response::HeadWriter;
 use crate::output::{FileBody, Segment};
 pub(crate) use cache::Documents;

@@ -8,7 +8,7 @@ use super::ws::{feed, limits, Outcome, Owned};
 use crate::gateway::exchange::{read_response, Answer, Reading, Reframe, Respond};
 use crate::gateway::relay::{End, Relaying, Side};
 use crate::http::body::BodyDecoder;
-use crate::http::request::Framing;
+use crate::http::head::Framing;
 use crate::hub::{Delivery, Hub, RoomLimits};
 use crate::message::{ConnId, Message};
 use crate::ws::receiver::Limits;

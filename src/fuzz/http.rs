@@ -4,7 +4,8 @@
 
 use crate::http::body::BodyDecoder;
 use crate::http::error::HttpError;
-use crate::http::request::{header_storage, parse_head, Framing, HeadLimits, Request};
+use crate::http::head::{header_storage, parse_head, Framing, HeadLimits};
+use crate::http::request::Request;
 use crate::stats::Stats;
 use crate::upgrade;
 

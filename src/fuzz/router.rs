@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::ws::{feed, limits, Owned};
 use crate::event_router::{Codec, Router};
-use crate::http::request::{header_storage, parse_head, Request};
+use crate::http::head::{header_storage, parse_head};
+use crate::http::request::Request;
 use crate::hub::{Hub, RoomLimits};
 use crate::message::{ConnId, Message};
 use crate::stats::{ConnStats, Stats};

@@ -17,7 +17,8 @@ use super::relay::{Pair, Side};
 use super::Proxied;
 use crate::http::body::{BodyDecoder, Progress};
 use crate::http::error::HttpError;
-use crate::http::request::{find_header, parse_decimal, trim, Framing, Tokens};
+use crate::http::fields::{find_header, parse_decimal, trim, Tokens};
+use crate::http::head::Framing;
 use crate::http::response::{bodiless, reason};
 
 /// Bytes one side of an exchange may hold for the other before that

@@ -11,7 +11,8 @@
 use std::net::SocketAddr;
 
 use crate::config::HeaderRules;
-use crate::http::request::{trim, Framing, Head, Tokens};
+use crate::http::fields::{trim, Tokens};
+use crate::http::head::{Framing, Head};
 
 /// Who the request came from and how to send it on.
 #[derive(Debug, Clone, Copy)]
@@ -247,7 +248,7 @@ fn append_values(into: &mut Vec<u8>, headers: &[httparse::Header<'_>], name: &st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{header_storage, parse_head, HeadLimits};
+    use crate::http::head::{header_storage, parse_head, HeadLimits};
 
     const LIMITS: HeadLimits = HeadLimits {
         header: 8192,

@@ -32,7 +32,7 @@ use slab::Slab;
 
 use crate::config::{Balancer, Config, ConfigError, HandlerKind};
 use crate::http::error::HttpError;
-use crate::http::request::Head;
+use crate::http::head::Head;
 use crate::http::response::Response;
 use crate::message::ConnId;
 use crate::ws_api::{AnyHandler, Event, Link};

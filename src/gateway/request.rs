@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use super::forward;
 use crate::http::error::HttpError;
-use crate::http::request::{find_header, Head, Tokens};
+use crate::http::fields::{find_header, Tokens};
+use crate::http::head::Head;
 use crate::http::response::HeadWriter;
 use crate::message::{ConnId, Origin};
 

@@ -1,7 +1,7 @@
 //! Request bodies: Content-Length and chunked (RFC 9112 §6, §7.1), decoded incrementally.
 
 use super::error::HttpError;
-use super::request::Framing;
+use super::head::Framing;
 
 /// Bytes a chunk-size line (with extensions) or one trailer line may take.
 const MAX_LINE: usize = 4096;

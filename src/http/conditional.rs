@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::date::parse_http_date;
-use super::request::{trim, trim_start};
+use super::fields::{trim, trim_start};
 
 /// A strong entity-tag for a file, quoted: `"<ino>-<size>-<mtime ns>"`, all in
 /// lowercase hex.

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::request::trim;
+use super::fields::trim;
 
 /// Seconds in one civil day.
 const SECS_PER_DAY: i64 = 86_400;

@@ -1,6 +1,6 @@
 //! Choosing a precompressed variant from Accept-Encoding (RFC 9110 §12.5.3).
 
-use super::request::trim;
+use super::fields::trim;
 
 /// A content coding we can serve: the file itself or a precompressed sibling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

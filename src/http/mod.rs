@@ -5,6 +5,8 @@ pub(crate) mod conditional;
 pub(crate) mod date;
 pub(crate) mod encoding;
 pub(crate) mod error;
+pub(crate) mod fields;
+pub(crate) mod head;
 pub(crate) mod multipart;
 pub(crate) mod range;
 pub(crate) mod request;

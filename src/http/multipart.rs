@@ -326,7 +326,7 @@ fn disposition_params(value: &[u8]) -> Option<(String, Option<String>)> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    super::request::trim(s)
+    super::fields::trim(s)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Range requests (RFC 9110 §14): parsing `Range: bytes=...` and laying out
 //! `multipart/byteranges` bodies.
 
-use super::request::trim;
+use super::fields::trim;
 
 /// An inclusive span of bytes, `start..=end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

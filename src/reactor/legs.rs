@@ -12,7 +12,7 @@ use super::Reactor;
 use crate::conn::{live, log_proxied, Conn};
 use crate::gateway::exchange::Fetch;
 use crate::gateway::{self, Outcome, Upgrade, HANDLER};
-use crate::http::request::{header_storage, parse_head, HeadLimits};
+use crate::http::head::{header_storage, parse_head, HeadLimits};
 use crate::message::ConnId;
 use crate::session::Session;
 use crate::transport::Transport;

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use super::handshake::accept_key;
-use crate::http::request::{trim, Tokens};
+use crate::http::fields::{trim, Tokens};
 
 /// Header lines a 101 answer may carry: far more than any server sends.
 const MAX_HEADERS: usize = 64;

@@ -9,7 +9,7 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use crate::http::request::trim;
+use crate::http::fields::trim;
 
 /// Appended to the client's key before hashing (§1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

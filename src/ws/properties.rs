@@ -18,7 +18,7 @@ use crate::fuzz::{
     feed, limits, parse_owned, reassemble, refused_early, Outcome, Owned, OwnedHead,
 };
 use crate::http::error::HttpError;
-use crate::http::request::HeadLimits;
+use crate::http::head::HeadLimits;
 use crate::testing::client_frame;
 
 /// Cases per property, unless `PROPTEST_CASES` asks for more (or fewer).
