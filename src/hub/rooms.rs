@@ -1,7 +1,7 @@
 //! Rooms: joining, leaving and publishing to them, the waiting room every
 //! WebSocket joins as it opens, and their bounds. A room is a set of the
 //! hub's connections, so this is the hub's own state seen from its rooms
-//! (an `impl Hub` beside [`Hub`](super::Hub)'s); with several workers or a
+//! (an `impl Hub` beside [`Hub`]'s); with several workers or a
 //! backplane the counts and publishes reach the cluster too.
 
 use std::collections::HashSet;
