@@ -11,10 +11,6 @@ use crate::message::PeerCert;
 use crate::stats::Stats;
 use crate::upload_api::UploadedFile;
 
-// `find_header` is `fields`'; `ws_api` (`WebSocket::header`) still names it
-// by this path, to be moved there when that file is next edited.
-pub(crate) use super::fields::find_header;
-
 /// A request as an action handler sees it: head, body and peer, all borrowed.
 ///
 /// ```no_run

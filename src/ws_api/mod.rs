@@ -441,7 +441,7 @@ impl<S> WebSocket<'_, S> {
     /// [`Handler::on_open`]; `None` in the other callbacks.
     pub fn header(&self, name: &str) -> Option<&str> {
         let headers = self.link.headers?;
-        crate::http::request::find_header(headers, name).and_then(|v| std::str::from_utf8(v).ok())
+        crate::http::fields::find_header(headers, name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The per-connection state.
