@@ -106,17 +106,22 @@ impl Child {
 }
 
 /// A keep-alive connection that asks a child for its counters.
-struct Status(Client);
+struct Status(Client, SocketAddr);
 
 impl Status {
     fn connect(addr: SocketAddr) -> Status {
-        Status(Client::connect(addr))
+        Status(Client::connect(addr), addr)
     }
 
-    /// `stats` of `/api/status`.
+    /// `stats` of `/api/status`. A test that polls long outlives one
+    /// keep-alive connection (`limits.requests`, 1000 by default): like any
+    /// HTTP client it opens another once the server said `Connection: close`.
     fn get(&mut self) -> Value {
         self.0.send(b"GET /api/status HTTP/1.1\r\nHost: t\r\n\r\n");
         let r = self.0.response();
+        if r.header("connection") == Some("close") {
+            self.0 = Client::connect(self.1);
+        }
         assert_eq!(r.status, 200, "/api/status: {}", r.text());
         let v: Value = serde_json::from_slice(&r.body).expect("/api/status is JSON");
         v["stats"].clone()
