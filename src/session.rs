@@ -889,7 +889,7 @@ mod tests {
                 id,
                 handler: 0,
                 deflate: Outgoing::Off,
-                target: "/ws/t".into(),
+                target: Rc::new("/ws/t".into()),
                 extra: None,
             };
             let t0 = Instant::now();
