@@ -148,7 +148,7 @@ impl Fanout {
         let Some(conn) = live(conns, to) else {
             return;
         };
-        let spent = match conn.relay(frame, turn.now) {
+        let spent = match conn.relay(frame, turn.at) {
             Relayed::Queued => {
                 self.dirty.push(to.key);
                 return;

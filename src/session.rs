@@ -52,7 +52,8 @@ pub(crate) struct Session {
     /// see the layout guard in `conn/tests.rs`).
     role: Role,
     /// When the peer counts as gone if it sends nothing more (`timeouts.inactivity`).
-    idle_at: Option<Instant>,
+    /// An `At` (8 bytes), written from the turn's clock on every message.
+    idle_at: Option<At>,
     /// While open: when to ping next. Once closing: when to stop waiting
     /// for the peer's close. An `At` (8 bytes): set and read only when a
     /// deadline is, not per message. With the rate limiter in the boxed
@@ -162,7 +163,11 @@ impl Session {
             finished: false,
             closing: false,
             role: Role::Server,
-            idle_at: config.timeouts.inactivity.and_then(|d| now.checked_add(d)),
+            idle_at: config
+                .timeouts
+                .inactivity
+                .and_then(|d| now.checked_add(d))
+                .map(At::new),
             wake: config
                 .web_sockets
                 .ping
@@ -187,7 +192,7 @@ impl Session {
     #[inline]
     fn idle_deadline(&self, since: Instant) -> Option<Instant> {
         match self.own_idle {
-            0 => self.idle_at,
+            0 => self.idle_at.map(At::instant),
             u32::MAX => None,
             ms => since.checked_add(Duration::from_millis(u64::from(ms))),
         }
@@ -306,7 +311,7 @@ impl Session {
         &mut self,
         mut step: Step<'_>,
         buf: &mut [u8],
-        idle_at: Option<Instant>,
+        idle_at: Option<At>,
     ) -> (usize, Flow) {
         self.idle_at = idle_at;
         let mut pos = 0;
@@ -884,7 +889,7 @@ mod tests {
                 id,
                 handler: 0,
                 deflate: Outgoing::Off,
-                target: "/ws/t".into(),
+                target: Rc::new("/ws/t".into()),
                 extra: None,
             };
             let t0 = Instant::now();
@@ -922,7 +927,8 @@ mod tests {
         /// Feeds what the peer sent; checks that it was all used.
         fn receive(&mut self, bytes: &[u8]) -> Flow {
             let mut buf = bytes.to_vec();
-            let idle_at = self.config.timeouts.inactivity.map(|d| self.turn.now + d);
+            let inactivity = self.config.timeouts.inactivity;
+            let idle_at = inactivity.map(|d| At::new(self.turn.now + d));
             self.since = self.turn.now;
             let (session, step) = self.parts();
             let (used, flow) = session.receive(step, &mut buf, idle_at);
@@ -932,7 +938,7 @@ mod tests {
 
         /// The deadline passed at `t0 + secs`.
         fn timeout_at(&mut self, secs: u64) -> Flow {
-            self.turn.now = self.t0 + Duration::from_secs(secs);
+            self.turn.set_now(self.t0 + Duration::from_secs(secs));
             let since = self.since;
             let (session, step) = self.parts();
             session.timeout(step, since)
@@ -1083,7 +1089,7 @@ mod tests {
         f.session.set_timeout(Some(Duration::from_secs(5)));
         assert_eq!(f.session.due(f.since), Some(f.t0 + Duration::from_secs(5)));
         // A ping at 4 s: the peer is alive until 9 s, whatever the config says.
-        f.turn.now = f.t0 + Duration::from_secs(4);
+        f.turn.set_now(f.t0 + Duration::from_secs(4));
         f.receive(&masked(true, OpCode::Ping, b""));
         assert_eq!(f.out().len(), 1, "the pong");
         assert_eq!(f.session.due(f.since), Some(f.t0 + Duration::from_secs(9)));

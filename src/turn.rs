@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use crate::deadlines::At;
+
 /// What connections work with during one turn of the loop, besides the app:
 /// the shared output buffer, the clock, and the send budget of the running
 /// WebSocket callback. It borrows nothing, so a callback reaches all of it
@@ -12,9 +14,14 @@ use std::time::Instant;
 pub(crate) struct Turn {
     /// Responses and frames are composed here and written from here.
     pub scratch: Vec<u8>,
+    /// The clock (set with [`Turn::set_now`], which keeps `at` with it).
     pub now: Instant,
-    /// `now` plus `timeouts.inactivity`: the idle deadline of a connection active now.
-    pub idle_at: Option<Instant>,
+    /// `now` as an `At`, reckoned once per turn: what connections write as
+    /// their last progress on every message, where converting `now` each
+    /// time would cost the message.
+    pub at: At,
+    /// `at` plus `timeouts.inactivity`: the idle deadline of a connection active now.
+    pub idle_at: Option<At>,
     /// What `scratch` held when the running callback started.
     pub base: usize,
     /// How many bytes the running callback's sends may add to `scratch`:
@@ -37,10 +44,18 @@ impl Turn {
         Turn {
             scratch: buf,
             now,
+            at: At::new(now),
             idle_at: None,
             base: 0,
             room: 0,
             limits: None,
         }
+    }
+
+    /// Sets the clock: `now`, and `at` from it.
+    #[inline]
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+        self.at = At::new(now);
     }
 }

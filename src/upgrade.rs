@@ -21,7 +21,7 @@ use crate::ws::deflate::compress::Compressor;
 use crate::ws::deflate::negotiate::negotiate;
 use crate::ws::deflate::{Agreed, Outgoing, Policy};
 use crate::ws::handshake::{accept_key, select_protocol, valid_key, HandshakeError};
-use crate::ws_api::{AnyHandler, ConnInfo, Extra};
+use crate::ws_api::{AnyHandler, ConnInfo, Extra, Target};
 
 /// A request the server will upgrade.
 #[derive(Debug, PartialEq, Eq)]
@@ -183,13 +183,13 @@ pub(crate) struct Upgrading<'r, 'h> {
 #[derive(Debug, Default)]
 pub(crate) struct Targets {
     /// By handler index.
-    last: Vec<Option<Rc<str>>>,
+    last: Vec<Option<Target>>,
 }
 
 impl Targets {
     /// `path` with `?query` when there is one, shared with the handler's
     /// previous connection when that asked for the same.
-    fn get(&mut self, handler: usize, path: &str, query: &str) -> Rc<str> {
+    fn get(&mut self, handler: usize, path: &str, query: &str) -> Target {
         if self.last.len() <= handler {
             self.last.resize(handler + 1, None);
         }
@@ -202,11 +202,11 @@ impl Targets {
         match last {
             Some(t) if same(t) => Rc::clone(t),
             _ => {
-                let t: Rc<str> = if query.is_empty() {
+                let t: Target = Rc::new(if query.is_empty() {
                     path.into()
                 } else {
                     format!("{path}?{query}").into()
-                };
+                });
                 *last = Some(Rc::clone(&t));
                 t
             }
@@ -398,18 +398,18 @@ mod tests {
         let a = t.get(1, "/ws/echo", "");
         let b = t.get(1, "/ws/echo", "");
         assert!(Rc::ptr_eq(&a, &b));
-        assert_eq!(&*a, "/ws/echo");
+        assert_eq!(&**a, "/ws/echo");
         let q = t.get(1, "/ws/echo", "room=1");
-        assert_eq!(&*q, "/ws/echo?room=1");
+        assert_eq!(&**q, "/ws/echo?room=1");
         assert!(Rc::ptr_eq(&q, &t.get(1, "/ws/echo", "room=1")));
-        assert_eq!(&*t.get(1, "/ws/echo", "room=2"), "/ws/echo?room=2");
-        assert_eq!(&*t.get(1, "/ws/echo", ""), "/ws/echo");
-        assert_eq!(&*t.get(1, "/ws/ech", ""), "/ws/ech");
-        assert_eq!(&*t.get(1, "/ws/ech", "o"), "/ws/ech?o");
-        assert_eq!(&*t.get(0, "/ws/ech", ""), "/ws/ech");
+        assert_eq!(&**t.get(1, "/ws/echo", "room=2"), "/ws/echo?room=2");
+        assert_eq!(&**t.get(1, "/ws/echo", ""), "/ws/echo");
+        assert_eq!(&**t.get(1, "/ws/ech", ""), "/ws/ech");
+        assert_eq!(&**t.get(1, "/ws/ech", "o"), "/ws/ech?o");
+        assert_eq!(&**t.get(0, "/ws/ech", ""), "/ws/ech");
         // Another handler keeps its own.
-        assert_eq!(&*t.get(1, "/ws/ech", "o"), "/ws/ech?o");
-        assert_eq!(&*a, "/ws/echo");
+        assert_eq!(&**t.get(1, "/ws/ech", "o"), "/ws/ech?o");
+        assert_eq!(&**a, "/ws/echo");
     }
 
     const LIMITS: HeadLimits = HeadLimits {

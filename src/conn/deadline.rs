@@ -16,7 +16,7 @@ impl Conn {
     pub fn due(&self, t: &Timeouts) -> Option<Instant> {
         match &self.phase {
             // The busiest case first, and without a call.
-            Phase::WebSocket(session) if self.output.is_idle() => session.due(self.since),
+            Phase::WebSocket(session) if self.output.is_idle() => session.due(self.since.instant()),
             _ => self.due_otherwise(t),
         }
     }
@@ -24,12 +24,12 @@ impl Conn {
     /// `due` for everything but an idle WebSocket.
     #[inline(never)]
     pub(super) fn due_otherwise(&self, t: &Timeouts) -> Option<Instant> {
-        let stall = || add(self.since, t.inactivity);
+        let stall = || add(self.since.instant(), t.inactivity);
         match &self.phase {
             Phase::Lingering { until } | Phase::Closing { until: Some(until) } => {
                 Some(until.instant())
             }
-            Phase::WebSocket(session) => earliest(session.due(self.since), stall()),
+            Phase::WebSocket(session) => earliest(session.due(self.since.instant()), stall()),
             Phase::Later(later) => add(later.started, t.request),
             Phase::Events(stream) => {
                 let stalled = (!self.output.is_idle()).then(stall).flatten();
@@ -60,7 +60,7 @@ impl Conn {
             let inactivity = ctx.app.config.timeouts.inactivity;
             let now = ctx.turn.now;
             let stalled = |c: &Conn| {
-                !c.output.is_idle() && add(c.since, inactivity).is_some_and(|d| d <= now)
+                !c.output.is_idle() && add(c.since.instant(), inactivity).is_some_and(|d| d <= now)
             };
             if stalled(self) {
                 // What was queued this very turn has not been offered to the
@@ -76,7 +76,7 @@ impl Conn {
                 self.release(ctx.app, ctx.turn);
                 return Ok(Next::Close);
             }
-            let since = self.since;
+            let since = self.since.instant();
             self.on_session(ctx.app, ctx.turn, true, |session, step| {
                 session.timeout(step, since)
             });
@@ -88,7 +88,7 @@ impl Conn {
         }
         if matches!(self.phase, Phase::Events(_)) {
             let stalled = !self.output.is_idle()
-                && add(self.since, ctx.app.config.timeouts.inactivity)
+                && add(self.since.instant(), ctx.app.config.timeouts.inactivity)
                     .is_some_and(|d| d <= ctx.turn.now);
             if stalled {
                 // The client stopped reading: nothing can reach it any more.

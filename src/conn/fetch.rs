@@ -17,6 +17,7 @@ use super::proxy::log_proxied;
 use super::{Conn, Ctx, Next, Phase};
 use crate::app::App;
 use crate::config::Timeouts;
+use crate::deadlines::At;
 use crate::gateway::exchange::{read_response, Exchange, Fetch, Reading, Reframe, Respond};
 use crate::gateway::relay::Side;
 use crate::gateway::Outcome;
@@ -215,7 +216,7 @@ impl Conn {
             return Err(fetch);
         };
         self.output.tail().extend_from_slice(request);
-        self.since = now;
+        self.since = At::new(now);
         self.phase = Phase::Fetching(Box::new(FetchLeg {
             fetch,
             deadline: None,
@@ -347,7 +348,7 @@ impl Conn {
                 route: route as u32,
                 host: host as u32,
             };
-            self.since = ctx.turn.now;
+            self.since = ctx.turn.at;
         } else {
             if let Some(pool) = g.pool_mut(route) {
                 pool.closed(host);
@@ -395,7 +396,7 @@ impl Conn {
 
     /// When a leg or a forwarding client next needs attention.
     pub(super) fn fetch_due(&self, t: &Timeouts) -> Option<Option<Instant>> {
-        let add = |d: Option<Duration>| d.and_then(|d| self.since.checked_add(d));
+        let add = |d: Option<Duration>| d.and_then(|d| self.since.instant().checked_add(d));
         Some(match &self.phase {
             Phase::Fetching(leg) if !leg.linked => leg.deadline,
             // The response head is due `connect` after the request went out.

@@ -116,8 +116,9 @@ pub(crate) struct Conn {
     input: Tail,
     output: Output,
     phase: Phase,
-    /// Last read or write progress.
-    since: Instant,
+    /// Last read or write progress: an `At`, written from the turn's
+    /// clock (`Turn::at`) on every message, read only for deadlines.
+    since: At,
     /// Requests answered on this connection (it packs beside the flags).
     served: u32,
     /// [`COUNTED`], [`READ_CLOSED`], [`READ_PAUSED`] and [`PROXIED`] in one
@@ -148,7 +149,7 @@ impl Conn {
             input: Tail::default(),
             output: Output::default(),
             phase: Phase::Head { started: None },
-            since: now,
+            since: At::new(now),
             served: 0,
             flags: COUNTED,
         }
@@ -237,7 +238,7 @@ impl Conn {
                 &mut progressed,
             )?;
             if progressed {
-                self.since = ctx.turn.now;
+                self.since = ctx.turn.at;
             }
             // Once per flush, so a handler that overflows again in on_drain cannot loop.
             if !drained && self.owes_drain(ctx.app) {
@@ -289,7 +290,7 @@ impl Conn {
             Ok(n) if n == scratch.len() => {
                 scratch.clear();
                 if !lane {
-                    self.since = ctx.turn.now;
+                    self.since = ctx.turn.at;
                 }
                 Ok(true)
             }
@@ -359,7 +360,7 @@ impl Conn {
                     return Ok(());
                 }
                 Ok(n) => {
-                    self.since = ctx.turn.now;
+                    self.since = ctx.turn.at;
                     self.take_bytes(ctx, read_buf.as_mut_slice());
                     if !self.input.is_empty() && self.paused(ctx) {
                         // Input may be held unprocessed: resume it once the output drains.

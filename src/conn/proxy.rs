@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use super::{Conn, Ctx, Next, Phase};
 use crate::access;
 use crate::app::App;
+use crate::deadlines::At;
 use crate::gateway::relay::Side;
 use crate::gateway::{Outcome, Proxied, Upgrade};
 use crate::http::error::HttpError;
@@ -232,7 +233,7 @@ impl Conn {
     /// WebSocket leg with nothing queued writes them at once — the one
     /// write they would get at the end of the turn — and gives the buffer
     /// back for the next relay.
-    pub fn relay(&mut self, mut frames: Vec<u8>, now: Instant) -> Relayed {
+    pub fn relay(&mut self, mut frames: Vec<u8>, at: At) -> Relayed {
         match &mut self.phase {
             Phase::WebSocket(session) if session.can_send() => {}
             // A proxied plain request's body, or its response.
@@ -245,11 +246,11 @@ impl Conn {
         if self.output.is_idle() && self.transport.is_plain() {
             match self.transport.write_plain(&frames) {
                 Ok(n) if n == frames.len() => {
-                    self.since = now;
+                    self.since = at;
                     return Relayed::Written(frames);
                 }
                 Ok(n) => {
-                    self.since = now;
+                    self.since = at;
                     frames.drain(..n);
                 }
                 // Queued: the flush that follows meets the error or the wait.

@@ -74,7 +74,7 @@ impl Conn {
             }
             Err(e) => return Err(e),
         };
-        self.since = ctx.turn.now;
+        self.since = ctx.turn.at;
         // The read leaves exactly its bytes in the buffer (`len() == n`).
         self.take_bytes(ctx, read_buf.as_mut_slice());
         if n == read_buf.capacity() || !self.input.is_empty() {

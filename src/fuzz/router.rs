@@ -182,7 +182,7 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
             id: ConnId { key: 0, serial: 1 },
             handler: 0,
             deflate: Outgoing::Off,
-            target: "/ws".into(),
+            target: std::rc::Rc::new("/ws".into()),
             extra: None,
         },
         state,

@@ -326,7 +326,7 @@ impl Reactor {
             id,
             handler: HANDLER,
             deflate: Default::default(),
-            target: target.into(),
+            target: Rc::new(target),
             extra: Extra::boxed(None, None, None, protocol.as_deref()),
         };
         let mut client_session = Session::new(

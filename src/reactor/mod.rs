@@ -160,7 +160,7 @@ impl Reactor {
         loop {
             if draining.is_none() && self.shared.stop.load(Ordering::Acquire) {
                 now = Instant::now();
-                self.turn.now = now;
+                self.turn.set_now(now);
                 draining = Some(self.begin_shutdown(now));
             }
             let until = draining.flatten();
@@ -181,14 +181,10 @@ impl Reactor {
                 return Err(e);
             }
             self.app.date.expire();
-            self.turn.now = now;
+            self.turn.set_now(now);
             // Once per turn, not once per message.
-            self.turn.idle_at = self
-                .app
-                .config
-                .timeouts
-                .inactivity
-                .and_then(|d| now.checked_add(d));
+            let inactivity = self.app.config.timeouts.inactivity;
+            self.turn.idle_at = inactivity.and_then(|d| self.turn.at.checked_add(d));
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.run_commands(),
@@ -734,17 +730,17 @@ mod tests {
             .push(b"GET /api/x HTTP/1.1\r\n");
         r.conn_event(key, true, false);
         let parse = r.app.config.timeouts.parse.unwrap();
-        r.turn.now = t0 + parse - Duration::from_millis(1);
+        r.turn.set_now(t0 + parse - Duration::from_millis(1));
         r.expire(r.turn.now);
         assert!(r.conns[key].transport.memory().sent.is_empty(), "not yet");
-        r.turn.now = t0 + parse;
+        r.turn.set_now(t0 + parse);
         r.expire(r.turn.now);
         let sent = r.conns[key].transport.memory().take_sent();
         assert_eq!(responses(&sent)[0].status, 408);
         // Lingering: dropped when that deadline passes too.
         let linger = r.conns[key].due(&r.app.config.timeouts).unwrap();
         assert!(linger > r.turn.now);
-        r.turn.now = linger;
+        r.turn.set_now(linger);
         r.expire(linger);
         assert!(
             !r.conns.contains(key),

@@ -28,12 +28,19 @@ pub(crate) struct ConnInfo {
     /// The upgrade request's target: the path, and `?query` if there was one.
     /// Shared with the handler's previous connection when it is the same
     /// (see [`Targets`](crate::upgrade::Targets)).
-    pub target: Rc<str>,
+    pub target: Target,
     /// What few connections have: the negotiated subprotocol, the upgrade's
     /// verified JWT claims (on a route with JWT auth) and the TLS client's
     /// certificate (mutual TLS), boxed together so the others pay one pointer.
     pub extra: Option<Box<Extra>>,
 }
+
+/// An upgrade's target as the session keeps it: a thin pointer (8 bytes,
+/// where an `Rc<str>` takes 16), which brings the session to 120 bytes, a
+/// 128-byte heap chunk instead of 144. The price is a second allocation
+/// per distinct target; connections that share their handler's last
+/// target (most) pay nothing for it.
+pub(crate) type Target = Rc<Box<str>>;
 
 /// The rarer facts of a connection, kept apart (see [`ConnInfo::extra`]).
 #[derive(Debug, Default)]

@@ -26,7 +26,7 @@ use crate::ws::error::WsError;
 use crate::ws::frame::write_close;
 use crate::ws::opcode::OpCode;
 
-pub(crate) use self::link::{ConnInfo, Extra, Link, LinkSide, SendFlags, LIMITS, OVER};
+pub(crate) use self::link::{ConnInfo, Extra, Link, LinkSide, SendFlags, Target, LIMITS, OVER};
 pub(crate) use self::served::{AnyHandler, Event, Served, RELEASED};
 
 /// The events of a WebSocket connection, Ioto-style. Every method has an
