@@ -112,7 +112,7 @@ impl Fanout {
                     }
                     Delivery::Close { to, code, reason } => {
                         if let Some(conn) = live(conns, to) {
-                            conn.close_socket(app, turn, code, &reason);
+                            conn.close_socket(app, turn, to.key, code, &reason);
                             self.dirty.push(to.key);
                         }
                     }

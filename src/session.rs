@@ -3,7 +3,8 @@
 //!
 //! A session holds only what must outlive one event (it is what an idle
 //! WebSocket costs); everything else — the handler, the config, the hub, the
-//! output buffer, the peer's address — is lent to it for one [`Step`].
+//! output buffer, the connection's id and its peer's address — is lent to
+//! it for one [`Step`].
 
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, RateAction};
 use crate::deadlines::At;
 use crate::hub::Hub;
-use crate::message::{Fragment, Message, Peer};
+use crate::message::{Fragment, Message};
 use crate::rate::RateLimiter;
 use crate::stats::ConnStats;
 use crate::turn::Turn;
@@ -25,7 +26,7 @@ use crate::ws::frame::{write_close, write_frame, write_masked_close, write_maske
 use crate::ws::opcode::OpCode;
 use crate::ws::receiver::{self, Lent, Limits, Receiver};
 use crate::ws_api::{
-    AnyHandler, ConnInfo, Event, Extra, Link, LinkSide, SendFlags, LIMITS, OVER, RELEASED,
+    AnyHandler, ConnInfo, Event, Extra, Link, LinkSide, SendFlags, Who, LIMITS, OVER, RELEASED,
 };
 
 /// Whether the WebSocket goes on.
@@ -72,6 +73,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("info", &self.side.info)
+            .field("state", &self.side.state)
             .finish_non_exhaustive()
     }
 }
@@ -83,7 +85,8 @@ pub(crate) struct Step<'a> {
     pub hub: &'a mut Hub,
     /// The output buffer, the clock and the callbacks' send budget.
     pub turn: &'a mut Turn,
-    pub peer: &'a Peer,
+    /// The connection's id and peer: its connection keeps them, not the session.
+    pub who: Who<'a>,
 }
 
 impl<'a> Step<'a> {
@@ -93,14 +96,14 @@ impl<'a> Step<'a> {
         config: &'a Config,
         hub: &'a mut Hub,
         turn: &'a mut Turn,
-        peer: &'a Peer,
+        who: Who<'a>,
     ) -> Step<'a> {
         Step {
             handler,
             config,
             hub,
             turn,
-            peer,
+            who,
         }
     }
 
@@ -116,7 +119,7 @@ impl<'a> Step<'a> {
         let link = Link {
             turn: &mut *self.turn,
             side,
-            peer: self.peer,
+            who: &self.who,
             hub: &mut *self.hub,
             headers,
         };
@@ -495,7 +498,11 @@ impl Session {
             WsError::MessageTooLarge => hits.message += 1,
             _ => hits.protocol += 1,
         }
-        log::debug!("{}: {err}; closing with {}", step.peer, err.close_code());
+        log::debug!(
+            "{}: {err}; closing with {}",
+            step.who.peer,
+            err.close_code()
+        );
         step.call(&mut self.side, None, Event::Error(&err));
         // The connection is failing: a set_limits here has nothing left to limit.
         step.turn.limits = None;
@@ -554,7 +561,7 @@ impl Session {
             log::error!(
                 "a WebSocket handler for {} panicked; closing {} with 1011",
                 self.side.info.path(),
-                self.side.info.id
+                step.who.id
             );
             return self.close_now(step, CloseCode::INTERNAL, "handler failed");
         }
@@ -604,7 +611,7 @@ impl Session {
         self.finished = true;
         step.call(&mut self.side, None, Event::Close(code, reason));
         step.turn.limits = None;
-        step.hub.remove_socket(self.side.info.id);
+        step.hub.remove_socket(step.who.id);
         step.hub.deflate.count(self.side.info.deflate, false);
         // No callback runs after on_close, and the key may go to another connection.
         step.handler.release(self.side.state);
@@ -849,7 +856,7 @@ mod tests {
 
     use super::*;
     use crate::hub::RoomLimits;
-    use crate::message::ConnId;
+    use crate::message::{ConnId, Peer};
     use crate::testing::{self, close_frame, frames, masked, with_head, Frame, Log, Probe};
     use crate::ws_api::Served;
 
@@ -861,6 +868,7 @@ mod tests {
         config: Config,
         hub: Hub,
         turn: Turn,
+        id: ConnId,
         peer: Peer,
         t0: Instant,
         /// The connection's last progress, as the connection would say.
@@ -886,7 +894,6 @@ mod tests {
             let id = ConnId { key: 0, serial: 1 };
             hub.add_socket(id, 0);
             let info = ConnInfo {
-                id,
                 handler: 0,
                 deflate: Outgoing::Off,
                 target: Rc::new("/ws/t".into()),
@@ -903,6 +910,7 @@ mod tests {
                 config,
                 hub,
                 turn,
+                id,
                 peer: Peer::new(peer),
                 t0,
                 since: t0,
@@ -919,7 +927,10 @@ mod tests {
                 &self.config,
                 &mut self.hub,
                 &mut self.turn,
-                &self.peer,
+                Who {
+                    id: self.id,
+                    peer: &self.peer,
+                },
             );
             (&mut self.session, step)
         }

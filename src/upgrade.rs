@@ -21,7 +21,7 @@ use crate::ws::deflate::compress::Compressor;
 use crate::ws::deflate::negotiate::negotiate;
 use crate::ws::deflate::{Agreed, Outgoing, Policy};
 use crate::ws::handshake::{accept_key, select_protocol, valid_key, HandshakeError};
-use crate::ws_api::{AnyHandler, ConnInfo, Extra, Target};
+use crate::ws_api::{AnyHandler, ConnInfo, Extra, Target, Who};
 
 /// A request the server will upgrade.
 #[derive(Debug, PartialEq, Eq)]
@@ -321,7 +321,6 @@ pub(crate) fn upgrade(
     });
     let target = targets.get(socket, head.path, head.query);
     let info = ConnInfo {
-        id: origin.id,
         handler: socket as u32,
         deflate: Outgoing::Off,
         target,
@@ -339,7 +338,16 @@ pub(crate) fn upgrade(
     turn.room = config.web_sockets.max_backpressure;
     let peer = Peer::new(origin.peer);
     let flow = session.open(
-        Step::new(handler, config, hub, &mut turn, &peer),
+        Step::new(
+            handler,
+            config,
+            hub,
+            &mut turn,
+            Who {
+                id: origin.id,
+                peer: &peer,
+            },
+        ),
         head.headers,
     );
     *out = turn.scratch;

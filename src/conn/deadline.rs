@@ -73,11 +73,11 @@ impl Conn {
             }
             if stalled(self) {
                 // The peer stopped reading: nothing can reach it any more.
-                self.release(ctx.app, ctx.turn);
+                self.release(ctx.app, ctx.turn, ctx.key);
                 return Ok(Next::Close);
             }
             let since = self.since.instant();
-            self.on_session(ctx.app, ctx.turn, true, |session, step| {
+            self.on_session(ctx.app, ctx.turn, ctx.key, true, |session, step| {
                 session.timeout(step, since)
             });
             return self.flush(ctx, read_buf);
@@ -92,7 +92,7 @@ impl Conn {
                     .is_some_and(|d| d <= ctx.turn.now);
             if stalled {
                 // The client stopped reading: nothing can reach it any more.
-                self.release(ctx.app, ctx.turn);
+                self.release(ctx.app, ctx.turn, ctx.key);
                 return Ok(Next::Close);
             }
             self.stream_keepalive(ctx);

@@ -246,7 +246,7 @@ impl Conn {
                 if matches!(self.phase, Phase::Events(_)) {
                     self.stream_drained(ctx);
                 } else {
-                    self.on_session(ctx.app, ctx.turn, true, |s, step| s.drained(step));
+                    self.on_session(ctx.app, ctx.turn, ctx.key, true, |s, step| s.drained(step));
                 }
                 continue;
             }

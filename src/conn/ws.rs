@@ -12,10 +12,12 @@ use crate::app::App;
 use crate::config::Config;
 use crate::deadlines::At;
 use crate::hub::Frames;
+use crate::message::ConnId;
 use crate::session::{Flow, Session, Step};
 use crate::turn::Turn;
 use crate::user_timers::TimerId;
 use crate::ws::close_code::CloseCode;
+use crate::ws_api::Who;
 
 /// What became of a frame delivered from another connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +114,8 @@ impl Conn {
         self.flush(ctx, read_buf)
     }
 
-    /// Runs `f` on the WebSocket session with its handler, config, hub and
-    /// the turn. Its sends go to the turn's scratch buffer when that holds
+    /// Runs `f` on the WebSocket session with its handler, config, hub, the
+    /// turn and who the connection is (`key` is its slab key). Its sends go to the turn's scratch buffer when that holds
     /// this connection's output of this event (`shared`) and nothing is
     /// queued before it; else the connection's queue is lent to the turn for
     /// the while. Ends the WebSocket when `f` says so.
@@ -122,6 +124,7 @@ impl Conn {
         &mut self,
         app: &mut App,
         turn: &mut Turn,
+        key: usize,
         shared: bool,
         f: impl FnOnce(&mut Session, Step<'_>) -> Flow,
     ) -> Option<Flow> {
@@ -144,7 +147,14 @@ impl Conn {
             }
             return None;
         };
-        let flow = f(session, Step::new(handler, config, hub, turn, &self.peer));
+        let who = Who {
+            id: ConnId {
+                key,
+                serial: self.serial,
+            },
+            peer: &self.peer,
+        };
+        let flow = f(session, Step::new(handler, config, hub, turn, who));
         if let Some(tail) = lent {
             mem::swap(&mut turn.scratch, tail);
         }
@@ -158,7 +168,7 @@ impl Conn {
     pub(super) fn on_frames(&mut self, ctx: &mut Ctx<'_>, buf: &mut [u8]) -> usize {
         let mut used = buf.len();
         let idle_at = ctx.turn.idle_at;
-        let flow = self.on_session(ctx.app, ctx.turn, true, |session, step| {
+        let flow = self.on_session(ctx.app, ctx.turn, ctx.key, true, |session, step| {
             let (n, flow) = session.receive(step, buf, idle_at);
             used = n;
             flow
@@ -201,18 +211,25 @@ impl Conn {
     }
 
     /// The hub asked to close this WebSocket.
-    pub fn close_socket(&mut self, app: &mut App, turn: &mut Turn, code: CloseCode, reason: &str) {
+    pub fn close_socket(
+        &mut self,
+        app: &mut App,
+        turn: &mut Turn,
+        key: usize,
+        code: CloseCode,
+        reason: &str,
+    ) {
         if matches!(self.phase, Phase::Events(_)) {
             return self.end_stream(app);
         }
-        self.on_session(app, turn, false, |session, step| {
+        self.on_session(app, turn, key, false, |session, step| {
             session.close_by_server(step, code, reason)
         });
     }
 
     /// Runs the handler's `on_timer` for one of this connection's timers.
     pub fn user_timer(&mut self, ctx: &mut Ctx<'_>, timer: TimerId) {
-        self.on_session(ctx.app, ctx.turn, true, |session, step| {
+        self.on_session(ctx.app, ctx.turn, ctx.key, true, |session, step| {
             session.timer(step, timer)
         });
     }
@@ -220,10 +237,10 @@ impl Conn {
     /// The server is stopping: close the WebSocket with 1001 and report it.
     /// The server is stopping: a WebSocket starts its closing handshake with
     /// 1001; returns true for an idle HTTP connection, which can simply be closed.
-    pub fn wind_down(&mut self, app: &mut App, turn: &mut Turn) -> bool {
+    pub fn wind_down(&mut self, app: &mut App, turn: &mut Turn, key: usize) -> bool {
         match self.phase {
             Phase::WebSocket(_) => {
-                self.on_session(app, turn, false, |session, step| {
+                self.on_session(app, turn, key, false, |session, step| {
                     session.close_by_server(step, CloseCode::GOING_AWAY, "server shutting down")
                 });
                 false
@@ -252,12 +269,12 @@ impl Conn {
 
     /// Called before the connection is dropped: a WebSocket that did not
     /// finish its closing handshake reports 1006 to its handler.
-    pub fn release(&mut self, app: &mut App, turn: &mut Turn) {
+    pub fn release(&mut self, app: &mut App, turn: &mut Turn, key: usize) {
         self.stream_released(app);
         self.dial_failed(app);
         self.exchange_released(app, turn.now);
         // Whatever the handler sends from on_close here goes nowhere: the socket is going.
-        self.on_session(app, turn, false, |session, step| {
+        self.on_session(app, turn, key, false, |session, step| {
             session.abandon(step);
             Flow::Open
         });

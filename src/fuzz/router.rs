@@ -15,7 +15,7 @@ use crate::stats::{ConnStats, Stats};
 use crate::turn::Turn;
 use crate::ws::deflate::Outgoing;
 use crate::ws::receiver::Limits;
-use crate::ws_api::{AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, Served};
+use crate::ws_api::{AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, Served, Who};
 
 /// `add`'s message.
 #[derive(Deserialize)]
@@ -179,7 +179,6 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
     turn.room = usize::MAX;
     let mut side = LinkSide {
         info: ConnInfo {
-            id: ConnId { key: 0, serial: 1 },
             handler: 0,
             deflate: Outgoing::Off,
             target: std::rc::Rc::new("/ws".into()),
@@ -197,7 +196,10 @@ fn dispatch(router: Router, message: Message<'_>) -> Vec<Value> {
     let link = Link {
         turn: &mut turn,
         side: &mut side,
-        peer: &crate::message::Peer::new(peer),
+        who: &Who {
+            id: ConnId { key: 0, serial: 1 },
+            peer: &crate::message::Peer::new(peer),
+        },
         hub: &mut hub,
         headers: None,
     };

@@ -322,8 +322,7 @@ impl Reactor {
         }
         let (client_state, leg_state, _) = gateway.pair(&upgrade, leg);
         let config = &self.app.config;
-        let info = |id, target: Box<str>| ConnInfo {
-            id,
+        let info = |target: Box<str>| ConnInfo {
             handler: HANDLER,
             deflate: Default::default(),
             target: Rc::new(target),
@@ -332,7 +331,7 @@ impl Reactor {
         let mut client_session = Session::new(
             client_state,
             client_limits,
-            info(upgrade.req.client, upgrade.req.client_target.clone()),
+            info(upgrade.req.client_target.clone()),
             config,
             now,
         );
@@ -341,7 +340,7 @@ impl Reactor {
         let mut leg_session = Session::new(
             leg_state,
             Rc::clone(&self.app.downstream_limits),
-            info(leg, upgrade.req.target.as_str().into()),
+            info(upgrade.req.target.as_str().into()),
             config,
             now,
         );

@@ -363,7 +363,7 @@ impl Reactor {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let idle = match self.conns.get_mut(key) {
-                Some(conn) => conn.wind_down(&mut self.app, &mut self.turn),
+                Some(conn) => conn.wind_down(&mut self.app, &mut self.turn, key),
                 None => continue,
             };
             if idle {
@@ -570,7 +570,7 @@ impl Reactor {
     fn close(&mut self, key: usize) {
         self.fanout.forget(key);
         if let Some(mut conn) = self.conns.try_remove(key) {
-            conn.release(&mut self.app, &mut self.turn);
+            conn.release(&mut self.app, &mut self.turn, key);
             let _ = self.poll.registry().deregister(&mut conn.transport);
             if conn.flag(COUNTED) {
                 self.counted -= 1;

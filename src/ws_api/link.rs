@@ -19,7 +19,6 @@ use crate::ws::opcode::OpCode;
 /// What a connection keeps about itself for its callbacks.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
-    pub id: ConnId,
     /// The handler serving it (its index in the app's action list).
     pub handler: u32,
     /// How the server may compress what it sends here (permessage-deflate):
@@ -132,13 +131,28 @@ pub(crate) struct LinkSide {
     pub metrics: ConnStats,
 }
 
+/// Who a connection is: its id and its peer's address, lent to its
+/// session for one step (in its `Step`) and to each callback's [`Link`] by
+/// one reference.
+///
+/// The session keeps neither: the connection's slab slot has the peer and
+/// the serial, and the reactor the slot's key, so keeping the id in every
+/// session too would cost each idle WebSocket 16 bytes (a 128-byte heap
+/// chunk where 112 do).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Who<'a> {
+    pub id: ConnId,
+    pub peer: &'a Peer,
+}
+
 /// A callback's view of its connection: where output goes and what it knows.
 /// Built for every callback, so it is kept to a few words.
 pub(crate) struct Link<'a> {
     /// The output buffer (`turn.scratch`) and the callback's send budget.
     pub turn: &'a mut Turn,
     pub side: &'a mut LinkSide,
-    pub peer: &'a Peer,
+    /// The connection's id and peer, one reference for both.
+    pub who: &'a Who<'a>,
     pub hub: &'a mut Hub,
     pub headers: Option<&'a [httparse::Header<'a>]>,
 }

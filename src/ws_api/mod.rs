@@ -26,7 +26,9 @@ use crate::ws::error::WsError;
 use crate::ws::frame::write_close;
 use crate::ws::opcode::OpCode;
 
-pub(crate) use self::link::{ConnInfo, Extra, Link, LinkSide, SendFlags, Target, LIMITS, OVER};
+pub(crate) use self::link::{
+    ConnInfo, Extra, Link, LinkSide, SendFlags, Target, Who, LIMITS, OVER,
+};
 pub(crate) use self::served::{AnyHandler, Event, Served, RELEASED};
 
 /// The events of a WebSocket connection, Ioto-style. Every method has an
@@ -173,8 +175,8 @@ pub struct WebSocket<'a, S> {
 impl<S> fmt::Debug for WebSocket<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
-            .field("id", &self.link.side.info.id)
-            .field("peer", &self.link.peer)
+            .field("id", &self.link.who.id)
+            .field("peer", &self.link.who.peer)
             .field("path", &self.link.side.info.path())
             .finish_non_exhaustive()
     }
@@ -287,7 +289,7 @@ impl<S> WebSocket<'_, S> {
     /// Sends a message to another connection (or this one) by id;
     /// [`SendStatus::Closed`] if it is not an open WebSocket.
     pub fn send_to(&mut self, to: ConnId, msg: Message<'_>) -> SendStatus {
-        if to == self.link.side.info.id {
+        if to == self.link.who.id {
             return self.send(msg);
         }
         self.link.hub.send(to, msg)
@@ -299,7 +301,7 @@ impl<S> WebSocket<'_, S> {
         self.echo_unless(&frame, except);
         self.link
             .hub
-            .deliver(Targets::All, frame, [except, Some(self.link.side.info.id)]);
+            .deliver(Targets::All, frame, [except, Some(self.link.who.id)]);
     }
 
     /// Sends a message to every WebSocket served by this connection's handler (its route) but `except`.
@@ -309,7 +311,7 @@ impl<S> WebSocket<'_, S> {
         let to = Targets::Handler(self.link.side.info.handler as usize);
         self.link
             .hub
-            .deliver(to, frame, [except, Some(self.link.side.info.id)]);
+            .deliver(to, frame, [except, Some(self.link.who.id)]);
     }
 
     /// Sends a message to every other WebSocket whose state is an `S2` and passes `filter`.
@@ -318,7 +320,7 @@ impl<S> WebSocket<'_, S> {
         msg: Message<'_>,
         filter: impl Fn(ConnId, &S2) -> bool + 'static,
     ) {
-        let me = self.link.side.info.id;
+        let me = self.link.who.id;
         self.link
             .hub
             .send_where(msg, move |id, s| id != me && filter(id, s));
@@ -326,31 +328,31 @@ impl<S> WebSocket<'_, S> {
 
     /// Joins a room; fails over `limits.roomsPerConnection` or `limits.roomMembers`.
     pub fn join(&mut self, room: &str) -> Result<(), RoomError> {
-        self.link.hub.join(self.link.side.info.id, room)
+        self.link.hub.join(self.link.who.id, room)
     }
 
     /// Leaves a room; false if this connection was not in it.
     pub fn leave(&mut self, room: &str) -> bool {
-        self.link.hub.leave(self.link.side.info.id, room)
+        self.link.hub.leave(self.link.who.id, room)
     }
 
     /// Sends a message to every member of a room but `except` (this
     /// connection included if it is a member); returns how many it goes to.
     pub fn publish(&mut self, room: &str, msg: Message<'_>, except: Option<ConnId>) -> usize {
         let frame = self.link.hub.encode(msg);
-        let me = self.link.side.info.id;
+        let me = self.link.who.id;
         let mine = self.link.hub.in_room(me, room) && except != Some(me) && self.echo_here(&frame);
         usize::from(mine) + self.link.hub.publish_frame(room, frame, [except, Some(me)])
     }
 
     /// True if this connection is in the room.
     pub fn in_room(&self, room: &str) -> bool {
-        self.link.hub.in_room(self.link.side.info.id, room)
+        self.link.hub.in_room(self.link.who.id, room)
     }
 
     /// The rooms this connection is in.
     pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
-        self.link.hub.rooms_of(self.link.side.info.id)
+        self.link.hub.rooms_of(self.link.who.id)
     }
 
     /// The members of a room, in no particular order.
@@ -370,13 +372,12 @@ impl<S> WebSocket<'_, S> {
         self.link
             .hub
             .timers
-            .add_conn(self.link.side.info.id, after, every)
+            .add_conn(self.link.who.id, after, every)
     }
 
     /// Cancels one of this connection's timers; false if it is not pending.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.link.hub.timers.owned_by(timer, self.link.side.info.id)
-            && self.link.hub.timers.cancel(timer)
+        self.link.hub.timers.owned_by(timer, self.link.who.id) && self.link.hub.timers.cancel(timer)
     }
 
     /// The hub, for everything else: other connections by id, rooms, global timers.
@@ -397,12 +398,12 @@ impl<S> WebSocket<'_, S> {
 
     /// This connection's id.
     pub fn id(&self) -> ConnId {
-        self.link.side.info.id
+        self.link.who.id
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.link.peer.addr()
+        self.link.who.peer.addr()
     }
 
     /// The negotiated subprotocol, if any.
@@ -456,7 +457,7 @@ impl<S> WebSocket<'_, S> {
 
     /// Writes a shared frame to this connection unless it is `except`.
     fn echo_unless(&mut self, frame: &Frames, except: Option<ConnId>) {
-        if except != Some(self.link.side.info.id) {
+        if except != Some(self.link.who.id) {
             self.echo_here(frame);
         }
     }
