@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Idle RSS of a wisp binary, measured as BENCHMARKS.md does, with the breakdown.
 
-footprint.py BIN [--starts N] [--port P] [--wait S] [--sections] [--pages-out FILE]
+footprint.py BIN [--starts N] [--port P] [--wait S] [--used] [--sections] [--pages-out FILE]
+footprint.py exercise PORT
+
 
 Each start: copy web.json5 (its port changed to P) and site/ to a temporary
 folder, start BIN there, wait for its listening socket (read from
@@ -9,6 +11,12 @@ folder, start BIN there, wait for its listening socket (read from
 then read VmRSS from /proc/PID/status, the resident KiB of each mapping from
 /proc/PID/smaps, and (run as root) which pages of the binary are present from
 /proc/PID/pagemap, attributed to the ELF sections they hold (readelf -S).
+With --used, the server first answers what a device's first visitor asks
+(`exercise`: GET / and one WebSocket echo on /ws/echo), then the figures are
+read with the one connection held as before: the idle RSS of a server that
+has been used, where the plain figure is that of one never used.
+
+`exercise PORT` does that visit alone (scripts/footprint traces it).
 """
 import argparse, bisect, os, re, shutil, signal, socket, struct, subprocess, sys, tempfile, time
 
@@ -72,7 +80,46 @@ def present_pages(pid, start, end):
     return [i for i, (e,) in enumerate(struct.iter_unpack("<Q", data)) if e >> 63 & 1]
 
 
-def measure(binary, port, wait):
+def exercise(port, timeout=60):
+    """A first visit: GET / (read to the end), then a WebSocket on /ws/echo
+    that echoes one masked text message and closes. Fails loudly if the
+    server answers anything else."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n")
+        page = b""
+        while chunk := s.recv(65536):
+            page += chunk
+        if not page.startswith(b"HTTP/1.1 200"):
+            sys.exit("GET / answered %r" % page[:80])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: device\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                sys.exit("the upgrade was closed: %r" % head[:80])
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 101"):
+            sys.exit("the upgrade answered %r" % head[:80])
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        key, text = b"\x01\x02\x03\x04", b"hello from footprint"
+        masked = bytes(b ^ key[i % 4] for i, b in enumerate(text))
+        s.sendall(bytes([0x81, 0x80 | len(text)]) + key + masked)
+        while len(rest) < 2 + len(text):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        if rest[:2 + len(text)] != bytes([0x81, len(text)]) + text:
+            sys.exit("the echo came back as %r" % rest[:40])
+        s.sendall(bytes([0x88, 0x82]) + key + bytes(b ^ key[i] for i, b in enumerate(b"\x03\xe8")))
+        while s.recv(4096):
+            pass
+
+
+def measure(binary, port, wait, used=False):
     tmp = tempfile.mkdtemp(prefix="wisp-footprint-")
     try:
         with open(os.path.join(REPO, "web.json5")) as f:
@@ -90,6 +137,8 @@ def measure(binary, port, wait):
                 if time.time() > deadline or proc.poll() is not None:
                     sys.exit("%s did not listen on %d" % (binary, port))
                 time.sleep(0.02)
+            if used:
+                exercise(port)
             conn = socket.create_connection(("127.0.0.1", port))
             time.sleep(wait)
             with open("/proc/%d/status" % proc.pid) as f:
@@ -113,20 +162,25 @@ def measure(binary, port, wait):
 
 
 def main():
+    if sys.argv[1:2] == ["exercise"]:
+        exercise(int(sys.argv[2]))
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--starts", type=int, default=5)
     ap.add_argument("--port", type=int, default=18431)
     ap.add_argument("--wait", type=float, default=0.5)
+    ap.add_argument("--used", action="store_true", help="measure after a first visit (see exercise)")
     ap.add_argument("--sections", action="store_true", help="resident KiB per ELF section (last start)")
     ap.add_argument("--pages-out", help="write the resident file offsets of the binary (last start)")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
     rss_all = []
     for _ in range(args.starts):
-        rss, maps = measure(binary, args.port, args.wait)
+        rss, maps = measure(binary, args.port, args.wait, args.used)
         rss_all.append(rss)
-    print("VmRSS KiB:", " ".join(str(r) for r in rss_all))
+    what = " after GET / and one WebSocket echo" if args.used else ""
+    print("VmRSS KiB%s:" % what, " ".join(str(r) for r in rss_all))
     print("%-8s %-9s %8s %8s  %s" % ("perm", "offset", "size", "rss", "mapping (last start)"))
     anon = 0
     for m in maps:
