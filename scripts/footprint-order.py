@@ -13,20 +13,15 @@ footprint-order.py MAP TRACE [BASE] > order.txt   (summary on stderr)
 BASE (hex) is where the traced run loaded the binary, less its link
 address: 0 for a non-PIE binary.
 """
-import bisect, re, sys
+import bisect, os, re, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from footprint import lld_map  # noqa: E402
 
 mapf, trace = sys.argv[1], sys.argv[2]
 base = int(sys.argv[3], 16) if len(sys.argv) > 3 else 0
 ins = []  # [vma, size, [symbols]] of code input sections
-out = None
-for line in open(mapf):
-    m = re.match(r"\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+)\s(.*)$", line)
-    if not m:
-        continue
-    vma, size, rest = int(m.group(1), 16), int(m.group(3), 16), m.group(5)
-    if not rest.startswith(" "):
-        out = rest.strip()
-        continue
+for out, vma, size, rest in lld_map(mapf):
     if out not in (".text", ".init", ".fini"):
         continue
     if rest.startswith("                "):

@@ -16,19 +16,15 @@ system call by address) do not show in lackey's trace: give `strace -e
 raw=all` logs of the same run and every syscall argument that points into
 read-only data counts as read.
 """
-import bisect, re, sys
+import bisect, os, re, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from footprint import lld_map  # noqa: E402
 
 mapf, log, base = sys.argv[1], sys.argv[2], int(sys.argv[3], 16)
 straces = [(sys.argv[i], int(sys.argv[i + 1], 16)) for i in range(4, len(sys.argv) - 1, 2)]
-ins, out = [], None
-for line in open(mapf):
-    m = re.match(r"\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+)\s(.*)$", line)
-    if not m:
-        continue
-    vma, size, rest = int(m.group(1), 16), int(m.group(3), 16), m.group(5)
-    if not rest.startswith(" "):
-        out = rest.strip()
-        continue
+ins = []
+for out, vma, size, rest in lld_map(mapf):
     if rest.startswith("        ") and not rest.startswith("                ") and out.startswith(".rodata") and size:
         ins.append((vma, size, rest.strip()))
 ins.sort()

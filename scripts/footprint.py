@@ -24,6 +24,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = 4096
 
 
+def lld_map(path):
+    """The input sections of an lld -Map file: (output section, address,
+    size, text) for each line that names one, and for the lines that name a
+    symbol inside the input section before them (indented further)."""
+    out = None
+    for line in open(path):
+        m = re.match(r"\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+)\s(.*)$", line)
+        if not m:
+            continue
+        vma, size, rest = int(m.group(1), 16), int(m.group(3), 16), m.group(5)
+        if not rest.startswith(" "):
+            out = rest.strip()
+            continue
+        yield out, vma, size, rest
+
+
 def listening(port):
     hexport = ":%04X" % port
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):

@@ -283,16 +283,20 @@ fn content_length(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, HttpE
     Ok(found)
 }
 
+/// Small limits for the parser's tests and `request.rs`'.
+#[cfg(test)]
+pub(crate) const TEST_LIMITS: HeadLimits = HeadLimits {
+    header: 1024,
+    headers: 8,
+    uri: 64,
+    body: 1000,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMITS: HeadLimits = HeadLimits {
-        header: 1024,
-        headers: 8,
-        uri: 64,
-        body: 1000,
-    };
+    const LIMITS: HeadLimits = TEST_LIMITS;
 
     /// (path, query, framing, keep_alive, head length) of a parsed head.
     type Parsed = (String, String, Framing, bool, usize);

@@ -268,14 +268,9 @@ pub(crate) fn decode_component(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::head::{header_storage, parse_head, HeadLimits};
+    use crate::http::head::{header_storage, parse_head, HeadLimits, TEST_LIMITS};
 
-    const LIMITS: HeadLimits = HeadLimits {
-        header: 1024,
-        headers: 8,
-        uri: 64,
-        body: 1000,
-    };
+    const LIMITS: HeadLimits = TEST_LIMITS;
 
     #[test]
     fn query_params_are_decoded() {
