@@ -115,10 +115,11 @@ impl Conn {
     }
 
     /// Runs `f` on the WebSocket session with its handler, config, hub, the
-    /// turn and who the connection is (`key` is its slab key). Its sends go to the turn's scratch buffer when that holds
-    /// this connection's output of this event (`shared`) and nothing is
-    /// queued before it; else the connection's queue is lent to the turn for
-    /// the while. Ends the WebSocket when `f` says so.
+    /// turn and who the connection is (`key` is its slab key). Its sends go
+    /// to the turn's scratch buffer when that holds this connection's output
+    /// of this event (`shared`) and nothing is queued before it; else the
+    /// connection's queue is lent to the turn for the while. Ends the
+    /// WebSocket when `f` says so.
     #[inline(always)]
     pub(super) fn on_session(
         &mut self,
