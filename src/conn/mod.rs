@@ -112,8 +112,8 @@ pub(crate) struct Conn {
     pub deadline: Deadline,
     /// The listener it was accepted on (see `Origin::listener`).
     pub listener: u16,
-    /// Bytes read but not yet used: an incomplete request or frame.
-    input: Tail,
+    /// Output not yet written, and input read but not yet used (an
+    /// incomplete request or frame): one pointer for both.
     output: Output,
     phase: Phase,
     /// Last read or write progress: an `At`, written from the turn's
@@ -146,7 +146,6 @@ impl Conn {
             serial,
             deadline: Deadline::default(),
             listener: 0,
-            input: Tail::default(),
             output: Output::default(),
             phase: Phase::Head { started: None },
             since: At::new(now),
@@ -335,7 +334,7 @@ impl Conn {
             return Next::Close;
         }
         self.transport.shutdown_write();
-        self.input.clear();
+        self.output.clear_unread();
         self.phase = Phase::Lingering {
             until: At::new(now + LINGER),
         };
@@ -362,7 +361,7 @@ impl Conn {
                 Ok(n) => {
                     self.since = ctx.turn.at;
                     self.take_bytes(ctx, read_buf.as_mut_slice());
-                    if !self.input.is_empty() && self.paused(ctx) {
+                    if !self.output.unread_is_empty() && self.paused(ctx) {
                         // Input may be held unprocessed: resume it once the output drains.
                         self.set_flag(READ_PAUSED, true);
                         return Ok(());
@@ -385,30 +384,30 @@ impl Conn {
     /// Processes freshly read bytes, keeping only an unprocessed tail.
     #[inline(always)]
     pub(super) fn take_bytes(&mut self, ctx: &mut Ctx<'_>, fresh: &mut [u8]) {
-        if self.input.is_empty() {
+        if self.output.unread_is_empty() {
             let used = match self.phase {
                 // One session call takes every whole frame there is.
                 Phase::WebSocket(_) => self.on_frames(ctx, fresh),
                 _ => self.process(ctx, fresh),
             };
             if used < fresh.len() {
-                self.input.extend(&fresh[used..]);
+                self.output.keep_unread(&fresh[used..]);
             }
         } else {
-            self.input.extend(fresh);
+            self.output.keep_unread(fresh);
             self.process_held(ctx);
         }
     }
 
     /// Processes the bytes held from earlier reads.
     pub(super) fn process_held(&mut self, ctx: &mut Ctx<'_>) {
-        if self.input.is_empty() {
+        if self.output.unread_is_empty() {
             return;
         }
-        let mut held = self.input.take();
+        let mut held = self.output.take_unread();
         let used = self.process(ctx, &mut held);
         held.drain(..used);
-        self.input.put(held);
+        self.output.put_unread(held);
     }
 
     /// Runs the protocol over `data`; returns how many bytes were used.
@@ -449,45 +448,6 @@ impl Conn {
     /// Bytes queued beyond what the socket took.
     pub fn backlog(&self) -> usize {
         self.output.backlog()
-    }
-}
-
-/// Bytes read but not yet used. Nothing while there are none (the usual
-/// case), one pointer in the connection otherwise: every connection pays
-/// for this field, few ever hold a tail.
-// The box is the point: a `Vec` would cost 24 bytes in every connection,
-// held tail or not; the box costs 8, and its extra allocation is paid only
-// by the few that hold one.
-#[allow(clippy::box_collection)]
-#[derive(Debug, Default)]
-struct Tail(Option<Box<Vec<u8>>>);
-
-impl Tail {
-    #[inline(always)]
-    fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    fn extend(&mut self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            self.0
-                .get_or_insert_with(Box::default)
-                .extend_from_slice(bytes);
-        }
-    }
-
-    /// The bytes, leaving none.
-    fn take(&mut self) -> Vec<u8> {
-        self.0.take().map(|b| *b).unwrap_or_default()
-    }
-
-    /// Keeps `bytes` (freed when empty).
-    fn put(&mut self, bytes: Vec<u8>) {
-        self.0 = (!bytes.is_empty()).then(|| Box::new(bytes));
-    }
-
-    fn clear(&mut self) {
-        self.0 = None;
     }
 }
 

@@ -519,6 +519,6 @@ fn connection_and_session_stay_small() {
     use std::mem::size_of;
     let slot = size_of::<Conn>() - size_of::<Transport>() + 16;
     let session = size_of::<crate::session::Session>();
-    assert!(slot <= 96, "the connection's slot is {slot} bytes");
+    assert!(slot <= 88, "the connection's slot is {slot} bytes");
     assert!(session <= 104, "the session is {session} bytes");
 }

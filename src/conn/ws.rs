@@ -45,8 +45,7 @@ impl Conn {
         // A TLS connection takes the general path: the lane's reads and
         // writes are a plain socket's.
         let quiet = !s.owes_drain()
-            && self.input.is_empty()
-            && self.output.is_idle()
+            && self.output.is_empty()
             && !self.flag(READ_PAUSED | PROXIED)
             && self.transport.is_plain();
         quiet.then(|| s.is_closing())
@@ -79,7 +78,7 @@ impl Conn {
         self.since = ctx.turn.at;
         // The read leaves exactly its bytes in the buffer (`len() == n`).
         self.take_bytes(ctx, read_buf.as_mut_slice());
-        if n == read_buf.capacity() || !self.input.is_empty() {
+        if n == read_buf.capacity() || !self.output.unread_is_empty() {
             return self.websocket_more(ctx, read_buf, n);
         }
         // Still open, nothing owed, and no close frame went out in this
