@@ -6,28 +6,26 @@
 //! output buffer, the connection's id and its peer's address — is lent to
 //! it for one [`Step`].
 
-use std::borrow::Cow;
+mod closing;
+mod intake;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, RateAction};
+use crate::config::Config;
 use crate::deadlines::At;
 use crate::hub::Hub;
-use crate::message::{Fragment, Message};
 use crate::rate::RateLimiter;
 use crate::stats::ConnStats;
 use crate::turn::Turn;
 use crate::user_timers::TimerId;
 use crate::ws::close_code::CloseCode;
 use crate::ws::deflate::{Agreed, Outgoing};
-use crate::ws::error::WsError;
-use crate::ws::frame::{write_close, write_frame, write_masked_close, write_masked_frame};
+use crate::ws::frame::{write_frame, write_masked_frame};
 use crate::ws::opcode::OpCode;
-use crate::ws::receiver::{self, Lent, Limits, Receiver};
-use crate::ws_api::{
-    AnyHandler, ConnInfo, Event, Extra, Link, LinkSide, SendFlags, Who, LIMITS, OVER, RELEASED,
-};
+use crate::ws::receiver::{Limits, Receiver};
+use crate::ws_api::{AnyHandler, ConnInfo, Event, Link, LinkSide, SendFlags, Who, LIMITS, OVER};
 
 /// Whether the WebSocket goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,240 +306,6 @@ impl Session {
         self.after(&mut step, ok)
     }
 
-    /// Decodes `buf` and runs the callbacks; returns the bytes used.
-    /// `idle_at` is the idle deadline of a peer that just sent something.
-    pub fn receive(
-        &mut self,
-        mut step: Step<'_>,
-        buf: &mut [u8],
-        idle_at: Option<At>,
-    ) -> (usize, Flow) {
-        self.idle_at = idle_at;
-        let mut pos = 0;
-        // The common case on its own: whole short messages, no event to build.
-        while pos < buf.len() && !self.finished {
-            let Some(short) = self.receiver.short_message(&mut buf[pos..]) else {
-                return self.receive_frames(&mut step, buf, pos);
-            };
-            match self.take_short(&mut step, buf, &mut pos, short) {
-                Some(closed) => return closed,
-                None => continue,
-            }
-        }
-        (pos, self.flow())
-    }
-
-    /// Open, or Close once the session has finished.
-    #[inline(always)]
-    fn flow(&self) -> Flow {
-        if self.finished {
-            Flow::Close
-        } else {
-            Flow::Open
-        }
-    }
-
-    /// Hands a short message (see `Receiver::short_message`) at `pos` to
-    /// the handler and moves `pos` past it; `Some` ends the read there.
-    #[inline(always)]
-    fn take_short(
-        &mut self,
-        step: &mut Step<'_>,
-        buf: &mut [u8],
-        pos: &mut usize,
-        short: Result<(bool, std::ops::Range<usize>), WsError>,
-    ) -> Option<(usize, Flow)> {
-        let (text, payload) = match short {
-            Ok(short) => short,
-            Err(e) => return Some((buf.len(), self.fail(step, e))),
-        };
-        let data = &buf[*pos + payload.start..*pos + payload.end];
-        *pos += payload.end;
-        let ok = match take_message(&mut self.side, step, text, data) {
-            Taken::Delivered(ok) => ok,
-            Taken::Dropped => return None,
-            Taken::OverRate => return Some((buf.len(), self.over_rate(step))),
-        };
-        if self.after(step, ok) == Flow::Close {
-            return Some((buf.len(), Flow::Close));
-        }
-        None
-    }
-
-    /// `receive` from the first frame that is not a short message on: every
-    /// kind of frame, with the shared inflaters taken from the hub by the
-    /// first frame that may need them (a compressed message's events borrow
-    /// their output).
-    #[inline(never)]
-    fn receive_frames(&mut self, step: &mut Step<'_>, buf: &mut [u8], pos: usize) -> (usize, Flow) {
-        let mut inflaters = None;
-        let received = self.decode(step, buf, pos, &mut inflaters);
-        if inflaters.is_some() {
-            step.hub.deflate.inflaters = inflaters;
-        }
-        received
-    }
-
-    /// `receive_frames`' work; `inflaters` holds the shared inflaters once taken.
-    fn decode(
-        &mut self,
-        step: &mut Step<'_>,
-        buf: &mut [u8],
-        mut pos: usize,
-        inflaters: &mut Lent,
-    ) -> (usize, Flow) {
-        // A streamed compressed message may have inflated output due with
-        // every byte read: the receiver is called until it has handed it out.
-        while (pos < buf.len() || self.receiver.draining()) && !self.finished {
-            if let Some(short) = self.receiver.short_message(&mut buf[pos..]) {
-                match self.take_short(step, buf, &mut pos, short) {
-                    Some(closed) => return closed,
-                    None => continue,
-                }
-            }
-            if inflaters.is_none() && self.receiver.inflates() {
-                *inflaters = step.hub.deflate.inflaters.take();
-            }
-            let (used, event) = match self.receiver.decode(&mut buf[pos..], inflaters) {
-                Ok(decoded) => decoded,
-                Err(e) => return (buf.len(), self.fail(step, e)),
-            };
-            pos += used;
-            let Some(event) = event else {
-                if used == 0 {
-                    break;
-                }
-                continue;
-            };
-            let ok = match event {
-                receiver::Event::Message { text, data } => {
-                    match take_message(&mut self.side, step, text, data) {
-                        Taken::Delivered(ok) => ok,
-                        Taken::Dropped => continue,
-                        Taken::OverRate => return (buf.len(), self.over_rate(step)),
-                    }
-                }
-                receiver::Event::Fragment {
-                    text,
-                    data,
-                    first,
-                    last,
-                } => {
-                    count_in(&mut self.side.metrics, step.hub, data.len(), last);
-                    // Half a message cannot be dropped cleanly: a streamed one over the rate closes.
-                    if rate_check(
-                        &mut self.side,
-                        step.hub,
-                        step.now(),
-                        u32::from(first),
-                        data.len(),
-                    )
-                    .is_some()
-                    {
-                        return (buf.len(), self.over_rate(step));
-                    }
-                    let fragment = Fragment {
-                        text,
-                        data,
-                        first,
-                        last,
-                    };
-                    step.call(&mut self.side, None, Event::Partial(fragment))
-                }
-                receiver::Event::Ping(payload) => {
-                    if !self.side.flags.close_sent {
-                        control(step.out(), self.role.masked(), OpCode::Pong, payload);
-                    }
-                    true
-                }
-                receiver::Event::Pong(_) => true,
-                receiver::Event::Close { code, reason } => {
-                    let reason = reason.to_string();
-                    return (pos, self.peer_closed(step, code, &reason));
-                }
-            };
-            if self.after(step, ok) == Flow::Close {
-                return (buf.len(), Flow::Close);
-            }
-        }
-        // A message handed out of the receiver's buffer is over: free it now,
-        // not when the next one comes.
-        self.receiver.settle();
-        (pos, self.flow())
-    }
-
-    /// A message over `limits.rate` with the `close` action ends the session.
-    fn over_rate(&mut self, step: &mut Step<'_>) -> Flow {
-        self.close_now(step, CloseCode::POLICY, "rate limit")
-    }
-
-    /// The peer's close frame: answer it (unless we started the close), report it, end.
-    fn peer_closed(&mut self, step: &mut Step<'_>, code: Option<u16>, reason: &str) -> Flow {
-        // The receiver let through only codes a close frame may carry.
-        let reported = code
-            .and_then(CloseCode::new)
-            .unwrap_or(CloseCode::NO_STATUS);
-        if !self.side.flags.close_sent {
-            self.side.flags.close_sent = true;
-            // Echo the peer's code (RFC 6455 §5.5.1); none is echoed as none.
-            close_frame(step.out(), self.role.masked(), code.unwrap_or(0), "");
-        }
-        self.finish(step, reported, reason);
-        Flow::Close
-    }
-
-    /// A protocol violation: tell the handler, send the close code, end.
-    fn fail(&mut self, step: &mut Step<'_>, err: WsError) -> Flow {
-        let hits = &mut step.hub.stats.limits;
-        match err {
-            WsError::FrameTooLarge => hits.frame += 1,
-            WsError::MessageTooLarge => hits.message += 1,
-            _ => hits.protocol += 1,
-        }
-        log::debug!(
-            "{}: {err}; closing with {}",
-            step.who.peer,
-            err.close_code()
-        );
-        step.call(&mut self.side, None, Event::Error(&err));
-        // The connection is failing: a set_limits here has nothing left to limit.
-        step.turn.limits = None;
-        if matches!(self.role, Role::Relay | Role::Failing) {
-            // The gateway closes the downstream first (`Gateway::dispatch`);
-            // what it still sends back reaches the client before our close.
-            self.role = Role::Failing;
-            return Flow::Open;
-        }
-        self.close_now(step, err.close_code(), &err.to_string())
-    }
-
-    /// Sends a close (if none was sent), reports it, and ends without waiting for the peer.
-    pub fn close_now(&mut self, step: &mut Step<'_>, code: CloseCode, reason: &str) -> Flow {
-        if !self.side.flags.close_sent {
-            self.side.flags.close_sent = true;
-            close_frame(step.out(), self.role.masked(), code.into(), reason);
-        }
-        self.finish(step, code, reason);
-        Flow::Close
-    }
-
-    /// Starts the closing handshake from the server's side (another
-    /// connection's handler asked for it, or the server is stopping): the
-    /// peer gets `closeTimeout` to answer.
-    pub fn close_by_server(&mut self, mut step: Step<'_>, code: CloseCode, reason: &str) -> Flow {
-        if self.role == Role::Failing {
-            // A client that broke the protocol gets its close, and no more.
-            return self.close_now(&mut step, code, reason);
-        }
-        if self.side.flags.close_sent || self.finished {
-            return Flow::Open;
-        }
-        self.side.flags.close_sent = true;
-        close_frame(step.out(), self.role.masked(), code.into(), reason);
-        self.note_close_sent(step.config, step.now());
-        Flow::Open
-    }
-
     /// After a callback: a panic closes with 1011, a send over the
     /// backpressure limit may close with 1008, and a close the handler sent
     /// starts the wait for the peer's.
@@ -582,45 +346,6 @@ impl Session {
         let over = self.side.flags.attention & OVER != 0;
         (over && step.config.web_sockets.close_on_backpressure)
             .then(|| self.close_now(step, CloseCode::POLICY, "backpressure"))
-    }
-
-    /// Once a close frame is out, the peer gets `closeTimeout` to answer.
-    /// Checked after every callback: the test stays inline, the rest is out
-    /// of the way.
-    #[inline(always)]
-    fn note_close_sent(&mut self, config: &Config, now: Instant) {
-        if self.side.flags.close_sent && !self.closing {
-            self.start_closing(config, now);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn start_closing(&mut self, config: &Config, now: Instant) {
-        self.closing = true;
-        self.wake = now
-            .checked_add(config.web_sockets.close_timeout)
-            .map(At::new);
-    }
-
-    /// Runs `on_close` once, then takes the connection out of the hub.
-    fn finish(&mut self, step: &mut Step<'_>, code: CloseCode, reason: &str) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        step.call(&mut self.side, None, Event::Close(code, reason));
-        step.turn.limits = None;
-        step.hub.remove_socket(step.who.id);
-        step.hub.deflate.count(self.side.info.deflate, false);
-        // No callback runs after on_close, and the key may go to another connection.
-        step.handler.release(self.side.state);
-        self.side.state = RELEASED;
-    }
-
-    /// The connection is going away without a close handshake (reset, server stop).
-    pub fn abandon(&mut self, mut step: Step<'_>) {
-        self.finish(&mut step, CloseCode::ABNORMAL, "");
     }
 
     /// When the session next needs attention; `since` is its connection's
@@ -694,15 +419,6 @@ fn control(out: &mut Vec<u8>, masked: bool, opcode: OpCode, payload: &[u8]) {
     }
 }
 
-/// Appends a close frame, masked when our side is the client.
-fn close_frame(out: &mut Vec<u8>, masked: bool, code: u16, reason: &str) {
-    if masked {
-        write_masked_close(out, code, reason, crate::entropy::mask());
-    } else {
-        write_close(out, code, reason);
-    }
-}
-
 /// What a WebSocket's receiver accepts, from the config: one for handlers
 /// that stream and one for those that do not, shared by their connections.
 pub(crate) fn receiver_limits(config: &Config, streaming: bool) -> Rc<Limits> {
@@ -763,90 +479,6 @@ pub(crate) fn downstream_limits(config: &Config) -> Rc<Limits> {
     let mut limits = *receiver_limits(config, false);
     limits.from_server = true;
     Rc::new(limits)
-}
-
-/// What became of a whole message.
-enum Taken {
-    /// Handed to the handler; false if the callback panicked.
-    Delivered(bool),
-    /// Over `limits.rate` with the `drop` action.
-    Dropped,
-    /// Over `limits.rate` with the `close` action.
-    OverRate,
-}
-
-/// Counts a whole message, charges it to the rate limiter and, within the
-/// rate, hands it to `on_message`.
-#[inline(always)]
-fn take_message(side: &mut LinkSide, step: &mut Step<'_>, text: bool, data: &[u8]) -> Taken {
-    count_in(&mut side.metrics, step.hub, data.len(), true);
-    match rate_check(side, step.hub, step.now(), 1, data.len()) {
-        Some(RateAction::Drop) => Taken::Dropped,
-        Some(RateAction::Close) => Taken::OverRate,
-        None => Taken::Delivered(deliver(step, side, text, data)),
-    }
-}
-
-/// Charges a message (or a piece) to the rate limiter; `Some(action)` if it is over.
-/// Most connections have no `Extra`: that test stays inline, the rest is out
-/// of the way.
-#[inline(always)]
-fn rate_check(
-    side: &mut LinkSide,
-    hub: &mut Hub,
-    now: Instant,
-    messages: u32,
-    bytes: usize,
-) -> Option<RateAction> {
-    let extra = side.info.extra.as_mut()?;
-    charge(extra, hub, now, messages, bytes)
-}
-
-#[cold]
-#[inline(never)]
-fn charge(
-    extra: &mut Extra,
-    hub: &mut Hub,
-    now: Instant,
-    messages: u32,
-    bytes: usize,
-) -> Option<RateAction> {
-    let limiter = extra.rate.as_mut()?;
-    if limiter.allow(now, messages, bytes) {
-        return None;
-    }
-    hub.stats.limits.rate += 1;
-    Some(limiter.action)
-}
-
-/// Counts received payload; a message counts once, at its end.
-#[inline]
-fn count_in(metrics: &mut ConnStats, hub: &mut Hub, bytes: usize, ends_message: bool) {
-    let bytes = bytes as u64;
-    let messages = u64::from(ends_message);
-    metrics.bytes_in += bytes;
-    metrics.messages_in += messages;
-    hub.stats.bytes_in += bytes;
-    hub.stats.messages_in += messages;
-}
-
-/// Hands a whole message to `on_message`, as text or binary.
-///
-/// Every whole message a peer sends passes here, once its frames are
-/// reassembled and before the handler sees it: the point where a
-/// per-message extension (permessage-deflate) will inflate payloads. Its
-/// outgoing twin is `ws_api::Link::data`.
-#[inline(always)]
-fn deliver(step: &mut Step<'_>, side: &mut LinkSide, text: bool, data: &[u8]) -> bool {
-    if !text {
-        return step.call(side, None, Event::Message(Message::Binary(data)));
-    }
-    // Validated already unless webSockets.validateUTF is off; then repair.
-    let text = match std::str::from_utf8(data) {
-        Ok(t) => Cow::Borrowed(t),
-        Err(_) => String::from_utf8_lossy(data),
-    };
-    step.call(side, None, Event::Message(Message::Text(&text)))
 }
 
 #[cfg(test)]
