@@ -4,6 +4,7 @@ mod bodies;
 mod login;
 mod pages;
 mod streams;
+mod upgrading;
 
 use bodies::{is_multipart, Storing};
 pub(crate) use bodies::{BodySink, SinkRefusal};
@@ -38,7 +39,7 @@ use crate::message::{ConnId, Origin, PeerCert};
 use crate::output::FileBody;
 use crate::route_table::{matches, Decision, ListenerRedirect, Route, Routes};
 use crate::session::{downstream_limits, Session, SharedLimits};
-use crate::upgrade::{self, Upgraded};
+use crate::upgrade;
 use crate::ws::receiver::Limits;
 use crate::ws_api::AnyHandler;
 
@@ -710,62 +711,6 @@ impl App {
             .then_some((400, "the JSON body does not parse (validate: true)"))
     }
 
-    /// An upgrade while `webSockets.enable` is false: 403, saying so.
-    fn websockets_off(&mut self, out: &mut Vec<u8>) -> Handled {
-        self.hub.stats.upgrades_rejected += 1;
-        let page = StatusPage {
-            status: 403,
-            header: None,
-            detail: "WebSockets are turned off (webSockets.enable: false)",
-            head_only: false,
-        };
-        self.write_status_page(out, page, true);
-        Handled::response(true)
-    }
-
-    /// The WebSocket handshake (`upgrade.rs`): 101 and `on_open`, or a
-    /// refusal that closes the connection.
-    ///
-    /// `first` is the first handler registered on the matching prefix; every
-    /// handler on that same prefix is a candidate, selected by subprotocol.
-    fn upgrade(&mut self, first: usize, incoming: Incoming<'_, '_>, out: &mut Vec<u8>) -> Handled {
-        if !self.config.web_sockets.enable && gateway::wants_websocket(incoming.head) {
-            return self.websockets_off(out);
-        }
-        let request = upgrade::Upgrading {
-            head: incoming.head,
-            claims: incoming.claims,
-            origin: incoming.origin,
-            peer_cert: incoming.peer_cert,
-        };
-        let candidates = candidates(&self.actions, first);
-        let lent = upgrade::Lent {
-            sockets: &mut self.sockets,
-            config: &self.config,
-            hub: &mut self.hub,
-            date: &self.date.text,
-            ws_limits: &mut self.ws_limits,
-            targets: &mut self.ws_targets,
-        };
-        match upgrade::upgrade(request, &candidates, lent, out) {
-            Upgraded::Open { session, close } => Handled {
-                file: None,
-                close,
-                upgrade: Some(session),
-                proxied: false,
-                exchange: None,
-                sink: None,
-                events: None,
-                later: false,
-            },
-            Upgraded::Refused(refused) => self.refused_upgrade(refused, out),
-            Upgraded::Rejected(response) => {
-                self.hub.stats.upgrades_rejected += 1;
-                self.write_response(&response, false, out, true)
-            }
-        }
-    }
-
     /// A request on a proxy route: an upgrade is checked as any other and
     /// filed for the reactor to dial its downstream; the answer comes later.
     fn proxy(
@@ -914,20 +859,6 @@ impl App {
         }
         w.finish(None, close);
     }
-}
-
-/// The WebSocket handlers (by index in `sockets`) registered on the
-/// same prefix as the action at `first`, with their subprotocols.
-fn candidates(actions: &[Action], first: usize) -> Vec<(usize, Option<&str>)> {
-    let prefix = &actions[first].prefix;
-    actions
-        .iter()
-        .filter(|a| &a.prefix == prefix)
-        .filter_map(|a| match &a.endpoint {
-            Endpoint::Socket { socket, protocol } => Some((*socket, protocol.as_deref())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// `routed` without the route's `trim` prefix (which it begins with, up to
